@@ -1,0 +1,130 @@
+/**
+ * The file system's contract, written once. The FUSE layer (src/fuse) and the
+ * tools (fsck, info) speak to the file system only through this interface.
+ *
+ * - Every operation is synchronous and runs to completion: the daemon handles
+ *   one request at a time on the JS thread, so no operation interleaves with
+ *   another.
+ * - Failures throw FsError with the errno ext4 would give; nothing else is
+ *   thrown for a user's mistake. An operation that throws changed nothing.
+ * - Inode numbers are stable for the life of a file (they are what `stat`
+ *   shows, via use_ino). The root directory is ROOT_INO.
+ * - Times are milliseconds since the epoch (fuse-native's precision).
+ */
+
+export const ROOT_INO = 1;
+
+/** errno names used by the file system; the FUSE layer maps them to numbers. */
+export type Errno =
+  | 'EPERM' | 'ENOENT' | 'EIO' | 'EBADF' | 'EACCES' | 'EEXIST' | 'EXDEV'
+  | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'EFBIG' | 'ENOSPC' | 'EROFS' | 'EMLINK'
+  | 'ERANGE' | 'ENAMETOOLONG' | 'ENOTEMPTY' | 'ELOOP' | 'ENODATA' | 'E2BIG'
+  | 'EOPNOTSUPP' | 'EBUSY' | 'EFSCORRUPTED' | 'ENOSYS';
+
+export class FsError extends Error {
+  readonly code: Errno;
+  constructor(code: Errno, message?: string) {
+    super(message ? `${code}: ${message}` : code);
+    this.code = code;
+  }
+}
+
+/** File type bits, as in <sys/stat.h>. */
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;
+
+export interface Attr {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  /** 512-byte units actually allocated (data and per-file metadata blocks). */
+  blocks: number;
+  blksize: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  /** Bumped each time an inode number is reused (lets a client detect reuse). */
+  generation: number;
+}
+
+export interface DirEntry {
+  name: string;
+  ino: number;
+  /** File type bits (S_IFREG, S_IFDIR...). */
+  type: number;
+}
+
+export interface StatFs {
+  bsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namemax: number;
+}
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** setxattr flags, as in <sys/xattr.h>. */
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+
+export interface FileSystemApi {
+  // names
+  lookup(parent: number, name: string): number;
+  /** Resolve an absolute path ("/a/b") to an inode number. */
+  resolve(path: string): number;
+  readdir(dir: number): DirEntry[];
+
+  // attributes
+  getattr(ino: number): Attr;
+  chmod(ino: number, mode: number): Attr;
+  chown(ino: number, uid: number, gid: number): Attr;
+  /** -1 for a time leaves it as is. */
+  utimens(ino: number, atimeMs: number, mtimeMs: number): Attr;
+  truncate(ino: number, size: number): Attr;
+
+  // creating and removing names
+  create(parent: number, name: string, mode: number, owner: Owner, rdev?: number): Attr;
+  mkdir(parent: number, name: string, mode: number, owner: Owner): Attr;
+  symlink(parent: number, name: string, target: string, owner: Owner): Attr;
+  readlink(ino: number): string;
+  link(ino: number, parent: number, name: string): Attr;
+  unlink(parent: number, name: string): void;
+  rmdir(parent: number, name: string): void;
+  rename(srcParent: number, srcName: string, dstParent: number, dstName: string): void;
+
+  // data; open() pins the inode: its blocks live until the last release()
+  open(ino: number): void;
+  release(ino: number): void;
+  read(ino: number, position: number, dst: Buffer): number;
+  write(ino: number, position: number, src: Buffer): number;
+  /** Make the file's data and metadata (and everything committed before) durable. */
+  fsync(ino: number, dataOnly: boolean): void;
+
+  // extended attributes (user.* and trusted.*; others EOPNOTSUPP)
+  getxattr(ino: number, name: string): Buffer;
+  setxattr(ino: number, name: string, value: Buffer, flags: number): void;
+  listxattr(ino: number): string[];
+  removexattr(ino: number, name: string): void;
+
+  statfs(): StatFs;
+  /** Commit everything to the pool and make it durable. */
+  sync(): void;
+  /** Sync, mark the pool clean, release it. */
+  close(): void;
+}

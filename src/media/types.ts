@@ -1,0 +1,32 @@
+/**
+ * The media layer's contract: the pool is the only persistent state, and this
+ * layer is the only code that stores bytes into it. Every store and every
+ * persist barrier passes through here, so a recorder can observe them all
+ * (the crash-state explorer is built on that).
+ */
+
+/** Observes every store into the pool and every persist barrier (test hook). */
+export interface MediaRecorder {
+  /** A store of `bytes` at pool offset `offset` (the bytes are a private copy). */
+  onWrite(offset: number, bytes: Buffer): void;
+  /** A persist barrier: every earlier store in [offset, offset+length) is durable. */
+  onPersist(offset: number, length: number): void;
+}
+
+export type PoolLock = 'exclusive' | 'shared' | 'none';
+
+export interface PoolOpenOptions {
+  /** Map read-only: every store throws EROFS. */
+  readOnly?: boolean;
+  /**
+   * flock() taken on the pool file for as long as it is open: a mounted pool
+   * is held exclusively, so a second mount or a repairing fsck is refused.
+   * Default: 'exclusive' when writable, 'shared' when read-only.
+   */
+  lock?: PoolLock;
+}
+
+export interface PoolCreateOptions {
+  /** Overwrite an existing file. */
+  force?: boolean;
+}
