@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// Installs the Debian packages daxvm needs, when they are missing.
+//
+//   node scripts/system-deps.cjs            install what is missing (root), or say how
+//   node scripts/system-deps.cjs --check    only report; exit 1 when something is missing
+//   node scripts/system-deps.cjs --strict   like the default, but exit 1 when it could not
+//                                           install (used by .ci/run)
+//
+// Wired as package.json "preinstall". Mind the ordering: npm 11 runs the root
+// package's preinstall AFTER it has installed and built the dependencies
+// (arborist reifies the tree, dependency install scripts included, and only
+// then runs the root's own lifecycle scripts). @cocalc/fuse-native builds from
+// source at that earlier step and needs libfuse-dev and pkg-config, so on a
+// fresh machine this script must run BEFORE `npm install`: .ci/run does that,
+// and the README says so. As a preinstall it still completes the run-time and
+// test packages (fuse for fusermount, libfuse2, fio, attr).
+//
+// Plain CommonJS with no dependencies, so that it runs before node_modules exists.
+'use strict';
+
+const { spawnSync } = require('node:child_process');
+
+/** package -> why we need it */
+const PACKAGES = {
+  fuse: 'fusermount, /etc/fuse.conf (mount and unmount as a user)',
+  libfuse2: 'libfuse 2.9, loaded by @cocalc/fuse-native at run time',
+  'libfuse-dev': 'fuse.h, to build @cocalc/fuse-native',
+  'pkg-config': 'finds libfuse when building @cocalc/fuse-native',
+  fio: 'the test suite runs a short fio verify job',
+  attr: 'setfattr/getfattr, used by the test suite',
+};
+
+const args = new Set(process.argv.slice(2));
+const checkOnly = args.has('--check');
+const strict = args.has('--strict');
+
+function log(msg) {
+  process.stderr.write(`daxvm system-deps: ${msg}\n`);
+}
+
+function has(cmd) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+function installed(pkg) {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
+  return r.status === 0 && /install ok installed/.test(r.stdout);
+}
+
+function main() {
+  if (process.env.DAXVM_SKIP_SYSTEM_DEPS === '1') {
+    log('skipped (DAXVM_SKIP_SYSTEM_DEPS=1)');
+    return 0;
+  }
+  if (process.platform !== 'linux') {
+    log(`daxvm needs Linux with FUSE; this is ${process.platform}. Nothing installed.`);
+    return 0;
+  }
+  if (!has('dpkg-query') || !has('apt-get')) {
+    log('not a Debian-like system (no dpkg/apt-get). Install by hand: FUSE 2.9 (libfuse2, its');
+    log('headers and fusermount), pkg-config, and for the tests fio and attr.');
+    return 0;
+  }
+
+  const missing = Object.keys(PACKAGES).filter((p) => !installed(p));
+  if (missing.length === 0) {
+    if (checkOnly) log('all present: ' + Object.keys(PACKAGES).join(' '));
+    return 0;
+  }
+  for (const p of missing) log(`missing ${p}: ${PACKAGES[p]}`);
+
+  const cmd = `apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+  if (checkOnly) {
+    log(`to install: ${cmd}`);
+    return 1;
+  }
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot) {
+    log('not root, so not installing. Run:');
+    log(`  sudo sh -c '${cmd}'`);
+    return strict ? 1 : 0;
+  }
+
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const opts = { stdio: ['ignore', 'inherit', 'inherit'], env };
+  log('apt-get update');
+  const up = spawnSync('apt-get', ['update'], opts);
+  if (up.status !== 0) log(`apt-get update failed (exit ${up.status}); trying the install anyway`);
+  log(`apt-get install -y ${missing.join(' ')}`);
+  const inst = spawnSync(
+    'apt-get',
+    ['install', '-y', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', ...missing],
+    opts,
+  );
+  const still = missing.filter((p) => !installed(p));
+  if (inst.status !== 0 || still.length > 0) {
+    log(`apt-get install failed (exit ${inst.status}); still missing: ${still.join(' ') || '(none)'}`);
+    log(`install them by hand: ${cmd}`);
+    return strict ? 1 : 0;
+  }
+  log('installed: ' + missing.join(' '));
+  return 0;
+}
+
+process.exitCode = main();
