@@ -27,6 +27,11 @@ export interface PoolOpenOptions {
 }
 
 export interface PoolCreateOptions {
-  /** Overwrite an existing file. */
+  /** Overwrite an existing file (never one that is in use: its lock is taken first). */
   force?: boolean;
+  /**
+   * Permission bits of a newly created file (before umask). Default 0o600: the
+   * pool holds every file's bytes, so whoever can read it can read them all.
+   */
+  mode?: number;
 }

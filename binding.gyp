@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "daxvm_shim",
+      "sources": ["native-shim/core.c", "native-shim/shim.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

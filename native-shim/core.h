@@ -1,0 +1,50 @@
+/*
+ * The small C core of the daxvm native shim: thin wrappers over the system
+ * calls Node cannot make. Nothing here knows about Node-API; shim.c is the
+ * glue. Every function returns 0 on success or a negative errno, so the glue
+ * can turn any failure into a JS Error carrying code, syscall and errno.
+ *
+ * Naming: dvm_<verb>_<object>. Later additions for the client library
+ * (address reservation, fixed maps, userfaultfd, PAGEMAP_SCAN) follow the same
+ * pattern: dvm_reserve, dvm_map_fixed, dvm_uffd_*, dvm_pagemap_scan.
+ */
+#ifndef DAXVM_CORE_H
+#define DAXVM_CORE_H
+
+#include <stdint.h>
+
+/* madvise hints the shim exposes (mapped to MADV_* in core.c). */
+enum dvm_advice {
+  DVM_ADV_WILLNEED,
+  DVM_ADV_DONTNEED,
+  DVM_ADV_HUGEPAGE,
+  DVM_ADV_SEQUENTIAL,
+  DVM_ADV_RANDOM,
+};
+
+/* flock operations; all are non-blocking. */
+enum dvm_lock { DVM_LOCK_EXCLUSIVE, DVM_LOCK_SHARED, DVM_LOCK_UNLOCK };
+
+/* mmap(MAP_SHARED) of [0, length) of fd, read-only or read-write. */
+int dvm_map_file(int fd, uint64_t length, int writable, void **addr_out);
+
+/* munmap of a mapping made by dvm_map_file. */
+int dvm_unmap(void *addr, uint64_t length);
+
+/*
+ * msync(MS_SYNC) / madvise over the pages covering [offset, offset+length)
+ * of the mapping at base (map_len bytes): the start is rounded down to a
+ * page, the end up to a page and then clamped to the mapping.
+ */
+int dvm_msync_range(void *base, uint64_t map_len, uint64_t offset,
+                    uint64_t length);
+int dvm_madvise_range(void *base, uint64_t map_len, uint64_t offset,
+                      uint64_t length, enum dvm_advice advice);
+
+/* flock(LOCK_NB); a held lock fails with -EWOULDBLOCK. */
+int dvm_flock(int fd, enum dvm_lock op);
+
+/* "EACCES" for EACCES; "E<n>" when the C library has no name for it. */
+const char *dvm_errno_name(int err, char *scratch, unsigned scratch_len);
+
+#endif

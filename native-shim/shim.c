@@ -1,0 +1,351 @@
+/*
+ * Node-API glue of the daxvm native shim: argument checking, errors, and the
+ * lifetime of mappings and the ArrayBuffers handed out over them. The system
+ * calls themselves are in core.c.
+ *
+ * Lifetime rules (why this file keeps a list of views):
+ * - map() returns an External (type-tagged) owning one `mapping`.
+ * - view() returns an external ArrayBuffer over part of it, no copy. Each view
+ *   holds a reference count on the mapping, so a mapping whose handle was
+ *   garbage-collected stays mapped while any view is alive; the last one
+ *   unmaps it. Views are also kept in a list with a weak reference each.
+ * - unmap() detaches every live view first (a stale Buffer then has length 0
+ *   instead of reading freed memory), then munmaps. The view finalizers that
+ *   run afterwards only unlink and free bookkeeping; they never touch memory.
+ */
+#include <errno.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+typedef struct view_entry view_entry;
+
+typedef struct {
+  unsigned char *addr; /* NULL once unmapped */
+  uint64_t length;
+  unsigned refs;       /* the handle + one per live view */
+  view_entry *views;   /* views not yet finalized */
+} mapping;
+
+struct view_entry {
+  mapping *m;
+  napi_ref ref; /* weak, to find the ArrayBuffer again at unmap */
+  view_entry *prev, *next;
+};
+
+/* Tells our Externals apart from any other addon's. */
+static const napi_type_tag MAPPING_TAG = {0x6461787666736d61ULL,
+                                          0x7070696e67763031ULL};
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) return throw_last(env, #call);                  \
+  } while (0)
+
+/* A Node-API call itself failed: surface whatever it left pending. */
+static napi_value throw_last(napi_env env, const char *what)
+{
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    const napi_extended_error_info *info = NULL;
+    napi_get_last_error_info(env, &info);
+    char msg[256];
+    snprintf(msg, sizeof msg, "daxvm_shim: %s failed: %s", what,
+             info && info->error_message ? info->error_message : "unknown");
+    napi_throw_error(env, "ERR_DAXVM_SHIM", msg);
+  }
+  return NULL;
+}
+
+/* A failed system call, shaped like Node's own: code, errno (<0), syscall. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall,
+                              const char *code)
+{
+  char scratch[16], msg[256];
+  if (!code) code = dvm_errno_name(err, scratch, sizeof scratch);
+  snprintf(msg, sizeof msg, "%s: %s, %s", code, strerror(err), syscall);
+  napi_value jcode, jmsg, error, jsys, jerrno;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &jcode) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg) != napi_ok ||
+      napi_create_error(env, jcode, jmsg, &error) != napi_ok ||
+      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &jsys) != napi_ok ||
+      napi_create_int32(env, -err, &jerrno) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", jsys) != napi_ok ||
+      napi_set_named_property(env, error, "errno", jerrno) != napi_ok)
+    return throw_last(env, "creating an error");
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value type_error(napi_env env, const char *msg)
+{
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+/* Reads exactly argc arguments. */
+static bool get_args(napi_env env, napi_callback_info info, size_t argc,
+                     napi_value *argv)
+{
+  size_t got = argc;
+  if (napi_get_cb_info(env, info, &got, argv, NULL, NULL) != napi_ok) {
+    throw_last(env, "napi_get_cb_info");
+    return false;
+  }
+  if (got < argc) {
+    type_error(env, "daxvm_shim: missing arguments");
+    return false;
+  }
+  return true;
+}
+
+/* A non-negative integer number up to 2^53 (offsets and lengths). */
+static bool get_u64(napi_env env, napi_value v, const char *name,
+                    uint64_t *out)
+{
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) ||
+      d > 9007199254740992.0 || d != (double)(uint64_t)d) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "daxvm_shim: %s must be a non-negative integer",
+             name);
+    type_error(env, msg);
+    return false;
+  }
+  *out = (uint64_t)d;
+  return true;
+}
+
+static bool get_fd(napi_env env, napi_value v, int *out)
+{
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) ||
+      d > 2147483647.0 || d != (double)(int)d) {
+    type_error(env, "daxvm_shim: fd must be a file descriptor");
+    return false;
+  }
+  *out = (int)d;
+  return true;
+}
+
+/* Matches a string argument against names[]; returns the index or -1. */
+static int get_choice(napi_env env, napi_value v, const char *what,
+                      const char *const *names, int count)
+{
+  char buf[32];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) == napi_ok)
+    for (int i = 0; i < count; i++)
+      if (strcmp(buf, names[i]) == 0) return i;
+  char msg[128];
+  snprintf(msg, sizeof msg, "daxvm_shim: unknown %s", what);
+  type_error(env, msg);
+  return -1;
+}
+
+static mapping *get_mapping(napi_env env, napi_value v)
+{
+  bool ok = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, v, &MAPPING_TAG, &ok) != napi_ok ||
+      !ok || napi_get_value_external(env, v, &data) != napi_ok) {
+    napi_value pending;
+    napi_get_and_clear_last_exception(env, &pending);
+    type_error(env, "daxvm_shim: not a mapping handle");
+    return NULL;
+  }
+  return data;
+}
+
+/* A live mapping, or throws (using a handle after unmap is a bug). */
+static mapping *get_live(napi_env env, napi_value v)
+{
+  mapping *m = get_mapping(env, v);
+  if (m && !m->addr) {
+    napi_throw_error(env, "ERR_DAXVM_UNMAPPED",
+                     "daxvm_shim: the mapping was unmapped");
+    return NULL;
+  }
+  return m;
+}
+
+static bool check_range(napi_env env, mapping *m, uint64_t off, uint64_t len)
+{
+  if (off <= m->length && len <= m->length - off) return true;
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "daxvm_shim: range offset %llu length %llu outside a mapping of "
+           "%llu bytes",
+           (unsigned long long)off, (unsigned long long)len,
+           (unsigned long long)m->length);
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+  return false;
+}
+
+static void release(mapping *m)
+{
+  if (--m->refs > 0) return;
+  if (m->addr) dvm_unmap(m->addr, m->length);
+  free(m);
+}
+
+static void handle_finalize(napi_env env, void *data, void *hint)
+{
+  (void)env, (void)hint;
+  release(data);
+}
+
+static void view_finalize(napi_env env, void *data, void *hint)
+{
+  (void)data;
+  view_entry *e = hint;
+  if (e->ref) napi_delete_reference(env, e->ref);
+  if (e->prev) e->prev->next = e->next;
+  else e->m->views = e->next;
+  if (e->next) e->next->prev = e->prev;
+  release(e->m);
+  free(e);
+}
+
+/* map(fd, length, writable) -> handle */
+static napi_value js_map(napi_env env, napi_callback_info info)
+{
+  napi_value argv[3], handle;
+  int fd;
+  uint64_t length;
+  bool writable;
+  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd) ||
+      !get_u64(env, argv[1], "length", &length))
+    return NULL;
+  if (napi_get_value_bool(env, argv[2], &writable) != napi_ok)
+    return type_error(env, "daxvm_shim: writable must be a boolean");
+
+  mapping *m = calloc(1, sizeof *m);
+  if (!m) return throw_errno(env, ENOMEM, "mmap", NULL);
+  void *addr;
+  int rc = dvm_map_file(fd, length, writable, &addr);
+  if (rc < 0) {
+    free(m);
+    return throw_errno(env, -rc, "mmap", NULL);
+  }
+  m->addr = addr;
+  m->length = length;
+  m->refs = 1;
+  if (napi_create_external(env, m, handle_finalize, NULL, &handle) != napi_ok) {
+    release(m);
+    return throw_last(env, "napi_create_external");
+  }
+  CHECK(napi_type_tag_object(env, handle, &MAPPING_TAG));
+  return handle;
+}
+
+/* view(handle, offset, length) -> ArrayBuffer over the mapping, no copy */
+static napi_value js_view(napi_env env, napi_callback_info info)
+{
+  napi_value argv[3], ab;
+  uint64_t off, len;
+  if (!get_args(env, info, 3, argv)) return NULL;
+  mapping *m = get_live(env, argv[0]);
+  if (!m || !get_u64(env, argv[1], "offset", &off) ||
+      !get_u64(env, argv[2], "length", &len) || !check_range(env, m, off, len))
+    return NULL;
+
+  view_entry *e = calloc(1, sizeof *e);
+  if (!e) return throw_errno(env, ENOMEM, "view", NULL);
+  e->m = m;
+  if (napi_create_external_arraybuffer(env, m->addr + off, (size_t)len,
+                                       view_finalize, e, &ab) != napi_ok) {
+    free(e);
+    return throw_last(env, "napi_create_external_arraybuffer");
+  }
+  /* From here the finalizer owns e; link it before anything can fail. */
+  m->refs++;
+  e->next = m->views;
+  if (m->views) m->views->prev = e;
+  m->views = e;
+  CHECK(napi_create_reference(env, ab, 0, &e->ref));
+  return ab;
+}
+
+/* msync(handle, offset, length): MS_SYNC over the covering pages */
+static napi_value js_msync(napi_env env, napi_callback_info info)
+{
+  napi_value argv[3];
+  uint64_t off, len;
+  if (!get_args(env, info, 3, argv)) return NULL;
+  mapping *m = get_live(env, argv[0]);
+  if (!m || !get_u64(env, argv[1], "offset", &off) ||
+      !get_u64(env, argv[2], "length", &len) || !check_range(env, m, off, len))
+    return NULL;
+  int rc = dvm_msync_range(m->addr, m->length, off, len);
+  return rc < 0 ? throw_errno(env, -rc, "msync", NULL) : NULL;
+}
+
+/* madvise(handle, offset, length, advice) */
+static napi_value js_madvise(napi_env env, napi_callback_info info)
+{
+  static const char *const names[] = {"willneed", "dontneed", "hugepage",
+                                      "sequential", "random"};
+  napi_value argv[4];
+  uint64_t off, len;
+  if (!get_args(env, info, 4, argv)) return NULL;
+  mapping *m = get_live(env, argv[0]);
+  if (!m || !get_u64(env, argv[1], "offset", &off) ||
+      !get_u64(env, argv[2], "length", &len) || !check_range(env, m, off, len))
+    return NULL;
+  int advice = get_choice(env, argv[3], "advice", names, 5);
+  if (advice < 0) return NULL;
+  int rc = dvm_madvise_range(m->addr, m->length, off, len, advice);
+  return rc < 0 ? throw_errno(env, -rc, "madvise", NULL) : NULL;
+}
+
+/* unmap(handle): detach every live view, then munmap; idempotent */
+static napi_value js_unmap(napi_env env, napi_callback_info info)
+{
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  mapping *m = get_mapping(env, argv[0]);
+  if (!m || !m->addr) return NULL;
+  for (view_entry *e = m->views; e; e = e->next) {
+    napi_value ab = NULL;
+    CHECK(napi_get_reference_value(env, e->ref, &ab));
+    if (ab) CHECK(napi_detach_arraybuffer(env, ab));
+  }
+  int rc = dvm_unmap(m->addr, m->length);
+  if (rc < 0) return throw_errno(env, -rc, "munmap", NULL);
+  m->addr = NULL;
+  return NULL;
+}
+
+/* flock(fd, 'exclusive' | 'shared' | 'unlock'), never blocks */
+static napi_value js_flock(napi_env env, napi_callback_info info)
+{
+  static const char *const names[] = {"exclusive", "shared", "unlock"};
+  napi_value argv[2];
+  int fd;
+  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  int op = get_choice(env, argv[1], "lock mode", names, 3);
+  if (op < 0) return NULL;
+  int rc = dvm_flock(fd, op);
+  if (rc == 0) return NULL;
+  /* EAGAIN and EWOULDBLOCK are one number; flock's own word for it is clearer */
+  return throw_errno(env, -rc, "flock", rc == -EWOULDBLOCK ? "EWOULDBLOCK" : NULL);
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
+{
+  const napi_property_descriptor fns[] = {
+      {"map", NULL, js_map, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"view", NULL, js_view, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"msync", NULL, js_msync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"madvise", NULL, js_madvise, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmap", NULL, js_unmap, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
+  return exports;
+}

@@ -1,0 +1,344 @@
+/**
+ * The pool: one host file mapped MAP_SHARED as a whole, standing in for a PMem
+ * device. This class is the only code that stores bytes into it, so every
+ * store and barrier can be observed by a MediaRecorder (crash-state testing).
+ *
+ * The file is mapped once; JavaScript reaches it through Buffers over 1 GiB
+ * windows of that one mapping (a Buffer holds at most 4 GiB, pools may be
+ * bigger), made lazily and cached. An access that crosses a window boundary
+ * is split into one piece per window.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import createDebug from 'debug';
+import { native, type MapHandle } from './native.js';
+import type { MediaRecorder, PoolCreateOptions, PoolLock, PoolOpenOptions } from './types.js';
+
+const log = createDebug('daxvm:media');
+
+/** Pool sizes are whole 4 KiB blocks. */
+export const POOL_SIZE_ALIGN = 4096;
+
+/** Size of the Buffers handed out over the mapping (a power of two). */
+export const WINDOW_SIZE = 2 ** 30;
+
+/** copyWithin across windows goes through a staging buffer of at most this size. */
+const COPY_CHUNK = 1 << 20;
+
+/** A user-facing failure of the media layer (bugs throw RangeError/TypeError instead). */
+export class PoolError extends Error {
+  readonly code: 'EEXIST' | 'ELOCKED' | 'EROFS' | 'EINVAL' | 'EBADF';
+  readonly path: string;
+  constructor(code: PoolError['code'], message: string, poolPath: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'PoolError';
+    this.code = code;
+    this.path = poolPath;
+  }
+}
+
+export class Pool {
+  readonly path: string;
+  readonly size: number;
+  readonly readOnly: boolean;
+  private fd: number;
+  private handle: MapHandle | null;
+  private readonly lock: PoolLock;
+  private readonly windows: (Buffer | undefined)[];
+  private recorder: MediaRecorder | null = null;
+
+  private constructor(poolPath: string, fd: number, size: number, handle: MapHandle,
+    readOnly: boolean, lock: PoolLock) {
+    this.path = poolPath;
+    this.fd = fd;
+    this.size = size;
+    this.handle = handle;
+    this.readOnly = readOnly;
+    this.lock = lock;
+    this.windows = new Array<Buffer | undefined>(Math.ceil(size / WINDOW_SIZE));
+  }
+
+  /**
+   * Creates a sparse pool file of sizeBytes and opens it writable with an
+   * exclusive lock. An existing file is refused unless opts.force; even then
+   * a pool that is in use (locked) is never truncated.
+   */
+  static create(poolPath: string, sizeBytes: number, opts: PoolCreateOptions = {}): Pool {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % POOL_SIZE_ALIGN !== 0) {
+      throw new PoolError('EINVAL',
+        `pool size ${sizeBytes} must be a positive multiple of ${POOL_SIZE_ALIGN} bytes`, poolPath);
+    }
+    const { O_RDWR, O_CREAT, O_EXCL } = fs.constants;
+    let fd: number;
+    try {
+      // No O_TRUNC even with force: truncate only once we hold the lock.
+      fd = fs.openSync(poolPath, O_RDWR | O_CREAT | (opts.force ? 0 : O_EXCL), opts.mode ?? 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new PoolError('EEXIST', `pool ${poolPath} already exists (use --force to overwrite it)`,
+          poolPath, err);
+      }
+      throw err;
+    }
+    try {
+      takeLock(poolPath, fd, 'exclusive');
+      // Truncating to 0 first drops old contents, so the new pool reads as zeros.
+      fs.ftruncateSync(fd, 0);
+      fs.ftruncateSync(fd, sizeBytes);
+      fs.fsyncSync(fd);
+      syncDirectory(path.dirname(poolPath));
+      log('created %s: %d bytes (sparse)', poolPath, sizeBytes);
+      return Pool.mapOpened(poolPath, fd, false, 'exclusive');
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Opens and maps an existing pool, holding the flock until close(). */
+  static open(poolPath: string, opts: PoolOpenOptions = {}): Pool {
+    const readOnly = opts.readOnly ?? false;
+    const lock = opts.lock ?? (readOnly ? 'shared' : 'exclusive');
+    const fd = fs.openSync(poolPath, readOnly ? 'r' : 'r+');
+    try {
+      takeLock(poolPath, fd, lock);
+      return Pool.mapOpened(poolPath, fd, readOnly, lock);
+    } catch (err) {
+      fs.closeSync(fd); // also drops the lock
+      throw err;
+    }
+  }
+
+  /** Maps an open (and already locked) pool file. */
+  private static mapOpened(poolPath: string, fd: number, readOnly: boolean, lock: PoolLock): Pool {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new PoolError('EINVAL', `pool ${poolPath} is not a regular file`, poolPath);
+    if (st.size === 0) throw new PoolError('EINVAL', `pool ${poolPath} is empty`, poolPath);
+    const handle = native.map(fd, st.size, !readOnly);
+    try {
+      // Huge pages make the pool's page walks cheap; a refusal only costs speed.
+      native.madvise(handle, 0, st.size, 'hugepage');
+    } catch (err) {
+      log('madvise(hugepage) refused on %s: %s', poolPath, (err as Error).message);
+    }
+    log('opened %s: %d bytes, %s, lock %s, %d window(s)', poolPath, st.size,
+      readOnly ? 'read-only' : 'read-write', lock, Math.ceil(st.size / WINDOW_SIZE));
+    return new Pool(poolPath, fd, st.size, handle, readOnly, lock);
+  }
+
+  /** Reads [offset, offset+length) into a new Buffer (a copy). */
+  read(offset: number, length: number): Buffer {
+    this.checkRange(offset, length);
+    const dst = Buffer.allocUnsafe(length);
+    this.copyOut(offset, dst, 0, length);
+    return dst;
+  }
+
+  /** Copies [offset, offset+length) straight into dst at dstOffset. */
+  readInto(offset: number, dst: Buffer, dstOffset = 0, length = dst.length - dstOffset): void {
+    if (!Number.isSafeInteger(dstOffset) || !Number.isSafeInteger(length) || dstOffset < 0 ||
+      length < 0 || dstOffset + length > dst.length) {
+      throw new RangeError(`readInto: dstOffset ${dstOffset} length ${length} outside a buffer of ${dst.length} bytes`);
+    }
+    this.checkRange(offset, length);
+    this.copyOut(offset, dst, dstOffset, length);
+  }
+
+  /** Stores src at offset. */
+  write(offset: number, src: Buffer | Uint8Array): void {
+    this.checkWritable();
+    const length = src.length;
+    this.checkRange(offset, length);
+    let pos = offset;
+    let done = 0;
+    while (done < length) {
+      const w = this.windowAt(pos);
+      const wo = pos % WINDOW_SIZE;
+      const n = Math.min(length - done, w.length - wo);
+      w.set(n === length ? src : src.subarray(done, done + n), wo);
+      pos += n;
+      done += n;
+    }
+    this.recorder?.onWrite(offset, Buffer.from(src));
+  }
+
+  /** Stores length bytes of value (a byte, default 0) at offset. */
+  fill(offset: number, length: number, value = 0): void {
+    this.checkWritable();
+    this.checkRange(offset, length);
+    if (!Number.isInteger(value) || value < 0 || value > 255) {
+      throw new RangeError(`fill: value ${value} is not a byte`);
+    }
+    let pos = offset;
+    let done = 0;
+    while (done < length) {
+      const w = this.windowAt(pos);
+      const wo = pos % WINDOW_SIZE;
+      const n = Math.min(length - done, w.length - wo);
+      w.fill(value, wo, wo + n);
+      pos += n;
+      done += n;
+    }
+    this.recorder?.onWrite(offset, Buffer.alloc(length, value));
+  }
+
+  /** memmove within the pool: the ranges may overlap. Recorded as a write at dstOffset. */
+  copyWithin(dstOffset: number, srcOffset: number, length: number): void {
+    this.checkWritable();
+    this.checkRange(dstOffset, length);
+    this.checkRange(srcOffset, length);
+    if (length === 0 || dstOffset === srcOffset) {
+      this.recorder?.onWrite(dstOffset, this.read(dstOffset, length));
+      return;
+    }
+    const sw = Math.floor(srcOffset / WINDOW_SIZE);
+    const dw = Math.floor(dstOffset / WINDOW_SIZE);
+    const wo = sw * WINDOW_SIZE;
+    if (sw === dw && sw === Math.floor((srcOffset + length - 1) / WINDOW_SIZE) &&
+      dw === Math.floor((dstOffset + length - 1) / WINDOW_SIZE)) {
+      // One Buffer holds both ranges: its copyWithin is a memmove.
+      const s = srcOffset - wo;
+      this.windowAt(srcOffset).copyWithin(dstOffset - wo, s, s + length);
+    } else {
+      // Two Buffers over the same memory look unrelated to V8, so staging
+      // through a private buffer is what keeps an overlapping move correct.
+      // Moving forward over an overlap goes from the end backwards.
+      const stage = Buffer.allocUnsafe(Math.min(length, COPY_CHUNK));
+      const backwards = dstOffset > srcOffset && dstOffset < srcOffset + length;
+      for (let done = 0; done < length;) {
+        const n = Math.min(stage.length, length - done);
+        const at = backwards ? length - done - n : done;
+        this.copyOut(srcOffset + at, stage, 0, n);
+        this.copyIn(dstOffset + at, stage, n);
+        done += n;
+      }
+    }
+    this.recorder?.onWrite(dstOffset, this.read(dstOffset, length));
+  }
+
+  /** msync(MS_SYNC) of the pages covering the range: a persist barrier. */
+  persist(offset: number, length: number): void {
+    this.checkWritable();
+    this.checkRange(offset, length);
+    native.msync(this.handle!, offset, length);
+    this.recorder?.onPersist(offset, length);
+  }
+
+  /** fdatasync of the whole pool file: a barrier over everything. */
+  persistAll(): void {
+    this.checkOpen();
+    this.checkWritable();
+    fs.fdatasyncSync(this.fd);
+    this.recorder?.onPersist(0, this.size);
+  }
+
+  /** Observes every later store and barrier (test hook); null to stop. */
+  setRecorder(rec: MediaRecorder | null): void {
+    this.recorder = rec;
+  }
+
+  /** Unmaps (detaching every window Buffer), unlocks, closes. Idempotent. */
+  close(): void {
+    const handle = this.handle;
+    if (handle === null) return;
+    this.handle = null;
+    this.windows.fill(undefined);
+    try {
+      native.unmap(handle);
+    } finally {
+      // Closing the only descriptor drops the flock; unlock first anyway so a
+      // descriptor leaked by a child (fork/exec) cannot keep the pool locked.
+      if (this.lock !== 'none') {
+        try {
+          native.flock(this.fd, 'unlock');
+        } catch (err) {
+          log('unlock of %s failed: %s', this.path, (err as Error).message);
+        }
+      }
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      log('closed %s', this.path);
+    }
+  }
+
+  /** The cached Buffer over the window holding pool offset pos. */
+  private windowAt(pos: number): Buffer {
+    const i = Math.floor(pos / WINDOW_SIZE);
+    let w = this.windows[i];
+    if (w === undefined) {
+      const start = i * WINDOW_SIZE;
+      w = Buffer.from(native.view(this.handle!, start, Math.min(WINDOW_SIZE, this.size - start)));
+      this.windows[i] = w;
+    }
+    return w;
+  }
+
+  /** Pool → dst, range already checked. */
+  private copyOut(offset: number, dst: Uint8Array, dstOffset: number, length: number): void {
+    let pos = offset;
+    let done = 0;
+    while (done < length) {
+      const w = this.windowAt(pos);
+      const wo = pos % WINDOW_SIZE;
+      const n = Math.min(length - done, w.length - wo);
+      w.copy(dst, dstOffset + done, wo, wo + n);
+      pos += n;
+      done += n;
+    }
+  }
+
+  /** src[0, length) → pool, range already checked, not recorded. */
+  private copyIn(offset: number, src: Uint8Array, length: number): void {
+    let pos = offset;
+    let done = 0;
+    while (done < length) {
+      const w = this.windowAt(pos);
+      const wo = pos % WINDOW_SIZE;
+      const n = Math.min(length - done, w.length - wo);
+      w.set(src.subarray(done, done + n), wo);
+      pos += n;
+      done += n;
+    }
+  }
+
+  /** Out of range is a caller's bug: RangeError. A closed pool is EBADF. */
+  private checkRange(offset: number, length: number): void {
+    this.checkOpen();
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 ||
+      length < 0 || offset + length > this.size) {
+      throw new RangeError(
+        `pool access out of range: offset ${offset} length ${length} pool size ${this.size}`);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.handle === null) throw new PoolError('EBADF', `pool ${this.path} is closed`, this.path);
+  }
+
+  private checkWritable(): void {
+    if (this.readOnly) throw new PoolError('EROFS', `pool ${this.path} is open read-only`, this.path);
+  }
+}
+
+/** flock without waiting: a held lock means another mount or tool has the pool. */
+function takeLock(poolPath: string, fd: number, lock: PoolLock): void {
+  if (lock === 'none') return;
+  try {
+    native.flock(fd, lock);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EWOULDBLOCK') {
+      throw new PoolError('ELOCKED', `pool ${poolPath} is in use (mounted?)`, poolPath, err);
+    }
+    throw err;
+  }
+}
+
+/** Makes a newly created directory entry durable. */
+function syncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
