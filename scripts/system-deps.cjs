@@ -30,6 +30,13 @@ const PACKAGES = {
   attr: 'setfattr/getfattr, used by the test suite',
 };
 
+/** Build tools node-gyp needs (native-shim, fuse-native): package -> command that proves it is there. */
+const TOOLS = {
+  make: 'make',
+  'g++': 'g++',
+  python3: 'python3',
+};
+
 const args = new Set(process.argv.slice(2));
 const checkOnly = args.has('--check');
 const strict = args.has('--strict');
@@ -64,6 +71,13 @@ function main() {
   }
 
   const missing = Object.keys(PACKAGES).filter((p) => !installed(p));
+  for (const [pkg, cmd] of Object.entries(TOOLS)) {
+    // a command found anywhere on PATH will do (python3 may come from pyenv)
+    if (!has(cmd)) {
+      missing.push(pkg);
+      PACKAGES[pkg] = `${cmd}, for node-gyp builds`;
+    }
+  }
   if (missing.length === 0) {
     if (checkOnly) log('all present: ' + Object.keys(PACKAGES).join(' '));
     return 0;

@@ -1,0 +1,167 @@
+// Space accounting as users see it: df after writes and deletes, unlink of an
+// open file (data lives until the last close), rmdir around an open-unlinked
+// file, and a full pool (ENOSPC, the file system stays whole, fsck clean).
+import t from 'tap';
+import * as fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { df, errCode, freshMount, fsck, run, sh, sleep } from './helpers/mount.js';
+
+const MiB = 1024 * 1024;
+
+/** Poll df until pred holds or the time is up; returns the last reading. */
+async function dfUntil(path: string, pred: (d: ReturnType<typeof df>) => boolean, ms = 5000) {
+  const end = Date.now() + ms;
+  let d = df(path);
+  while (!pred(d) && Date.now() < end) {
+    await sleep(100);
+    d = df(path);
+  }
+  return d;
+}
+
+/** A child process holding `path` open. Commands on stdin: "read" (sha256 of the whole file through the fd), "close". */
+function holdOpen(path: string) {
+  const script = `
+    const fs = require('fs'), crypto = require('crypto'), rl = require('readline');
+    const fd = fs.openSync(process.argv[1], 'r');
+    console.log('open');
+    rl.createInterface({ input: process.stdin }).on('line', (l) => {
+      if (l === 'read') {
+        const h = crypto.createHash('sha256'); const b = Buffer.alloc(1 << 20); let pos = 0, n;
+        while ((n = fs.readSync(fd, b, 0, b.length, pos)) > 0) { h.update(b.subarray(0, n)); pos += n; }
+        console.log('sha ' + h.digest('hex') + ' ' + pos);
+      } else if (l === 'close') { fs.closeSync(fd); console.log('closed'); process.exit(0); }
+    });`;
+  const child = spawn(process.execPath, ['-e', script, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  let buf = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      waiters.splice(0).forEach((w) => w());
+    }
+  });
+  const next = async (): Promise<string> => {
+    const end = Date.now() + 30_000;
+    while (lines.length === 0) {
+      if (child.exitCode !== null) throw new Error('holder exited');
+      if (Date.now() > end) throw new Error('holder timed out');
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+    return lines.shift()!;
+  };
+  return {
+    child,
+    next,
+    async send(cmd: string) {
+      child.stdin.write(cmd + '\n');
+      return next();
+    },
+  };
+}
+
+t.test('df after writing 64 MiB and after deleting it', async (t) => {
+  const m = await freshMount(t);
+  const d0 = df(m.mnt);
+  t.ok(d0.size > 200 * 1024 && d0.size <= 256 * 1024, `size of a 256M pool: ${d0.size} KiB`);
+  t.ok(d0.avail > 200 * 1024, `avail ${d0.avail} KiB`);
+  const r = sh(`dd if=/dev/urandom of=${m.mnt}/big bs=1M count=64 conv=fsync status=none`);
+  t.equal(r.status, 0, r.summary);
+  const d1 = df(m.mnt);
+  const grew = d1.used - d0.used;
+  t.ok(grew >= 64 * 1024 && grew <= 64 * 1024 + 4096, `used grew by ${grew} KiB (64 MiB written)`);
+  t.ok(d0.avail - d1.avail >= 64 * 1024, `avail fell by ${d0.avail - d1.avail} KiB`);
+  fs.unlinkSync(join(m.mnt, 'big'));
+  const d2 = await dfUntil(m.mnt, (d) => d.used - d0.used < 1024);
+  t.ok(d2.used - d0.used < 1024, `used back to ${d2.used} KiB (was ${d0.used})`);
+  t.ok(Math.abs(d2.avail - d0.avail) < 1024, `avail back to ${d2.avail} KiB (was ${d0.avail})`);
+});
+
+t.test('unlink of an open file: data lives until the last close', async (t) => {
+  const m = await freshMount(t);
+  const f = join(m.mnt, 'doomed');
+  const d0 = df(m.mnt);
+  const data = Buffer.alloc(32 * MiB);
+  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i * 2654435761 >>> 0, i);
+  fs.writeFileSync(f, data);
+  const want = createHash('sha256').update(data).digest('hex');
+  const d1 = df(m.mnt);
+  t.ok(d1.used - d0.used >= 32 * 1024, `32 MiB in use (${d1.used - d0.used} KiB)`);
+
+  const h = holdOpen(f);
+  t.equal(await h.next(), 'open');
+  const rm = run('rm', [f]);
+  t.equal(rm.status, 0, rm.summary);
+  t.equal(errCode(() => fs.statSync(f)), 'ENOENT', 'the name is gone');
+  const ls = run('ls', ['-a', m.mnt]);
+  t.same(ls.stdout.split('\n').filter((x) => x && x !== '.' && x !== '..' && x !== '.daxvm'), [], `ls -a shows nothing of it (no .fuse_hidden files): ${ls.stdout.trim()}`);
+  t.equal(await h.send('read'), `sha ${want} ${data.length}`, 'read through the open fd still gives the data');
+  const held = df(m.mnt);
+  t.ok(held.used - d0.used >= 32 * 1024, `space still held while open (${held.used - d0.used} KiB)`);
+  fs.writeFileSync(f, 'new file, same name');
+  t.equal(await h.send('read'), `sha ${want} ${data.length}`, 'a new file of that name does not disturb the open one');
+  fs.unlinkSync(f);
+  t.equal(await h.send('close'), 'closed');
+  await new Promise((r) => h.child.once('exit', r));
+  const d2 = await dfUntil(m.mnt, (d) => d.used - d0.used < 1024);
+  t.ok(d2.used - d0.used < 1024, `space returned to df after the last close (${d2.used - d0.used} KiB over the start)`);
+});
+
+t.test('rmdir of a dir with an open-and-unlinked file inside succeeds', async (t) => {
+  const m = await freshMount(t);
+  const dir = join(m.mnt, 'dir');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(join(dir, 'f'), 'still here');
+  const h = holdOpen(join(dir, 'f'));
+  t.equal(await h.next(), 'open');
+  fs.unlinkSync(join(dir, 'f'));
+  t.same(fs.readdirSync(dir), [], 'dir looks empty');
+  t.equal(errCode(() => fs.rmdirSync(dir)), 'no error', 'rmdir succeeds');
+  t.equal(errCode(() => fs.statSync(dir)), 'ENOENT', 'dir gone');
+  const want = createHash('sha256').update('still here').digest('hex');
+  t.equal(await h.send('read'), `sha ${want} 10`, 'the open file still reads');
+  t.equal(await h.send('close'), 'closed');
+});
+
+t.test('a full pool: ENOSPC, the file system stays whole, fsck clean, space returns', async (t) => {
+  const m = await freshMount(t, { size: '256M' });
+  const M = m.mnt;
+  fs.writeFileSync(join(M, 'before'), 'written before the pool filled');
+  const d0 = df(M);
+  const r = run('dd', ['if=/dev/zero', `of=${M}/fill`, 'bs=1M', 'status=none']);
+  t.not(r.status, 0, 'dd stops with an error');
+  t.match(r.stderr, /No space left on device/, 'the error is ENOSPC');
+  const size = fs.statSync(join(M, 'fill')).size;
+  t.ok(size >= 200 * MiB, `filled ${size / MiB} MiB of a 256M pool`);
+  const dfull = df(M);
+  t.ok(dfull.avail < 1024, `df avail near 0 when full: ${dfull.avail} KiB`);
+  t.equal(errCode(() => fs.writeFileSync(join(M, 'more'), Buffer.alloc(1 * MiB))), 'ENOSPC', 'another 1 MiB: ENOSPC');
+  // still whole
+  t.equal(fs.readFileSync(join(M, 'before'), 'utf8'), 'written before the pool filled', 'old file reads');
+  t.ok(fs.readdirSync(M).includes('fill'), 'readdir works');
+  const cmp = sh(`cmp -n ${size} /dev/zero ${M}/fill`);
+  t.equal(cmp.status, 0, `what was written reads back\n${cmp.summary}`);
+  fs.unlinkSync(join(M, 'fill'));
+  try {
+    fs.unlinkSync(join(M, 'more'));
+  } catch {
+    /* may not exist */
+  }
+  const d1 = await dfUntil(M, (d) => Math.abs(d.avail - d0.avail) < 1024);
+  t.ok(Math.abs(d1.avail - d0.avail) < 1024, `space returns after rm: avail ${d1.avail} KiB (was ${d0.avail})`);
+  const w = sh(`dd if=/dev/urandom of=${M}/after bs=1M count=100 conv=fsync status=none`);
+  t.equal(w.status, 0, `100 MiB write works again\n${w.summary}`);
+  const st = await m.stop();
+  t.equal(st.code, 0, 'clean unmount');
+  const f = fsck(m.pool);
+  t.equal(f.status, 0, `fsck clean\n${f.summary}`);
+});
