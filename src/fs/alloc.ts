@@ -1,0 +1,266 @@
+/**
+ * Block allocation: extents, contiguity, 2 MiB alignment, and safe reuse.
+ *
+ * - `used` (memory) says what may not be handed out; the on-media bitmap says
+ *   what the committed file system references. They differ for blocks freed
+ *   in the running transaction: clear on media at once (so the free is part
+ *   of the same atomic change) but kept used in memory until the commit is
+ *   durable (a crash must never find them reused) and, for blocks the
+ *   journal holds images of, until the journal is reset (replay would write
+ *   the old image over the new owner's data).
+ * - Files of 2 MiB or more get physical ≡ logical (mod 512 blocks), so each
+ *   aligned 2 MiB of the file is one aligned 2 MiB of the pool (a huge entry).
+ * - Small files and metadata are packed from a next-fit cursor; large files
+ *   search aligned regions from a cursor of their own, so the two mix less.
+ * - A reserve is kept for metadata, so a full pool still lets a directory
+ *   grow a block or an extent chain a link (ENOSPC goes to data first).
+ */
+import { FsError } from './api.js';
+import { Bits, MediaBitmap } from './bitmap.js';
+import { HUGE_BLOCKS, type Geometry } from './layout.js';
+
+export interface Run {
+  start: number;
+  count: number;
+}
+
+export interface AllocRequest {
+  count: number;
+  /** Preferred first block (contiguity with what precedes). */
+  goal?: number;
+  /** Logical block of the first block: asks for physical ≡ logical mod 512. */
+  alignLogical?: number;
+  /** Metadata may dip into the reserve. */
+  meta?: boolean;
+  /** Accept fewer blocks than asked (at least 1) rather than ENOSPC. */
+  partial?: boolean;
+}
+
+export class BlockAllocator {
+  private freeBlocks: number;
+  /** Freed in the running transaction. */
+  private freedThisTx: Run[] = [];
+  /** Waiting for the journal reset (their old images are in the journal). */
+  private freedAwaitingReset: Run[] = [];
+  /** Freed on media, still held in memory by open handles. */
+  private heldByHandles = 0;
+  private smallCursor: number;
+  private largeCursor: number;
+  readonly reserve: number;
+
+  constructor(
+    private readonly geometry: Geometry,
+    private readonly used: Bits,
+    private readonly media: MediaBitmap,
+  ) {
+    this.freeBlocks = geometry.totalBlocks - used.countSet();
+    this.smallCursor = geometry.dataStart;
+    const dataBlocks = geometry.totalBlocks - geometry.dataStart;
+    this.largeCursor = alignUp(geometry.dataStart + Math.floor(dataBlocks / 8), HUGE_BLOCKS);
+    this.reserve = Math.min(1024, Math.max(16, Math.floor(dataBlocks / 1000)));
+  }
+
+  /** Blocks free now or as soon as the running transaction commits. */
+  get freeSoon(): number {
+    return this.freeBlocks + sum(this.freedThisTx) + sum(this.freedAwaitingReset);
+  }
+
+  get freeNow(): number {
+    return this.freeBlocks;
+  }
+
+  /** Blocks that become allocatable after a commit or a journal reset. */
+  get pending(): number {
+    return sum(this.freedThisTx) + sum(this.freedAwaitingReset);
+  }
+
+  isUsed(block: number): boolean {
+    return this.used.get(block);
+  }
+
+  isUsedOnMedia(block: number): boolean {
+    return this.media.get(block);
+  }
+
+  /** fsck: keep everything in `claimed` from being handed out (in memory only). */
+  absorb(claimed: Bits): void {
+    for (let b = this.geometry.dataStart; b < this.geometry.totalBlocks; b++) {
+      if (claimed.get(b) && !this.used.get(b)) {
+        this.used.set(b, true);
+        this.freeBlocks--;
+      }
+    }
+  }
+
+  /** fsck repair: the bitmap becomes exactly `claimed` (plus the fixed metadata area). */
+  rebuild(claimed: Bits): void {
+    this.freedThisTx = [];
+    this.freedAwaitingReset = [];
+    this.heldByHandles = 0;
+    let free = 0;
+    for (let b = 0; b < this.geometry.totalBlocks; b++) {
+      const want = b < this.geometry.dataStart || claimed.get(b);
+      if (this.media.get(b) !== want) this.media.set(b, want);
+      this.used.set(b, want);
+      if (!want) free++;
+    }
+    this.freeBlocks = free;
+  }
+
+  /** Allocate blocks, all or nothing (unless `partial`). Marks them used on media. */
+  allocate(req: AllocRequest): Run[] {
+    const available = this.freeBlocks - (req.meta ? 0 : this.reserve);
+    if (available <= 0 || (!req.partial && available < req.count)) throw new FsError('ENOSPC', 'no space left in the pool');
+    let want = Math.min(req.count, available);
+    const runs: Run[] = [];
+    const take = (start: number, count: number): void => {
+      this.used.setRange(start, count, true);
+      this.media.setRange(start, count, true);
+      this.freeBlocks -= count;
+      want -= count;
+      const last = runs[runs.length - 1];
+      if (last && last.start + last.count === start) last.count += count;
+      else runs.push({ start, count });
+    };
+    if (req.goal !== undefined && req.goal >= this.geometry.dataStart && req.goal < this.geometry.totalBlocks) {
+      const n = this.used.clearRun(req.goal, want);
+      if (n > 0 && (req.alignLogical === undefined || mod(req.goal - req.alignLogical, HUGE_BLOCKS) === 0)) take(req.goal, n);
+    }
+    if (want > 0 && req.alignLogical !== undefined) {
+      const start = this.findAligned(req.alignLogical + (req.count - want), want);
+      if (start >= 0) take(start, this.used.clearRun(start, want));
+    }
+    while (want > 0) {
+      const cursorName = req.alignLogical !== undefined ? 'largeCursor' : 'smallCursor';
+      const run = this.findRun(this[cursorName], want);
+      take(run.start, run.count);
+      this[cursorName] = run.start + run.count;
+    }
+    return runs;
+  }
+
+  /** Free blocks whose references the running transaction drops. */
+  free(run: Run): void {
+    this.media.setRange(run.start, run.count, false);
+    this.freedThisTx.push({ ...run });
+  }
+
+  /**
+   * Drop blocks from the committed picture now (cleared on media) but keep
+   * them from reuse: a handle still holds them. `releaseDeferred` at the
+   * last close makes them allocatable after the next commit.
+   */
+  freeDeferred(run: Run): void {
+    this.media.setRange(run.start, run.count, false);
+    this.heldByHandles += run.count;
+  }
+
+  releaseDeferred(run: Run): void {
+    this.heldByHandles -= run.count;
+    this.freedThisTx.push({ ...run });
+  }
+
+  /** Free blocks that were never committed (an operation that backs out). */
+  freeUncommitted(run: Run): void {
+    this.media.setRange(run.start, run.count, false);
+    this.release(run);
+  }
+
+  /** The running transaction is durable: its frees become usable, or wait for the reset. */
+  committed(journaled: (block: number) => boolean): void {
+    for (const run of this.freedThisTx) {
+      let i = run.start;
+      while (i < run.start + run.count) {
+        const held = journaled(i);
+        let j = i + 1;
+        while (j < run.start + run.count && journaled(j) === held) j++;
+        if (held) this.freedAwaitingReset.push({ start: i, count: j - i });
+        else this.release({ start: i, count: j - i });
+        i = j;
+      }
+    }
+    this.freedThisTx = [];
+  }
+
+  /** The journal was reset: nothing it held can be replayed any more. */
+  journalReset(): void {
+    for (const run of this.freedAwaitingReset) this.release(run);
+    this.freedAwaitingReset = [];
+  }
+
+  private release(run: Run): void {
+    this.used.setRange(run.start, run.count, false);
+    this.freeBlocks += run.count;
+  }
+
+  /** First free run from `cursor` (wrapping): the first one of `want` blocks, else the largest seen. */
+  private findRun(cursor: number, want: number): Run {
+    const { dataStart, totalBlocks } = this.geometry;
+    let best: Run = { start: -1, count: 0 };
+    for (const [from, to] of [[Math.max(cursor, dataStart), totalBlocks], [dataStart, Math.max(cursor, dataStart)]] as const) {
+      let i = from;
+      while (i < to) {
+        const start = this.used.nextClear(i, to);
+        if (start < 0) break;
+        const count = this.used.clearRun(start, Math.min(want, to - start));
+        if (count >= want) return { start, count: want };
+        if (count > best.count) best = { start, count };
+        i = start + count;
+      }
+    }
+    if (best.count === 0) throw new FsError('ENOSPC', 'no free block');
+    return best;
+  }
+
+  /** A free start P ≡ logical (mod 512) with a run reaching at least the end of its 2 MiB region. */
+  private findAligned(logical: number, want: number): number {
+    const { dataStart, totalBlocks } = this.geometry;
+    const phase = mod(logical, HUGE_BLOCKS);
+    const need = Math.min(want, HUGE_BLOCKS - phase);
+    const first = alignUp(dataStart, HUGE_BLOCKS);
+    const regions = Math.floor((totalBlocks - first) / HUGE_BLOCKS);
+    if (regions <= 0) return -1;
+    const startRegion = Math.max(0, Math.floor((this.largeCursor - first) / HUGE_BLOCKS)) % regions;
+    for (let k = 0; k < regions; k++) {
+      const base = first + ((startRegion + k) % regions) * HUGE_BLOCKS;
+      const start = base + phase;
+      if (this.used.clearRun(start, need) >= need) {
+        this.largeCursor = base + HUGE_BLOCKS;
+        return start;
+      }
+    }
+    return -1;
+  }
+
+  /** Free extents and how many whole aligned 2 MiB regions are free (for `info`). */
+  fragmentation(): { freeExtents: number; largestFreeExtentBlocks: number; freeHugeRegions: number } {
+    let freeExtents = 0;
+    let largest = 0;
+    let i = this.geometry.dataStart;
+    while (i < this.geometry.totalBlocks) {
+      const start = this.used.nextClear(i);
+      if (start < 0) break;
+      const count = this.used.clearRun(start, this.geometry.totalBlocks);
+      freeExtents++;
+      largest = Math.max(largest, count);
+      i = start + count;
+    }
+    let freeHugeRegions = 0;
+    for (let base = alignUp(this.geometry.dataStart, HUGE_BLOCKS); base + HUGE_BLOCKS <= this.geometry.totalBlocks; base += HUGE_BLOCKS) {
+      if (this.used.clearRun(base, HUGE_BLOCKS) === HUGE_BLOCKS) freeHugeRegions++;
+    }
+    return { freeExtents, largestFreeExtentBlocks: largest, freeHugeRegions };
+  }
+}
+
+function alignUp(v: number, a: number): number {
+  return Math.ceil(v / a) * a;
+}
+
+function mod(a: number, m: number): number {
+  return ((a % m) + m) % m;
+}
+
+function sum(runs: Run[]): number {
+  return runs.reduce((n, r) => n + r.count, 0);
+}

@@ -1,0 +1,164 @@
+/**
+ * Directories: ext2-style variable-length records in 4 KiB blocks (the
+ * directory inode's data, journaled as metadata), indexed in memory by name
+ * so lookup, insert and delete never scan the directory.
+ *
+ * Record: 0 ino u32, 4 recLen u16, 6 nameLen u8, 7 type u8 (S_IFMT >> 12),
+ * 8 name. recLen is a multiple of 4; the records of a block tile bytes
+ * [0, 4092) exactly; ino 0 marks free space. CRC tail at 4092.
+ */
+import { FsError } from './api.js';
+import { CRC_OFFSET } from './layout.js';
+import type { MetaStore } from './metastore.js';
+
+const HEADER = 8;
+const recordSize = (nameLen: number): number => (HEADER + nameLen + 3) & ~3;
+
+export interface Slot {
+  ino: number;
+  type: number;
+  /** Index of the directory block, and byte offset of the record in it. */
+  index: number;
+  offset: number;
+}
+
+export class Directory {
+  readonly entries = new Map<string, Slot>();
+  /** Largest free space in each block, for placing new records. */
+  private readonly slack: number[] = [];
+  private hint = 0;
+
+  constructor(
+    private readonly store: MetaStore,
+    /** Physical block of each directory block, by index. */
+    readonly blocks: number[],
+  ) {}
+
+  /** Parse every block; throws EIO on a malformed or corrupt block. */
+  load(): void {
+    this.blocks.forEach((block, index) => {
+      const image = this.store.load(block, 'crc', 'directory block');
+      this.walk(image, block, (off, ino, recLen, name, type) => {
+        if (ino !== 0) this.entries.set(name, { ino, type, index, offset: off });
+        void recLen;
+      }, true);
+      this.slack[index] = this.computeSlack(image, block);
+    });
+  }
+
+  get(name: string): Slot | undefined {
+    return this.entries.get(name);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Index of a block with room for `name`, or -1 (the caller adds a block). */
+  findRoom(name: string): number {
+    const need = recordSize(Buffer.byteLength(name));
+    const n = this.slack.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.hint + k) % n;
+      if (this.slack[i]! >= need) return i;
+    }
+    return -1;
+  }
+
+  /** Add a new, empty block (already allocated) at the end. */
+  addBlock(block: number): number {
+    const image = this.store.fresh(block, 'crc');
+    image.writeUInt32LE(0, 0);
+    image.writeUInt16LE(CRC_OFFSET, 4);
+    this.blocks.push(block);
+    this.slack.push(CRC_OFFSET);
+    return this.blocks.length - 1;
+  }
+
+  /** Insert into block `index` (which has room). */
+  insert(index: number, name: string, ino: number, type: number): void {
+    const nameBytes = Buffer.from(name, 'utf8');
+    const need = recordSize(nameBytes.length);
+    const block = this.blocks[index]!;
+    const image = this.store.load(block, 'crc', 'directory block');
+    let placed = -1;
+    this.walk(image, block, (off, recIno, recLen, _name, _type, recNameLen) => {
+      if (placed >= 0) return;
+      const used = recIno === 0 ? 0 : recordSize(recNameLen);
+      if (recLen - used < need) return;
+      let at = off;
+      let len = recLen;
+      if (recIno !== 0) {
+        image.writeUInt16LE(used, off + 4);
+        at = off + used;
+        len = recLen - used;
+      }
+      image.writeUInt32LE(ino, at);
+      image.writeUInt16LE(len, at + 4);
+      image.writeUInt8(nameBytes.length, at + 6);
+      image.writeUInt8(type >> 12, at + 7);
+      nameBytes.copy(image, at + HEADER);
+      placed = at;
+    });
+    if (placed < 0) throw new Error(`directory block ${block} has no room after all`);
+    this.entries.set(name, { ino, type, index, offset: placed });
+    this.slack[index] = this.computeSlack(image, block);
+    this.hint = index;
+    this.store.markDirty(block, 'crc');
+  }
+
+  remove(name: string): Slot {
+    const slot = this.entries.get(name);
+    if (!slot) throw new FsError('ENOENT', name);
+    const block = this.blocks[slot.index]!;
+    const image = this.store.load(block, 'crc', 'directory block');
+    let prev = -1;
+    this.walk(image, block, (off) => {
+      if (off < slot.offset) prev = off;
+    });
+    const recLen = image.readUInt16LE(slot.offset + 4);
+    if (prev >= 0) image.writeUInt16LE(image.readUInt16LE(prev + 4) + recLen, prev + 4);
+    else image.writeUInt32LE(0, slot.offset);
+    this.entries.delete(name);
+    this.slack[slot.index] = this.computeSlack(image, block);
+    this.store.markDirty(block, 'crc');
+    return slot;
+  }
+
+  /** Point an existing entry at another inode (rename over a name). */
+  retarget(name: string, ino: number, type: number): void {
+    const slot = this.entries.get(name);
+    if (!slot) throw new FsError('ENOENT', name);
+    const block = this.blocks[slot.index]!;
+    const image = this.store.load(block, 'crc', 'directory block');
+    image.writeUInt32LE(ino, slot.offset);
+    image.writeUInt8(type >> 12, slot.offset + 7);
+    slot.ino = ino;
+    slot.type = type;
+    this.store.markDirty(block, 'crc');
+  }
+
+  private computeSlack(image: Buffer, block: number): number {
+    let best = 0;
+    this.walk(image, block, (_off, ino, recLen, _name, _type, nameLen) => {
+      const free = recLen - (ino === 0 ? 0 : recordSize(nameLen));
+      if (free > best) best = free;
+    });
+    return best;
+  }
+
+  private walk(image: Buffer, block: number, visit: (off: number, ino: number, recLen: number, name: string, type: number, nameLen: number) => void, wantNames = false): void {
+    let off = 0;
+    while (off < CRC_OFFSET) {
+      const ino = image.readUInt32LE(off);
+      const recLen = image.readUInt16LE(off + 4);
+      const nameLen = image.readUInt8(off + 6);
+      if (recLen < HEADER || recLen % 4 !== 0 || off + recLen > CRC_OFFSET || (ino !== 0 && recordSize(nameLen) > recLen)) {
+        throw new FsError('EIO', `malformed directory block ${block} at byte ${off}; run daxvm fsck`);
+      }
+      const name = ino === 0 || !wantNames ? '' : image.toString('utf8', off + HEADER, off + HEADER + nameLen);
+      visit(off, ino, recLen, name, image.readUInt8(off + 7) << 12, nameLen);
+      off += recLen;
+    }
+  }
+}

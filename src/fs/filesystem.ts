@@ -1,0 +1,74 @@
+/**
+ * The file system as the FUSE layer and the tools see it: FileSystemApi over
+ * the shared core, one line per operation; mutations end in afterMutation()
+ * so group commit sees them.
+ */
+import type { Attr, DirEntry, FileSystemApi, Owner, StatFs } from './api.js';
+import type { FsCore } from './core.js';
+import * as attrs from './ops-attrs.js';
+import * as data from './ops-data.js';
+import * as names from './ops-names.js';
+
+export class FileSystem implements FileSystemApi {
+  constructor(readonly core: FsCore) {}
+
+  private mutate<T>(op: () => T): T {
+    try {
+      return op();
+    } finally {
+      if (!this.core.readOnly) this.core.afterMutation();
+    }
+  }
+
+  get poolPath(): string {
+    return this.core.pool.path;
+  }
+
+  get readOnly(): boolean {
+    return this.core.readOnly;
+  }
+
+  lookup(parent: number, name: string): number { return names.lookup(this.core, parent, name); }
+  resolve(path: string): number { return names.resolve(this.core, path); }
+  readdir(dir: number): DirEntry[] { return names.readdir(this.core, dir); }
+
+  getattr(ino: number): Attr { return attrs.attrOf(this.core.inode(ino)); }
+  chmod(ino: number, mode: number): Attr { return this.mutate(() => attrs.chmod(this.core, ino, mode)); }
+  chown(ino: number, uid: number, gid: number): Attr { return this.mutate(() => attrs.chown(this.core, ino, uid, gid)); }
+  utimens(ino: number, atimeMs: number, mtimeMs: number): Attr { return this.mutate(() => attrs.utimens(this.core, ino, atimeMs, mtimeMs)); }
+  truncate(ino: number, size: number): Attr { return this.mutate(() => attrs.attrOf(data.truncate(this.core, ino, size))); }
+
+  create(parent: number, name: string, mode: number, owner: Owner, rdev?: number): Attr {
+    return this.mutate(() => attrs.attrOf(names.create(this.core, parent, name, mode, owner, rdev)));
+  }
+  mkdir(parent: number, name: string, mode: number, owner: Owner): Attr {
+    return this.mutate(() => attrs.attrOf(names.mkdir(this.core, parent, name, mode, owner)));
+  }
+  symlink(parent: number, name: string, target: string, owner: Owner): Attr {
+    return this.mutate(() => attrs.attrOf(names.symlink(this.core, parent, name, target, owner)));
+  }
+  readlink(ino: number): string { return names.readlink(this.core, ino); }
+  link(ino: number, parent: number, name: string): Attr { return this.mutate(() => attrs.attrOf(names.link(this.core, ino, parent, name))); }
+  unlink(parent: number, name: string): void { this.mutate(() => names.unlink(this.core, parent, name)); }
+  rmdir(parent: number, name: string): void { this.mutate(() => names.rmdir(this.core, parent, name)); }
+  rename(srcParent: number, srcName: string, dstParent: number, dstName: string): void {
+    this.mutate(() => names.rename(this.core, srcParent, srcName, dstParent, dstName));
+  }
+
+  open(ino: number): void { data.open(this.core, ino); }
+  release(ino: number): void { this.mutate(() => data.release(this.core, ino)); }
+  read(ino: number, position: number, dst: Buffer): number { return this.mutate(() => data.read(this.core, ino, position, dst)); }
+  write(ino: number, position: number, src: Buffer): number { return this.mutate(() => data.write(this.core, ino, position, src)); }
+  fsync(ino: number, _dataOnly: boolean): void { data.fsync(this.core, ino); }
+
+  getxattr(ino: number, name: string): Buffer { return attrs.getxattr(this.core, ino, name); }
+  setxattr(ino: number, name: string, value: Buffer, flags: number): void {
+    this.mutate(() => attrs.setxattr(this.core, ino, name, value, flags));
+  }
+  listxattr(ino: number): string[] { return attrs.listxattr(this.core, ino); }
+  removexattr(ino: number, name: string): void { this.mutate(() => attrs.removexattr(this.core, ino, name)); }
+
+  statfs(): StatFs { return attrs.statfs(this.core); }
+  sync(): void { this.core.commit(); }
+  close(): void { this.core.close(); }
+}

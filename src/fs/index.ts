@@ -1,0 +1,9 @@
+/** The file system layer: everything above it (fuse, cli, tests) imports from here. */
+export * from './api.js';
+export { FileSystem } from './filesystem.js';
+export { PoolError, type PoolErrorCode } from './errors.js';
+export { mkfs, type MkfsOptions, type MkfsResult } from './mkfs.js';
+export { openFileSystem, type OpenOptions } from './open.js';
+export { fsck, type FsckReport, type FsckProblem, type FsckOptions } from './fsck.js';
+export { poolInfo, type PoolInfo } from './info.js';
+export { FORMAT_VERSION, SUPERBLOCK_VERSION_OFFSET, MAX_FILE_SIZE } from './layout.js';

@@ -1,0 +1,206 @@
+/**
+ * The inode table: allocation, loading (CRC-checked), saving into the running
+ * transaction, and the extent chain of files with more than 8 extents.
+ *
+ * Extent chain block: 0 magic 'DXEX' u32, 4 ino u32, 8 next u64, 16 count u32,
+ * entries of 16 bytes from byte 32, CRC tail.
+ */
+import { FsError } from './api.js';
+import type { BlockAllocator } from './alloc.js';
+import type { Bits, MediaBitmap } from './bitmap.js';
+import type { Extent } from './extents.js';
+import { decodeInode, encodeInode, INLINE_EXTENTS, INODE_FLAG_INLINE_SYMLINK, Inode, readExtent, writeExtent } from './inode.js';
+import { BLOCK_SIZE, CRC_OFFSET, INODE_SIZE, INODES_PER_BLOCK, type Geometry } from './layout.js';
+import type { MetaStore } from './metastore.js';
+
+const CHAIN_MAGIC = 0x58455844; // 'DXEX'
+const CHAIN_HEADER = 32;
+export const EXTENTS_PER_CHAIN_BLOCK = Math.floor((CRC_OFFSET - CHAIN_HEADER) / 16);
+
+export class InodeTable {
+  private readonly cache = new Map<number, Inode>();
+  private cursor = 1;
+  private freeCount: number;
+
+  constructor(
+    private readonly store: MetaStore,
+    private readonly geometry: Geometry,
+    private readonly used: Bits,
+    private readonly media: MediaBitmap,
+    private readonly alloc: BlockAllocator,
+  ) {
+    this.freeCount = geometry.inodeCount - used.countSet();
+  }
+
+  get free(): number {
+    return this.freeCount;
+  }
+
+  isUsed(ino: number): boolean {
+    return ino > 0 && ino < this.geometry.inodeCount && this.used.get(ino);
+  }
+
+  private record(ino: number): { image: Buffer; block: number; rec: Buffer } {
+    const block = this.geometry.inodeTableStart + Math.floor(ino / INODES_PER_BLOCK);
+    const image = this.store.load(block, 'raw', 'inode table');
+    const off = (ino % INODES_PER_BLOCK) * INODE_SIZE;
+    return { image, block, rec: image.subarray(off, off + INODE_SIZE) };
+  }
+
+  /** The inode `ino`, which must be in use. */
+  get(ino: number): Inode {
+    const cached = this.cache.get(ino);
+    if (cached) return cached;
+    if (!this.isUsed(ino)) throw new FsError('ENOENT', `inode ${ino} is not in use`);
+    const { rec } = this.record(ino);
+    const inode = decodeInode(ino, rec, (head, count) => this.loadChain(ino, head, count));
+    if (!inode || inode.mode === 0) throw new FsError('EIO', `corrupt inode ${ino}; run daxvm fsck`);
+    this.cache.set(ino, inode);
+    return inode;
+  }
+
+  /** A fresh inode (not yet saved); its generation follows the slot's last one. */
+  allocate(): Inode {
+    if (this.freeCount <= 0) throw new FsError('ENOSPC', 'no free inode');
+    let ino = this.used.nextClear(Math.max(1, this.cursor));
+    if (ino < 0) ino = this.used.nextClear(1);
+    if (ino < 0) throw new FsError('ENOSPC', 'no free inode');
+    const { rec } = this.record(ino);
+    const inode = new Inode(ino);
+    inode.generation = (rec.readUInt32LE(64) + 1) >>> 0;
+    this.used.set(ino, true);
+    this.media.set(ino, true);
+    this.freeCount--;
+    this.cursor = ino + 1;
+    this.cache.set(ino, inode);
+    return inode;
+  }
+
+  /** Write the inode (and its extent chain) into the running transaction. */
+  save(inode: Inode): void {
+    if (!(inode.flags & INODE_FLAG_INLINE_SYMLINK)) this.saveChain(inode);
+    inode.seq = (inode.seq + 2) & ~1;
+    const { block, rec } = this.record(inode.ino);
+    encodeInode(inode, rec);
+    this.store.markDirty(block, 'raw');
+  }
+
+  /** Release the slot; the record keeps only the generation. */
+  release(inode: Inode): void {
+    for (const b of inode.chainBlocks) this.freeMeta(b);
+    inode.chainBlocks = [];
+    const { block, rec } = this.record(inode.ino);
+    rec.fill(0);
+    rec.writeUInt32LE(inode.generation >>> 0, 64);
+    this.store.markDirty(block, 'raw');
+    this.used.set(inode.ino, false);
+    this.media.set(inode.ino, false);
+    this.freeCount++;
+    this.cache.delete(inode.ino);
+  }
+
+  /** A metadata block for `inode` (chain, directory, xattr, symlink), counted in its blocks. */
+  allocMeta(goal?: number): number {
+    const [run] = this.alloc.allocate({ count: 1, goal, meta: true });
+    return run!.start;
+  }
+
+  freeMeta(block: number): void {
+    this.store.forget(block);
+    this.alloc.free({ start: block, count: 1 });
+  }
+
+  private saveChain(inode: Inode): void {
+    const items = inode.extents.items;
+    const need = items.length <= INLINE_EXTENTS ? 0 : Math.ceil(items.length / EXTENTS_PER_CHAIN_BLOCK);
+    while (inode.chainBlocks.length > need) {
+      this.freeMeta(inode.chainBlocks.pop()!);
+      inode.blocks--;
+    }
+    while (inode.chainBlocks.length < need) {
+      const last = inode.chainBlocks[inode.chainBlocks.length - 1];
+      const block = this.allocMeta(last !== undefined ? last + 1 : undefined);
+      this.store.fresh(block, 'crc');
+      inode.chainBlocks.push(block);
+      inode.blocks++;
+    }
+    inode.extentChain = inode.chainBlocks[0] ?? 0;
+    const image = Buffer.alloc(BLOCK_SIZE);
+    inode.chainBlocks.forEach((block, i) => {
+      image.fill(0);
+      const slice = items.slice(i * EXTENTS_PER_CHAIN_BLOCK, (i + 1) * EXTENTS_PER_CHAIN_BLOCK);
+      image.writeUInt32LE(CHAIN_MAGIC, 0);
+      image.writeUInt32LE(inode.ino, 4);
+      image.writeBigUInt64LE(BigInt(inode.chainBlocks[i + 1] ?? 0), 8);
+      image.writeUInt32LE(slice.length, 16);
+      slice.forEach((e, j) => writeExtent(image, CHAIN_HEADER + j * 16, e));
+      const current = this.store.load(block, 'crc', 'extent chain');
+      if (!current.subarray(0, CRC_OFFSET).equals(image.subarray(0, CRC_OFFSET))) {
+        image.copy(current, 0, 0, CRC_OFFSET);
+        this.store.markDirty(block, 'crc');
+      }
+    });
+  }
+
+  private loadChain(ino: number, head: number, count: number): { items: Extent[]; chain: number[] } {
+    const items: Extent[] = [];
+    const chain: number[] = [];
+    let block = head;
+    const maxBlocks = Math.ceil(count / EXTENTS_PER_CHAIN_BLOCK);
+    while (block !== 0 && items.length < count) {
+      if (chain.length >= maxBlocks || block < this.geometry.dataStart || block >= this.geometry.totalBlocks) {
+        throw new FsError('EIO', `corrupt extent chain of inode ${ino}; run daxvm fsck`);
+      }
+      const image = this.store.load(block, 'crc', 'extent chain');
+      if (image.readUInt32LE(0) !== CHAIN_MAGIC || image.readUInt32LE(4) !== ino) {
+        throw new FsError('EIO', `extent chain block ${block} does not belong to inode ${ino}; run daxvm fsck`);
+      }
+      const n = Math.min(image.readUInt32LE(16), EXTENTS_PER_CHAIN_BLOCK);
+      for (let j = 0; j < n; j++) items.push(readExtent(image, CHAIN_HEADER + j * 16));
+      chain.push(block);
+      block = Number(image.readBigUInt64LE(8));
+    }
+    if (items.length !== count) throw new FsError('EIO', `extent chain of inode ${ino} is short; run daxvm fsck`);
+    return { items, chain };
+  }
+
+  /** fsck: how many inode numbers the bitmap marks differently from `inUse`. */
+  differences(inUse: Set<number>): number {
+    let n = 0;
+    for (let ino = 1; ino < this.geometry.inodeCount; ino++) if (this.media.get(ino) !== inUse.has(ino)) n++;
+    return n;
+  }
+
+  /** fsck repair: the inode bitmap becomes exactly `inUse`. */
+  rebuild(inUse: Set<number>): void {
+    let free = 0;
+    for (let ino = 1; ino < this.geometry.inodeCount; ino++) {
+      const want = inUse.has(ino);
+      if (this.media.get(ino) !== want) this.media.set(ino, want);
+      this.used.set(ino, want);
+      if (!want) free++;
+    }
+    this.freeCount = free;
+  }
+
+  /** fsck repair: release a slot whose record cannot be read. */
+  forceFree(ino: number): void {
+    const { block, rec } = this.record(ino);
+    rec.fill(0);
+    this.store.markDirty(block, 'raw');
+    this.used.set(ino, false);
+    this.media.set(ino, false);
+    this.freeCount++;
+    this.cache.delete(ino);
+  }
+
+  /** Every cached inode (fsck and orphan handling walk these). */
+  cached(): IterableIterator<Inode> {
+    return this.cache.values();
+  }
+
+  /** Inodes in use, by number (bitmap order). */
+  *inUse(): Generator<number> {
+    for (let ino = 1; ino < this.geometry.inodeCount; ino++) if (this.used.get(ino)) yield ino;
+  }
+}

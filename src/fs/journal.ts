@@ -1,0 +1,131 @@
+/**
+ * The redo journal: whole-block images, a linear log reset at each checkpoint.
+ *
+ * A transaction is one or more descriptor blocks, each followed by the images
+ * it lists, then a commit block whose CRC covers every block of the
+ * transaction. All of it is written with one persist barrier (the commit's
+ * CRC detects a torn transaction, as jbd2's async_commit does); home
+ * locations are written only after that barrier. Replay starts at the
+ * journal's first block with the superblock's journalSeq and applies
+ * transactions while their sequence numbers follow on and their CRCs match.
+ */
+import type { Pool } from '../media/pool.js';
+import { crc32c } from './checksum.js';
+import { BLOCK_SIZE, CRC_OFFSET, type Geometry } from './layout.js';
+import { crcMatches, sealCrc } from './metastore.js';
+
+const DESCRIPTOR_MAGIC = 0x444a5844; // 'DXJD'
+const COMMIT_MAGIC = 0x434a5844; // 'DXJC'
+const HEADER_BYTES = 24;
+/** Targets one descriptor block lists. */
+export const TARGETS_PER_DESCRIPTOR = Math.floor((CRC_OFFSET - HEADER_BYTES) / 8);
+
+/** Journal blocks a transaction of `images` blocks takes. */
+export function transactionBlocks(images: number): number {
+  return Math.ceil(images / TARGETS_PER_DESCRIPTOR) + images + 1;
+}
+
+export class Journal {
+  /** Next free block index inside the journal. */
+  pos = 0;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly geometry: Geometry,
+    /** Sequence number of the next transaction. */
+    public nextSeq: number,
+  ) {}
+
+  get capacity(): number {
+    return this.geometry.journalBlocks;
+  }
+
+  fits(images: number): boolean {
+    return this.pos + transactionBlocks(images) <= this.capacity;
+  }
+
+  /** Write one transaction at `pos` (no barrier: the caller persists). */
+  append(images: Array<[number, Buffer]>): void {
+    const seq = this.nextSeq;
+    let at = this.geometry.journalStart + this.pos;
+    let crc = 0;
+    const put = (block: Buffer): void => {
+      this.pool.write(at * BLOCK_SIZE, block);
+      crc = crc32c(block, crc);
+      at++;
+    };
+    for (let i = 0; i < images.length; i += TARGETS_PER_DESCRIPTOR) {
+      const batch = images.slice(i, i + TARGETS_PER_DESCRIPTOR);
+      const d = Buffer.alloc(BLOCK_SIZE);
+      d.writeUInt32LE(DESCRIPTOR_MAGIC, 0);
+      d.writeBigUInt64LE(BigInt(seq), 8);
+      d.writeUInt32LE(batch.length, 16);
+      batch.forEach(([block], j) => d.writeBigUInt64LE(BigInt(block), HEADER_BYTES + j * 8));
+      sealCrc(d);
+      put(d);
+      for (const [, image] of batch) put(image);
+    }
+    const c = Buffer.alloc(BLOCK_SIZE);
+    c.writeUInt32LE(COMMIT_MAGIC, 0);
+    c.writeBigUInt64LE(BigInt(seq), 8);
+    c.writeUInt32LE(transactionBlocks(images.length) - 1, 16);
+    c.writeUInt32LE(crc, 20);
+    sealCrc(c);
+    this.pool.write(at * BLOCK_SIZE, c);
+    this.pos += transactionBlocks(images.length);
+    this.nextSeq = seq + 1;
+  }
+}
+
+export interface ReplayResult {
+  /** Latest image of every block the committed transactions wrote. */
+  images: Map<number, Buffer>;
+  transactions: number;
+  /** Sequence number after the last replayed transaction. */
+  nextSeq: number;
+}
+
+/** Read the committed transactions from the journal (writes nothing). */
+export function readJournal(pool: Pool, geometry: Geometry, firstSeq: number): ReplayResult {
+  const images = new Map<number, Buffer>();
+  let seq = firstSeq;
+  let pos = 0;
+  let transactions = 0;
+  const readAt = (p: number): Buffer => pool.read((geometry.journalStart + p) * BLOCK_SIZE, BLOCK_SIZE);
+  for (;;) {
+    const pending: Array<[number, Buffer]> = [];
+    let p = pos;
+    let crc = 0;
+    let committed = false;
+    while (p < geometry.journalBlocks) {
+      const block = readAt(p);
+      const magic = block.readUInt32LE(0);
+      if (!crcMatches(block) || Number(block.readBigUInt64LE(8)) !== seq) break;
+      if (magic === COMMIT_MAGIC) {
+        committed = block.readUInt32LE(16) === p - pos && block.readUInt32LE(20) === crc;
+        p++;
+        break;
+      }
+      if (magic !== DESCRIPTOR_MAGIC) break;
+      const count = block.readUInt32LE(16);
+      if (count > TARGETS_PER_DESCRIPTOR || p + 1 + count > geometry.journalBlocks) break;
+      crc = crc32c(block, crc);
+      p++;
+      for (let j = 0; j < count; j++, p++) {
+        const target = Number(block.readBigUInt64LE(HEADER_BYTES + j * 8));
+        const image = readAt(p);
+        crc = crc32c(image, crc);
+        pending.push([target, image]);
+      }
+    }
+    if (!committed) break;
+    for (const [target, image] of pending) {
+      // A target outside the metadata and data areas is never journaled: ignore it.
+      if (target >= geometry.inodeBitmapStart && target < geometry.totalBlocks) images.set(target, image);
+    }
+    transactions++;
+    seq++;
+    pos = p;
+  }
+  return { images, transactions, nextSeq: seq };
+}

@@ -1,0 +1,165 @@
+/**
+ * Opening a pool: validate everything before writing anything, replay the
+ * journal, reclaim orphans after a crash, mark the pool mounted.
+ *
+ * A pool that is not ours, truncated, of a newer format, with a corrupt
+ * superblock or corrupt bitmaps is refused with a PoolError that names the
+ * problem and the fix; nothing is written to it.
+ */
+import fs from 'node:fs';
+import createDebug from 'debug';
+import { Pool, PoolError as MediaPoolError } from '../media/pool.js';
+import { FsError, S_IFDIR } from './api.js';
+import { BlockAllocator } from './alloc.js';
+import { MediaBitmap } from './bitmap.js';
+import { FsCore } from './core.js';
+import { PoolError } from './errors.js';
+import { FileSystem } from './filesystem.js';
+import { InodeTable } from './inodes.js';
+import { Journal, readJournal } from './journal.js';
+import { BLOCK_SIZE, decodeSuperblock, PoolState, type Superblock } from './layout.js';
+import { MetaStore } from './metastore.js';
+
+const log = createDebug('daxvm:fs');
+
+export interface OpenOptions {
+  readOnly?: boolean;
+  /** Group commit interval; ext4's default is 5 s, ours 1 s. */
+  commitIntervalMs?: number;
+  /** Skip the lock (info on a mounted pool reads a possibly stale picture). */
+  noLock?: boolean;
+  /** fsck: corrupt bitmap blocks read as free (they are rebuilt). */
+  ignoreBitmaps?: boolean;
+}
+
+/** Read and check the superblock with plain file reads (before mapping or locking). */
+export function readSuperblock(poolPath: string): Superblock {
+  let fd: number;
+  try {
+    fd = fs.openSync(poolPath, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new PoolError('ENOENT', `pool ${poolPath} does not exist`, `create it with: daxvm mkfs ${poolPath} --size 4G`);
+    throw new PoolError('ENOENT', `cannot open pool ${poolPath}: ${(err as Error).message}`, 'check the path and its permissions');
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const head = Buffer.alloc(BLOCK_SIZE);
+    const got = fs.readSync(fd, head, 0, BLOCK_SIZE, 0);
+    const decoded = decodeSuperblock(got === BLOCK_SIZE ? head : Buffer.alloc(BLOCK_SIZE));
+    if (!decoded.ok) {
+      switch (decoded.problem) {
+        case 'not-ours':
+          throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, `check the path; to make it one (destroying its contents): daxvm mkfs --force ${poolPath}`);
+        case 'newer-format':
+          throw new PoolError('EFORMAT', `${poolPath} has a newer pool format: ${decoded.detail}`, 'upgrade daxvm to use this pool');
+        default:
+          throw new PoolError('ECORRUPT', `${poolPath}: corrupt superblock (${decoded.detail})`, `run: daxvm fsck --repair ${poolPath} (it restores the superblock from its backup)`);
+      }
+    }
+    const want = decoded.sb.geometry.totalBlocks * BLOCK_SIZE;
+    if (size < want) {
+      throw new PoolError('ETRUNCATED', `${poolPath} is truncated: ${size} bytes, its superblock says ${want}`, `restore the pool file to its full size (truncate -s ${want} would keep what is left; then run daxvm fsck ${poolPath})`);
+    }
+    return decoded.sb;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Open the pool's structures (no mount-state changes): used by mount, fsck and info. */
+export function openCore(poolPath: string, opts: OpenOptions = {}): { core: FsCore; replayed: number; replayNextSeq: number; replayImages: Map<number, Buffer> } {
+  const sb = readSuperblock(poolPath);
+  const readOnly = opts.readOnly ?? false;
+  let pool: Pool;
+  try {
+    pool = Pool.open(poolPath, { readOnly, lock: opts.noLock ? 'none' : undefined });
+  } catch (err) {
+    if (err instanceof MediaPoolError && err.code === 'ELOCKED') {
+      throw new PoolError('ELOCKED', `pool ${poolPath} is in use (mounted, or being checked)`, 'unmount it first: daxvm umount MOUNTPOINT');
+    }
+    throw err;
+  }
+  try {
+    const g = sb.geometry;
+    let core: FsCore | null = null;
+    const store = new MetaStore(pool, (block, what) => core?.markErrors(block, what));
+    const replay = readJournal(pool, g, sb.journalSeq);
+    for (const [block, image] of replay.images) store.preload(block, image);
+    const blockBits = new MediaBitmap(store, g.blockBitmapStart, g.blockBitmapBlocks, g.totalBlocks, 'block bitmap');
+    const inodeBits = new MediaBitmap(store, g.inodeBitmapStart, g.inodeBitmapBlocks, g.inodeCount, 'inode bitmap');
+    const used = asPoolError(poolPath, () => blockBits.load(opts.ignoreBitmaps));
+    const usedInodes = asPoolError(poolPath, () => inodeBits.load(opts.ignoreBitmaps));
+    const alloc = new BlockAllocator(g, used, blockBits);
+    const inodes = new InodeTable(store, g, usedInodes, inodeBits, alloc);
+    const journal = new Journal(pool, g, replay.nextSeq);
+    core = new FsCore({ pool, sb, store, journal, alloc, inodes, readOnly, commitIntervalMs: opts.commitIntervalMs ?? 1000 });
+    const root = asPoolError(poolPath, () => core!.inode(sb.rootIno));
+    if (root.type !== S_IFDIR) throw new PoolError('ECORRUPT', `${poolPath}: the root inode is not a directory`, `run: daxvm fsck --repair ${poolPath}`);
+    return { core, replayed: replay.transactions, replayNextSeq: replay.nextSeq, replayImages: replay.images };
+  } catch (err) {
+    pool.close();
+    throw err;
+  }
+}
+
+function asPoolError<T>(poolPath: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof FsError) throw new PoolError('ECORRUPT', `${poolPath}: ${err.message.replace(/^EIO: /, '')}`, `run: daxvm fsck --repair ${poolPath}`);
+    throw err;
+  }
+}
+
+/** Write replayed journal images home and move the journal past them. */
+export function applyReplay(core: FsCore, images: Map<number, Buffer>, nextSeq: number): void {
+  for (const [block, image] of images) core.pool.write(block * BLOCK_SIZE, image);
+  core.pool.persistAll();
+  core.sb.journalSeq = nextSeq;
+  core.writeSuperblock();
+}
+
+/** Open a pool for use: recovery, orphan reclaim, mounted state. */
+export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSystem {
+  const sb = readSuperblock(poolPath);
+  if (sb.state === PoolState.Errors) {
+    throw new PoolError('ENEEDSFSCK', `${poolPath} has recorded errors (corruption was found while it was in use)`, `run: daxvm fsck --repair ${poolPath}`);
+  }
+  const { core, replayed, replayNextSeq, replayImages } = openCore(poolPath, opts);
+  try {
+    if (core.readOnly) return new FileSystem(core);
+    const crashed = core.sb.state !== PoolState.Clean;
+    if (replayed > 0) {
+      log('replaying %d journal transaction(s) of %s', replayed, poolPath);
+      applyReplay(core, replayImages, replayNextSeq);
+    }
+    if (crashed) reclaimOrphans(core);
+    core.sb.state = PoolState.Mounted;
+    core.sb.mountCount++;
+    core.sb.lastMountMs = Date.now();
+    core.commit();
+    core.writeSuperblock();
+    return new FileSystem(core);
+  } catch (err) {
+    core.pool.close();
+    throw err;
+  }
+}
+
+/** After a crash: files unlinked while open have no name left; free them. */
+function reclaimOrphans(core: FsCore): void {
+  let reclaimed = 0;
+  for (const ino of core.inodes.inUse()) {
+    try {
+      const inode = core.inode(ino);
+      if (inode.nlink === 0) {
+        core.reapIfUnused(inode);
+        reclaimed++;
+      }
+    } catch (err) {
+      log('orphan scan: inode %d unreadable: %s', ino, (err as Error).message);
+    }
+  }
+  if (reclaimed) log('reclaimed %d orphan inode(s)', reclaimed);
+}

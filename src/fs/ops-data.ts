@@ -1,0 +1,217 @@
+/**
+ * File data: read, write, truncate, open/release, fsync.
+ *
+ * New blocks are zeroed where the write does not cover them before anything
+ * points at them (and the commit's barrier makes that durable with the
+ * pointer). Bytes past EOF in the last block are zeroed when the file grows
+ * over them, not when it shrinks: a shrink that a crash undoes must find its
+ * bytes intact, so growth over a shrink that is not yet committed commits
+ * first.
+ */
+import { FsError, S_IFDIR, S_IFREG } from './api.js';
+import type { FsCore } from './core.js';
+import type { Inode } from './inode.js';
+import { BLOCK_SIZE, HUGE_BLOCKS, MAX_FILE_SIZE } from './layout.js';
+
+const HUGE_BYTES = HUGE_BLOCKS * BLOCK_SIZE;
+const DAY_MS = 24 * 3600 * 1000;
+
+function regular(core: FsCore, ino: number): Inode {
+  const inode = core.inode(ino);
+  if (inode.type === S_IFDIR) throw new FsError('EISDIR', 'is a directory');
+  if (inode.type !== S_IFREG) throw new FsError('EINVAL', 'not a regular file');
+  return inode;
+}
+
+export function open(core: FsCore, ino: number): void {
+  core.inode(ino).openCount++;
+}
+
+export function release(core: FsCore, ino: number): void {
+  const inode = core.inode(ino);
+  if (inode.openCount <= 0) return;
+  inode.openCount--;
+  if (inode.openCount > 0) return;
+  for (const run of inode.deferredFree) core.alloc.releaseDeferred(run);
+  inode.deferredFree = [];
+  if (inode.nlink === 0 && !core.readOnly) core.reapIfUnused(inode);
+}
+
+export function read(core: FsCore, ino: number, position: number, dst: Buffer): number {
+  const inode = regular(core, ino);
+  if (position >= inode.size || dst.length === 0) return 0;
+  const length = Math.min(dst.length, inode.size - position);
+  const first = Math.floor(position / BLOCK_SIZE);
+  const last = Math.floor((position + length - 1) / BLOCK_SIZE);
+  let done = 0;
+  for (const seg of inode.extents.map(first, last - first + 1)) {
+    const segStart = Math.max(position, seg.logical * BLOCK_SIZE);
+    const segEnd = Math.min(position + length, (seg.logical + seg.count) * BLOCK_SIZE);
+    const n = segEnd - segStart;
+    if (seg.physical < 0) dst.fill(0, done, done + n);
+    else core.pool.readInto(seg.physical * BLOCK_SIZE + (segStart - seg.logical * BLOCK_SIZE), dst, done, n);
+    done += n;
+  }
+  // relatime, as ext4 mounts by default.
+  const now = Date.now();
+  if (!core.readOnly && (inode.atimeMs <= inode.mtimeMs || inode.atimeMs <= inode.ctimeMs || now - inode.atimeMs > DAY_MS)) {
+    inode.atimeMs = now;
+    core.save(inode);
+  }
+  return length;
+}
+
+/** Zero [from, to) of the file where blocks are mapped (stale bytes past an old EOF). */
+function zeroMapped(core: FsCore, inode: Inode, from: number, to: number): void {
+  if (to <= from) return;
+  if (inode.shrunkSinceCommit) core.commit();
+  const first = Math.floor(from / BLOCK_SIZE);
+  const last = Math.floor((to - 1) / BLOCK_SIZE);
+  for (const seg of inode.extents.map(first, last - first + 1)) {
+    if (seg.physical < 0) continue;
+    const a = Math.max(from, seg.logical * BLOCK_SIZE);
+    const b = Math.min(to, (seg.logical + seg.count) * BLOCK_SIZE);
+    core.pool.fill(seg.physical * BLOCK_SIZE + (a - seg.logical * BLOCK_SIZE), b - a, 0);
+  }
+  core.dataDirty = true;
+}
+
+/** Zero the stale tail of the block holding the old EOF, up to `upTo`. */
+function zeroStaleTail(core: FsCore, inode: Inode, upTo: number): void {
+  const old = inode.size;
+  if (old % BLOCK_SIZE === 0 || upTo <= old) return;
+  zeroMapped(core, inode, old, Math.min(upTo, (Math.floor(old / BLOCK_SIZE) + 1) * BLOCK_SIZE));
+}
+
+/**
+ * A file that grows past 2 MiB while its first blocks sit unaligned moves
+ * them once into an aligned 2 MiB region, so every aligned 2 MiB of the file
+ * is one aligned 2 MiB of the pool.
+ */
+function alignForHuge(core: FsCore, inode: Inode): void {
+  const items = inode.extents.items;
+  if (items.length === 0) return;
+  const last = items[items.length - 1]!;
+  if (last.logical + last.count > HUGE_BLOCKS) return;
+  if (items.every((e) => (e.physical - e.logical) % HUGE_BLOCKS === 0)) return;
+  let runs;
+  try {
+    runs = core.alloc.allocate({ count: HUGE_BLOCKS, alignLogical: 0 });
+  } catch {
+    return; // No aligned room: stay as we are.
+  }
+  if (runs.length !== 1 || runs[0]!.start % HUGE_BLOCKS !== 0) {
+    for (const r of runs) core.alloc.freeUncommitted(r);
+    return;
+  }
+  const base = runs[0]!.start;
+  const mapped = inode.extents.map(0, HUGE_BLOCKS);
+  for (const seg of mapped) {
+    const to = (base + seg.logical) * BLOCK_SIZE;
+    if (seg.physical < 0) core.pool.fill(to, seg.count * BLOCK_SIZE, 0);
+    else core.pool.copyWithin(to, seg.physical * BLOCK_SIZE, seg.count * BLOCK_SIZE);
+  }
+  const old = inode.extents.truncate(0);
+  inode.extents.add(0, base, HUGE_BLOCKS);
+  inode.blocks += HUGE_BLOCKS;
+  core.dropBlocks(inode, old);
+  core.dataDirty = true;
+}
+
+export function write(core: FsCore, ino: number, position: number, src: Buffer): number {
+  core.requireWritable();
+  const inode = regular(core, ino);
+  if (src.length === 0) return 0;
+  if (position >= MAX_FILE_SIZE) throw new FsError('EFBIG', 'file too large');
+  let length = Math.min(src.length, MAX_FILE_SIZE - position);
+  if (position > inode.size) zeroStaleTail(core, inode, position);
+  if (position + length > HUGE_BYTES && inode.size <= HUGE_BYTES) alignForHuge(core, inode);
+
+  // Allocate the holes the write covers, in order; on ENOSPC keep what fits.
+  const first = Math.floor(position / BLOCK_SIZE);
+  const lastBlock = Math.floor((position + length - 1) / BLOCK_SIZE);
+  const big = Math.max(inode.size, position + length) >= HUGE_BYTES;
+  const fresh: Array<{ logical: number; physical: number; count: number }> = [];
+  let limit = lastBlock + 1;
+  for (const seg of inode.extents.map(first, lastBlock - first + 1)) {
+    if (seg.physical >= 0) continue;
+    let logical = seg.logical;
+    let want = seg.count;
+    try {
+      while (want > 0) {
+        const runs = core.alloc.allocate({
+          count: want,
+          goal: inode.extents.goalFor(logical),
+          alignLogical: big ? logical : undefined,
+          partial: true,
+        });
+        for (const run of runs) {
+          inode.extents.add(logical, run.start, run.count);
+          inode.blocks += run.count;
+          fresh.push({ logical, physical: run.start, count: run.count });
+          logical += run.count;
+          want -= run.count;
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof FsError) || err.code !== 'ENOSPC') throw err;
+      limit = logical;
+      break;
+    }
+  }
+  if (limit <= lastBlock) {
+    length = Math.min(length, limit * BLOCK_SIZE - position);
+    if (length <= 0) {
+      if (fresh.length) core.save(inode);
+      throw new FsError('ENOSPC', 'no space left in the pool');
+    }
+  }
+  // Zero what the write leaves uncovered in new blocks.
+  for (const f of fresh) {
+    const a = f.logical * BLOCK_SIZE;
+    const b = (f.logical + f.count) * BLOCK_SIZE;
+    if (position > a) core.pool.fill(f.physical * BLOCK_SIZE, Math.min(position, b) - a, 0);
+    const end = position + length;
+    if (end < b) {
+      const from = Math.max(end, a);
+      core.pool.fill(f.physical * BLOCK_SIZE + (from - a), b - from, 0);
+    }
+  }
+  // Store the data.
+  let done = 0;
+  for (const seg of inode.extents.map(first, Math.floor((position + length - 1) / BLOCK_SIZE) - first + 1)) {
+    const segStart = Math.max(position, seg.logical * BLOCK_SIZE);
+    const segEnd = Math.min(position + length, (seg.logical + seg.count) * BLOCK_SIZE);
+    core.pool.write(seg.physical * BLOCK_SIZE + (segStart - seg.logical * BLOCK_SIZE), src.subarray(done, done + segEnd - segStart));
+    done += segEnd - segStart;
+  }
+  const now = Date.now();
+  inode.size = Math.max(inode.size, position + length);
+  inode.mtimeMs = inode.ctimeMs = now;
+  core.save(inode);
+  core.dataDirty = true;
+  return length;
+}
+
+export function truncate(core: FsCore, ino: number, size: number): Inode {
+  core.requireWritable();
+  const inode = regular(core, ino);
+  if (size < 0 || !Number.isSafeInteger(size)) throw new FsError('EINVAL', 'bad size');
+  if (size > MAX_FILE_SIZE) throw new FsError('EFBIG', 'file too large');
+  if (size < inode.size) {
+    core.dropBlocks(inode, inode.extents.truncate(Math.ceil(size / BLOCK_SIZE)));
+    core.noteShrunk(inode);
+  } else if (size > inode.size) {
+    zeroStaleTail(core, inode, size);
+  }
+  const now = Date.now();
+  inode.size = size;
+  inode.mtimeMs = inode.ctimeMs = now;
+  core.save(inode);
+  return inode;
+}
+
+export function fsync(core: FsCore, ino: number): void {
+  core.inode(ino);
+  core.commit();
+}
