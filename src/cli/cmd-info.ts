@@ -1,0 +1,66 @@
+/** daxvm info POOL|MNT [--json]: geometry, usage, fragmentation, knobs. */
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { poolInfo, PoolError, type PoolInfo } from '../fs/index.js';
+import { daxvmMountAt, readMounts, FSTYPE, topMountAt } from '../fuse/mountinfo.js';
+import { CliError, EXIT, poolFailure } from './errors.js';
+import { formatBytes, percent, table } from './format.js';
+
+export interface InfoOptions {
+  json?: boolean;
+}
+
+/** A mount point resolves to its pool through /proc/self/mountinfo; anything else is a pool path. */
+export function resolvePoolTarget(target: string): { pool: string; mountpoint?: string } {
+  const abs = path.resolve(target);
+  const mounts = readMounts();
+  const m = daxvmMountAt(abs, mounts);
+  if (m) return { pool: m.source, mountpoint: abs };
+  let isDir = false;
+  try {
+    isDir = statSync(abs).isDirectory();
+  } catch { /* not there: the pool path is reported missing below */ }
+  if (isDir) {
+    const other = topMountAt(abs, mounts);
+    throw new CliError(
+      `${abs} is a directory, not a daxvm pool or mount` + (other ? ` (it is a ${other.fstype} mount)` : ''),
+      EXIT.OPERATIONAL,
+      'give a pool file or the mount point of a daxvm mount',
+    );
+  }
+  const mountedOn = mounts.find(x => x.fstype === FSTYPE && x.source === abs)?.mountpoint;
+  return { pool: abs, ...(mountedOn ? { mountpoint: mountedOn } : {}) };
+}
+
+export function formatInfo(i: PoolInfo, mountpoint?: string): string {
+  const used = i.blocks - i.freeBlocks;
+  const f = i.fragmentation;
+  const rows: [string, string][] = [
+    ['pool', i.path],
+    ['mounted on', mountpoint ?? '(not mounted)'],
+    ['format', `version ${i.formatVersion}, ${i.clean ? 'clean' : 'not clean (in use, or not unmounted cleanly)'}`],
+    ['size', `${formatBytes(i.size)}: ${i.blocks} blocks of ${formatBytes(i.blockSize)}`],
+    ['used', `${formatBytes(used * i.blockSize)} (${used} blocks, ${percent(used, i.blocks)})`],
+    ['free', `${formatBytes(i.freeBlocks * i.blockSize)} (${i.freeBlocks} blocks)`],
+    ['inodes', `${i.inodes - i.freeInodes} used of ${i.inodes} (${i.freeInodes} free)`],
+    ['free extents', `${f.freeExtents}, largest ${f.largestFreeExtentBlocks} blocks (${formatBytes(f.largestFreeExtentBlocks * i.blockSize)})`],
+    ['free 2 MiB regions', `${f.freeHugeRegions}`],
+  ];
+  const knobs = Object.entries(i.knobs);
+  for (const [k, v] of knobs) rows.push([`knob ${k}`, String(v)]);
+  return table(rows);
+}
+
+export function cmdInfo(target: string, opts: InfoOptions): number {
+  const { pool, mountpoint } = resolvePoolTarget(target);
+  let info: PoolInfo;
+  try {
+    info = poolInfo(pool);
+  } catch (err) {
+    if (err instanceof PoolError) throw poolFailure(err, EXIT.OPERATIONAL);
+    throw new CliError(`cannot read ${pool}: ${(err as Error).message}`, EXIT.OPERATIONAL);
+  }
+  if (opts.json) process.stdout.write(JSON.stringify({ ...info, mountpoint: mountpoint ?? null }, null, 2) + '\n');
+  else process.stdout.write(formatInfo(info, mountpoint));
+  return EXIT.OK;
+}

@@ -1,0 +1,202 @@
+/**
+ * daxvm mount [POOL] [MNT] [-f] [-o opt,...]
+ *
+ * In the background (the default, like sshfs) the command spawns the daemon
+ * detached: `node dist/cli/main.js mount POOL MNT --foreground --ready-fd 3`,
+ * with a pipe on fd 3 (see src/fuse/protocol.ts) and stderr appended to the
+ * log in the runtime directory. It returns 0 only once the daemon said
+ * "ready" and a stat of MNT from this process shows the FUSE file system;
+ * otherwise it prints the daemon's reason and exits 32, as mount(8).
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import debug from 'debug';
+import { daxvmMountAt, readMounts, FSTYPE } from '../fuse/mountinfo.js';
+import { MountOptionError, parseMountOptions, type MountOptions } from '../fuse/options.js';
+import { decodeMessages, type DaemonMessage } from '../fuse/protocol.js';
+import { ensureRuntimeDir, logFilePath } from '../fuse/runtime.js';
+import { makePool } from './cmd-mkfs.js';
+import { CliError, EXIT } from './errors.js';
+import { formatBytes, parseSize } from './format.js';
+import { DEFAULT_MOUNTPOINT, DEFAULT_POOL_SIZE, defaultPoolPath, mainScript } from './paths.js';
+
+const log = debug('daxvm:cli');
+
+/** How long the parent waits for the daemon to say ready (opening a pool runs recovery). */
+const READY_TIMEOUT_MS = 120_000;
+/** How long the parent's own stat of the mount point may take. */
+const STAT_TIMEOUT_MS = 15_000;
+
+export interface MountCliOptions {
+  foreground?: boolean;
+  /** -o values, each a comma-separated list. */
+  o?: string[];
+  /** Internal: the daemon reports readiness on this fd (set by the background parent). */
+  readyFd?: string;
+}
+
+interface Target {
+  pool: string;
+  mountpoint: string;
+  options: MountOptions;
+}
+
+function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Target {
+  let options: MountOptions;
+  try {
+    options = parseMountOptions(opts.o ?? []);
+  } catch (err) {
+    if (err instanceof MountOptionError) throw new CliError(err.message, EXIT.USAGE);
+    throw err;
+  }
+  const mountpoint = path.resolve(mntArg ?? DEFAULT_MOUNTPOINT);
+  const pool = poolArg !== undefined ? path.resolve(poolArg) : defaultPoolPath();
+  if (opts.readyFd !== undefined) return { pool, mountpoint, options }; // the daemon: the parent checked
+
+  const mounts = readMounts();
+  const here = daxvmMountAt(mountpoint, mounts);
+  if (here) {
+    throw new CliError(`${mountpoint} is already mounted (pool ${here.source})`, EXIT.MOUNT_FAILURE,
+      `to remount, run 'daxvm umount ${mountpoint}' first`);
+  }
+  const elsewhere = mounts.find(m => m.fstype === FSTYPE && m.source === pool);
+  if (elsewhere) {
+    throw new CliError(`${pool} is already mounted on ${elsewhere.mountpoint}`, EXIT.MOUNT_FAILURE,
+      'a pool can be mounted once at a time');
+  }
+
+  if (!existsSync(pool)) {
+    if (poolArg !== undefined) {
+      throw new CliError(`pool ${pool} does not exist`, EXIT.MOUNT_FAILURE, `create it with: daxvm mkfs ${pool} --size 4G`);
+    }
+    const size = parseSize(DEFAULT_POOL_SIZE);
+    process.stderr.write(`daxvm: creating the default pool ${pool} (${formatBytes(size)})\n`);
+    makePool(pool, size, false);
+  }
+
+  try {
+    if (!statSync(mountpoint).isDirectory()) {
+      throw new CliError(`mount point ${mountpoint} is not a directory`, EXIT.MOUNT_FAILURE);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      mkdirSync(mountpoint, { recursive: true });
+      log('created mount point %s', mountpoint);
+    } else if (code === 'ENOTCONN') {
+      throw new CliError(`${mountpoint}: a dead FUSE mount is in the way`, EXIT.MOUNT_FAILURE,
+        `remove it with: fusermount -uz ${mountpoint}`);
+    } else if (err instanceof CliError) {
+      throw err;
+    } else {
+      throw new CliError(`mount point ${mountpoint}: ${(err as Error).message}`, EXIT.MOUNT_FAILURE);
+    }
+  }
+  return { pool, mountpoint, options };
+}
+
+export async function cmdMount(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Promise<number> {
+  const t = prepare(poolArg, mntArg, opts);
+  if (opts.foreground || opts.readyFd !== undefined) {
+    let readyFd: number | undefined;
+    if (opts.readyFd !== undefined) {
+      readyFd = Number(opts.readyFd);
+      if (!Number.isInteger(readyFd) || readyFd < 0) throw new CliError(`bad --ready-fd '${opts.readyFd}'`, EXIT.USAGE);
+    }
+    // Loaded only here: the FUSE binding is a native module the other commands do not need.
+    const { runDaemon } = await import('../fuse/daemon.js');
+    return runDaemon({ pool: t.pool, mountpoint: t.mountpoint, options: t.options, ...(readyFd !== undefined ? { readyFd } : {}) });
+  }
+  return spawnDaemon(t, opts.o ?? []);
+}
+
+/** The log's text written since `from`, last lines only. */
+function logTail(file: string, from: number, maxBytes = 8192): string {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const start = Math.max(from, size - maxBytes);
+      const buf = Buffer.alloc(size - start);
+      readSync(fd, buf, 0, buf.length, start);
+      return buf.toString('utf8').trim();
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** From this process (never the daemon's): the mount point now shows the FUSE file system. */
+async function checkMounted(mnt: string): Promise<void> {
+  const [st, parent] = await withTimeout(Promise.all([stat(mnt), stat(path.dirname(mnt))]), STAT_TIMEOUT_MS, `stat ${mnt}`);
+  if (mnt !== '/' && st.dev === parent.dev) throw new Error(`${mnt} does not show a mounted file system`);
+  if (!daxvmMountAt(mnt)) throw new Error(`${mnt} is not listed as a ${FSTYPE} mount`);
+}
+
+async function spawnDaemon(t: Target, rawOptions: string[]): Promise<number> {
+  ensureRuntimeDir();
+  const logPath = logFilePath(t.mountpoint);
+  const logFd = openSync(logPath, 'a', 0o644);
+  const from = fstatSync(logFd).size;
+  writeSync(logFd, `--- ${new Date().toISOString()} daxvm mount ${t.pool} ${t.mountpoint}\n`);
+  const args = [mainScript(), 'mount', t.pool, t.mountpoint, '--foreground', '--ready-fd', '3',
+    ...rawOptions.flatMap(o => ['-o', o])];
+  log('spawning %s %o (log %s)', process.execPath, args, logPath);
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'] });
+  closeSync(logFd);
+  const pipe = child.stdio[3] as Readable;
+
+  const outcome = await new Promise<DaemonMessage | { event: 'exit'; code: number | null; signal: string | null } | { event: 'timeout' }>(resolve => {
+    let text = '';
+    const timer = setTimeout(() => resolve({ event: 'timeout' }), READY_TIMEOUT_MS);
+    const settle = (v: Parameters<typeof resolve>[0]) => { clearTimeout(timer); resolve(v); };
+    pipe.setEncoding('utf8');
+    pipe.on('data', (chunk: string) => {
+      text += chunk;
+      const m = decodeMessages(text)[0];
+      if (m) settle(m);
+    });
+    pipe.on('error', () => { /* the exit event tells */ });
+    child.on('exit', (code, signal) => settle({ event: 'exit', code, signal }));
+  });
+  pipe.destroy();
+
+  const failed = (message: string, hint?: string, code: number = EXIT.MOUNT_FAILURE): never => {
+    const tail = logTail(logPath, from);
+    throw new CliError(message + (tail ? `\n--- daemon log (${logPath}):\n${tail}` : ''), code, hint);
+  };
+
+  switch (outcome.event) {
+    case 'error':
+      throw new CliError(outcome.message, outcome.exitCode || EXIT.MOUNT_FAILURE, outcome.hint);
+    case 'exit':
+      return failed(`the daxvm daemon exited (${outcome.signal ?? `code ${outcome.code}`}) before the mount was ready`);
+    case 'timeout':
+      child.kill('SIGTERM');
+      return failed(`the daxvm daemon did not get ready within ${READY_TIMEOUT_MS / 1000} s; stopped it`);
+    case 'ready':
+      break;
+  }
+  try {
+    await checkMounted(t.mountpoint);
+  } catch (err) {
+    child.kill('SIGTERM');
+    return failed(`the mount did not come up: ${(err as Error).message}`);
+  }
+  child.unref();
+  log('mounted %s on %s, daemon pid %d', t.pool, t.mountpoint, child.pid);
+  return EXIT.OK;
+}

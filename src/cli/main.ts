@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+/**
+ * daxvm: one binary for the pool's life. Human output on stdout, errors and
+ * progress on stderr, --json for scripts. Exit codes: 0 success, 2 wrong
+ * arguments, otherwise the command's own (mkfs 1, mount/umount 32 as
+ * mount(8), fsck as e2fsck: 0/1/4/8, info 8).
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import debug from 'debug';
+import { CliError, EXIT } from './errors.js';
+import { parseSize } from './format.js';
+
+const log = debug('daxvm:cli');
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Check --size while parsing, so a bad size is a usage error (exit 2). */
+function sizeArg(value: string): string {
+  try {
+    parseSize(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
+function report(err: CliError): void {
+  process.stderr.write(`daxvm: ${err.message}\n` + (err.hint ? `hint: ${err.hint}\n` : ''));
+}
+
+/** Run a command body; its failures become messages and exit codes, never stack traces for the user. */
+async function run(name: string, failureCode: number, body: () => number | Promise<number>): Promise<void> {
+  let code: number;
+  try {
+    code = await body();
+  } catch (err) {
+    if (err instanceof CliError) {
+      report(err);
+      code = err.exitCode;
+    } else {
+      process.stderr.write(`daxvm ${name}: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+      code = failureCode;
+    }
+  }
+  log('%s exits %d', name, code);
+  process.exit(code);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('daxvm');
+  // Before adding commands, so that they inherit it: usage errors throw (exit 2 below).
+  program
+    .exitOverride()
+    .showHelpAfterError('(run daxvm --help for usage)')
+    .configureOutput({ writeErr: s => process.stderr.write(s), writeOut: s => process.stdout.write(s) });
+  program
+    .description('DaxVM in user space: a FUSE file system over a pool file, with persistent page tables')
+    .version(version(), '-V, --version');
+
+  program.command('mkfs')
+    .description('create a pool file (a PMem-like device) and format it')
+    .argument('<pool>', 'pool file to create')
+    .option('-s, --size <size>', 'pool size, binary units: 4G, 512M, 1T', sizeArg, '4G')
+    .option('--force', 'overwrite an existing pool')
+    .option('--json', 'print the result as JSON')
+    .action(async (pool: string, o: { size: string; force?: boolean; json?: boolean }) =>
+      run('mkfs', EXIT.FAILURE, async () => (await import('./cmd-mkfs.js')).cmdMkfs(pool, o)));
+
+  program.command('mount')
+    .description('mount a pool (default: the per-user pool, created on first use, on /mnt/nvmm1)')
+    .argument('[pool]', 'pool file')
+    .argument('[mountpoint]', 'mount point (created if missing)', '/mnt/nvmm1')
+    .option('-f, --foreground', 'stay in the foreground (Ctrl-C unmounts)')
+    .option('-o, --options <options>', 'mount options, comma-separated: ro, rw, allow_other, allow_root, ' +
+      'commit=SECONDS, nonempty, noexec, nosuid, nodev, noatime...; mount(8)\'s generic options are accepted', collect, [])
+    .addOption(new Option('--ready-fd <fd>', 'internal: report readiness on this fd').hideHelp())
+    .action(async (pool: string | undefined, mnt: string, o: { foreground?: boolean; options: string[]; readyFd?: string }) =>
+      run('mount', EXIT.MOUNT_FAILURE, async () => (await import('./cmd-mount.js')).cmdMount(pool, mnt, {
+        o: o.options,
+        ...(o.foreground ? { foreground: true } : {}),
+        ...(o.readyFd !== undefined ? { readyFd: o.readyFd } : {}),
+      })));
+
+  program.command('umount')
+    .alias('unmount')
+    .description('unmount: the daemon closes the pool cleanly and exits')
+    .argument('<mountpoint>', 'mount point of a daxvm mount')
+    .action(async (mnt: string) =>
+      run('umount', EXIT.MOUNT_FAILURE, async () => (await import('./cmd-umount.js')).cmdUmount(mnt)));
+
+  program.command('fsck')
+    .description('check a pool (not mounted); exit 0 clean, 1 corrected, 4 uncorrected, 8 error')
+    .argument('<pool>', 'pool file')
+    .option('-r, --repair', 'fix the problems found')
+    .option('--json', 'print the report as JSON')
+    .action(async (pool: string, o: { repair?: boolean; json?: boolean }) =>
+      run('fsck', EXIT.OPERATIONAL, async () => (await import('./cmd-fsck.js')).cmdFsck(pool, o)));
+
+  program.command('info')
+    .description('geometry, usage, fragmentation and knobs of a pool (mounted or not)')
+    .argument('<pool|mountpoint>', 'pool file, or the mount point of a daxvm mount')
+    .option('--json', 'print as JSON')
+    .action(async (target: string, o: { json?: boolean }) =>
+      run('info', EXIT.OPERATIONAL, async () => (await import('./cmd-info.js')).cmdInfo(target, o)));
+
+  program.command('install-helper')
+    .description('install /sbin/mount.fuse.daxvm so mount -t fuse.daxvm and fstab work (as root)')
+    .option('--dir <dir>', 'install into this directory instead of /sbin')
+    .option('--remove', 'remove the helper')
+    .action(async (o: { dir?: string; remove?: boolean }) =>
+      run('install-helper', EXIT.FAILURE, async () => (await import('./cmd-install-helper.js')).cmdInstallHelper(o)));
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help, --version: 0. Anything else commander refuses is a usage error: 2.
+      process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+    }
+    throw err;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,12 @@
+/** The FUSE face of daxvm: operations over the fs contract, and the daemon that mounts them. */
+export { runDaemon, EXIT_MOUNT_FAILURE, type DaemonConfig } from './daemon.js';
+export { fusermount } from './unmount.js';
+export { parseMountOptions, fuseOptionString, escapeOptionValue, MountOptionError, type MountOptions } from './options.js';
+export { readMounts, parseMountinfo, topMountAt, daxvmMountAt, unescapeMountField, FSTYPE, type MountEntry } from './mountinfo.js';
+export {
+  runtimeDir, ensureRuntimeDir, escapeMountpoint, pidFilePath, logFilePath,
+  readPidFile, removePidFile, processAlive,
+} from './runtime.js';
+export { decodeMessages, encodeMessage, type DaemonMessage } from './protocol.js';
+export { MountState, HIDDEN_NAME, CONTROL_DIR } from './state.js';
+export { buildOps } from './ops.js';

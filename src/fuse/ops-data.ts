@@ -1,0 +1,101 @@
+/**
+ * Operations on file data, through file handles. open/create pin the inode
+ * (fs.open) and return a handle; read/write/fsync/ftruncate/release use the
+ * handle's inode, never the path (the path may have been renamed or hidden).
+ */
+import { constants } from 'node:fs';
+import { FsError } from '../fs/api.js';
+import type { DaxOps } from './binding.js';
+import { log, reply, replyCount } from './reply.js';
+import type { MountState } from './state.js';
+
+const { O_RDONLY, O_RDWR, O_APPEND } = constants;
+const ACCMODE = 3; // O_ACCMODE (not in fs.constants)
+
+type DataOps = Pick<DaxOps,
+  'open' | 'create' | 'read' | 'write' | 'release' | 'ftruncate' | 'fsync' | 'fsyncdir'>;
+
+export function dataOps(state: MountState): DataOps {
+  /** The inode behind a handle, or behind the path when the kernel sent none (fh 0). */
+  const inoOf = (path: string, fh: number): number => (fh ? state.handle(fh).ino : state.resolve(path));
+
+  return {
+    open(path, flags, cb) {
+      reply('open', path, cb, () => {
+        const ino = state.resolve(path);
+        if (state.readOnly && (flags & ACCMODE) !== O_RDONLY) throw new FsError('EROFS');
+        // O_TRUNC never reaches us: the kernel sends a truncate (setattr) of its own.
+        state.live.open(ino);
+        return state.addHandle(ino, flags);
+      });
+    },
+
+    create(path, mode, cb) {
+      reply('create', path, cb, () => {
+        const { parent, name } = state.split(path);
+        const fs = state.live;
+        const attr = fs.create(parent, name, mode, state.owner);
+        fs.open(attr.ino);
+        // fuse-native does not pass create's open flags: assume O_RDWR without
+        // O_APPEND (for O_APPEND the kernel still sends offset = size).
+        return state.addHandle(attr.ino, O_RDWR);
+      });
+    },
+
+    read(path, fh, buf, len, position, cb) {
+      const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : path;
+      replyCount('read', what, cb, () => {
+        const ino = state.handle(fh).ino;
+        return state.live.read(ino, position, len === buf.length ? buf : buf.subarray(0, len));
+      });
+    },
+
+    write(path, fh, buf, len, position, cb) {
+      const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : path;
+      replyCount('write', what, cb, () => {
+        const h = state.handle(fh);
+        const fs = state.live;
+        // O_APPEND: every write lands at the current end, whatever offset came with it.
+        const at = h.flags & O_APPEND ? fs.getattr(h.ino).size : position;
+        return fs.write(h.ino, at, len === buf.length ? buf : buf.subarray(0, len));
+      });
+    },
+
+    release(path, fh, cb) {
+      reply('release', `${path} fh=${fh}`, cb, () => {
+        const h = state.removeHandle(fh);
+        const fs = state.live;
+        fs.release(h.ino);
+        // Last close of an unlinked file: drop the hidden pin here rather than
+        // wait for libfuse's unlink of the hidden name, which never comes when
+        // the directory was removed meanwhile (libfuse has no path for it).
+        if (state.hiddenCount > 0 && !state.isOpen(h.ino)) {
+          const name = state.hiddenNameOf(h.ino);
+          if (name !== undefined) {
+            state.unhide(name);
+            fs.release(h.ino);
+          }
+        }
+      });
+    },
+
+    ftruncate(path, fh, size, cb) {
+      reply('ftruncate', `${path} fh=${fh} ${size}`, cb, () => {
+        state.live.truncate(inoOf(path, fh), size);
+      });
+    },
+
+    fsync(path, datasync, fh, cb) {
+      reply('fsync', `${path} fh=${fh}${datasync ? ' data' : ''}`, cb, () => {
+        state.live.fsync(inoOf(path, fh), datasync !== 0);
+      });
+    },
+
+    fsyncdir(path, datasync, _fh, cb) {
+      // No opendir: directory handles are libfuse's, not in our table; go by path.
+      reply('fsyncdir', path, cb, () => {
+        state.live.fsync(state.resolve(path), datasync !== 0);
+      });
+    },
+  };
+}

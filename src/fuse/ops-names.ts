@@ -1,0 +1,126 @@
+/**
+ * Operations on names: directory listing, creating and removing names,
+ * rename and links. Paths come from libfuse; `state` resolves them (hidden
+ * names of unlinked open files included, see state.ts).
+ */
+import { FsError, S_IFDIR, S_IFMT, type DirEntry } from '../fs/api.js';
+import type { DaxOps } from './binding.js';
+import { reply } from './reply.js';
+import { HIDDEN_NAME, type MountState } from './state.js';
+
+type NameOps = Pick<DaxOps,
+  'readdir' | 'readlink' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'rename' | 'link'>;
+
+export function nameOps(state: MountState): NameOps {
+  return {
+    readdir(path, cb) {
+      reply('readdir', path, cb, () => {
+        const ino = state.resolve(path);
+        const entries = state.live.readdir(ino);
+        const out: DirEntry[] = [];
+        let dot = false;
+        let dotdot = false;
+        for (const e of entries) {
+          if (e.name === '.') dot = true;
+          else if (e.name === '..') dotdot = true;
+          else if (state.isHidden(e.name)) continue; // never listed
+          out.push(e);
+        }
+        // The kernel does not make up "." and ".."; the high-level API leaves them to us.
+        if (!dotdot) {
+          const up = path === '/' ? ino : state.resolve(path.slice(0, path.lastIndexOf('/')) || '/');
+          out.unshift({ name: '..', ino: up, type: S_IFDIR });
+        }
+        if (!dot) out.unshift({ name: '.', ino, type: S_IFDIR });
+        return out;
+      });
+    },
+
+    readlink(path, cb) {
+      reply('readlink', path, cb, () => state.live.readlink(state.resolve(path)));
+    },
+
+    mknod(path, mode, dev, cb) {
+      reply('mknod', path, cb, () => {
+        const { parent, name } = state.split(path);
+        state.live.create(parent, name, mode, state.owner, dev);
+      });
+    },
+
+    mkdir(path, mode, cb) {
+      reply('mkdir', path, cb, () => {
+        const { parent, name } = state.split(path);
+        // The kernel passes permission bits only (umask applied); the type is ours to add.
+        state.live.mkdir(parent, name, (mode & ~S_IFMT) | S_IFDIR, state.owner);
+      });
+    },
+
+    unlink(path, cb) {
+      reply('unlink', path, cb, () => {
+        const { parent, name } = state.split(path);
+        if (state.isHidden(name)) {
+          // A hidden name whose file is still open elsewhere (libfuse unlinks it
+          // at the last close, and we drop its pin then, see release): drop it now.
+          const ino = state.unhide(name)!;
+          state.live.release(ino);
+          return;
+        }
+        try {
+          state.live.unlink(parent, name);
+        } catch (err) {
+          // libfuse removing the hidden name after the last close: release already
+          // dropped it (the file was unlinked at the rename). Nothing left to do.
+          if (HIDDEN_NAME.test(name) && err instanceof FsError && err.code === 'ENOENT') return;
+          throw err;
+        }
+      });
+    },
+
+    rmdir(path, cb) {
+      reply('rmdir', path, cb, () => {
+        const { parent, name } = state.split(path);
+        state.live.rmdir(parent, name);
+      });
+    },
+
+    symlink(target, path, cb) {
+      reply('symlink', `${path} -> ${target}`, cb, () => {
+        const { parent, name } = state.split(path);
+        state.live.symlink(parent, name, target, state.owner);
+      });
+    },
+
+    rename(src, dst, cb) {
+      reply('rename', `${src} -> ${dst}`, cb, () => {
+        const from = state.split(src);
+        const dstName = dst.slice(dst.lastIndexOf('/') + 1);
+        if (HIDDEN_NAME.test(dstName)) {
+          // libfuse hiding a file that is being unlinked (or renamed over) while open.
+          const ino = state.live.lookup(from.parent, from.name);
+          if (state.isOpen(ino)) {
+            const fs = state.live;
+            fs.open(ino); // the pin that keeps the data until libfuse unlinks the hidden name
+            try {
+              fs.unlink(from.parent, from.name);
+            } catch (err) {
+              fs.release(ino);
+              throw err;
+            }
+            state.hide(dstName, ino);
+            return;
+          }
+        }
+        const to = state.split(dst);
+        state.live.rename(from.parent, from.name, to.parent, to.name);
+      });
+    },
+
+    link(src, dst, cb) {
+      reply('link', `${dst} => ${src}`, cb, () => {
+        const ino = state.resolve(src);
+        const { parent, name } = state.split(dst);
+        state.live.link(ino, parent, name);
+      });
+    },
+  };
+}
