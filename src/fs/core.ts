@@ -23,6 +23,9 @@ import type { MetaStore } from './metastore.js';
 
 const log = createDebug('daxvm:fs');
 
+/** Below this many free blocks (32 MiB), freed blocks are reclaimed eagerly. */
+const LOW_SPACE_BLOCKS = 8192;
+
 export interface CoreParts {
   pool: Pool;
   sb: Superblock;
@@ -123,6 +126,18 @@ export class FsCore {
     inode.xattrBlock = 0;
     inode.dir = null;
     this.inodes.release(inode);
+  }
+
+  /**
+   * Before an operation: when free space runs low while freed blocks wait
+   * for a commit or a journal reset, commit and reset now, at an operation
+   * boundary, so the operation finds them.
+   */
+  reclaimIfLow(): void {
+    if (this.readOnly || this.alloc.pending === 0) return;
+    if (this.alloc.freeNow > this.alloc.reserve * 2 + LOW_SPACE_BLOCKS) return;
+    this.commit();
+    this.checkpoint();
   }
 
   /** After a mutating operation: commit now if the transaction is large, else soon. */

@@ -13,6 +13,7 @@ export class FileSystem implements FileSystemApi {
   constructor(readonly core: FsCore) {}
 
   private mutate<T>(op: () => T): T {
+    this.core.reclaimIfLow();
     try {
       return op();
     } finally {
