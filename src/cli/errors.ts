@@ -12,6 +12,7 @@ export const EXIT = {
 } as const;
 
 export class CliError extends Error {
+  override readonly name = 'CliError';
   readonly exitCode: number;
   readonly hint: string | undefined;
   constructor(message: string, exitCode: number, hint?: string) {

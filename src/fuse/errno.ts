@@ -9,20 +9,21 @@ import { FsError } from '../fs/api.js';
 
 const ERRNO = os.constants.errno as Readonly<Record<string, number>>;
 
-/** errno names of ours that Linux spells differently. */
-const ALIASES: Readonly<Record<string, string>> = {
-  EFSCORRUPTED: 'EUCLEAN', // ext4's EFSCORRUPTED is EUCLEAN (117)
+/** errno names Node's os.constants.errno lacks (Linux numbers). */
+const EXTRA: Readonly<Record<string, number>> = {
+  EUCLEAN: 117,
+  EFSCORRUPTED: 117, // ext4's EFSCORRUPTED is EUCLEAN ("Structure needs cleaning")
 };
 
 export const EIO = ERRNO.EIO!;
 
 /** Positive errno number for a name; EIO when the name is unknown. */
 export function errnoNumber(name: string): number {
-  return ERRNO[ALIASES[name] ?? name] ?? EIO;
+  return ERRNO[name] ?? EXTRA[name] ?? EIO;
 }
 
 const NAMES = new Map<number, string>();
-for (const [name, n] of Object.entries(ERRNO)) if (!NAMES.has(n)) NAMES.set(n, name);
+for (const [name, n] of [...Object.entries(ERRNO), ['EUCLEAN', 117] as const]) if (!NAMES.has(n)) NAMES.set(n, name);
 
 /** The errno name of a (positive or negative) errno number, for logs. */
 export function errnoName(n: number): string {

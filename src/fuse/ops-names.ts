@@ -57,7 +57,7 @@ export function nameOps(state: MountState): NameOps {
 
     unlink(path, cb) {
       reply('unlink', path, cb, () => {
-        const { parent, name } = state.split(path);
+        const name = path.slice(path.lastIndexOf('/') + 1);
         if (state.isHidden(name)) {
           // A hidden name whose file is still open elsewhere (libfuse unlinks it
           // at the last close, and we drop its pin then, see release): drop it now.
@@ -66,6 +66,7 @@ export function nameOps(state: MountState): NameOps {
           return;
         }
         try {
+          const { parent } = state.split(path);
           state.live.unlink(parent, name);
         } catch (err) {
           // libfuse removing the hidden name after the last close: release already

@@ -3,7 +3,9 @@
  * and the option string we hand to libfuse.
  */
 
-export class MountOptionError extends Error {}
+export class MountOptionError extends Error {
+  override readonly name = 'MountOptionError';
+}
 
 export interface MountOptions {
   readOnly: boolean;
@@ -24,6 +26,13 @@ const KERNEL_FLAGS = new Set([
   'suid', 'nosuid', 'dev', 'nodev', 'exec', 'noexec',
   'sync', 'async', 'dirsync', 'atime', 'noatime',
 ]);
+
+/** A flag and its opposite: the later one wins. */
+function opposite(flag: string): string {
+  if (flag === 'sync') return 'async';
+  if (flag === 'async') return 'sync';
+  return flag.startsWith('no') ? flag.slice(2) : 'no' + flag;
+}
 
 /** mount(8)'s generic and userspace options, and flags libfuse 2.9 does not take: accepted, ignored. */
 const IGNORED = new Set([
@@ -70,7 +79,8 @@ export function parseMountOptions(values: readonly string[]): MountOptions {
         }
       }
       if (arg === undefined && KERNEL_FLAGS.has(key)) {
-        o.kernelFlags = o.kernelFlags.filter(f => f !== key);
+        const other = opposite(key);
+        o.kernelFlags = o.kernelFlags.filter(f => f !== key && f !== other);
         o.kernelFlags.push(key);
         continue;
       }
