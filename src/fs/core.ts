@@ -10,7 +10,7 @@
  */
 import createDebug from 'debug';
 import type { Pool } from '../media/pool.js';
-import { FsError, S_IFDIR, S_IFLNK } from './api.js';
+import { FsError, S_IFDIR, S_IFLNK, S_IFREG } from './api.js';
 import type { BlockAllocator, Run } from './alloc.js';
 import { Directory } from './dir.js';
 import type { Inode } from './inode.js';
@@ -18,10 +18,14 @@ import { INODE_FLAG_INLINE_SYMLINK } from './inode.js';
 import type { InodeTable } from './inodes.js';
 import type { Journal } from './journal.js';
 import { transactionBlocks } from './journal.js';
-import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, encodeSuperblock, PoolState, type Superblock } from './layout.js';
+import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, encodeSuperblock, INODE_SIZE, PoolState, type Superblock } from './layout.js';
 import type { MetaStore } from './metastore.js';
+import { freeTable, NO_TABLE, syncTable, type NodeStore, type TableRef } from '../ppt/tables.js';
 
 const log = createDebug('daxvm:fs');
+
+/** Offset of the sequence word in an inode record. */
+const SEQ_OFFSET = 68;
 
 /** Below this many free blocks (32 MiB), freed blocks are reclaimed eagerly. */
 const LOW_SPACE_BLOCKS = 8192;
@@ -52,7 +56,9 @@ export class FsCore {
   /** File data was stored since the last barrier. */
   dataDirty = false;
   private timer: NodeJS.Timeout | null = null;
-  stats = { commits: 0, checkpoints: 0, journalBlocksWritten: 0 };
+  stats = { commits: 0, checkpoints: 0, journalBlocksWritten: 0, tablesBuilt: 0, tablesDeleted: 0 };
+  /** Page-table nodes live in the metadata store, journaled like every other metadata block. */
+  readonly nodeStore: NodeStore;
 
   constructor(parts: CoreParts) {
     this.pool = parts.pool;
@@ -63,6 +69,50 @@ export class FsCore {
     this.inodes = parts.inodes;
     this.readOnly = parts.readOnly;
     this.commitIntervalMs = parts.commitIntervalMs;
+    this.nodeStore = {
+      node: (block) => this.store.load(block, 'raw', 'page-table node'),
+      allocNode: () => {
+        const block = this.inodes.allocMeta();
+        this.store.fresh(block, 'raw');
+        return block;
+      },
+      freeNode: (block) => this.inodes.freeMeta(block),
+      dirty: (block) => this.store.markDirty(block, 'raw'),
+    };
+  }
+
+  tableOf(inode: Inode): TableRef {
+    return { root: inode.pptRoot, level: inode.pptLevel, nodes: inode.pptNodes };
+  }
+
+  private setTable(inode: Inode, ref: TableRef): void {
+    inode.pptRoot = ref.root;
+    inode.pptLevel = ref.level;
+    inode.pptNodes = ref.nodes;
+  }
+
+  /**
+   * Keep a regular file's page table in step with its extents after logical
+   * blocks [from, to) changed or its size changed; part of the same
+   * transaction as the change. The caller saves the inode.
+   */
+  syncTables(inode: Inode, from: number, to: number): void {
+    if (inode.type !== S_IFREG) return;
+    if (!this.sb.knobs.pageTablesOn) {
+      if (inode.pptRoot) this.dropTable(inode);
+      return;
+    }
+    const before = inode.pptRoot;
+    this.setTable(inode, syncTable(this.nodeStore, this.tableOf(inode), inode.extents, inode.size, from, to));
+    if (!before && inode.pptRoot) this.stats.tablesBuilt++;
+  }
+
+  /** Delete a file's table and free its nodes. */
+  dropTable(inode: Inode): void {
+    if (!inode.pptRoot) return;
+    freeTable(this.nodeStore, this.tableOf(inode));
+    this.setTable(inode, NO_TABLE);
+    this.stats.tablesDeleted++;
   }
 
   requireWritable(): void {
@@ -121,6 +171,7 @@ export class FsCore {
     if (inode.nlink > 0 || inode.openCount > 0) return;
     for (const run of inode.deferredFree) this.alloc.releaseDeferred(run);
     inode.deferredFree = [];
+    this.dropTable(inode);
     if (!(inode.flags & INODE_FLAG_INLINE_SYMLINK)) this.dropBlocks(inode, inode.extents.truncate(0));
     if (inode.xattrBlock !== 0) this.inodes.freeMeta(inode.xattrBlock);
     inode.xattrBlock = 0;
@@ -179,10 +230,7 @@ export class FsCore {
     this.sb.lastWriteMs = Date.now();
     this.journal.append(images);
     this.pool.persistAll();
-    for (const [block, image] of images) {
-      this.pool.write(block * BLOCK_SIZE, image);
-      this.journaled.add(block);
-    }
+    this.writeHome(images);
     this.alloc.committed((b) => this.journaled.has(b));
     for (const inode of this.shrunk) inode.shrunkSinceCommit = false;
     this.shrunk.clear();
@@ -190,6 +238,36 @@ export class FsCore {
     this.stats.commits++;
     this.stats.journalBlocksWritten += transactionBlocks(images.length);
     log('commit %d blocks, journal at %d/%d', images.length, this.journal.pos, this.journal.capacity);
+  }
+
+  /**
+   * Write committed images home so that a lock-free reader of the pool (the
+   * library) never trusts a half-written table: every changed inode's home
+   * record first gets an odd sequence word, then the other blocks (page-table
+   * nodes among them) go home, and the inode blocks last, with their new even
+   * sequence words.
+   */
+  private writeHome(images: Array<[number, Buffer]>): void {
+    const g = this.sb.geometry;
+    const isInodeBlock = (b: number): boolean => b >= g.inodeTableStart && b < g.inodeTableStart + g.inodeTableBlocks;
+    for (const [block, image] of images) {
+      if (!isInodeBlock(block)) continue;
+      const home = this.pool.read(block * BLOCK_SIZE, BLOCK_SIZE);
+      for (let off = 0; off < BLOCK_SIZE; off += INODE_SIZE) {
+        const next = image.readUInt32LE(off + SEQ_OFFSET);
+        if (home.readUInt32LE(off + SEQ_OFFSET) === next || next === 0) continue;
+        const odd = Buffer.alloc(4);
+        odd.writeUInt32LE((next - 1) >>> 0);
+        this.pool.write(block * BLOCK_SIZE + off + SEQ_OFFSET, odd);
+      }
+    }
+    for (const pass of [false, true]) {
+      for (const [block, image] of images) {
+        if (isInodeBlock(block) !== pass) continue;
+        this.pool.write(block * BLOCK_SIZE, image);
+        this.journaled.add(block);
+      }
+    }
   }
 
   /** Make every home write durable, then start the journal afresh. */

@@ -7,7 +7,9 @@ import type { Attr, DirEntry, FileSystemApi, Owner, StatFs } from './api.js';
 import type { FsCore } from './core.js';
 import * as attrs from './ops-attrs.js';
 import * as data from './ops-data.js';
+import * as knobs from './ops-knobs.js';
 import * as names from './ops-names.js';
+import type { Knobs } from './layout.js';
 
 export class FileSystem implements FileSystemApi {
   constructor(readonly core: FsCore) {}
@@ -68,6 +70,26 @@ export class FileSystem implements FileSystemApi {
   }
   listxattr(ino: number): string[] { return attrs.listxattr(this.core, ino); }
   removexattr(ino: number, name: string): void { this.mutate(() => attrs.removexattr(this.core, ino, name)); }
+
+  // DaxVM's knobs, page tables and counters (the `.daxvm/` directory).
+  knobs(): Knobs { return { ...this.core.sb.knobs }; }
+  setKnob(name: knobs.KnobName, value: number, onProgress?: (done: number) => void): void {
+    this.mutate(() => knobs.setKnob(this.core, name, value, onProgress));
+  }
+  pptInfo(ino: number): string { return knobs.pptInfo(this.core, ino); }
+  tableTotals(): knobs.TableTotals { return knobs.tableTotals(this.core); }
+  /** Page-table storage: in the pool, and in DRAM (no DRAM mirrors are kept: always 0). */
+  occupancy(): { pmemKB: number; dramKB: number } {
+    return { pmemKB: this.tableTotals().nodes * 4, dramKB: 0 };
+  }
+  stats(): Record<string, number> {
+    const t = this.tableTotals();
+    return {
+      ...this.core.stats,
+      tableFiles: t.files, tableNodes: t.nodes, hugePmdEntries: t.hugePmd, hugePudEntries: t.hugePud, pteEntries: t.pte,
+      freeBlocks: this.core.alloc.freeSoon,
+    };
+  }
 
   statfs(): StatFs { return attrs.statfs(this.core); }
   sync(): void { this.core.commit(); }

@@ -19,6 +19,8 @@ import { INODE_FLAG_INLINE_SYMLINK } from './inode.js';
 import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, decodeSuperblock, encodeSuperblock, PoolState } from './layout.js';
 import { applyReplay, openCore, readSuperblock } from './open.js';
 import * as names from './ops-names.js';
+import { levelForSize } from '../ppt/format.js';
+import { walkTable } from '../ppt/tables.js';
 
 export interface FsckProblem {
   kind: string;
@@ -121,6 +123,8 @@ class Walker {
   private readonly subdirs = new Map<number, number>();
   private readonly reached = new Set<number>();
   private readonly inodes: Inode[] = [];
+  /** Files whose page table is rebuilt after the walk. */
+  private readonly rebuild: Inode[] = [];
 
   constructor(
     private readonly core: FsCore,
@@ -167,6 +171,7 @@ class Walker {
       }
     }
     this.unreachable();
+    if (this.repair) this.rebuildTables();
     this.linkCounts(summary);
     this.bitmaps();
   }
@@ -228,8 +233,81 @@ class Walker {
     }
     for (const b of inode.chainBlocks) claim(b, 1, 'extent chain');
     if (inode.xattrBlock) claim(inode.xattrBlock, 1, 'xattr');
+    this.checkTable(inode);
     if (count !== inode.blocks && !(this.repair && inode.type === S_IFREG && count > inode.blocks)) {
       this.fix('inode', `inode ${inode.ino}: block count ${inode.blocks}, owns ${count}`, () => { inode.blocks = count; this.core.save(inode); });
+    }
+  }
+
+  /**
+   * A page table must map exactly what the extent index maps, with nodes in
+   * the data area owned by nobody else, at the level the size asks for.
+   * A bad table is dropped and rebuilt (tables are derived data).
+   */
+  private checkTable(inode: Inode): void {
+    const knobOn = this.core.sb.knobs.pageTablesOn === 1;
+    const ref = this.core.tableOf(inode);
+    if (!ref.root && !ref.level && !ref.nodes) {
+      if (knobOn && inode.type === S_IFREG && inode.extents.length) {
+        this.fix('ppt', `inode ${inode.ino}: no page table while page_tables_on is 1`, () => this.rebuild.push(inode));
+      }
+      return;
+    }
+    if (!knobOn) {
+      this.fix('ppt', `inode ${inode.ino}: a page table while page_tables_on is 0`, () => this.resetTable(inode));
+      return;
+    }
+    const nodes = new Set<number>();
+    let leafBlocks = 0;
+    let why = '';
+    if (inode.type !== S_IFREG) why = 'a page table on a file that is not regular';
+    else if (ref.level !== levelForSize(inode.size)) why = `level ${ref.level}, size ${inode.size} needs ${levelForSize(inode.size)}`;
+    else {
+      try {
+        walkTable(
+          (b) => this.core.nodeStore.node(b),
+          ref,
+          (leaf) => {
+            const segs = inode.extents.map(leaf.logical, leaf.count);
+            if (segs.length !== 1 || segs[0]!.physical !== leaf.physical) throw new Error(`entry for logical block ${leaf.logical} maps pool block ${leaf.physical}, the extents say ${segs[0]?.physical ?? 'a hole'}`);
+            leafBlocks += leaf.count;
+          },
+          (b) => {
+            if (b < this.g.dataStart || b >= this.g.totalBlocks || this.claimed.get(b) || nodes.has(b)) throw new Error(`node block ${b} is outside the data area or owned twice`);
+            nodes.add(b);
+          },
+        );
+        if (leafBlocks !== inode.extents.blocks) why = `the table maps ${leafBlocks} blocks, the extents ${inode.extents.blocks}`;
+        else if (nodes.size !== ref.nodes) why = `${nodes.size} nodes, the inode says ${ref.nodes}`;
+      } catch (err) {
+        why = (err as Error).message;
+      }
+    }
+    if (why) {
+      this.fix('ppt', `inode ${inode.ino}: bad page table: ${why}`, () => {
+        this.resetTable(inode);
+        this.rebuild.push(inode);
+      });
+      return;
+    }
+    for (const b of nodes) this.claimed.set(b, true);
+  }
+
+  /** Forget a table without trusting its nodes (the bitmap pass frees them). */
+  private resetTable(inode: Inode): void {
+    inode.pptRoot = 0;
+    inode.pptLevel = 0;
+    inode.pptNodes = 0;
+    this.core.save(inode);
+  }
+
+  /** Rebuild the tables dropped above, once nothing found can be handed out. */
+  private rebuildTables(): void {
+    for (const inode of this.rebuild) {
+      this.resetTable(inode);
+      this.core.syncTables(inode, 0, Math.ceil(inode.size / BLOCK_SIZE));
+      this.core.save(inode);
+      walkTable((b) => this.core.nodeStore.node(b), this.core.tableOf(inode), () => undefined, (b) => this.claimed.set(b, true));
     }
   }
 

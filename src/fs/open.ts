@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import createDebug from 'debug';
 import { Pool, PoolError as MediaPoolError } from '../media/pool.js';
-import { FsError, S_IFDIR } from './api.js';
+import { FsError, S_IFDIR, S_IFREG } from './api.js';
 import { BlockAllocator } from './alloc.js';
 import { MediaBitmap } from './bitmap.js';
 import { FsCore } from './core.js';
@@ -147,15 +147,22 @@ export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSy
   }
 }
 
-/** After a crash: files unlinked while open have no name left; free them. */
+/**
+ * After a crash: files unlinked while open have no name left; free them.
+ * And finish a page-table build that the crash interrupted.
+ */
 function reclaimOrphans(core: FsCore): void {
   let reclaimed = 0;
-  for (const ino of core.inodes.inUse()) {
+  for (const ino of [...core.inodes.inUse()]) {
     try {
       const inode = core.inode(ino);
       if (inode.nlink === 0) {
         core.reapIfUnused(inode);
         reclaimed++;
+      } else if (core.sb.knobs.pageTablesOn && inode.type === S_IFREG && !inode.pptRoot && inode.extents.length) {
+        core.syncTables(inode, 0, Math.ceil(inode.size / BLOCK_SIZE));
+        core.save(inode);
+        core.afterMutation();
       }
     } catch (err) {
       log('orphan scan: inode %d unreadable: %s', ino, (err as Error).message);

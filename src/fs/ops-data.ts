@@ -88,21 +88,21 @@ function zeroStaleTail(core: FsCore, inode: Inode, upTo: number): void {
  * them once into an aligned 2 MiB region, so every aligned 2 MiB of the file
  * is one aligned 2 MiB of the pool.
  */
-function alignForHuge(core: FsCore, inode: Inode): void {
+function alignForHuge(core: FsCore, inode: Inode): boolean {
   const items = inode.extents.items;
-  if (items.length === 0) return;
+  if (items.length === 0) return false;
   const last = items[items.length - 1]!;
-  if (last.logical + last.count > HUGE_BLOCKS) return;
-  if (items.every((e) => (e.physical - e.logical) % HUGE_BLOCKS === 0)) return;
+  if (last.logical + last.count > HUGE_BLOCKS) return false;
+  if (items.every((e) => (e.physical - e.logical) % HUGE_BLOCKS === 0)) return false;
   let runs;
   try {
     runs = core.alloc.allocate({ count: HUGE_BLOCKS, alignLogical: 0 });
   } catch {
-    return; // No aligned room: stay as we are.
+    return false; // No aligned room: stay as we are.
   }
   if (runs.length !== 1 || runs[0]!.start % HUGE_BLOCKS !== 0) {
     for (const r of runs) core.alloc.freeUncommitted(r);
-    return;
+    return false;
   }
   const base = runs[0]!.start;
   const mapped = inode.extents.map(0, HUGE_BLOCKS);
@@ -116,6 +116,7 @@ function alignForHuge(core: FsCore, inode: Inode): void {
   inode.blocks += HUGE_BLOCKS;
   core.dropBlocks(inode, old);
   core.dataDirty = true;
+  return true;
 }
 
 export function write(core: FsCore, ino: number, position: number, src: Buffer): number {
@@ -125,7 +126,7 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
   if (position >= MAX_FILE_SIZE) throw new FsError('EFBIG', 'file too large');
   let length = Math.min(src.length, MAX_FILE_SIZE - position);
   if (position > inode.size) zeroStaleTail(core, inode, position);
-  if (position + length > HUGE_BYTES && inode.size <= HUGE_BYTES) alignForHuge(core, inode);
+  const moved = position + length > HUGE_BYTES && inode.size <= HUGE_BYTES && alignForHuge(core, inode);
 
   // Allocate the holes the write covers, in order; on ENOSPC keep what fits.
   const first = Math.floor(position / BLOCK_SIZE);
@@ -188,6 +189,9 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
   const now = Date.now();
   inode.size = Math.max(inode.size, position + length);
   inode.mtimeMs = inode.ctimeMs = now;
+  if (moved) core.syncTables(inode, 0, Math.max(HUGE_BLOCKS, limit));
+  else if (fresh.length) core.syncTables(inode, fresh[0]!.logical, limit);
+  else core.syncTables(inode, 0, 0);
   core.save(inode);
   core.dataDirty = true;
   return length;
@@ -198,8 +202,10 @@ export function truncate(core: FsCore, ino: number, size: number): Inode {
   const inode = regular(core, ino);
   if (size < 0 || !Number.isSafeInteger(size)) throw new FsError('EINVAL', 'bad size');
   if (size > MAX_FILE_SIZE) throw new FsError('EFBIG', 'file too large');
+  const oldBlocks = Math.ceil(inode.size / BLOCK_SIZE);
+  const newBlocks = Math.ceil(size / BLOCK_SIZE);
   if (size < inode.size) {
-    core.dropBlocks(inode, inode.extents.truncate(Math.ceil(size / BLOCK_SIZE)));
+    core.dropBlocks(inode, inode.extents.truncate(newBlocks));
     core.noteShrunk(inode);
   } else if (size > inode.size) {
     zeroStaleTail(core, inode, size);
@@ -207,6 +213,7 @@ export function truncate(core: FsCore, ino: number, size: number): Inode {
   const now = Date.now();
   inode.size = size;
   inode.mtimeMs = inode.ctimeMs = now;
+  core.syncTables(inode, newBlocks, Math.max(newBlocks, oldBlocks));
   core.save(inode);
   return inode;
 }
