@@ -17,7 +17,7 @@
 // Raw TAP of the run is kept in .tap/last-run.tap. Exit code: 0 when nothing
 // failed (and at least one assertion ran), 1 otherwise.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -55,8 +55,11 @@ if (files.length === 0) {
 }
 
 mkdirSync(join(root, '.tap'), { recursive: true });
+// Written under a per-run name and renamed at the end: two runs in one
+// checkout do not mix their output.
 const rawPath = join(root, '.tap', 'last-run.tap');
-const raw = createWriteStream(rawPath);
+const rawTmp = join(root, '.tap', `run-${process.pid}.tap`);
+const raw = createWriteStream(rawTmp);
 
 const tapBin = join(root, 'node_modules', 'tap', 'dist', 'esm', 'run.mjs');
 const tapArgs = [
@@ -142,8 +145,8 @@ proc.stdout.on('data', (chunk) => {
 
 const code = await new Promise((res) => proc.on('close', (c, sig) => res(c ?? (sig ? 128 : 1))));
 parser.end();
-raw.end();
-await new Promise((r) => setImmediate(r));
+await new Promise((r) => raw.end(r));
+renameSync(rawTmp, rawPath);
 
 const elapsed = ((Date.now() - started) / 1000).toFixed(1);
 if (failures.length) {

@@ -2,6 +2,7 @@
 // open file (data lives until the last close), rmdir around an open-unlinked
 // file, and a full pool (ENOSPC, the file system stays whole, fsck clean).
 import t from 'tap';
+import type { Test } from 'tap';
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,7 +23,7 @@ async function dfUntil(path: string, pred: (d: ReturnType<typeof df>) => boolean
 }
 
 /** A child process holding `path` open. Commands on stdin: "read" (sha256 of the whole file through the fd), "close". */
-function holdOpen(path: string) {
+function holdOpen(t: Test, path: string) {
   const script = `
     const fs = require('fs'), crypto = require('crypto'), rl = require('readline');
     const fd = fs.openSync(process.argv[1], 'r');
@@ -35,6 +36,9 @@ function holdOpen(path: string) {
       } else if (l === 'close') { fs.closeSync(fd); console.log('closed'); process.exit(0); }
     });`;
   const child = spawn(process.execPath, ['-e', script, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
   let buf = '';
@@ -97,7 +101,7 @@ t.test('unlink of an open file: data lives until the last close', async (t) => {
   const d1 = df(m.mnt);
   t.ok(d1.used - d0.used >= 32 * 1024, `32 MiB in use (${d1.used - d0.used} KiB)`);
 
-  const h = holdOpen(f);
+  const h = holdOpen(t, f);
   t.equal(await h.next(), 'open');
   const rm = run('rm', [f]);
   t.equal(rm.status, 0, rm.summary);
@@ -121,7 +125,7 @@ t.test('rmdir of a dir with an open-and-unlinked file inside succeeds', async (t
   const dir = join(m.mnt, 'dir');
   fs.mkdirSync(dir);
   fs.writeFileSync(join(dir, 'f'), 'still here');
-  const h = holdOpen(join(dir, 'f'));
+  const h = holdOpen(t, join(dir, 'f'));
   t.equal(await h.next(), 'open');
   fs.unlinkSync(join(dir, 'f'));
   t.same(fs.readdirSync(dir), [], 'dir looks empty');

@@ -136,6 +136,16 @@ export function isMounted(mnt: string): boolean {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** p, or null after ms; the timer is cleared either way (a pending timer would keep the test process alive). */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<null>((r) => (timer = setTimeout(() => r(null), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface MountOptions {
   /** `-o` options, e.g. ['ro'] or ['allow_other', 'default_permissions']. */
   opts?: string[];
@@ -235,7 +245,7 @@ export async function mountPool(t: Test, pool: string | PoolInfo, options: Mount
   t.teardown(async () => {
     const wasLive = live.has(entry);
     forceCleanup(entry);
-    if (wasLive) await Promise.race([exited, sleep(5000)]);
+    if (wasLive) await within(exited, 5000);
     if (!t.passing()) {
       const text = log().trim();
       console.error(`--- daemon log for ${mnt} (${t.fullname}) ---\n${text || '(empty)'}\n--- end of daemon log ---`);
@@ -278,10 +288,10 @@ export async function mountPool(t: Test, pool: string | PoolInfo, options: Mount
     exited,
     async stop() {
       const umount = await runAsync(process.execPath, [CLI, 'umount', mnt]);
-      let res = await Promise.race([exited, sleep(30_000).then(() => null)]);
+      let res = await within(exited, 30_000);
       if (!res) {
         child.kill('SIGTERM');
-        res = await Promise.race([exited, sleep(10_000).then(() => null)]);
+        res = await within(exited, 10_000);
       }
       if (!res) {
         forceCleanup(entry);

@@ -1,0 +1,265 @@
+#!/usr/bin/env node
+/**
+ * File system throughput through the mount, next to the same on the host
+ * directory that holds the pool (the ceiling on this machine):
+ *
+ * - sequential write of a 1 GiB file with `dd bs=1M conv=fsync`
+ * - sequential read of it with `dd bs=1M`, after dropping the page cache
+ * - open+read+close of 2000 files of 16 KiB (cold after dropping caches, then warm)
+ *
+ *   npm run bench:fs -- [--mnt DIR] [--host DIR] [--json]
+ *
+ * Without --mnt it makes a temporary 2 GiB pool in the host directory (default:
+ * the OS temp dir), mounts it with `daxvm mount -f` in a child process, runs,
+ * unmounts and removes it. With --mnt the host directory defaults to the one
+ * holding that mount's pool (read from MNT/.daxvm/pool). A benchmark, not a
+ * test: it reports, it never judges. MB/s are 10^6 bytes per second, as dd's.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+const MB = 1e6;
+
+interface Figures {
+  seqWriteMBs: number;
+  seqReadMBs: number;
+  smallColdFilesPerS: number;
+  smallWarmFilesPerS: number;
+}
+
+interface Result {
+  mount: Figures;
+  host: Figures;
+  mountDir: string;
+  hostDir: string;
+  fileBytes: number;
+  smallFiles: number;
+  smallFileBytes: number;
+  cachesDropped: boolean;
+  notes: string[];
+}
+
+const notes: string[] = [];
+
+function sh(cmd: string, args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
+}
+
+function must(cmd: string, args: string[]): void {
+  const r = sh(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${r.out.trim()}`);
+}
+
+let dropWarned = false;
+/** sync, then drop the page cache when we may; false when we could not. */
+function dropCaches(): boolean {
+  spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+    return true;
+  } catch (e) {
+    if (!dropWarned) {
+      dropWarned = true;
+      notes.push(`could not drop the page cache (${(e as NodeJS.ErrnoException).code ?? e}): reads may come from the cache; run as root for cold reads`);
+    }
+    return false;
+  }
+}
+
+function timed(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+function measure(dir: string, fileBytes: number, nSmall: number, smallBytes: number, log: (s: string) => void): Figures {
+  const work = mkdtempSync(join(dir, 'daxvm-bench-'));
+  try {
+    const big = join(work, 'seq');
+    const count = Math.round(fileBytes / (1 << 20));
+    log(`  dd write ${count} MiB`);
+    const w = timed(() => must('dd', ['if=/dev/zero', `of=${big}`, 'bs=1M', `count=${count}`, 'conv=fsync', 'status=none']));
+    dropCaches();
+    log(`  dd read ${count} MiB`);
+    const r = timed(() => must('dd', [`if=${big}`, 'of=/dev/null', 'bs=1M', 'status=none']));
+    rmSync(big);
+
+    log(`  ${nSmall} small files`);
+    const small = join(work, 'small');
+    mkdirSync(small);
+    const content = Buffer.alloc(smallBytes, 0x5a);
+    for (let i = 0; i < nSmall; i++) writeFileSync(join(small, `f${i}`), content);
+    const buf = Buffer.alloc(smallBytes);
+    const readAll = () => {
+      for (let i = 0; i < nSmall; i++) {
+        const fd = openSync(join(small, `f${i}`), 'r');
+        let got = 0;
+        while (got < smallBytes) {
+          const n = readSync(fd, buf, got, smallBytes - got, got);
+          if (n <= 0) break;
+          got += n;
+        }
+        closeSync(fd);
+        if (got !== smallBytes) throw new Error(`short read of ${small}/f${i}: ${got} bytes`);
+      }
+    };
+    dropCaches();
+    const cold = timed(readAll);
+    const warm = timed(readAll);
+    return {
+      seqWriteMBs: fileBytes / MB / w,
+      seqReadMBs: fileBytes / MB / r,
+      smallColdFilesPerS: nSmall / cold,
+      smallWarmFilesPerS: nSmall / warm,
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function mountedFstype(mnt: string): string | undefined {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    if (left.split(' ')[4] === mnt) return right.split(' ')[0];
+  }
+  return undefined;
+}
+
+interface TempMount {
+  mnt: string;
+  pool: string;
+  child: ChildProcess;
+  base: string;
+}
+
+async function mountTemp(hostDir: string, log: (s: string) => void): Promise<TempMount> {
+  const base = mkdtempSync(join(hostDir, 'daxvm-bench-pool-'));
+  const pool = join(base, 'bench.pool');
+  const mnt = join(base, 'mnt');
+  mkdirSync(mnt);
+  log(`mkfs ${pool} (2 GiB)`);
+  must(process.execPath, [CLI, 'mkfs', pool, '--size', '2G']);
+  const logPath = join(base, 'daemon.log');
+  const fd = openSync(logPath, 'a');
+  const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '-f'], { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const deadline = Date.now() + 30_000;
+  while (mountedFstype(mnt) !== 'fuse.daxvm') {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`mount of ${pool} at ${mnt} failed:\n${readFileSync(logPath, 'utf8')}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  log(`mounted at ${mnt}`);
+  return { mnt, pool, child, base };
+}
+
+async function unmountTemp(m: TempMount): Promise<void> {
+  const exited = new Promise((r) => (m.child.exitCode !== null ? r(null) : m.child.once('exit', r)));
+  sh(process.execPath, [CLI, 'umount', m.mnt]);
+  const ok = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 30_000))]);
+  if (!ok) {
+    m.child.kill('SIGKILL');
+    await exited;
+  }
+  if (mountedFstype(m.mnt)) sh('fusermount', ['-uz', m.mnt]);
+  rmSync(m.base, { recursive: true, force: true });
+}
+
+function table(res: Result): string {
+  const rows: Array<[string, string, number, number]> = [
+    [`sequential write ${res.fileBytes / 2 ** 30} GiB, dd bs=1M conv=fsync`, 'MB/s', res.mount.seqWriteMBs, res.host.seqWriteMBs],
+    [`sequential read ${res.fileBytes / 2 ** 30} GiB, dd bs=1M${res.cachesDropped ? ' (cold)' : ''}`, 'MB/s', res.mount.seqReadMBs, res.host.seqReadMBs],
+    [`open+read+close ${res.smallFiles} x ${res.smallFileBytes / 1024} KiB${res.cachesDropped ? ' (cold)' : ''}`, 'files/s', res.mount.smallColdFilesPerS, res.host.smallColdFilesPerS],
+    [`open+read+close ${res.smallFiles} x ${res.smallFileBytes / 1024} KiB (warm)`, 'files/s', res.mount.smallWarmFilesPerS, res.host.smallWarmFilesPerS],
+  ];
+  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
+  const head = ['', 'unit', 'daxvm mount', 'host dir', 'mount/host'];
+  const body = rows.map(([name, unit, m, h]) => [name, unit, fmt(m), fmt(h), (m / h).toFixed(2)]);
+  const widths = head.map((_, i) => Math.max(head[i]!.length, ...body.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), ...body.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .name('fs-throughput')
+    .description('sequential and small-file throughput through a daxvm mount vs the host directory')
+    .option('--mnt <dir>', 'a mounted daxvm file system (default: a temporary 2 GiB pool, mounted for the run)')
+    .option('--host <dir>', 'the host directory to compare with (default: where the pool lives)')
+    .option('--json', 'print JSON instead of a table')
+    .option('--size-mib <n>', 'size of the sequential file in MiB', '1024')
+    .option('--files <n>', 'number of small files', '2000')
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
+    .parse();
+  const opts = program.opts<{ mnt?: string; host?: string; json?: boolean; sizeMib: string; files: string }>();
+  const fileBytes = Number(opts.sizeMib) * 2 ** 20;
+  const nSmall = Number(opts.files);
+  if (!(fileBytes > 0) || !(nSmall > 0)) {
+    program.outputHelp();
+    process.exit(2);
+  }
+  const log = (s: string) => {
+    if (!opts.json) process.stderr.write(s + '\n');
+  };
+
+  let hostDir = opts.host ? resolve(opts.host) : undefined;
+  let temp: TempMount | undefined;
+  let mnt: string;
+  if (opts.mnt) {
+    mnt = resolve(opts.mnt);
+    if (!hostDir) {
+      const poolFile = join(mnt, '.daxvm', 'pool');
+      if (existsSync(poolFile)) hostDir = dirname(readFileSync(poolFile, 'utf8').trim());
+      else {
+        hostDir = tmpdir();
+        notes.push(`${poolFile} not found: comparing with ${hostDir}`);
+      }
+    }
+  } else {
+    hostDir ??= tmpdir();
+    temp = await mountTemp(hostDir, log);
+    mnt = temp.mnt;
+  }
+  const cleanup = () => {
+    if (temp && mountedFstype(temp.mnt)) spawnSync('fusermount', ['-uz', temp.mnt]);
+    temp?.child.kill('SIGKILL');
+  };
+  process.once('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    const cachesDropped = dropCaches();
+    log(`daxvm mount ${mnt}`);
+    const mountFig = measure(mnt, fileBytes, nSmall, 16384, log);
+    log(`host dir ${hostDir}`);
+    const hostFig = measure(hostDir, fileBytes, nSmall, 16384, log);
+    const res: Result = {
+      mount: mountFig, host: hostFig, mountDir: mnt, hostDir, fileBytes,
+      smallFiles: nSmall, smallFileBytes: 16384, cachesDropped, notes,
+    };
+    if (opts.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
+    else {
+      process.stdout.write(table(res) + '\n');
+      for (const n of notes) process.stdout.write(`note: ${n}\n`);
+    }
+  } finally {
+    if (temp) await unmountTemp(temp);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`fs-throughput: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
