@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { FsError, S_IFDIR, S_IFREG, type FileSystemApi } from '../src/fs/index.js';
 import { errnoNumber, errnoName, toNegErrno, setUnexpectedLogger } from '../src/fuse/errno.js';
 import { scaleStatfs } from '../src/fuse/ops-attrs.js';
-import { statArray, DaxFuse, type DaxOps } from '../src/fuse/binding.js';
+import { statArray, readMtime, DaxFuse, type DaxOps } from '../src/fuse/binding.js';
 import { buildOps } from '../src/fuse/ops.js';
 import { MountState } from '../src/fuse/state.js';
 import { openPool, tempPool } from './helpers/pool.js';
@@ -63,6 +63,16 @@ t.test('stat encoding keeps nlink 0 and 64-bit sizes', async (t) => {
   t.equal(a[3]! + a[4]! * 2 ** 32, 2 ** 33 + 5, 'size');
   t.equal(a[7], 7);
   t.equal(a[14]! + a[15]! * 2 ** 32, 1_700_000_000_123, 'mtime ms');
+});
+
+t.test("utimens: mtime from fuse-native's per-thread struct, checked against atime", async (t) => {
+  const locals = Buffer.alloc(256);
+  locals.writeBigUInt64LE(1000n, 104);
+  locals.writeBigUInt64LE(2000n, 112);
+  t.equal(readMtime(locals, 1000), 2000);
+  t.equal(readMtime(locals, 999), undefined, 'atime does not match: layout not trusted');
+  t.equal(readMtime(undefined, 1000), undefined);
+  t.equal(readMtime(Buffer.alloc(16), 1000), undefined, 'too short');
 });
 
 t.test('operations over a real file system', async (t) => {

@@ -155,7 +155,8 @@ async function spawnDaemon(t: Target, rawOptions: string[]): Promise<number> {
   const args = [mainScript(), 'mount', t.pool, t.mountpoint, '--foreground', '--ready-fd', '3',
     ...rawOptions.flatMap(o => ['-o', o])];
   log('spawning %s %o (log %s)', process.execPath, args, logPath);
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'] });
+  // cwd '/': a daemon must not keep the caller's directory (and its file system) busy.
+  const child = spawn(process.execPath, args, { detached: true, cwd: '/', stdio: ['ignore', logFd, logFd, 'pipe'] });
   closeSync(logFd);
   const pipe = child.stdio[3] as Readable;
 

@@ -10,9 +10,15 @@
  *   (fuse-native would report a length larger than the buffer, and libfuse
  *   would then reply with bytes past its end).
  *
- * Known binding bugs we cannot fix from JavaScript (reported, not worked
- * around here): utimens receives the access time twice (the modification
- * time is lost); libfuse 2.9 calls utimens only when both times are set.
+ * - utimens: fuse-native's C glue passes the access time twice, so the
+ *   modification time never reaches JavaScript (cp -a, tar and rsync would
+ *   set mtime = atime). The value is still in the per-thread struct the C side
+ *   keeps in a Buffer we can see (it hands it to the op handler as its first
+ *   argument): we read mtime from there, checked against the atime next to it
+ *   (see readMtime), and fall back to the access time if the layout ever
+ *   differs. Unfixable here: libfuse 2.9 calls utimens only when both times
+ *   are set (fuse-native does not set utime_omit_ok), so `touch -m` and
+ *   `touch -a` change nothing.
  */
 import { createRequire } from 'node:module';
 import type { Attr, DirEntry } from '../fs/api.js';
@@ -112,6 +118,24 @@ export function statArray(attr?: Partial<Attr>): Uint32Array {
 const ERANGE = -34;
 const ENODATA = -61;
 
+/**
+ * Offsets in fuse-native's fuse_thread_locals_t (x86-64/aarch64 LP64):
+ * self 0, op 8, op_fn 16, path 24, dest 32, linkname 40, info 48, buf 56,
+ * offset 64, len 72, mode 80, dev 88, uid 96, gid 100, atime 104, mtime 112
+ * (both size_t, milliseconds).
+ */
+const LOCALS_ATIME = 104;
+const LOCALS_MTIME = 112;
+
+/** The modification time utimens was given, from the C side's struct; undefined if it does not check out. */
+export function readMtime(locals: Buffer | undefined, atimeMs: number): number | undefined {
+  if (!locals || locals.length < LOCALS_MTIME + 8) return undefined;
+  if (Number(locals.readBigUInt64LE(LOCALS_ATIME)) !== atimeMs) return undefined;
+  return Number(locals.readBigUInt64LE(LOCALS_MTIME));
+}
+
+type NativeHandler = (locals: Buffer, opCode: number, ...args: unknown[]) => unknown;
+
 export class DaxFuse extends FuseBase {
   private readonly optionString: string;
   private readonly daxOps: DaxOps;
@@ -126,6 +150,29 @@ export class DaxFuse extends FuseBase {
 
   _fuseOptions(): string {
     return '-o' + this.optionString;
+  }
+
+  /** The C side's per-thread struct of the request being dispatched (see utimens). */
+  private currentLocals: Buffer | undefined;
+
+  /** Called by the base constructor: note each request's struct before the base dispatches it. */
+  _makeHandlerArray(): NativeHandler[] {
+    const base = (FuseBase.prototype as unknown as { _makeHandlerArray(this: unknown): NativeHandler[] })._makeHandlerArray.call(this);
+    return base.map(h => (h === undefined ? h : (locals: Buffer, opCode: number, ...args: unknown[]) => {
+      this.currentLocals = locals;
+      try {
+        return h(locals, opCode, ...args);
+      } finally {
+        this.currentLocals = undefined;
+      }
+    }));
+  }
+
+  _op_utimens(signal: Signal, path: string, aLow: number, aHigh: number, mLow: number, mHigh: number): void {
+    const atime = aLow + aHigh * TWO32;
+    let mtime = mLow + mHigh * TWO32;
+    if (mtime === atime) mtime = readMtime(this.currentLocals, atime) ?? atime;
+    this.daxOps.utimens(path, atime, mtime, err => signal(err));
   }
 
   _op_getattr(signal: Signal, path: string): void {

@@ -43,8 +43,15 @@ const IGNORED = new Set([
 ]);
 const IGNORED_PREFIXES = ['x-', 'comment=', 'user='];
 
-/** libfuse options we always set (see the design notes in DESIGN.md). */
-const FIXED = ['subtype=daxvm', 'use_ino', 'big_writes', 'max_write=131072', 'default_permissions'];
+/**
+ * libfuse options we always set. attr_timeout=0: libfuse 2.9's high-level API
+ * gives every name of a hard-linked file its own kernel inode, so cached
+ * attributes of one name go stale when the file changes through another (a
+ * stale size even cuts reads short); the kernel also must see sizes that change
+ * behind its back (.daxvm/ files, the library). Reads and writes do not pay
+ * for it; stat does (one round trip each).
+ */
+const FIXED = ['subtype=daxvm', 'use_ino', 'big_writes', 'max_write=131072', 'attr_timeout=0', 'default_permissions'];
 
 /** fuse-native copies the option string into a 1024-byte buffer. */
 const MAX_OPTION_STRING = 1023;

@@ -47,7 +47,7 @@ export class ReadyChannel {
 
   fail(message: string, hint: string | undefined, exitCode: number): void {
     if (this.fd === undefined) {
-      process.stderr.write(`daxvm: ${message}\n` + (hint ? `daxvm: ${hint}\n` : ''));
+      process.stderr.write(`daxvm: ${message}\n` + (hint ? `hint: ${hint}\n` : ''));
       return;
     }
     this.send({ event: 'error', message, ...(hint ? { hint } : {}), exitCode });
