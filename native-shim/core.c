@@ -3,6 +3,8 @@
 #include "core.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -84,6 +86,14 @@ int dvm_flock(int fd, enum dvm_lock op)
   }
   int rc;
   do rc = flock(fd, how);
+  while (rc != 0 && errno == EINTR);
+  return rc == 0 ? 0 : -errno;
+}
+
+int dvm_punch_hole(int fd, uint64_t offset, uint64_t length)
+{
+  int rc;
+  do rc = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
   while (rc != 0 && errno == EINTR);
   return rc == 0 ? 0 : -errno;
 }

@@ -44,6 +44,13 @@ int dvm_madvise_range(void *base, uint64_t map_len, uint64_t offset,
 /* flock(LOCK_NB); a held lock fails with -EWOULDBLOCK. */
 int dvm_flock(int fd, enum dvm_lock op);
 
+/*
+ * fallocate(PUNCH_HOLE | KEEP_SIZE) over [offset, offset+length) of fd: the
+ * range reads as zeros at once (also through every MAP_SHARED mapping) and
+ * gives its disk space back to the host.
+ */
+int dvm_punch_hole(int fd, uint64_t offset, uint64_t length);
+
 /* "EACCES" for EACCES; "E<n>" when the C library has no name for it. */
 const char *dvm_errno_name(int err, char *scratch, unsigned scratch_len);
 

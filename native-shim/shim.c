@@ -336,6 +336,19 @@ static napi_value js_flock(napi_env env, napi_callback_info info)
   return throw_errno(env, -rc, "flock", rc == -EWOULDBLOCK ? "EWOULDBLOCK" : NULL);
 }
 
+/* punchHole(fd, offset, length): the range reads as zeros, its space goes back to the host */
+static napi_value js_punch_hole(napi_env env, napi_callback_info info)
+{
+  napi_value argv[3];
+  int fd;
+  uint64_t off, len;
+  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd) ||
+      !get_u64(env, argv[1], "offset", &off) || !get_u64(env, argv[2], "length", &len))
+    return NULL;
+  int rc = dvm_punch_hole(fd, off, len);
+  return rc < 0 ? throw_errno(env, -rc, "fallocate", NULL) : NULL;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
 {
   const napi_property_descriptor fns[] = {
@@ -345,6 +358,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
       {"madvise", NULL, js_madvise, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmap", NULL, js_unmap, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"punchHole", NULL, js_punch_hole, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   return exports;

@@ -22,6 +22,8 @@ import { HUGE_BLOCKS, type Geometry } from './layout.js';
 export interface Run {
   start: number;
   count: number;
+  /** Set by allocate(): every block of the run is known to read as zeros. */
+  zeroed?: boolean;
 }
 
 export interface AllocRequest {
@@ -47,6 +49,14 @@ export class BlockAllocator {
   private smallCursor: number;
   private largeCursor: number;
   readonly reserve: number;
+  /** Free blocks known to read as zeros (pre-zeroed); a subset of the free ones. */
+  readonly zeroed: Bits;
+  /** Free blocks that became allocatable and are not known zero: the pre-zeroer's queue. */
+  dirtyFree: Run[] = [];
+  /** Allocation takes pre-zeroed blocks first (the zeroout_blocks knob is 0). */
+  preferZeroed = false;
+  /** Keep `dirtyFree` (only while pre-zeroing is on). */
+  queueDirty = false;
 
   constructor(
     private readonly geometry: Geometry,
@@ -58,6 +68,37 @@ export class BlockAllocator {
     const dataBlocks = geometry.totalBlocks - geometry.dataStart;
     this.largeCursor = alignUp(geometry.dataStart + Math.floor(dataBlocks / 8), HUGE_BLOCKS);
     this.reserve = Math.min(1024, Math.max(16, Math.floor(dataBlocks / 1000)));
+    this.zeroed = new Bits(geometry.totalBlocks);
+  }
+
+  /** Free, known-zero blocks. */
+  get zeroedFree(): number {
+    let n = 0;
+    for (let i = this.zeroed.nextSet(this.geometry.dataStart); i >= 0; ) {
+      const run = this.zeroed.setRun(i, this.geometry.totalBlocks);
+      n += run;
+      i = this.zeroed.nextSet(i + run);
+    }
+    return n;
+  }
+
+  /** Every free extent (to queue the whole free space for pre-zeroing). */
+  freeExtents(): Run[] {
+    const out: Run[] = [];
+    let i = this.geometry.dataStart;
+    while (i < this.geometry.totalBlocks) {
+      const start = this.used.nextClear(i);
+      if (start < 0) break;
+      const count = this.used.clearRun(start, this.geometry.totalBlocks);
+      out.push({ start, count });
+      i = start + count;
+    }
+    return out;
+  }
+
+  /** The pre-zeroer zeroed [start, start+count) (which it found free). */
+  markZeroed(start: number, count: number): void {
+    this.zeroed.setRange(start, count, true);
   }
 
   /** Blocks free now or as soon as the running transaction commits. */
@@ -118,17 +159,39 @@ export class BlockAllocator {
       this.media.setRange(start, count, true);
       this.freeBlocks -= count;
       want -= count;
-      const last = runs[runs.length - 1];
-      if (last && last.start + last.count === start) last.count += count;
-      else runs.push({ start, count });
+      // Split by zeroed state, so the caller knows what needs no zeroing.
+      for (let i = start; i < start + count; ) {
+        const z = this.zeroed.get(i);
+        let j = i + 1;
+        while (j < start + count && this.zeroed.get(j) === z) j++;
+        if (z) this.zeroed.setRange(i, j - i, false);
+        const last = runs[runs.length - 1];
+        if (last && last.start + last.count === i && !!last.zeroed === z) last.count += j - i;
+        else runs.push({ start: i, count: j - i, zeroed: z });
+        i = j;
+      }
     };
     if (req.goal !== undefined && req.goal >= this.geometry.dataStart && req.goal < this.geometry.totalBlocks) {
       const n = this.used.clearRun(req.goal, want);
       if (n > 0 && (req.alignLogical === undefined || mod(req.goal - req.alignLogical, HUGE_BLOCKS) === 0)) take(req.goal, n);
     }
+    const zeroedFirst = this.preferZeroed && !req.meta;
     if (want > 0 && req.alignLogical !== undefined) {
-      const start = this.findAligned(req.alignLogical + (req.count - want), want);
+      let start = zeroedFirst ? this.findAligned(req.alignLogical + (req.count - want), want, this.zeroed) : -1;
+      if (start < 0) start = this.findAligned(req.alignLogical + (req.count - want), want);
       if (start >= 0) take(start, this.used.clearRun(start, want));
+    }
+    if (want > 0 && zeroedFirst && req.alignLogical === undefined) {
+      // A pre-zeroed run of the whole size, first fit; else the usual search.
+      for (let i = this.zeroed.nextSet(this.smallCursor); i >= 0; ) {
+        const n = this.zeroed.setRun(i, want);
+        if (n >= want) {
+          take(i, n);
+          this.smallCursor = i + n;
+          break;
+        }
+        i = this.zeroed.nextSet(i + n);
+      }
     }
     while (want > 0) {
       const cursorName = req.alignLogical !== undefined ? 'largeCursor' : 'smallCursor';
@@ -191,6 +254,7 @@ export class BlockAllocator {
   private release(run: Run): void {
     this.used.setRange(run.start, run.count, false);
     this.freeBlocks += run.count;
+    if (this.queueDirty) this.dirtyFree.push({ start: run.start, count: run.count });
   }
 
   /** First free run from `cursor` (wrapping): the first one of `want` blocks, else the largest seen. */
@@ -213,7 +277,7 @@ export class BlockAllocator {
   }
 
   /** A free start P ≡ logical (mod 512) with a run reaching at least the end of its 2 MiB region. */
-  private findAligned(logical: number, want: number): number {
+  private findAligned(logical: number, want: number, zeroed?: Bits): number {
     const { dataStart, totalBlocks } = this.geometry;
     const phase = mod(logical, HUGE_BLOCKS);
     const need = Math.min(want, HUGE_BLOCKS - phase);
@@ -224,7 +288,7 @@ export class BlockAllocator {
     for (let k = 0; k < regions; k++) {
       const base = first + ((startRegion + k) % regions) * HUGE_BLOCKS;
       const start = base + phase;
-      if (this.used.clearRun(start, need) >= need) {
+      if (zeroed ? zeroed.setRun(start, need) >= need : this.used.clearRun(start, need) >= need) {
         this.largeCursor = base + HUGE_BLOCKS;
         return start;
       }

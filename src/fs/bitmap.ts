@@ -31,6 +31,29 @@ export class Bits {
     }
     return -1;
   }
+  /** First set bit at or after `from` (before `end`), or -1. */
+  nextSet(from: number, end = this.size): number {
+    let i = from;
+    while (i < end) {
+      if ((i & 7) === 0 && this.bytes[i >>> 3] === 0) { i += 8; continue; }
+      if (this.get(i)) return i;
+      i++;
+    }
+    return -1;
+  }
+
+  /** Length of the run of set bits starting at `from`, up to `max`. */
+  setRun(from: number, max: number): number {
+    let n = 0;
+    const end = Math.min(this.size, from + max);
+    for (let i = from; i < end; i++) {
+      if ((i & 7) === 0 && i + 8 <= end && this.bytes[i >>> 3] === 0xff) { n += 8; i += 7; continue; }
+      if (!this.get(i)) break;
+      n++;
+    }
+    return n;
+  }
+
   /** Length of the run of clear bits starting at `from`, up to `max`. */
   clearRun(from: number, max: number): number {
     let n = 0;

@@ -20,6 +20,7 @@ import type { Journal } from './journal.js';
 import { transactionBlocks } from './journal.js';
 import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, encodeSuperblock, INODE_SIZE, PoolState, type Superblock } from './layout.js';
 import type { MetaStore } from './metastore.js';
+import { Zeroer } from './zeroer.js';
 import { freeTable, NO_TABLE, syncTable, type NodeStore, type TableRef } from '../ppt/tables.js';
 
 const log = createDebug('daxvm:fs');
@@ -56,7 +57,8 @@ export class FsCore {
   /** File data was stored since the last barrier. */
   dataDirty = false;
   private timer: NodeJS.Timeout | null = null;
-  stats = { commits: 0, checkpoints: 0, journalBlocksWritten: 0, tablesBuilt: 0, tablesDeleted: 0 };
+  stats = { commits: 0, checkpoints: 0, journalBlocksWritten: 0, tablesBuilt: 0, tablesDeleted: 0, blocksZeroedSync: 0 };
+  readonly zeroer: Zeroer;
   /** Page-table nodes live in the metadata store, journaled like every other metadata block. */
   readonly nodeStore: NodeStore;
 
@@ -69,6 +71,7 @@ export class FsCore {
     this.inodes = parts.inodes;
     this.readOnly = parts.readOnly;
     this.commitIntervalMs = parts.commitIntervalMs;
+    this.zeroer = new Zeroer(this);
     this.nodeStore = {
       node: (block) => this.store.load(block, 'raw', 'page-table node'),
       allocNode: () => {
@@ -232,6 +235,7 @@ export class FsCore {
     this.pool.persistAll();
     this.writeHome(images);
     this.alloc.committed((b) => this.journaled.has(b));
+    this.zeroer.kick();
     for (const inode of this.shrunk) inode.shrunkSinceCommit = false;
     this.shrunk.clear();
     this.dataDirty = false;
@@ -278,6 +282,7 @@ export class FsCore {
     this.journal.pos = 0;
     this.journaled.clear();
     this.alloc.journalReset();
+    this.zeroer.kick();
     this.stats.checkpoints++;
   }
 
@@ -311,6 +316,7 @@ export class FsCore {
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.zeroer.stop();
     this.pool.close();
   }
 }

@@ -88,6 +88,9 @@ export class FileSystem implements FileSystemApi {
       ...this.core.stats,
       tableFiles: t.files, tableNodes: t.nodes, hugePmdEntries: t.hugePmd, hugePudEntries: t.hugePud, pteEntries: t.pte,
       freeBlocks: this.core.alloc.freeSoon,
+      blocksZeroedBackground: this.core.zeroer.blocksZeroed,
+      preZeroedFreeBlocks: this.core.alloc.zeroedFree,
+      preZeroQueueBlocks: this.core.alloc.dirtyFree.reduce((n, r) => n + r.count, 0),
     };
   }
 

@@ -140,6 +140,7 @@ export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSy
     core.sb.lastMountMs = Date.now();
     core.commit();
     core.writeSuperblock();
+    core.zeroer.configure(core.sb.knobs.zerooutBlocks);
     return new FileSystem(core);
   } catch (err) {
     core.pool.close();

@@ -100,7 +100,8 @@ function alignForHuge(core: FsCore, inode: Inode): boolean {
   } catch {
     return false; // No aligned room: stay as we are.
   }
-  if (runs.length !== 1 || runs[0]!.start % HUGE_BLOCKS !== 0) {
+  const contiguous = runs.every((r, i) => i === 0 || r.start === runs[i - 1]!.start + runs[i - 1]!.count);
+  if (!contiguous || runs[0]!.start % HUGE_BLOCKS !== 0) {
     for (const r of runs) core.alloc.freeUncommitted(r);
     return false;
   }
@@ -108,7 +109,9 @@ function alignForHuge(core: FsCore, inode: Inode): boolean {
   const mapped = inode.extents.map(0, HUGE_BLOCKS);
   for (const seg of mapped) {
     const to = (base + seg.logical) * BLOCK_SIZE;
-    if (seg.physical < 0) core.pool.fill(to, seg.count * BLOCK_SIZE, 0);
+    if (seg.physical < 0) {
+      if (!runs.every((r) => r.zeroed)) core.pool.fill(to, seg.count * BLOCK_SIZE, 0);
+    }
     else core.pool.copyWithin(to, seg.physical * BLOCK_SIZE, seg.count * BLOCK_SIZE);
   }
   const old = inode.extents.truncate(0);
@@ -117,6 +120,35 @@ function alignForHuge(core: FsCore, inode: Inode): boolean {
   core.dropBlocks(inode, old);
   core.dataDirty = true;
   return true;
+}
+
+/**
+ * New blocks must read as zeros wherever the write does not cover them.
+ * Pre-zeroed blocks need nothing. Otherwise, with `zeroout_blocks` 1 every
+ * new block is zeroed whole on this path (upstream's behaviour); with 0 only
+ * what the write leaves uncovered. Both count as synchronous zeroing.
+ */
+function zeroFresh(core: FsCore, fresh: Array<{ logical: number; physical: number; count: number; zeroed: boolean }>, start: number, end: number): void {
+  const whole = core.sb.knobs.zerooutBlocks === 1;
+  for (const f of fresh) {
+    if (f.zeroed) continue;
+    const a = f.logical * BLOCK_SIZE;
+    const b = (f.logical + f.count) * BLOCK_SIZE;
+    if (whole) {
+      core.pool.fill(f.physical * BLOCK_SIZE, b - a, 0);
+      core.stats.blocksZeroedSync += f.count;
+      continue;
+    }
+    if (start > a) {
+      core.pool.fill(f.physical * BLOCK_SIZE, Math.min(start, b) - a, 0);
+      core.stats.blocksZeroedSync += Math.ceil((Math.min(start, b) - a) / BLOCK_SIZE);
+    }
+    if (end < b) {
+      const from = Math.max(end, a);
+      core.pool.fill(f.physical * BLOCK_SIZE + (from - a), b - from, 0);
+      core.stats.blocksZeroedSync += Math.ceil((b - from) / BLOCK_SIZE);
+    }
+  }
 }
 
 export function write(core: FsCore, ino: number, position: number, src: Buffer): number {
@@ -132,7 +164,7 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
   const first = Math.floor(position / BLOCK_SIZE);
   const lastBlock = Math.floor((position + length - 1) / BLOCK_SIZE);
   const big = Math.max(inode.size, position + length) >= HUGE_BYTES;
-  const fresh: Array<{ logical: number; physical: number; count: number }> = [];
+  const fresh: Array<{ logical: number; physical: number; count: number; zeroed: boolean }> = [];
   let limit = lastBlock + 1;
   for (const seg of inode.extents.map(first, lastBlock - first + 1)) {
     if (seg.physical >= 0) continue;
@@ -149,7 +181,7 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
         for (const run of runs) {
           inode.extents.add(logical, run.start, run.count);
           inode.blocks += run.count;
-          fresh.push({ logical, physical: run.start, count: run.count });
+          fresh.push({ logical, physical: run.start, count: run.count, zeroed: !!run.zeroed });
           logical += run.count;
           want -= run.count;
         }
@@ -167,17 +199,7 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
       throw new FsError('ENOSPC', 'no space left in the pool');
     }
   }
-  // Zero what the write leaves uncovered in new blocks.
-  for (const f of fresh) {
-    const a = f.logical * BLOCK_SIZE;
-    const b = (f.logical + f.count) * BLOCK_SIZE;
-    if (position > a) core.pool.fill(f.physical * BLOCK_SIZE, Math.min(position, b) - a, 0);
-    const end = position + length;
-    if (end < b) {
-      const from = Math.max(end, a);
-      core.pool.fill(f.physical * BLOCK_SIZE + (from - a), b - from, 0);
-    }
-  }
+  zeroFresh(core, fresh, position, position + length);
   // Store the data.
   let done = 0;
   for (const seg of inode.extents.map(first, Math.floor((position + length - 1) / BLOCK_SIZE) - first + 1)) {

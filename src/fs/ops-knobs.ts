@@ -51,6 +51,7 @@ export function setKnob(core: FsCore, name: KnobName, value: number, onProgress?
   core.commit();
   core.sb.knobs[name] = value;
   core.writeSuperblock();
+  if (name === 'zerooutBlocks' && before !== value) core.zeroer.configure(value);
   if (name !== 'pageTablesOn' || before === value) return;
   // Build or delete every table, committing as the transaction grows.
   let done = 0;

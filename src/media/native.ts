@@ -39,6 +39,8 @@ export interface NativeShim {
   unmap(handle: MapHandle): void;
   /** flock with LOCK_NB; a held lock throws code 'EWOULDBLOCK'. */
   flock(fd: number, mode: FlockMode): void;
+  /** fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros and its host space is freed. */
+  punchHole(fd: number, offset: number, length: number): void;
 }
 
 // The same relative path works from src/media (tap runs TS) and dist/media.

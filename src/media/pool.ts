@@ -182,6 +182,21 @@ export class Pool {
     this.recorder?.onWrite(offset, Buffer.alloc(length, value));
   }
 
+  /**
+   * Zero a block-aligned range by punching a hole in the pool file: no
+   * bytes are written, the host gets the space back, and every mapping
+   * reads zeros at once. Recorded as a write of zeros.
+   */
+  zeroRange(offset: number, length: number): void {
+    this.checkWritable();
+    this.checkRange(offset, length);
+    if (offset % POOL_SIZE_ALIGN !== 0 || length % POOL_SIZE_ALIGN !== 0) {
+      throw new RangeError(`zeroRange: ${offset}+${length} is not 4 KiB-aligned`);
+    }
+    native.punchHole(this.fd, offset, length);
+    this.recorder?.onWrite(offset, Buffer.alloc(length));
+  }
+
   /** memmove within the pool: the ranges may overlap. Recorded as a write at dstOffset. */
   copyWithin(dstOffset: number, srcOffset: number, length: number): void {
     this.checkWritable();
