@@ -50,9 +50,9 @@ export function readSuperblock(poolPath: string): Superblock {
     if (!decoded.ok) {
       switch (decoded.problem) {
         case 'not-ours':
-          throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, `check the path; to make it one (destroying its contents): daxvm mkfs --force ${poolPath}`);
+          throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, `check the path (daxvm fsck ${poolPath} says what it finds there); to make it a pool, destroying its contents: daxvm mkfs --force ${poolPath}`);
         case 'newer-format':
-          throw new PoolError('EFORMAT', `${poolPath} has a newer pool format: ${decoded.detail}`, 'upgrade daxvm to use this pool');
+          throw new PoolError('EFORMAT', `${poolPath} has a newer pool format: ${decoded.detail}`, 'upgrade daxvm to use this pool (this version can neither mount nor fsck it)');
         default:
           throw new PoolError('ECORRUPT', `${poolPath}: corrupt superblock (${decoded.detail})`, `run: daxvm fsck --repair ${poolPath} (it restores the superblock from its backup)`);
       }
