@@ -16,8 +16,9 @@ t.test('fio randrw with verify=crc32c', async (t) => {
     '--do_verify=1',
     '--verify_fatal=1',
     '--runtime=10',
+    '--verify_state_save=0',
     '--output-format=json',
-  ], { timeout: 120_000 });
+  ], { timeout: 120_000, cwd: m.dir });
   t.equal(r.status, 0, r.summary);
   let job: { error: number; read: { io_bytes: number }; write: { io_bytes: number } } | undefined;
   t.doesNotThrow(() => {
