@@ -19,7 +19,17 @@ export class Bits {
     else this.bytes[i >>> 3]! &= ~(1 << (i & 7));
   }
   setRange(start: number, count: number, value: boolean): void {
-    for (let i = start; i < start + count; i++) this.set(i, value);
+    let i = start;
+    const end = start + count;
+    while (i < end) {
+      if ((i & 7) === 0 && i + 8 <= end) {
+        this.bytes[i >>> 3] = value ? 0xff : 0;
+        i += 8;
+        continue;
+      }
+      this.set(i, value);
+      i++;
+    }
   }
   /** First clear bit at or after `from` (before `end`), or -1. */
   nextClear(from: number, end = this.size): number {
@@ -121,7 +131,29 @@ export class MediaBitmap {
     this.store.markDirty(block, 'crc');
   }
 
+  /** Whole bytes at a time where it can, one dirty mark per bitmap block. */
   setRange(start: number, count: number, value: boolean): void {
-    for (let i = start; i < start + count; i++) this.set(i, value);
+    let i = start;
+    const end = start + count;
+    while (i < end) {
+      const blockIndex = Math.floor(i / BITS_PER_BITMAP_BLOCK);
+      const block = this.start + blockIndex;
+      const image = this.store.load(block, 'crc', this.what);
+      const blockEnd = Math.min(end, (blockIndex + 1) * BITS_PER_BITMAP_BLOCK);
+      let bit = i - blockIndex * BITS_PER_BITMAP_BLOCK;
+      const stop = blockEnd - blockIndex * BITS_PER_BITMAP_BLOCK;
+      while (bit < stop) {
+        if ((bit & 7) === 0 && bit + 8 <= stop) {
+          image[bit >>> 3] = value ? 0xff : 0;
+          bit += 8;
+          continue;
+        }
+        if (value) image[bit >>> 3]! |= 1 << (bit & 7);
+        else image[bit >>> 3]! &= ~(1 << (bit & 7));
+        bit++;
+      }
+      this.store.markDirty(block, 'crc');
+      i = blockEnd;
+    }
   }
 }
