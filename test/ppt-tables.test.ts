@@ -141,3 +141,17 @@ t.test('fsck finds a corrupt table entry and --repair rebuilds the table', async
   t.ok(exact(again, ino));
   again.close();
 });
+
+t.test('turning tables on in a pool too full for them fails with ENOSPC and leaves the knob at 0', async (t) => {
+  const fsys = openPool(t, tempPool(t, 24, 'full.pool'));
+  let n = 0;
+  try {
+    for (;;) fsys.write(fsys.create(ROOT_INO, `f${n++}`, 0o644, ROOT).ino, 0, Buffer.alloc(65536, 1));
+  } catch (err) {
+    t.match((err as Error).message, /ENOSPC/, `filled with ${n} small files`);
+  }
+  t.throws(() => fsys.setKnob('pageTablesOn', 1), { code: 'ENOSPC' });
+  t.equal(fsys.knobs().pageTablesOn, 0, 'the knob is back at 0');
+  t.equal(fsys.occupancy().pmemKB, 0, 'no table left behind');
+  fsys.close();
+});

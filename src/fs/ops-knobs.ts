@@ -55,16 +55,41 @@ export function setKnob(core: FsCore, name: KnobName, value: number, onProgress?
   if (name !== 'pageTablesOn' || before === value) return;
   // Build or delete every table, committing as the transaction grows.
   let done = 0;
-  for (const ino of [...regularFiles(core)]) {
-    const inode = core.inode(ino);
-    if (value) core.syncTables(inode, 0, Math.ceil(inode.size / 4096));
-    else core.dropTable(inode);
-    core.save(inode);
-    core.afterMutation();
-    onProgress?.(++done);
+  const files = [...regularFiles(core)];
+  try {
+    for (const ino of files) {
+      const inode = core.inode(ino);
+      if (value) {
+        // Tables are optional: they never eat the metadata reserve.
+        if (core.alloc.freeNow < core.alloc.reserve + TABLE_HEADROOM) throw new FsError('ENOSPC', 'no room left for page tables');
+        core.syncTables(inode, 0, Math.ceil(inode.size / 4096));
+      } else {
+        core.dropTable(inode);
+      }
+      core.save(inode);
+      core.afterMutation();
+      onProgress?.(++done);
+    }
+  } catch (err) {
+    // A build that cannot finish is undone: the knob goes back to 0.
+    core.sb.knobs[name] = before;
+    for (const ino of files) {
+      const inode = core.inode(ino);
+      if (inode.pptRoot) {
+        core.dropTable(inode);
+        core.save(inode);
+        core.afterMutation();
+      }
+    }
+    core.commit();
+    core.writeSuperblock();
+    throw err;
   }
   core.commit();
 }
+
+/** Free blocks a table build leaves beyond the metadata reserve. */
+const TABLE_HEADROOM = 256;
 
 export interface TableTotals {
   files: number;
