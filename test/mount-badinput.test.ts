@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { cli, isMounted, makePool, tempDir, unmountAllUnder } from './helpers/mount.js';
+import { cli, isMounted, makePool, mountPool, tempDir, unmountAllUnder } from './helpers/mount.js';
 
 const VERSION_OFFSET = 8;
 const SB_CRC_OFFSET = 508;
@@ -132,4 +132,76 @@ t.test('mount of a missing pool file', async (t) => {
   t.notOk(isMounted(mnt));
   t.notOk(fs.existsSync(join(dir, 'no-such.pool')), 'does not create a pool that was named explicitly');
   unmountAllUnder(dir);
+});
+
+t.test('corrupt metadata (an inode, a directory block): errors, no crash, fsck finds and repairs', async (t) => {
+  const p = makePool(t, { size: '64M' });
+  const m1 = await mountPool(t, p);
+  const M = m1.mnt;
+  fs.writeFileSync(join(M, 'victim'), 'the corrupt inode');
+  fs.writeFileSync(join(M, 'bystander'), 'untouched');
+  fs.mkdirSync(join(M, 'dir'));
+  fs.writeFileSync(join(M, 'dir', 'inside'), 'x');
+  const victimIno = fs.statSync(join(M, 'victim')).ino;
+  const dirIno = fs.statSync(join(M, 'dir')).ino;
+  t.equal((await m1.stop()).code, 0);
+  t.equal(cli(['fsck', p.pool]).status, 0, 'clean before the damage');
+
+  // docs/format.md: inode table start is a u64 at superblock byte 96; inode N
+  // is the 256-byte slot N; its first inline extent's physical block is at 120.
+  const fd = fs.openSync(p.pool, 'r+');
+  const sb = Buffer.alloc(BLOCK);
+  fs.readSync(fd, sb, 0, BLOCK, 0);
+  const itable = Number(sb.readBigUInt64LE(96)) * BLOCK;
+  const inode = (ino: number) => {
+    const b = Buffer.alloc(256);
+    fs.readSync(fd, b, 0, 256, itable + ino * 256);
+    return b;
+  };
+  const dirBlock = Number(inode(dirIno).readBigUInt64LE(120));
+  const flip = (off: number) => {
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, off);
+    b[0] ^= 0x41;
+    fs.writeSync(fd, b, 0, 1, off);
+  };
+  flip(itable + victimIno * 256 + 16); // the victim's size field: its CRC no longer matches
+  flip(dirBlock * BLOCK + 100); // inside the directory's block: its CRC tail no longer matches
+  fs.closeSync(fd);
+
+  const r = cli(['fsck', p.pool]);
+  t.equal(r.status, 4, `fsck finds it and leaves it (exit 4)\n${r.summary}`);
+  t.match(r.stdout + r.stderr, new RegExp(`inode ${victimIno}\\b|\\b${victimIno}\\b`), 'names the bad inode');
+
+  let mounted: Awaited<ReturnType<typeof mountPool>> | undefined;
+  try {
+    mounted = await mountPool(t, p);
+  } catch (e) {
+    // refusing is fine, if it says why and how to fix it
+    t.match(String(e), /fsck/, `mount refused, naming fsck: ${String(e).split('\n')[0]}`);
+  }
+  if (mounted) {
+    const M2 = mounted.mnt;
+    const code = (f: () => unknown) => {
+      try {
+        f();
+        return 'no error';
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code;
+      }
+    };
+    t.match(code(() => fs.readFileSync(join(M2, 'victim'))), /^(EIO|EUCLEAN)$/, 'the corrupt inode: EIO or EUCLEAN');
+    t.match(code(() => fs.readdirSync(join(M2, 'dir'))), /^(EIO|EUCLEAN)$/, 'the corrupt directory: EIO or EUCLEAN');
+    t.equal(fs.readFileSync(join(M2, 'bystander'), 'utf8'), 'untouched', 'the rest still reads');
+    t.equal(mounted.child.exitCode, null, 'the daemon is still alive');
+    const st = await mounted.stop();
+    t.equal(st.code, 0, 'and unmounts cleanly');
+  }
+  const rep = cli(['fsck', p.pool, '--repair']);
+  t.equal(rep.status, 1, `fsck --repair corrects (exit 1)\n${rep.summary}`);
+  const again = cli(['fsck', p.pool]);
+  t.equal(again.status, 0, `then clean (exit 0)\n${again.summary}`);
+  const m3 = await mountPool(t, p);
+  t.equal(fs.readFileSync(join(m3.mnt, 'bystander'), 'utf8'), 'untouched', 'mountable after repair');
+  await m3.stop();
 });
