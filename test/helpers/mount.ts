@@ -175,8 +175,43 @@ export interface Mounted {
 interface Live {
   mnt: string;
   child: ChildProcess;
+  reaper: ChildProcess;
 }
 const live = new Set<Live>();
+
+/**
+ * The reaper: a detached shell per mount that waits for EOF on its stdin,
+ * which comes when this test process dies in any way (even SIGKILL, or tap's
+ * timeout signal, when no 'exit' hook runs). Then it kills the daemon (if that
+ * pid is still our daemon for this mount point) and lazily unmounts. A line on
+ * its stdin dismisses it.
+ */
+const REAPER = `
+if read -r _; then exit 0; fi
+sleep 0.2
+if [ -r "/proc/$2/cmdline" ] && tr '\\0' ' ' < "/proc/$2/cmdline" | grep -qF -- " $1 "; then kill -9 "$2" 2>/dev/null; fi
+if grep -qF -- " $1 " /proc/self/mountinfo; then fusermount -uz "$1" 2>/dev/null; fi
+exit 0
+`;
+
+function spawnReaper(mnt: string, pid: number): ChildProcess {
+  const r = spawn('sh', ['-c', REAPER, 'daxvm-test-reaper', mnt, String(pid)], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  r.unref();
+  (r.stdin as unknown as { unref?: () => void }).unref?.();
+  r.stdin!.on('error', () => {
+    /* the reaper may be gone already */
+  });
+  return r;
+}
+
+/** Forget a mount: it is cleaned up; dismiss its reaper. */
+function retire(l: Live): void {
+  live.delete(l);
+  if (l.reaper.stdin && !l.reaper.stdin.destroyed) l.reaper.stdin.end('done\n');
+}
 let exitHookInstalled = false;
 
 function lazyUnmount(mnt: string): void {
@@ -192,7 +227,7 @@ function forceCleanup(l: Live): void {
     }
   }
   lazyUnmount(l.mnt);
-  live.delete(l);
+  retire(l);
 }
 
 function installExitHook(): void {
@@ -233,7 +268,7 @@ export async function mountPool(t: Test, pool: string | PoolInfo, options: Mount
     env: { ...process.env, DEBUG_COLORS: '0' },
   });
   closeSync(logFd);
-  const entry: Live = { mnt, child };
+  const entry: Live = { mnt, child, reaper: spawnReaper(mnt, child.pid ?? -1) };
   live.add(entry);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
     if (child.exitCode !== null || child.signalCode !== null) res({ code: child.exitCode, signal: child.signalCode });
@@ -299,7 +334,7 @@ export async function mountPool(t: Test, pool: string | PoolInfo, options: Mount
       }
       // The daemon is gone; the kernel mount must be too.
       const still = isMounted(mnt);
-      live.delete(entry);
+      retire(entry);
       if (still) {
         lazyUnmount(mnt);
         throw new Error(`${mnt} still mounted after the daemon exited\n${umount.summary}\nlog:\n${log()}`);
@@ -310,7 +345,7 @@ export async function mountPool(t: Test, pool: string | PoolInfo, options: Mount
       child.kill('SIGKILL');
       await exited;
       lazyUnmount(mnt);
-      live.delete(entry);
+      retire(entry);
     },
   };
   return mounted;
