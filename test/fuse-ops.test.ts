@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { FsError, S_IFDIR, S_IFREG, type FileSystemApi } from '../src/fs/index.js';
 import { errnoNumber, errnoName, toNegErrno, setUnexpectedLogger } from '../src/fuse/errno.js';
 import { scaleStatfs } from '../src/fuse/ops-attrs.js';
-import { statArray, readMtime, DaxFuse, type DaxOps } from '../src/fuse/binding.js';
+import { statArray, DaxFuse, type DaxOps } from '../src/fuse/binding.js';
 import { buildOps } from '../src/fuse/ops.js';
 import { MountState } from '../src/fuse/state.js';
 import { openPool, tempPool } from './helpers/pool.js';
@@ -63,16 +63,6 @@ t.test('stat encoding keeps nlink 0 and 64-bit sizes', async (t) => {
   t.equal(a[3]! + a[4]! * 2 ** 32, 2 ** 33 + 5, 'size');
   t.equal(a[7], 7);
   t.equal(a[14]! + a[15]! * 2 ** 32, 1_700_000_000_123, 'mtime ms');
-});
-
-t.test("utimens: mtime from fuse-native's per-thread struct, checked against atime", async (t) => {
-  const locals = Buffer.alloc(256);
-  locals.writeBigUInt64LE(1000n, 104);
-  locals.writeBigUInt64LE(2000n, 112);
-  t.equal(readMtime(locals, 1000), 2000);
-  t.equal(readMtime(locals, 999), undefined, 'atime does not match: layout not trusted');
-  t.equal(readMtime(undefined, 1000), undefined);
-  t.equal(readMtime(Buffer.alloc(16), 1000), undefined, 'too short');
 });
 
 t.test('operations over a real file system', async (t) => {
@@ -142,6 +132,44 @@ t.test('unlink of an open file, as libfuse 2.9 does it', async (t) => {
   call(ops.release, '/y', fh2);
   t.equal(call(ops.rename, '/y', '/.fuse_hidden00000000000000ff').err, 0);
   t.equal(call(ops.getattr, '/.fuse_hidden00000000000000ff').err, 0, 'an ordinary rename');
+});
+
+t.test('ops with a handle and no path: libfuse lost the name (its directory was removed)', async (t) => {
+  const fsys = openPool(t, tempPool(t, 64));
+  const ops = buildOps(new MountState(fsys, { owner: { uid: 0, gid: 0 } }));
+  call(ops.mkdir, '/d', 0o755);
+  const fh = call<number>(ops.create, '/d/f', S_IFREG | 0o644).value!;
+  const data = Buffer.alloc(1 << 20, 5);
+  t.equal(count(ops.write, '/d/f', fh, data, data.length, 0), data.length);
+  t.equal(call(ops.rename, '/d/f', '/d/.fuse_hidden0000000300000001').err, 0, 'libfuse hides it');
+  t.equal(call(ops.rmdir, '/d').err, 0, 'rmdir');
+  // from here on, libfuse passes path null (flag_nullpath_ok)
+  t.match(call(ops.fgetattr, null, fh).value, { nlink: 0, size: data.length }, 'fgetattr by the handle');
+  t.equal(count(ops.write, null, fh, Buffer.from('abc'), 3, 10), 3, 'write');
+  const buf = Buffer.alloc(16);
+  t.equal(count(ops.read, null, fh, buf, 16, 8), 16, 'read');
+  t.same(buf.subarray(0, 6), Buffer.from([5, 5, 0x61, 0x62, 0x63, 5]), 'the bytes written');
+  t.equal(call(ops.ftruncate, null, fh, 4096).err, 0, 'ftruncate');
+  t.equal(call(ops.fsync, null, 0, fh).err, 0, 'fsync');
+  t.match(call(ops.fgetattr, null, fh).value, { size: 4096 });
+  t.equal(call(ops.fsync, null, 0, 0).err, E('EBADF'), 'neither path nor handle: EBADF');
+  t.same(call(ops.readdir, null).value, [], 'a removed directory lists nothing');
+  t.equal(call(ops.fsyncdir, null, 0, 0).err, 0, 'fsyncdir of a removed directory');
+  const before = fsys.statfs().bfree;
+  t.equal(call(ops.release, null, fh).err, 0, 'release');
+  t.ok(fsys.statfs().bfree > before, 'its blocks are freed at the last close');
+});
+
+t.test('utimens: null leaves that time as is', async (t) => {
+  const fsys = openPool(t, tempPool(t, 64));
+  const ops = buildOps(new MountState(fsys, { owner: { uid: 0, gid: 0 } }));
+  call(ops.release, '/f', call<number>(ops.create, '/f', S_IFREG | 0o644).value!);
+  t.equal(call(ops.utimens, '/f', 1000, 2000).err, 0);
+  t.match(call(ops.getattr, '/f').value, { atimeMs: 1000, mtimeMs: 2000 }, 'both');
+  t.equal(call(ops.utimens, '/f', null, 3000).err, 0);
+  t.match(call(ops.getattr, '/f').value, { atimeMs: 1000, mtimeMs: 3000 }, 'mtime only (touch -m)');
+  t.equal(call(ops.utimens, '/f', 4000, null).err, 0);
+  t.match(call(ops.getattr, '/f').value, { atimeMs: 4000, mtimeMs: 3000 }, 'atime only (touch -a)');
 });
 
 t.test('unexpected exceptions answer EIO, never crash', async (t) => {

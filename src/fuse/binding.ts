@@ -10,15 +10,17 @@
  *   (fuse-native would report a length larger than the buffer, and libfuse
  *   would then reply with bytes past its end).
  *
- * - utimens: fuse-native's C glue passes the access time twice, so the
- *   modification time never reaches JavaScript (cp -a, tar and rsync would
- *   set mtime = atime). The value is still in the per-thread struct the C side
- *   keeps in a Buffer we can see (it hands it to the op handler as its first
- *   argument): we read mtime from there, checked against the atime next to it
- *   (see readMtime), and fall back to the access time if the layout ever
- *   differs. Unfixable here: libfuse 2.9 calls utimens only when both times
- *   are set (fuse-native does not set utime_omit_ok), so `touch -m` and
- *   `touch -a` change nothing.
+ * It needs our patch of fuse-native's C glue (patches/, applied and built at
+ * `npm install` by patch-package and scripts/fuse-native.cjs), checked at load
+ * (fuseNativePatched):
+ * - libfuse's flag_nullpath_ok: the ops that carry a file handle (read, write,
+ *   release, fsync, ftruncate, fgetattr, readdir, fsyncdir) reach us with path
+ *   null when libfuse cannot name the file any more (unlinked while open, then
+ *   its directory removed); we go by the handle;
+ * - flag_utime_omit_ok: utimens comes for one time alone (touch -a, touch -m)
+ *   with null for the time to leave as is, and UTIME_NOW as the current time;
+ * - utimens passes the modification time (the unpatched glue passed the
+ *   access time twice).
  */
 import { createRequire } from 'node:module';
 import type { Attr, DirEntry } from '../fs/api.js';
@@ -43,10 +45,19 @@ export interface StatfsReply {
   namemax: number;
 }
 
+/**
+ * The path of an op that carries a file handle: null when libfuse can no
+ * longer name the file (unlinked while open and its directory removed since).
+ */
+export type FhPath = string | null;
+
 /** The operations as fuse-native (and our overrides below) call them. */
 export interface DaxOps {
   getattr(path: string, cb: CbV<Attr>): void;
-  readdir(path: string, cb: CbV<DirEntry[]>): void;
+  /** getattr of an open file (the kernel sent its handle; libfuse's fgetattr). */
+  fgetattr(path: FhPath, fh: number, cb: CbV<Attr>): void;
+  /** Directories have no handles of ours: null only for a directory removed while open. */
+  readdir(path: FhPath, cb: CbV<DirEntry[]>): void;
   readlink(path: string, cb: CbV<string>): void;
   mknod(path: string, mode: number, dev: number, cb: Cb): void;
   mkdir(path: string, mode: number, cb: Cb): void;
@@ -59,7 +70,8 @@ export interface DaxOps {
 
   chmod(path: string, mode: number, cb: Cb): void;
   chown(path: string, uid: number, gid: number, cb: Cb): void;
-  utimens(path: string, atimeMs: number, mtimeMs: number, cb: Cb): void;
+  /** Times in ms since the epoch; null: leave that time as is (touch -a, touch -m). */
+  utimens(path: string, atimeMs: number | null, mtimeMs: number | null, cb: Cb): void;
   truncate(path: string, size: number, cb: Cb): void;
   statfs(path: string, cb: CbV<StatfsReply>): void;
   getxattr(path: string, name: string, cb: CbV<Buffer>): void;
@@ -69,12 +81,12 @@ export interface DaxOps {
 
   open(path: string, flags: number, cb: CbV<number>): void;
   create(path: string, mode: number, cb: CbV<number>): void;
-  read(path: string, fh: number, buf: Buffer, len: number, position: number, cb: CbN): void;
-  write(path: string, fh: number, buf: Buffer, len: number, position: number, cb: CbN): void;
-  release(path: string, fh: number, cb: Cb): void;
-  ftruncate(path: string, fh: number, size: number, cb: Cb): void;
-  fsync(path: string, datasync: number, fh: number, cb: Cb): void;
-  fsyncdir(path: string, datasync: number, fh: number, cb: Cb): void;
+  read(path: FhPath, fh: number, buf: Buffer, len: number, position: number, cb: CbN): void;
+  write(path: FhPath, fh: number, buf: Buffer, len: number, position: number, cb: CbN): void;
+  release(path: FhPath, fh: number, cb: Cb): void;
+  ftruncate(path: FhPath, fh: number, size: number, cb: Cb): void;
+  fsync(path: FhPath, datasync: number, fh: number, cb: Cb): void;
+  fsyncdir(path: FhPath, datasync: number, fh: number, cb: Cb): void;
 }
 
 type Signal = (err: number, ...args: unknown[]) => void;
@@ -85,7 +97,15 @@ interface FuseBaseInstance {
 }
 type FuseBaseCtor = new (mnt: string, ops: object, opts: object) => FuseBaseInstance;
 
-const FuseBase = require('@cocalc/fuse-native') as FuseBaseCtor;
+const FuseBase = require('@cocalc/fuse-native') as FuseBaseCtor & { FEATURE_NULLPATH_UTIME_OMIT?: boolean };
+
+/** Whether the fuse-native that loaded is built from our patched source (see the top of this file). */
+export const fuseNativePatched: boolean = FuseBase.FEATURE_NULLPATH_UTIME_OMIT === true;
+
+export const FUSE_NATIVE_UNPATCHED =
+  "@cocalc/fuse-native was not built from daxvm's patched source (patches/): " +
+  'without it, files unlinked while open fail once their directory is gone and touch -a/-m do nothing; ' +
+  'run `npm install` (or `npm run rebuild:fuse-native`) in the daxvm package';
 
 const TWO32 = 4294967296;
 
@@ -118,24 +138,6 @@ export function statArray(attr?: Partial<Attr>): Uint32Array {
 const ERANGE = -34;
 const ENODATA = -61;
 
-/**
- * Offsets in fuse-native's fuse_thread_locals_t (x86-64/aarch64 LP64):
- * self 0, op 8, op_fn 16, path 24, dest 32, linkname 40, info 48, buf 56,
- * offset 64, len 72, mode 80, dev 88, uid 96, gid 100, atime 104, mtime 112
- * (both size_t, milliseconds).
- */
-const LOCALS_ATIME = 104;
-const LOCALS_MTIME = 112;
-
-/** The modification time utimens was given, from the C side's struct; undefined if it does not check out. */
-export function readMtime(locals: Buffer | undefined, atimeMs: number): number | undefined {
-  if (!locals || locals.length < LOCALS_MTIME + 8) return undefined;
-  if (Number(locals.readBigUInt64LE(LOCALS_ATIME)) !== atimeMs) return undefined;
-  return Number(locals.readBigUInt64LE(LOCALS_MTIME));
-}
-
-type NativeHandler = (locals: Buffer, opCode: number, ...args: unknown[]) => unknown;
-
 export class DaxFuse extends FuseBase {
   private readonly optionString: string;
   private readonly daxOps: DaxOps;
@@ -144,35 +146,13 @@ export class DaxFuse extends FuseBase {
   constructor(mnt: string, ops: DaxOps, optionString: string) {
     // timeout:false: an op may take long (a big write, recovery work); never answer ETIMEDOUT.
     super(mnt, ops, { timeout: false });
+    if (!fuseNativePatched) throw new Error(FUSE_NATIVE_UNPATCHED);
     this.daxOps = ops;
     this.optionString = optionString;
   }
 
   _fuseOptions(): string {
     return '-o' + this.optionString;
-  }
-
-  /** The C side's per-thread struct of the request being dispatched (see utimens). */
-  private currentLocals: Buffer | undefined;
-
-  /** Called by the base constructor: note each request's struct before the base dispatches it. */
-  _makeHandlerArray(): NativeHandler[] {
-    const base = (FuseBase.prototype as unknown as { _makeHandlerArray(this: unknown): NativeHandler[] })._makeHandlerArray.call(this);
-    return base.map(h => (h === undefined ? h : (locals: Buffer, opCode: number, ...args: unknown[]) => {
-      this.currentLocals = locals;
-      try {
-        return h(locals, opCode, ...args);
-      } finally {
-        this.currentLocals = undefined;
-      }
-    }));
-  }
-
-  _op_utimens(signal: Signal, path: string, aLow: number, aHigh: number, mLow: number, mHigh: number): void {
-    const atime = aLow + aHigh * TWO32;
-    let mtime = mLow + mHigh * TWO32;
-    if (mtime === atime) mtime = readMtime(this.currentLocals, atime) ?? atime;
-    this.daxOps.utimens(path, atime, mtime, err => signal(err));
   }
 
   _op_getattr(signal: Signal, path: string): void {
@@ -182,7 +162,15 @@ export class DaxFuse extends FuseBase {
     });
   }
 
-  _op_readdir(signal: Signal, path: string): void {
+  /** As getattr: we encode stat ourselves (nlink 0 of an unlinked open file stays 0). */
+  _op_fgetattr(signal: Signal, path: FhPath, fh: number): void {
+    this.daxOps.fgetattr(path, fh, (err, attr) => {
+      if (err) return signal(err, statArray());
+      return signal(0, statArray(attr));
+    });
+  }
+
+  _op_readdir(signal: Signal, path: FhPath): void {
     this.daxOps.readdir(path, (err, entries) => {
       if (err || !entries) return signal(err || -5);
       // libfuse's filler takes d_ino (with use_ino) and d_type from these.

@@ -10,7 +10,7 @@
  */
 import debug from 'debug';
 import { openFileSystem, PoolError, type FileSystem } from '../fs/index.js';
-import { DaxFuse } from './binding.js';
+import { DaxFuse, fuseNativePatched } from './binding.js';
 import { daxvmMountAt, readMounts } from './mountinfo.js';
 import { buildOps } from './ops.js';
 import { fuseOptionString, MountOptionError, type MountOptions } from './options.js';
@@ -69,6 +69,11 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     channel.fail(message, hint, EXIT_MOUNT_FAILURE);
     return EXIT_MOUNT_FAILURE;
   };
+
+  if (!fuseNativePatched) {
+    return fail("@cocalc/fuse-native is not built from daxvm's patched source",
+      'run `npm install` (or `npm run rebuild:fuse-native`) in the daxvm package; see scripts/fuse-native.cjs');
+  }
 
   let optionString: string;
   try {

@@ -9,12 +9,14 @@ import { reply } from './reply.js';
 import type { MountState } from './state.js';
 
 type AttrOps = Pick<DaxOps,
-  'getattr' | 'chmod' | 'chown' | 'utimens' | 'truncate' | 'statfs' |
+  'getattr' | 'fgetattr' | 'chmod' | 'chown' | 'utimens' | 'truncate' | 'statfs' |
   'getxattr' | 'setxattr' | 'listxattr' | 'removexattr'>;
 
 const U32 = 0xffffffff;
 /** chown(2)'s "leave unchanged" (-1), as the uint32 fuse-native passes. */
 const KEEP_ID = 0xffffffff;
+/** FileSystemApi.utimens's "leave this time as is". */
+const KEEP_TIME = -1;
 
 /**
  * statfs for fuse-native, whose counts are 32-bit: a pool with more blocks
@@ -48,6 +50,13 @@ export function attrOps(state: MountState): AttrOps {
       reply('getattr', path, cb, () => state.live.getattr(state.resolve(path)));
     },
 
+    fgetattr(path, fh, cb) {
+      // The kernel's getattr on behalf of an open file (before a read past the
+      // size it knows, say): by the handle, so it works after the file lost its
+      // path (path null). fstat(2) does not come here: it is a getattr by path.
+      reply('fgetattr', `${path} fh=${fh}`, cb, () => state.live.getattr(state.inoOf(path, fh)));
+    },
+
     chmod(path, mode, cb) {
       reply('chmod', `${path} ${mode.toString(8)}`, cb, () => {
         // The kernel sends the type bits too; only permission bits change.
@@ -69,10 +78,10 @@ export function attrOps(state: MountState): AttrOps {
     },
 
     utimens(path, atimeMs, mtimeMs, cb) {
-      // fuse-native hands us the access time in both arguments (see binding.ts):
-      // right for touch and touch -d, wrong for cp -p / tar / rsync -t.
+      // null: the caller left that time alone (UTIME_OMIT: touch -a, touch -m);
+      // UTIME_NOW arrives as the current time (binding.ts).
       reply('utimens', `${path} ${atimeMs} ${mtimeMs}`, cb, () => {
-        state.live.utimens(state.resolve(path), atimeMs, mtimeMs);
+        state.live.utimens(state.resolve(path), atimeMs ?? KEEP_TIME, mtimeMs ?? KEEP_TIME);
       });
     },
 

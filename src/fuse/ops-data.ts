@@ -1,7 +1,9 @@
 /**
  * Operations on file data, through file handles. open/create pin the inode
  * (fs.open) and return a handle; read/write/fsync/ftruncate/release use the
- * handle's inode, never the path (the path may have been renamed or hidden).
+ * handle's inode, never the path (the path may have been renamed or hidden,
+ * or be null: libfuse no longer has a name for a file unlinked while open
+ * whose directory was removed since).
  */
 import { constants } from 'node:fs';
 import { FsError } from '../fs/api.js';
@@ -16,9 +18,6 @@ type DataOps = Pick<DaxOps,
   'open' | 'create' | 'read' | 'write' | 'release' | 'ftruncate' | 'fsync' | 'fsyncdir'>;
 
 export function dataOps(state: MountState): DataOps {
-  /** The inode behind a handle, or behind the path when the kernel sent none (fh 0). */
-  const inoOf = (path: string, fh: number): number => (fh ? state.handle(fh).ino : state.resolve(path));
-
   return {
     open(path, flags, cb) {
       reply('open', path, cb, () => {
@@ -43,7 +42,7 @@ export function dataOps(state: MountState): DataOps {
     },
 
     read(path, fh, buf, len, position, cb) {
-      const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : path;
+      const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : String(path);
       replyCount('read', what, cb, () => {
         const ino = state.handle(fh).ino;
         return state.live.read(ino, position, len === buf.length ? buf : buf.subarray(0, len));
@@ -51,7 +50,7 @@ export function dataOps(state: MountState): DataOps {
     },
 
     write(path, fh, buf, len, position, cb) {
-      const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : path;
+      const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : String(path);
       replyCount('write', what, cb, () => {
         const h = state.handle(fh);
         const fs = state.live;
@@ -81,19 +80,21 @@ export function dataOps(state: MountState): DataOps {
 
     ftruncate(path, fh, size, cb) {
       reply('ftruncate', `${path} fh=${fh} ${size}`, cb, () => {
-        state.live.truncate(inoOf(path, fh), size);
+        state.live.truncate(state.inoOf(path, fh), size);
       });
     },
 
     fsync(path, datasync, fh, cb) {
       reply('fsync', `${path} fh=${fh}${datasync ? ' data' : ''}`, cb, () => {
-        state.live.fsync(inoOf(path, fh), datasync !== 0);
+        state.live.fsync(state.inoOf(path, fh), datasync !== 0);
       });
     },
 
     fsyncdir(path, datasync, _fh, cb) {
       // No opendir: directory handles are libfuse's, not in our table; go by path.
-      reply('fsyncdir', path, cb, () => {
+      reply('fsyncdir', `${path}`, cb, () => {
+        // path null: the directory was removed while open; make that durable.
+        if (path === null) return state.live.sync();
         state.live.fsync(state.resolve(path), datasync !== 0);
       });
     },

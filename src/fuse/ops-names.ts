@@ -14,7 +14,9 @@ type NameOps = Pick<DaxOps,
 export function nameOps(state: MountState): NameOps {
   return {
     readdir(path, cb) {
-      reply('readdir', path, cb, () => {
+      reply('readdir', `${path}`, cb, () => {
+        // A directory removed while open (libfuse has no path for it) lists nothing, as on ext4.
+        if (path === null) return [];
         const ino = state.resolve(path);
         const entries = state.live.readdir(ino);
         const out: DirEntry[] = [];

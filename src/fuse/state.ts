@@ -2,14 +2,22 @@
  * What the FUSE layer keeps between operations: the file system, the table of
  * open file handles, and the names of open files that were unlinked.
  *
- * Unlinked open files. libfuse 2.9 (without hard_remove, which would hand us
- * NULL paths) renames a file that is unlinked while open to
- * `.fuse_hidden%08x%08x` in the same directory, and unlinks that name at the
- * last release. We give ext4 semantics on top: the rename to a hidden name
+ * Unlinked open files. libfuse 2.9 renames a file that is unlinked while open
+ * to `.fuse_hidden%08x%08x` in the same directory, and unlinks that name at
+ * the last release. We give ext4 semantics on top: the rename to a hidden name
  * really unlinks the file (it vanishes from its directory, nlink drops, rmdir
  * of the directory works) and pins its inode; the hidden name lives only here
- * and resolves to the inode from any directory; its unlink drops the pin, so
- * the blocks are freed at the last close.
+ * and resolves to the inode from any directory; its unlink, or the last
+ * release, drops the pin, so the blocks are freed at the last close.
+ *
+ * Why not `-o hard_remove` (unlink for real, no hidden name): libfuse then
+ * has no path for the file at once, and fstat(2) on it fails with ENOENT (the
+ * kernel sends fstat's getattr without the file handle, and libfuse needs a
+ * path for that); so do fchmod, fchown, futimens and fgetxattr. With the
+ * hidden name they work as long as the directory exists. Once it is removed
+ * too, libfuse passes the ops that carry a handle (read, write, fsync,
+ * ftruncate, release...) with path null (fuse-native patched for
+ * flag_nullpath_ok) and we go by the handle (inoOf).
  */
 import { FsError, ROOT_INO, type FileSystemApi, type Owner } from '../fs/api.js';
 
@@ -86,6 +94,17 @@ export class MountState {
     this.handles.set(fh, { ino, flags });
     this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
     return fh;
+  }
+
+  /**
+   * The inode of an op that may carry a file handle: the handle's when there is
+   * one (fh 0: none), else the path's. Path null (libfuse could not name the
+   * file) without a handle cannot happen; EBADF if it does.
+   */
+  inoOf(path: string | null, fh: number): number {
+    if (fh) return this.handle(fh).ino;
+    if (path === null) throw new FsError('EBADF', 'neither a path nor a file handle');
+    return this.resolve(path);
   }
 
   handle(fh: number): OpenFile {
