@@ -153,11 +153,15 @@ export class FsCore {
     this.shrunk.add(inode);
   }
 
-  /** Drop data blocks of `inode`; held back from reuse while it is open. */
-  dropBlocks(inode: Inode, runs: Run[]): void {
+  /**
+   * Drop data blocks of `inode`; held back from reuse while it is open
+   * (a handle is a lease on the blocks it may have seen), unless `now`:
+   * blocks whose contents moved elsewhere in the same file.
+   */
+  dropBlocks(inode: Inode, runs: Run[], now = false): void {
     for (const run of runs) {
       inode.blocks -= run.count;
-      if (inode.openCount > 0) {
+      if (inode.openCount > 0 && !now) {
         this.alloc.freeDeferred(run);
         inode.deferredFree.push(run);
       } else if (inode.type === S_IFDIR || inode.type === S_IFLNK) {

@@ -117,7 +117,8 @@ function alignForHuge(core: FsCore, inode: Inode): boolean {
   const old = inode.extents.truncate(0);
   inode.extents.add(0, base, HUGE_BLOCKS);
   inode.blocks += HUGE_BLOCKS;
-  core.dropBlocks(inode, old);
+  // The old blocks' contents now live in the new region: free them after the commit.
+  core.dropBlocks(inode, old, true);
   core.dataDirty = true;
   return true;
 }
