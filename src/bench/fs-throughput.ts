@@ -7,7 +7,7 @@
  * - sequential read of it with `dd bs=1M`, after dropping the page cache
  * - open+read+close of 2000 files of 16 KiB (cold after dropping caches, then warm)
  *
- *   npm run bench:fs -- [--mnt DIR] [--host DIR] [--json]
+ *   npm run bench:fs -- [--mnt DIR] [--host DIR] [--runs N] [--json]
  *
  * Without --mnt it makes a temporary 2 GiB pool in the host directory (default:
  * the OS temp dir), mounts it with `daxvm mount -f` in a child process, runs,
@@ -43,7 +43,23 @@ interface Result {
   smallFiles: number;
   smallFileBytes: number;
   cachesDropped: boolean;
+  /** Each figure is the median of this many runs. */
+  runs: number;
   notes: string[];
+}
+
+function median(all: Figures[]): Figures {
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mid = Math.floor(s.length / 2);
+    return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  };
+  return {
+    seqWriteMBs: med(all.map((f) => f.seqWriteMBs)),
+    seqReadMBs: med(all.map((f) => f.seqReadMBs)),
+    smallColdFilesPerS: med(all.map((f) => f.smallColdFilesPerS)),
+    smallWarmFilesPerS: med(all.map((f) => f.smallWarmFilesPerS)),
+  };
 }
 
 const notes: string[] = [];
@@ -177,9 +193,10 @@ async function unmountTemp(m: TempMount): Promise<void> {
 }
 
 function table(res: Result): string {
+  const size = res.fileBytes >= 2 ** 30 ? `${res.fileBytes / 2 ** 30} GiB` : `${res.fileBytes / 2 ** 20} MiB`;
   const rows: Array<[string, string, number, number]> = [
-    [`sequential write ${res.fileBytes / 2 ** 30} GiB, dd bs=1M conv=fsync`, 'MB/s', res.mount.seqWriteMBs, res.host.seqWriteMBs],
-    [`sequential read ${res.fileBytes / 2 ** 30} GiB, dd bs=1M${res.cachesDropped ? ' (cold)' : ''}`, 'MB/s', res.mount.seqReadMBs, res.host.seqReadMBs],
+    [`sequential write ${size}, dd bs=1M conv=fsync`, 'MB/s', res.mount.seqWriteMBs, res.host.seqWriteMBs],
+    [`sequential read ${size}, dd bs=1M${res.cachesDropped ? ' (cold)' : ''}`, 'MB/s', res.mount.seqReadMBs, res.host.seqReadMBs],
     [`open+read+close ${res.smallFiles} x ${res.smallFileBytes / 1024} KiB${res.cachesDropped ? ' (cold)' : ''}`, 'files/s', res.mount.smallColdFilesPerS, res.host.smallColdFilesPerS],
     [`open+read+close ${res.smallFiles} x ${res.smallFileBytes / 1024} KiB (warm)`, 'files/s', res.mount.smallWarmFilesPerS, res.host.smallWarmFilesPerS],
   ];
@@ -188,7 +205,8 @@ function table(res: Result): string {
   const body = rows.map(([name, unit, m, h]) => [name, unit, fmt(m), fmt(h), (m / h).toFixed(2)]);
   const widths = head.map((_, i) => Math.max(head[i]!.length, ...body.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), ...body.map(line)].join('\n');
+  const foot = res.runs > 1 ? [`(medians of ${res.runs} runs, mount and host alternating)`] : [];
+  return [line(head), ...body.map(line), ...foot].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -200,12 +218,14 @@ async function main(): Promise<void> {
     .option('--json', 'print JSON instead of a table')
     .option('--size-mib <n>', 'size of the sequential file in MiB', '1024')
     .option('--files <n>', 'number of small files', '2000')
+    .option('--runs <n>', 'repeat, mount and host alternating, and report medians', '1')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .parse();
-  const opts = program.opts<{ mnt?: string; host?: string; json?: boolean; sizeMib: string; files: string }>();
+  const opts = program.opts<{ mnt?: string; host?: string; json?: boolean; sizeMib: string; files: string; runs: string }>();
   const fileBytes = Number(opts.sizeMib) * 2 ** 20;
   const nSmall = Number(opts.files);
-  if (!(fileBytes > 0) || !(nSmall > 0)) {
+  const runs = Number(opts.runs);
+  if (!(fileBytes > 0) || !(nSmall > 0) || !Number.isInteger(runs) || runs < 1) {
     program.outputHelp();
     process.exit(2);
   }
@@ -241,13 +261,18 @@ async function main(): Promise<void> {
   });
   try {
     const cachesDropped = dropCaches();
-    log(`daxvm mount ${mnt}`);
-    const mountFig = measure(mnt, fileBytes, nSmall, 16384, log);
-    log(`host dir ${hostDir}`);
-    const hostFig = measure(hostDir, fileBytes, nSmall, 16384, log);
+    const mountRuns: Figures[] = [];
+    const hostRuns: Figures[] = [];
+    for (let i = 0; i < runs; i++) {
+      const tag = runs > 1 ? ` (run ${i + 1} of ${runs})` : '';
+      log(`daxvm mount ${mnt}${tag}`);
+      mountRuns.push(measure(mnt, fileBytes, nSmall, 16384, log));
+      log(`host dir ${hostDir}${tag}`);
+      hostRuns.push(measure(hostDir, fileBytes, nSmall, 16384, log));
+    }
     const res: Result = {
-      mount: mountFig, host: hostFig, mountDir: mnt, hostDir, fileBytes,
-      smallFiles: nSmall, smallFileBytes: 16384, cachesDropped, notes,
+      mount: median(mountRuns), host: median(hostRuns), mountDir: mnt, hostDir, fileBytes,
+      smallFiles: nSmall, smallFileBytes: 16384, cachesDropped, runs, notes,
     };
     if (opts.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
     else {
