@@ -12,6 +12,10 @@
  * - Times are milliseconds since the epoch (fuse-native's precision).
  */
 
+import type { Knobs } from './layout.js';
+
+export type { Knobs };
+
 export const ROOT_INO = 1;
 
 /** errno names used by the file system; the FUSE layer maps them to numbers. */
@@ -123,6 +127,20 @@ export interface FileSystemApi {
   removexattr(ino: number, name: string): void;
 
   statfs(): StatFs;
+
+  // DaxVM's knobs, page tables and counters (the mount's `.daxvm/` directory)
+  /** Absolute path of the pool file. */
+  readonly poolPath: string;
+  knobs(): Knobs;
+  /** Validates (EINVAL), persists in the superblock, applies (page tables built or deleted). */
+  setKnob(name: keyof Knobs, value: number, onProgress?: (done: number) => void): void;
+  /** `ino=.. gen=.. seq=.. root=.. level=.. nodes=.. size=..`, after a commit (the pool is current). */
+  pptInfo(ino: number): string;
+  /** Page-table storage in KiB: in the pool (PMem) and in DRAM. */
+  occupancy(): { pmemKB: number; dramKB: number };
+  /** Counters: tables built, nodes, huge entries, blocks zeroed... */
+  stats(): Record<string, number>;
+
   /** Commit everything to the pool and make it durable. */
   sync(): void;
   /** Sync, mark the pool clean, release it. */

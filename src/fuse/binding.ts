@@ -6,6 +6,8 @@
  *   fuse-native's option builder does not expose;
  * - getattr/readdir: we encode stat ourselves, so nlink 0 (an unlinked open
  *   file) is reported as 0, not 1;
+ * - fgetattr: as getattr, with the file handle (a `.daxvm/` file reports the
+ *   size of that handle's snapshot);
  * - getxattr/listxattr: answer ERANGE when the caller's buffer is too small
  *   (fuse-native would report a length larger than the buffer, and libfuse
  *   would then reply with bytes past its end).

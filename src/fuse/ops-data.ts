@@ -4,10 +4,13 @@
  * handle's inode, never the path (the path may have been renamed or hidden,
  * or be null: libfuse no longer has a name for a file unlinked while open
  * whose directory was removed since).
+ * Control files (`/.daxvm/...`, control.ts) are told apart by path: their
+ * names never change, and their handles are control.ts's own.
  */
 import { constants } from 'node:fs';
 import { FsError } from '../fs/api.js';
 import type { DaxOps } from './binding.js';
+import { Control } from './control.js';
 import { log, reply, replyCount } from './reply.js';
 import type { MountState } from './state.js';
 
@@ -17,10 +20,11 @@ const ACCMODE = 3; // O_ACCMODE (not in fs.constants)
 type DataOps = Pick<DaxOps,
   'open' | 'create' | 'read' | 'write' | 'release' | 'ftruncate' | 'fsync' | 'fsyncdir'>;
 
-export function dataOps(state: MountState): DataOps {
+export function dataOps(state: MountState, control: Control): DataOps {
   return {
     open(path, flags, cb) {
       reply('open', path, cb, () => {
+        if (Control.owns(path)) return control.open(path, flags);
         const ino = state.resolve(path);
         if (state.readOnly && (flags & ACCMODE) !== O_RDONLY) throw new FsError('EROFS');
         // O_TRUNC never reaches us: the kernel sends a truncate (setattr) of its own.
@@ -31,6 +35,7 @@ export function dataOps(state: MountState): DataOps {
 
     create(path, mode, cb) {
       reply('create', path, cb, () => {
+        if (Control.owns(path)) Control.refuseCreate(path);
         const { parent, name } = state.split(path);
         const fs = state.live;
         const attr = fs.create(parent, name, mode, state.owner);
@@ -44,6 +49,7 @@ export function dataOps(state: MountState): DataOps {
     read(path, fh, buf, len, position, cb) {
       const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : String(path);
       replyCount('read', what, cb, () => {
+        if (path !== null && Control.owns(path)) return control.read(path, fh, position, len === buf.length ? buf : buf.subarray(0, len));
         const ino = state.handle(fh).ino;
         return state.live.read(ino, position, len === buf.length ? buf : buf.subarray(0, len));
       });
@@ -52,6 +58,7 @@ export function dataOps(state: MountState): DataOps {
     write(path, fh, buf, len, position, cb) {
       const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : String(path);
       replyCount('write', what, cb, () => {
+        if (path !== null && Control.owns(path)) return control.write(path, fh, len === buf.length ? buf : buf.subarray(0, len));
         const h = state.handle(fh);
         const fs = state.live;
         // O_APPEND: every write lands at the current end, whatever offset came with it.
@@ -62,6 +69,7 @@ export function dataOps(state: MountState): DataOps {
 
     release(path, fh, cb) {
       reply('release', `${path} fh=${fh}`, cb, () => {
+        if (path !== null && Control.owns(path)) return control.release(fh);
         const h = state.removeHandle(fh);
         const fs = state.live;
         fs.release(h.ino);
@@ -80,12 +88,14 @@ export function dataOps(state: MountState): DataOps {
 
     ftruncate(path, fh, size, cb) {
       reply('ftruncate', `${path} fh=${fh} ${size}`, cb, () => {
+        if (path !== null && Control.owns(path)) return control.truncate(path);
         state.live.truncate(state.inoOf(path, fh), size);
       });
     },
 
     fsync(path, datasync, fh, cb) {
       reply('fsync', `${path} fh=${fh}${datasync ? ' data' : ''}`, cb, () => {
+        if (path !== null && Control.owns(path)) return; // nothing to make durable: knobs persist when set
         state.live.fsync(state.inoOf(path, fh), datasync !== 0);
       });
     },
@@ -95,6 +105,7 @@ export function dataOps(state: MountState): DataOps {
       reply('fsyncdir', `${path}`, cb, () => {
         // path null: the directory was removed while open; make that durable.
         if (path === null) return state.live.sync();
+        if (Control.owns(path)) return;
         state.live.fsync(state.resolve(path), datasync !== 0);
       });
     },

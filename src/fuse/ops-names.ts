@@ -1,22 +1,25 @@
 /**
  * Operations on names: directory listing, creating and removing names,
  * rename and links. Paths come from libfuse; `state` resolves them (hidden
- * names of unlinked open files included, see state.ts).
+ * names of unlinked open files included, see state.ts). Names under
+ * `/.daxvm` are control.ts's: listed, never created, removed or renamed.
  */
 import { FsError, S_IFDIR, S_IFMT, type DirEntry } from '../fs/api.js';
 import type { DaxOps } from './binding.js';
+import { Control } from './control.js';
 import { reply } from './reply.js';
 import { HIDDEN_NAME, type MountState } from './state.js';
 
 type NameOps = Pick<DaxOps,
   'readdir' | 'readlink' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'rename' | 'link'>;
 
-export function nameOps(state: MountState): NameOps {
+export function nameOps(state: MountState, control: Control): NameOps {
   return {
     readdir(path, cb) {
       reply('readdir', `${path}`, cb, () => {
         // A directory removed while open (libfuse has no path for it) lists nothing, as on ext4.
         if (path === null) return [];
+        if (Control.owns(path)) return control.readdir(path);
         const ino = state.resolve(path);
         const entries = state.live.readdir(ino);
         const out: DirEntry[] = [];
@@ -26,8 +29,10 @@ export function nameOps(state: MountState): NameOps {
           if (e.name === '.') dot = true;
           else if (e.name === '..') dotdot = true;
           else if (state.isHidden(e.name)) continue; // never listed
+          else if (path === '/' && e.name === control.rootEntry.name) continue; // shadowed by the control dir
           out.push(e);
         }
+        if (path === '/') out.push(control.rootEntry);
         // The kernel does not make up "." and ".."; the high-level API leaves them to us.
         if (!dotdot) {
           const up = path === '/' ? ino : state.resolve(path.slice(0, path.lastIndexOf('/')) || '/');
@@ -39,11 +44,15 @@ export function nameOps(state: MountState): NameOps {
     },
 
     readlink(path, cb) {
-      reply('readlink', path, cb, () => state.live.readlink(state.resolve(path)));
+      reply('readlink', path, cb, () => {
+        if (Control.owns(path)) throw new FsError('EINVAL', `${path} is not a symbolic link`);
+        return state.live.readlink(state.resolve(path));
+      });
     },
 
     mknod(path, mode, dev, cb) {
       reply('mknod', path, cb, () => {
+        if (Control.owns(path)) Control.refuseCreate(path);
         const { parent, name } = state.split(path);
         state.live.create(parent, name, mode, state.owner, dev);
       });
@@ -51,6 +60,7 @@ export function nameOps(state: MountState): NameOps {
 
     mkdir(path, mode, cb) {
       reply('mkdir', path, cb, () => {
+        if (Control.owns(path)) Control.refuseCreate(path);
         const { parent, name } = state.split(path);
         // The kernel passes permission bits only (umask applied); the type is ours to add.
         state.live.mkdir(parent, name, (mode & ~S_IFMT) | S_IFDIR, state.owner);
@@ -59,6 +69,7 @@ export function nameOps(state: MountState): NameOps {
 
     unlink(path, cb) {
       reply('unlink', path, cb, () => {
+        if (Control.owns(path)) Control.refuse(path);
         const name = path.slice(path.lastIndexOf('/') + 1);
         if (state.isHidden(name)) {
           // A hidden name whose file is still open elsewhere (libfuse unlinks it
@@ -81,6 +92,7 @@ export function nameOps(state: MountState): NameOps {
 
     rmdir(path, cb) {
       reply('rmdir', path, cb, () => {
+        if (Control.owns(path)) Control.refuse(path);
         const { parent, name } = state.split(path);
         state.live.rmdir(parent, name);
       });
@@ -88,6 +100,7 @@ export function nameOps(state: MountState): NameOps {
 
     symlink(target, path, cb) {
       reply('symlink', `${path} -> ${target}`, cb, () => {
+        if (Control.owns(path)) Control.refuseCreate(path);
         const { parent, name } = state.split(path);
         state.live.symlink(parent, name, target, state.owner);
       });
@@ -95,6 +108,8 @@ export function nameOps(state: MountState): NameOps {
 
     rename(src, dst, cb) {
       reply('rename', `${src} -> ${dst}`, cb, () => {
+        if (Control.owns(src)) Control.refuse(src);
+        if (Control.owns(dst)) Control.refuseCreate(dst);
         const from = state.split(src);
         const dstName = dst.slice(dst.lastIndexOf('/') + 1);
         if (HIDDEN_NAME.test(dstName)) {
@@ -120,6 +135,8 @@ export function nameOps(state: MountState): NameOps {
 
     link(src, dst, cb) {
       reply('link', `${dst} => ${src}`, cb, () => {
+        if (Control.owns(src)) Control.refuse(src);
+        if (Control.owns(dst)) Control.refuseCreate(dst);
         const ino = state.resolve(src);
         const { parent, name } = state.split(dst);
         state.live.link(ino, parent, name);

@@ -1,0 +1,256 @@
+/**
+ * The `.daxvm/` control directory at the mount's root: upstream's
+ * /proc/fs/daxvm knobs as files, plus `user.daxvm.ppt` on every regular file.
+ * The ops route every path under `/.daxvm` here (see `Control.owns`); nothing
+ * here touches the file system's namespace.
+ *
+ *   page_tables_on    rw  0|1        build every table now and on allocation / delete them all
+ *   msync             rw  0|1        0: nosync mode
+ *   zeroout_blocks    rw  0|1        1: zero on the allocation path; 0: pre-zero in the background
+ *   zombie_max_pages  rw  1..2^20    batching threshold of the library
+ *   kbytes_occupied   r   "PMEM: <KB>\nDRAM: <KB>\n"   page-table storage
+ *   pool              r   the pool file's absolute path and a newline
+ *   stats             r   JSON: fs.stats() and the occupancy, one object
+ *
+ * Decisions (each as /proc or ext4 would, where they have an answer):
+ * - Listed: `ls -a MNT` shows `.daxvm` (the dot hides it from `ls` and shell
+ *   globs, as /proc/self shows in `ls /proc`); `find`, `du` see it too. The
+ *   name is reserved at the root: creating it (file, directory, symlink, link,
+ *   rename onto it) answers EEXIST; a real entry of that name in an old pool
+ *   is shadowed. Nothing under it can be created, removed or renamed (EPERM),
+ *   nor chmod/chown'ed (EPERM, as /proc/sys); utimens is accepted and ignored
+ *   (`touch` works, as on /proc/sys).
+ * - Modes: knob files 0644, read-only files 0444, the directory 0555, owned by
+ *   the daemon's user (the kernel's default_permissions keeps other users out).
+ *   Root bypasses modes, so opening a read-only file for writing (and
+ *   truncate(2) on it) answers EACCES here: the same error a non-root user
+ *   gets from the kernel. (/proc lets root open and fails the write with EIO,
+ *   which reads like a device error; we refuse up front.)
+ * - `echo N > knob`: the shell's O_TRUNC arrives as a truncate, a no-op; the
+ *   value is applied at write, each write(2) parsed on its own (as a sysfs
+ *   store): surrounding white space is ignored, anything else but a number in
+ *   range is EINVAL and changes nothing.
+ * - Sizes: the page cache (direct_io is off) reads up to st_size, so getattr
+ *   reports the content's real length. An open takes a snapshot that its
+ *   reads serve (content cannot change under a reader); getattr with a handle
+ *   (libfuse's fgetattr, sent by the kernel before a read past the size it
+ *   knows) reports that snapshot's length; getattr by path reports the
+ *   longest of the fresh content and the open snapshots, so the kernel never
+ *   stops short, and a short read trims its size. A knob file's content only
+ *   changes at a write to it; `stats` and `kbytes_occupied` change with the
+ *   workload.
+ * - xattrs: none on control files (get: ENODATA, list: empty, set/remove:
+ *   EPERM).
+ *
+ * `user.daxvm.ppt` on a regular file answers fs.pptInfo(ino): `ino=.. gen=..
+ * seq=.. root=.. level=.. nodes=.. size=..` (no newline). It is computed, not
+ * stored: not listed by listxattr (so `getfattr -d`, `cp -a` and `rsync -X`
+ * neither show nor copy it, as with ext4's computed attributes), setting or
+ * removing it is EPERM on any inode, and other inodes answer ENODATA.
+ */
+import { constants } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import {
+  FsError, KNOB_FILES, parseKnobValue, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG,
+  type Attr, type DirEntry, type FileSystemApi, type KnobName,
+} from '../fs/index.js';
+import { log } from './reply.js';
+import { CONTROL_DIR, type MountState } from './state.js';
+
+const { O_RDONLY } = constants;
+const ACCMODE = 3;
+
+export const CONTROL_PATH = '/' + CONTROL_DIR;
+/** The computed xattr of regular files: where the library finds a file's table. */
+export const PPT_XATTR = 'user.daxvm.ppt';
+
+/**
+ * Inode numbers shown by stat (use_ino): above any the file system hands out
+ * (fewer than 2^31) and within fuse-native's 32 bits.
+ */
+const CONTROL_INO_BASE = 0xffffff00;
+
+interface ControlFile {
+  readonly name: string;
+  readonly ino: number;
+  content(fs: FileSystemApi): string;
+  /** Absent: read-only. */
+  write?(fs: FileSystemApi, text: string): void;
+}
+
+function knobFile(name: string, knob: KnobName, ino: number): ControlFile {
+  return {
+    name,
+    ino,
+    content: (fs) => `${fs.knobs()[knob]}\n`,
+    write: (fs, text) => {
+      const value = parseKnobValue(knob, text);
+      let done = 0;
+      fs.setKnob(knob, value, () => {
+        if (++done % 1024 === 0) log('%s=%d: %d files done', name, value, done);
+      });
+    },
+  };
+}
+
+function controlFiles(): ControlFile[] {
+  const files: ControlFile[] = [];
+  let ino = CONTROL_INO_BASE + 1;
+  for (const [name, knob] of Object.entries(KNOB_FILES)) files.push(knobFile(name, knob, ino++));
+  files.push({
+    name: 'kbytes_occupied',
+    ino: ino++,
+    content: (fs) => {
+      const o = fs.occupancy();
+      return `PMEM: ${o.pmemKB}\nDRAM: ${o.dramKB}\n`;
+    },
+  });
+  files.push({ name: 'pool', ino: ino++, content: (fs) => resolvePath(fs.poolPath) + '\n' });
+  files.push({
+    name: 'stats',
+    ino: ino++,
+    content: (fs) => {
+      const o = fs.occupancy();
+      return JSON.stringify({ ...fs.stats(), pmemKB: o.pmemKB, dramKB: o.dramKB }, null, 2) + '\n';
+    },
+  });
+  return files;
+}
+
+interface ControlHandle {
+  readonly file: ControlFile;
+  readonly content: Buffer;
+}
+
+export class Control {
+  private readonly files = new Map<string, ControlFile>();
+  private readonly handles = new Map<number, ControlHandle>();
+  private nextFh = 1;
+  private readonly mountedAt = Date.now();
+  /** Last time each knob was set through its file (its mtime). */
+  private readonly changed = new Map<string, number>();
+
+  constructor(private readonly state: MountState) {
+    for (const f of controlFiles()) this.files.set(f.name, f);
+  }
+
+  /** Is this path the control directory or under it? (Such paths never reach the file system.) */
+  static owns(path: string): boolean {
+    return path === CONTROL_PATH || path.startsWith(CONTROL_PATH + '/');
+  }
+
+  /** Refuse to create `path`: EEXIST for the reserved name itself, EPERM for names under it. */
+  static refuseCreate(path: string): never {
+    if (path === CONTROL_PATH) throw new FsError('EEXIST', `${CONTROL_PATH} is reserved for daxvm's control files`);
+    throw new FsError('EPERM', `${path}: the control directory's names are fixed`);
+  }
+
+  /** Refuse to change a control path's name, mode, owner or xattrs. */
+  static refuse(path: string): never {
+    throw new FsError('EPERM', `${path}: control files cannot be changed this way`);
+  }
+
+  /** The entry for the root directory's listing. */
+  get rootEntry(): DirEntry {
+    return { name: CONTROL_DIR, ino: CONTROL_INO_BASE, type: S_IFDIR };
+  }
+
+  /** The control file at `path`, or undefined for the directory itself; ENOENT for anything else. */
+  private fileAt(path: string): ControlFile | undefined {
+    if (path === CONTROL_PATH) return undefined;
+    const f = this.files.get(path.slice(CONTROL_PATH.length + 1));
+    if (!f) throw new FsError('ENOENT', `${path}: no such control file`);
+    return f;
+  }
+
+  private fileOrEisdir(path: string): ControlFile {
+    const f = this.fileAt(path);
+    if (!f) throw new FsError('EISDIR', path);
+    return f;
+  }
+
+  private attr(ino: number, mode: number, nlink: number, size: number, mtimeMs: number): Attr {
+    const { uid, gid } = this.state.owner;
+    return {
+      ino, mode, nlink, uid, gid, rdev: 0, size, blocks: 0, blksize: 4096,
+      atimeMs: mtimeMs, mtimeMs, ctimeMs: mtimeMs, generation: 0,
+    };
+  }
+
+  getattr(path: string, fh = 0): Attr {
+    const f = this.fileAt(path);
+    if (!f) return this.attr(CONTROL_INO_BASE, S_IFDIR | 0o555, 2, 0, this.mountedAt);
+    const h = fh ? this.handles.get(fh) : undefined;
+    let size: number;
+    if (h && h.file === f) {
+      size = h.content.length;
+    } else {
+      // Never less than what an open reader holds: the kernel stops at st_size.
+      size = Buffer.byteLength(f.content(this.state.live));
+      for (const other of this.handles.values()) if (other.file === f) size = Math.max(size, other.content.length);
+    }
+    const mode = S_IFREG | (f.write ? 0o644 : 0o444);
+    return this.attr(f.ino, mode, 1, size, this.changed.get(f.name) ?? this.mountedAt);
+  }
+
+  readdir(path: string): DirEntry[] {
+    if (this.fileAt(path)) throw new FsError('ENOTDIR', path);
+    return [
+      { name: '.', ino: CONTROL_INO_BASE, type: S_IFDIR },
+      { name: '..', ino: ROOT_INO, type: S_IFDIR },
+      ...[...this.files.values()].map(f => ({ name: f.name, ino: f.ino, type: S_IFREG })),
+    ];
+  }
+
+  open(path: string, flags: number): number {
+    const f = this.fileOrEisdir(path);
+    if ((flags & ACCMODE) !== O_RDONLY && !f.write) throw new FsError('EACCES', `${path} is read-only`);
+    const content = Buffer.from(f.content(this.state.live));
+    let fh = this.nextFh;
+    while (this.handles.has(fh)) fh = fh >= 0xffffffff ? 1 : fh + 1;
+    this.nextFh = fh >= 0xffffffff ? 1 : fh + 1;
+    this.handles.set(fh, { file: f, content });
+    return fh;
+  }
+
+  read(path: string, fh: number, position: number, dst: Buffer): number {
+    const h = this.handles.get(fh);
+    const content = h ? h.content : Buffer.from(this.fileOrEisdir(path).content(this.state.live));
+    if (position >= content.length) return 0;
+    return content.copy(dst, 0, position, Math.min(content.length, position + dst.length));
+  }
+
+  /** Apply a knob value: the whole buffer of one write(2), whatever its offset. */
+  write(path: string, fh: number, src: Buffer): number {
+    const f = this.handles.get(fh)?.file ?? this.fileOrEisdir(path);
+    if (!f.write) throw new FsError('EACCES', `${path} is read-only`);
+    f.write(this.state.live, src.toString('utf8'));
+    this.changed.set(f.name, Date.now());
+    return src.length;
+  }
+
+  release(fh: number): void {
+    this.handles.delete(fh);
+  }
+
+  /** `echo N > knob` truncates first: nothing to do. Read-only files refuse, as at open. */
+  truncate(path: string): void {
+    const f = this.fileOrEisdir(path);
+    if (!f.write) throw new FsError('EACCES', `${path} is read-only`);
+  }
+
+  /** Any path: chmod/chown/xattr changes are refused, times are ignored. */
+  utimens(path: string): void {
+    this.fileAt(path); // ENOENT for names that do not exist
+  }
+
+  get openHandles(): number {
+    return this.handles.size;
+  }
+}
+
+/** getxattr of `user.daxvm.ppt`: the table's whereabouts for regular files, ENODATA for others. */
+export function pptXattr(fs: FileSystemApi, ino: number): Buffer {
+  if ((fs.getattr(ino).mode & S_IFMT) !== S_IFREG) throw new FsError('ENODATA', `${PPT_XATTR}: not a regular file`);
+  return Buffer.from(fs.pptInfo(ino));
+}
