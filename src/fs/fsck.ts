@@ -50,7 +50,10 @@ export function fsck(poolPath: string, opts: FsckOptions = {}): FsckReport {
   };
   const summary = { inodes: 0, dirs: 0, files: 0, blocksUsed: 0, blocksFree: 0, journalTransactionsReplayed: 0 };
   try {
-    checkSuperblock(poolPath, repair, report);
+    if (!checkSuperblock(poolPath, repair, report)) {
+      // The rest cannot be checked until the primary superblock is restored.
+      return { exitCode: 4, problems, summary };
+    }
     const opened = openTolerant(poolPath, repair, report);
     const { core } = opened;
     try {
@@ -79,11 +82,14 @@ export function fsck(poolPath: string, opts: FsckOptions = {}): FsckReport {
 
 type Report = (kind: string, message: string, fixed: boolean) => void;
 
-/** A bad primary superblock is restored from the backup (with repair). */
-function checkSuperblock(poolPath: string, repair: boolean, report: Report): void {
+/**
+ * A bad primary superblock is restored from the backup (with repair).
+ * False: it is bad, the backup is good, and we may not repair.
+ */
+function checkSuperblock(poolPath: string, repair: boolean, report: Report): boolean {
   try {
     readSuperblock(poolPath);
-    return;
+    return true;
   } catch (err) {
     if (!(err instanceof PoolError) || err.code !== 'ECORRUPT') throw err;
     const fd = fs.openSync(poolPath, repair ? 'r+' : 'r');
@@ -97,8 +103,8 @@ function checkSuperblock(poolPath: string, repair: boolean, report: Report): voi
         fs.writeSync(fd, encodeSuperblock(decoded.sb), 0, BLOCK_SIZE, 0);
         fs.fdatasyncSync(fd);
       }
-      report('superblock', `${err.message}; the backup superblock is good${repair ? ' and was copied over it' : ''}`, repair);
-      if (!repair) throw new PoolError('ECORRUPT', err.message, 'run with --repair to restore it from the backup');
+      report('superblock', `${err.message}; the backup superblock is good${repair ? ' and was copied over it' : ' (--repair restores it)'}`, repair);
+      return repair;
     } finally {
       fs.closeSync(fd);
     }
