@@ -5,9 +5,9 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import * as fs from 'node:fs';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { lineChild } from './helpers/child.js';
 import { errCode, freshMount, fsck, makePool, mountPool, run, sh, tempDir } from './helpers/mount.js';
 import { ctlDir, knob, occupied, ppt, setKnob, stats } from './helpers/control.js';
 
@@ -251,39 +251,7 @@ function holder(t: Test, paths: string[], appendTo: string) {
       else if (l.startsWith('append ')) { fs.writeSync(wfd, Buffer.alloc(Number(l.slice(7)), ++n)); console.log('appended'); }
       else if (l === 'close') { fds.concat([wfd]).forEach((fd) => fs.closeSync(fd)); console.log('closed'); process.exit(0); }
     });`;
-  const child = spawn(process.execPath, ['-e', script, JSON.stringify(paths), appendTo], { stdio: ['pipe', 'pipe', 'pipe'] });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let err = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const lines: string[] = [];
-  let buf = '';
-  let wake: (() => void) | undefined;
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-    wake?.();
-  });
-  child.once('exit', () => wake?.());
-  const next = async (): Promise<string> => {
-    while (lines.length === 0) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`holder exited: ${err}`);
-      await new Promise<void>((r) => (wake = r));
-    }
-    return lines.shift()!;
-  };
-  return {
-    async ask(cmd: string): Promise<string> {
-      child.stdin.write(cmd + '\n');
-      return next();
-    },
-    next,
-  };
+  return lineChild(t, script, [JSON.stringify(paths), appendTo]);
 }
 
 t.test('page_tables_on flipped while files are open and read', async (t) => {
@@ -310,15 +278,15 @@ t.test('page_tables_on flipped while files are open and read', async (t) => {
     const occ = occupied(M).pmem;
     if (v) t.ok(occ > 0, `on: tables for the open files (${occ} KB)`);
     else t.equal(occ, 0, 'off: no tables');
-    t.equal(await h.ask(`append ${5000 + i * 70000}`), 'appended');
+    t.equal(await h.send(`append ${5000 + i * 70000}`), 'appended');
     log = Buffer.concat([log, Buffer.alloc(5000 + i * 70000, i + 1)]);
-    const got = (await h.ask('read')).split(' ');
+    const got = (await h.send('read')).split(' ');
     t.same(got.slice(1), [...want, sha(log)], `flip ${i + 1} (${v}): reads through the open fds stay correct`);
     if (v) {
       t.ok(['big', 'small', 'mid', 'log'].every((n) => ppt(join(M, n)).root > 0), 'every open file has a table');
     }
   }
-  t.equal(await h.ask('close'), 'closed');
+  t.equal(await h.send('close'), 'closed');
   r = sh(`cmp ${host}/big ${M}/big && cmp ${host}/mid ${M}/mid && cmp ${host}/small ${M}/small`);
   t.equal(r.status, 0, r.summary);
   t.equal(sha(fs.readFileSync(join(M, 'log'))), sha(log), 'the appended file, read afresh');

@@ -4,23 +4,12 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import * as fs from 'node:fs';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { df, errCode, freshMount, fsck, run, sh, sleep } from './helpers/mount.js';
+import { df, errCode, freshMount, fsck, run, sh } from './helpers/mount.js';
+import { dfUntil, lineChild } from './helpers/child.js';
 
 const MiB = 1024 * 1024;
-
-/** Poll df until pred holds or the time is up; returns the last reading. */
-async function dfUntil(path: string, pred: (d: ReturnType<typeof df>) => boolean, ms = 5000) {
-  const end = Date.now() + ms;
-  let d = df(path);
-  while (!pred(d) && Date.now() < end) {
-    await sleep(100);
-    d = df(path);
-  }
-  return d;
-}
 
 /** A child process holding `path` open. Commands on stdin: "read" (sha256 of the whole file through the fd), "close". */
 function holdOpen(t: Test, path: string) {
@@ -40,42 +29,7 @@ function holdOpen(t: Test, path: string) {
         process.exit(0);
       }
     });`;
-  const child = spawn(process.execPath, ['-e', script, path], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  let buf = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-      waiters.splice(0).forEach((w) => w());
-    }
-  });
-  const next = async (): Promise<string> => {
-    const end = Date.now() + 30_000;
-    while (lines.length === 0) {
-      if (child.exitCode !== null) throw new Error('holder exited');
-      if (Date.now() > end) throw new Error('holder timed out');
-      await new Promise<void>((r) => {
-        waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
-    return lines.shift()!;
-  };
-  return {
-    child,
-    next,
-    async send(cmd: string) {
-      child.stdin.write(cmd + '\n');
-      return next();
-    },
-  };
+  return lineChild(t, script, [path]);
 }
 
 t.test('df after writing 64 MiB and after deleting it', async (t) => {

@@ -7,25 +7,14 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import * as fs from 'node:fs';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { df, errCode, freshMount, run, sh, sleep, tempDir } from './helpers/mount.js';
+import { dfUntil, lineChild } from './helpers/child.js';
+import { df, errCode, freshMount, run, sh, tempDir } from './helpers/mount.js';
 
 const MiB = 1024 * 1024;
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-
-/** Poll df until pred holds or the time is up; returns the last reading. */
-async function dfUntil(path: string, pred: (d: ReturnType<typeof df>) => boolean, ms = 5000) {
-  const end = Date.now() + ms;
-  let d = df(path);
-  while (!pred(d) && Date.now() < end) {
-    await sleep(100);
-    d = df(path);
-  }
-  return d;
-}
 
 /**
  * A child process holding `path` open read-write. Commands on stdin, one
@@ -58,37 +47,7 @@ function holder(t: Test, path: string) {
         } else if (cmd === 'close') { fs.closeSync(fd); console.log('closed'); process.exit(0); }
       } catch (e) { console.log(err(e)); }
     });`;
-  const child = spawn(process.execPath, ['-e', script, path], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const lines: string[] = [];
-  let buf = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  const next = async (): Promise<string> => {
-    const end = Date.now() + 30_000;
-    while (lines.length === 0) {
-      if (child.exitCode !== null) throw new Error('holder exited');
-      if (Date.now() > end) throw new Error('holder timed out');
-      await sleep(20);
-    }
-    return lines.shift()!;
-  };
-  return {
-    next,
-    async send(cmd: string) {
-      child.stdin.write(cmd + '\n');
-      return next();
-    },
-    exited: () => new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r))),
-  };
+  return lineChild(t, script, [path]);
 }
 
 /** Names in a directory as `ls -a` lists them. */
