@@ -1,7 +1,14 @@
 /*
  * Node-API glue of the daxvm native shim: argument checking, errors, and the
  * lifetime of mappings and the ArrayBuffers handed out over them. The system
- * calls themselves are in core.c.
+ * calls themselves are in core.c (files) and vm.c (reservations, fixed maps,
+ * userfaultfd, PAGEMAP_SCAN); the client library's functions are glued in
+ * lib.c, with their process-wide state in process.c.
+ *
+ * A mapping is of one kind (glue.h): a file map (map()), a stitched span of
+ * its own or of the ephemeral heap (lib.c's stitch()), or a process-wide pool
+ * view (lib.c's poolView(), never unmapped, no view list: its ArrayBuffers
+ * are detached by the library with detach()).
  *
  * Lifetime rules (why this file keeps a list of views):
  * - map() returns an External (type-tagged) owning one `mapping`.
@@ -20,15 +27,8 @@
 #include <string.h>
 
 #include "core.h"
-
-typedef struct view_entry view_entry;
-
-typedef struct {
-  unsigned char *addr; /* NULL once unmapped */
-  uint64_t length;
-  unsigned refs;       /* the handle + one per live view */
-  view_entry *views;   /* views not yet finalized */
-} mapping;
+#include "glue.h"
+#include "process.h"
 
 struct view_entry {
   mapping *m;
@@ -40,13 +40,8 @@ struct view_entry {
 static const napi_type_tag MAPPING_TAG = {0x6461787666736d61ULL,
                                           0x7070696e67763031ULL};
 
-#define CHECK(call)                                                        \
-  do {                                                                     \
-    if ((call) != napi_ok) return throw_last(env, #call);                  \
-  } while (0)
-
 /* A Node-API call itself failed: surface whatever it left pending. */
-static napi_value throw_last(napi_env env, const char *what)
+napi_value throw_last(napi_env env, const char *what)
 {
   bool pending = false;
   napi_is_exception_pending(env, &pending);
@@ -62,7 +57,7 @@ static napi_value throw_last(napi_env env, const char *what)
 }
 
 /* A failed system call, shaped like Node's own: code, errno (<0), syscall. */
-static napi_value throw_errno(napi_env env, int err, const char *syscall,
+napi_value throw_errno(napi_env env, int err, const char *syscall,
                               const char *code)
 {
   char scratch[16], msg[256];
@@ -81,14 +76,14 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall,
   return NULL;
 }
 
-static napi_value type_error(napi_env env, const char *msg)
+napi_value type_error(napi_env env, const char *msg)
 {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
   return NULL;
 }
 
 /* Reads exactly argc arguments. */
-static bool get_args(napi_env env, napi_callback_info info, size_t argc,
+bool get_args(napi_env env, napi_callback_info info, size_t argc,
                      napi_value *argv)
 {
   size_t got = argc;
@@ -104,7 +99,7 @@ static bool get_args(napi_env env, napi_callback_info info, size_t argc,
 }
 
 /* A non-negative integer number up to 2^53 (offsets and lengths). */
-static bool get_u64(napi_env env, napi_value v, const char *name,
+bool get_u64(napi_env env, napi_value v, const char *name,
                     uint64_t *out)
 {
   double d;
@@ -120,7 +115,7 @@ static bool get_u64(napi_env env, napi_value v, const char *name,
   return true;
 }
 
-static bool get_fd(napi_env env, napi_value v, int *out)
+bool get_fd(napi_env env, napi_value v, int *out)
 {
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) ||
@@ -147,7 +142,7 @@ static int get_choice(napi_env env, napi_value v, const char *what,
   return -1;
 }
 
-static mapping *get_mapping(napi_env env, napi_value v)
+mapping *get_mapping(napi_env env, napi_value v)
 {
   bool ok = false;
   void *data = NULL;
@@ -162,7 +157,7 @@ static mapping *get_mapping(napi_env env, napi_value v)
 }
 
 /* A live mapping, or throws (using a handle after unmap is a bug). */
-static mapping *get_live(napi_env env, napi_value v)
+mapping *get_live(napi_env env, napi_value v)
 {
   mapping *m = get_mapping(env, v);
   if (m && !m->addr) {
@@ -173,7 +168,7 @@ static mapping *get_live(napi_env env, napi_value v)
   return m;
 }
 
-static bool check_range(napi_env env, mapping *m, uint64_t off, uint64_t len)
+bool check_range(napi_env env, mapping *m, uint64_t off, uint64_t len)
 {
   if (off <= m->length && len <= m->length - off) return true;
   char msg[160];
@@ -186,18 +181,61 @@ static bool check_range(napi_env env, mapping *m, uint64_t off, uint64_t len)
   return false;
 }
 
-static void release(mapping *m)
-{
-  if (--m->refs > 0) return;
-  if (m->addr) dvm_unmap(m->addr, m->length);
-  free(m);
-}
-
 static void handle_finalize(napi_env env, void *data, void *hint)
 {
   (void)env, (void)hint;
   release(data);
 }
+
+int give_back(mapping *m)
+{
+  int rc = 0;
+  if (!m->addr) return 0;
+  switch (m->kind) {
+  case KIND_FILE:
+  case KIND_SPAN: rc = dvm_unmap(m->addr, m->reserved); break;
+  case KIND_HEAP:
+    rc = dvm_unreserve(m->addr, m->reserved);
+    if (rc == 0) {
+      dvm_lock();
+      dvm_heap_free(m->addr, m->reserved);
+      dvm_unlock();
+    }
+    break;
+  case KIND_POOL: return 0; /* the process's view: kept for its life */
+  }
+  if (rc == 0) m->addr = NULL;
+  return rc;
+}
+
+void release(mapping *m)
+{
+  if (m->kind == KIND_POOL) return; /* process-wide, never freed */
+  if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
+  give_back(m);
+  free(m);
+}
+
+bool get_bool(napi_env env, napi_value v, const char *name, bool *out)
+{
+  if (napi_get_value_bool(env, v, out) == napi_ok) return true;
+  char msg[128];
+  snprintf(msg, sizeof msg, "daxvm_shim: %s must be a boolean", name);
+  type_error(env, msg);
+  return false;
+}
+
+napi_value new_handle(napi_env env, mapping *m)
+{
+  napi_value handle;
+  if (napi_create_external(env, m, handle_finalize, NULL, &handle) != napi_ok) {
+    release(m);
+    return throw_last(env, "napi_create_external");
+  }
+  CHECK(napi_type_tag_object(env, handle, &MAPPING_TAG));
+  return handle;
+}
+
 
 static void view_finalize(napi_env env, void *data, void *hint)
 {
@@ -214,7 +252,7 @@ static void view_finalize(napi_env env, void *data, void *hint)
 /* map(fd, length, writable) -> handle */
 static napi_value js_map(napi_env env, napi_callback_info info)
 {
-  napi_value argv[3], handle;
+  napi_value argv[3];
   int fd;
   uint64_t length;
   bool writable;
@@ -233,14 +271,11 @@ static napi_value js_map(napi_env env, napi_callback_info info)
     return throw_errno(env, -rc, "mmap", NULL);
   }
   m->addr = addr;
-  m->length = length;
+  m->length = m->reserved = length;
   m->refs = 1;
-  if (napi_create_external(env, m, handle_finalize, NULL, &handle) != napi_ok) {
-    release(m);
-    return throw_last(env, "napi_create_external");
-  }
-  CHECK(napi_type_tag_object(env, handle, &MAPPING_TAG));
-  return handle;
+  m->kind = KIND_FILE;
+  m->lease_fd = -1;
+  return new_handle(env, m);
 }
 
 /* view(handle, offset, length) -> ArrayBuffer over the mapping, no copy */
@@ -254,6 +289,11 @@ static napi_value js_view(napi_env env, napi_callback_info info)
       !get_u64(env, argv[2], "length", &len) || !check_range(env, m, off, len))
     return NULL;
 
+  if (m->kind == KIND_POOL) {
+    /* The process's pool view outlives every ArrayBuffer over it: nothing to track. */
+    CHECK(napi_create_external_arraybuffer(env, m->addr + off, (size_t)len, NULL, NULL, &ab));
+    return ab;
+  }
   view_entry *e = calloc(1, sizeof *e);
   if (!e) return throw_errno(env, ENOMEM, "view", NULL);
   e->m = m;
@@ -263,7 +303,7 @@ static napi_value js_view(napi_env env, napi_callback_info info)
     return throw_last(env, "napi_create_external_arraybuffer");
   }
   /* From here the finalizer owns e; link it before anything can fail. */
-  m->refs++;
+  __atomic_add_fetch(&m->refs, 1, __ATOMIC_ACQ_REL);
   e->next = m->views;
   if (m->views) m->views->prev = e;
   m->views = e;
@@ -309,16 +349,24 @@ static napi_value js_unmap(napi_env env, napi_callback_info info)
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   mapping *m = get_mapping(env, argv[0]);
-  if (!m || !m->addr) return NULL;
+  if (!m || !m->addr || m->kind == KIND_POOL) return NULL;
+  if (m->lease_fd >= 0) return NULL; /* a zombie: dropped with its batch */
+  if (!detach_views(env, m)) return NULL;
+  int rc = give_back(m);
+  if (rc < 0) return throw_errno(env, -rc, "munmap", NULL);
+  return NULL;
+}
+
+napi_value detach_views(napi_env env, mapping *m)
+{
+  napi_value ok;
   for (view_entry *e = m->views; e; e = e->next) {
     napi_value ab = NULL;
     CHECK(napi_get_reference_value(env, e->ref, &ab));
     if (ab) CHECK(napi_detach_arraybuffer(env, ab));
   }
-  int rc = dvm_unmap(m->addr, m->length);
-  if (rc < 0) return throw_errno(env, -rc, "munmap", NULL);
-  m->addr = NULL;
-  return NULL;
+  CHECK(napi_get_boolean(env, true, &ok));
+  return ok;
 }
 
 /* flock(fd, 'exclusive' | 'shared' | 'unlock'), never blocks */
@@ -361,5 +409,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
       {"punchHole", NULL, js_punch_hole, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
+  CHECK(lib_init(env, exports));
   return exports;
 }

@@ -87,10 +87,18 @@ function zeroStaleTail(core: FsCore, inode: Inode, upTo: number): void {
  * A file that grows past 2 MiB while its first blocks sit unaligned moves
  * them once into an aligned 2 MiB region, so every aligned 2 MiB of the file
  * is one aligned 2 MiB of the pool.
+ *
+ * Not while anyone but the writer has the file open: the library maps a
+ * file's pool blocks directly and holds a handle for as long as the mapping
+ * lives (the lease), and the move frees the old blocks at the next commit,
+ * under a live mapping. The daemon cannot tell the library's handle from any
+ * other, so any second handle keeps the file where it is (it then stays
+ * unaligned: its first 2 MiB get PTE entries instead of one huge entry).
  */
 function alignForHuge(core: FsCore, inode: Inode): boolean {
   const items = inode.extents.items;
   if (items.length === 0) return false;
+  if (inode.openCount > 1) return false;
   const last = items[items.length - 1]!;
   if (last.logical + last.count > HUGE_BLOCKS) return false;
   if (items.every((e) => (e.physical - e.logical) % HUGE_BLOCKS === 0)) return false;

@@ -23,6 +23,52 @@ export interface NativeError extends Error {
   syscall: string;
 }
 
+/** What the kernel offers the client library (probed once per process). */
+export interface NativeFeatures {
+  /** A userfaultfd could be made (syscall or /dev/userfaultfd). */
+  userfaultfd: boolean;
+  userfaultfdError: string | null;
+  /** The kernel's UFFDIO_API feature bits. */
+  uffdFeatures: number;
+  /** UFFD_FEATURE_WP_ASYNC (6.7): write-protect faults resolved by the kernel itself. */
+  wpAsync: boolean;
+  /** UFFD_FEATURE_WP_UNPOPULATED (6.4). */
+  wpUnpopulated: boolean;
+  /** The PAGEMAP_SCAN ioctl (6.7). */
+  pagemapScan: boolean;
+  pagemapScanError: string | null;
+  /** The library tracks dirty pages (all of the above, and DAXVM_NO_TRACKING unset). */
+  tracking: boolean;
+}
+
+/** The process's views of a pool file: read-only, read-write tracked, read-write untracked (nosync). */
+export type PoolViewKind = 'ro' | 'rw' | 'rw-untracked';
+
+export interface PoolView {
+  /** Never unmapped: the process keeps its pool views for its life. */
+  handle: MapHandle;
+  size: number;
+  /** 'rw' only: registered with the process's userfaultfd and armed. */
+  tracked: boolean;
+  address: number;
+}
+
+export interface Span {
+  handle: MapHandle;
+  /** Carved from the ephemeral heap (else an address range of its own). */
+  heap: boolean;
+  tracked: boolean;
+  address: number;
+}
+
+export interface LibStats {
+  heapSize: number;
+  heapUsed: number;
+  heapTop: number;
+  zombies: number;
+  zombiePages: number;
+}
+
 export interface NativeShim {
   /** mmap(MAP_SHARED) of [0, length) of fd; length may exceed 4 GiB. */
   map(fd: number, length: number, writable: boolean): MapHandle;
@@ -41,6 +87,33 @@ export interface NativeShim {
   flock(fd: number, mode: FlockMode): void;
   /** fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros and its host space is freed. */
   punchHole(fd: number, offset: number, length: number): void;
+
+  // ---- for the client library (native-shim/lib.c) ----
+  /** getxattr(2) by path; ENODATA when absent. */
+  getxattr(path: string, name: string): Buffer;
+  /** Detach an ArrayBuffer (it reads as length 0 after). */
+  detach(ab: ArrayBuffer): void;
+  /** Detach a buffer another addon mapped and put a PROT_NONE placeholder over its pages (mmap-io). */
+  retire(ab: ArrayBuffer): void;
+  features(): NativeFeatures;
+  /** The process's view of a pool, mapped on first use (2 MiB or 1 GiB aligned), shared by all workers. */
+  poolView(path: string, kind: PoolViewKind): PoolView;
+  /**
+   * One span of MAP_FIXED maps of pool runs, `runs` = [poolOffset, length, ...]
+   * (whole pages); shared or private (copy-on-write), from the ephemeral heap
+   * when asked, registered and armed for dirty tracking when asked.
+   */
+  stitch(pool: MapHandle, runs: Float64Array, writable: boolean, priv: boolean, ephemeral: boolean, track: boolean): Span;
+  /** Pages written in the range since the last call, write-protected again; with sync, msync'ed each run. */
+  syncWritten(handle: MapHandle, offset: number, length: number, sync: boolean): number;
+  /** Pages written in the range since the last syncWritten (nothing re-armed). */
+  countWritten(handle: MapHandle, offset: number, length: number): number;
+  /** Queue a span for batched unmapping (views detached now); returns the spans dropped now (0: queued). */
+  zombie(handle: MapHandle, leaseFd: number, maxPages: number): number;
+  /** Drop every queued span; returns how many. */
+  flushZombies(): number;
+  stats(): LibStats;
+  address(handle: MapHandle): number;
 }
 
 // The same relative path works from src/media (tap runs TS) and dist/media.
