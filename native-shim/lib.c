@@ -115,6 +115,20 @@ static napi_value js_getxattr(napi_env env, napi_callback_info info)
   return out;
 }
 
+/* mountId(fd) -> { id, unique }: the mount the file lives on, no round trip to it */
+static napi_value js_mount_id(napi_env env, napi_callback_info info)
+{
+  napi_value argv[1], o;
+  int fd, unique = 0;
+  uint64_t id = 0;
+  if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  int rc = dvm_mount_id(fd, &id, &unique);
+  if (rc < 0) return throw_errno(env, -rc, "statx", NULL);
+  CHECK(napi_create_object(env, &o));
+  if (!set_num(env, o, "id", (double)id) || !set_bool(env, o, "unique", unique)) return NULL;
+  return o;
+}
+
 /* detach(arrayBuffer): a mapping's buffer no longer reaches its memory (length 0). */
 static napi_value js_detach(napi_env env, napi_callback_info info)
 {
@@ -541,6 +555,7 @@ napi_status lib_init(napi_env env, napi_value exports)
 {
   const napi_property_descriptor fns[] = {
       {"getxattr", NULL, js_getxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mountId", NULL, js_mount_id, NULL, NULL, NULL, napi_enumerable, NULL},
       {"detach", NULL, js_detach, NULL, NULL, NULL, napi_enumerable, NULL},
       {"retire", NULL, js_retire, NULL, NULL, NULL, napi_enumerable, NULL},
       {"features", NULL, js_features, NULL, NULL, NULL, napi_enumerable, NULL},

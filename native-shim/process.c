@@ -75,6 +75,7 @@ int dvm_pool_view(const char *path, enum dvm_view kind, dvm_pool **pool_out,
   if (stat(path, &st) != 0) return -errno;
   if (!S_ISREG(st.st_mode)) return -EINVAL;
   dvm_pool *p = NULL;
+  /* Keyed by device and inode: an entry keeps its file open, so its inode number cannot be reused. */
   for (int i = 0; i < npools; i++)
     if (pools[i].dev == st.st_dev && pools[i].ino == st.st_ino) p = &pools[i];
   if (!p) {
@@ -85,8 +86,12 @@ int dvm_pool_view(const char *path, enum dvm_view kind, dvm_pool **pool_out,
     p->ino = st.st_ino;
     p->size = (uint64_t)st.st_size & ~4095ull;
     p->fd_ro = p->fd_rw = -1;
-    if (p->size == 0) return -EINVAL;
     npools++;
+  }
+  if (p->fd_ro < 0 && p->fd_rw < 0) {
+    /* Nothing of it is open yet (an earlier open failed): take the file as it is now. */
+    p->size = (uint64_t)st.st_size & ~4095ull;
+    if (p->size == 0) return -EINVAL;
   }
   if (!p->view[kind]) {
     int writable = kind != DVM_VIEW_RO;
@@ -100,6 +105,8 @@ int dvm_pool_view(const char *path, enum dvm_view kind, dvm_pool **pool_out,
     int rc = dvm_reserve(p->size, view_align(p->size), &addr);
     if (rc < 0) return rc;
     rc = dvm_map_fixed(addr, p->size, *fdp, 0, writable, 0);
+    /* Huge pages where the kernel can give them (THP for file mappings); a refusal only costs speed. */
+    if (rc == 0) madvise(addr, p->size, MADV_HUGEPAGE);
     if (rc == 0 && kind == DVM_VIEW_RW && dvm_tracking_available()) {
       /* Register the whole view once and arm every page: writes after this are tracked. */
       int fd;

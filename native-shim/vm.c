@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/stat.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -173,5 +174,35 @@ int dvm_getxattr(const char *path, const char *name, void *buf, size_t size,
   while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
   *len_out = (size_t)n;
+  return 0;
+}
+
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U /* 5.8 */
+#endif
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U /* 6.8 */
+#endif
+#ifndef AT_STATX_DONT_SYNC
+#define AT_STATX_DONT_SYNC 0x4000
+#endif
+
+int dvm_mount_id(int fd, uint64_t *id_out, int *unique_out)
+{
+  struct statx stx;
+  memset(&stx, 0, sizeof stx);
+  long rc = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+                    STATX_MNT_ID_UNIQUE, &stx);
+  if (rc != 0) return -errno;
+  if (stx.stx_mask & STATX_MNT_ID_UNIQUE) {
+    *unique_out = 1;
+  } else {
+    memset(&stx, 0, sizeof stx);
+    rc = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx);
+    if (rc != 0) return -errno;
+    if (!(stx.stx_mask & STATX_MNT_ID)) return -EOPNOTSUPP;
+    *unique_out = 0;
+  }
+  *id_out = stx.stx_mnt_id;
   return 0;
 }

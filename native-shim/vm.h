@@ -89,6 +89,13 @@ typedef struct {
 int dvm_pagemap_scan(int pagemap_fd, void *addr, uint64_t length, int rearm,
                      dvm_region *out, unsigned max, uint64_t *walk_end);
 
+/*
+ * The id of the mount an open file lives on, by statx without a round trip
+ * to the file system (AT_STATX_DONT_SYNC): STATX_MNT_ID_UNIQUE (6.8, never
+ * reused) where the kernel has it (*unique = 1), else STATX_MNT_ID (5.8).
+ */
+int dvm_mount_id(int fd, uint64_t *id_out, int *unique_out);
+
 /* getxattr into buf; *len_out gets the value's length (ERANGE if buf is too small). */
 int dvm_getxattr(const char *path, const char *name, void *buf, size_t size,
                  size_t *len_out);

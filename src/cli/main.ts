@@ -3,7 +3,7 @@
  * daxvm: one binary for the pool's life. Human output on stdout, errors and
  * progress on stderr, --json for scripts. Exit codes: 0 success, 2 wrong
  * arguments, otherwise the command's own (mkfs 1, mount/umount 32 as
- * mount(8), fsck as e2fsck: 0/1/4/8, info 8).
+ * mount(8), fsck as e2fsck: 0/1/4/8, info 8, doctor 1 when FUSE is missing).
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -114,6 +114,13 @@ export function buildProgram(): Command {
     .option('--json', 'print as JSON')
     .action(async (target: string, o: { json?: boolean }) =>
       run('info', EXIT.OPERATIONAL, async () => (await import('./cmd-info.js')).cmdInfo(target, o)));
+
+  program.command('doctor')
+    .description('what this machine offers the library (FUSE, userfaultfd WP-async, PAGEMAP_SCAN, huge pages) and its fallbacks')
+    .argument('[mountpoint]', 'a daxvm mount whose pool mapping to check (default: the first one mounted)')
+    .option('--json', 'print as JSON')
+    .action(async (mnt: string | undefined, o: { json?: boolean }) =>
+      run('doctor', EXIT.FAILURE, async () => (await import('./cmd-doctor.js')).cmdDoctor(mnt, o)));
 
   program.command('install-helper')
     .description('install /sbin/mount.fuse.daxvm so mount -t fuse.daxvm and fstab work (as root)')

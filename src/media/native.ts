@@ -91,6 +91,8 @@ export interface NativeShim {
   // ---- for the client library (native-shim/lib.c) ----
   /** getxattr(2) by path; ENODATA when absent. */
   getxattr(path: string, name: string): Buffer;
+  /** The mount an open file lives on (statx, no round trip): unique ids (6.8) are never reused. */
+  mountId(fd: number): { id: number; unique: boolean };
   /** Detach an ArrayBuffer (it reads as length 0 after). */
   detach(ab: ArrayBuffer): void;
   /** Detach a buffer another addon mapped and put a PROT_NONE placeholder over its pages (mmap-io). */

@@ -1,0 +1,217 @@
+#!/usr/bin/env node
+/**
+ * Figures on the library, measured through a real mount (not a test):
+ *
+ * 1. One mmap + touch (a byte read from every 4 KiB page) + unmap of a
+ *    64 KiB and of a 64 MiB file, on each path: attached (a file the pool
+ *    holds contiguously), stitched (a file written in alternating chunks with
+ *    another one: 32 KiB runs for 64 KiB, 2 MiB runs for 64 MiB) and vanilla
+ *    (mmap-io through the mount). Medians, with the three steps apart.
+ * 2. msync() with one dirty page in a 4 MiB and in a 1 GiB attached mapping
+ *    (exact page tracking), beside the vanilla mapping's msync of the same
+ *    range (the kernel's page-cache tracking through FUSE).
+ *
+ *   node dist/bench/lib-figures.js [--host DIR] [--json] [--runs N]
+ *
+ * It mounts a fresh sparse pool (2 GiB) in a child daemon, in the host
+ * directory (default: the OS temp dir), and removes it at the end.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { mmap, libraryFeatures, MAP_DAXVM, type Mapping } from '../lib/index.js';
+
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const PAGE = 4096;
+
+function fstypeAt(mnt: string): string | undefined {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (left && right && left.split(' ')[4] === mnt) return right.split(' ')[0];
+  }
+  return undefined;
+}
+
+class TempMount {
+  constructor(readonly base: string, readonly mnt: string, private readonly child: ChildProcess) {}
+
+  static async create(hostDir: string, size: string): Promise<TempMount> {
+    const base = mkdtempSync(join(hostDir, 'daxvm-lib-figures-'));
+    const pool = join(base, 'pool.daxvm');
+    const mnt = join(base, 'mnt');
+    mkdirSync(mnt);
+    const mk = spawnSync(process.execPath, [CLI, 'mkfs', pool, '--size', size], { encoding: 'utf8' });
+    if (mk.status !== 0) throw new Error(`mkfs failed: ${mk.stderr}`);
+    const logFd = openSync(join(base, 'daemon.log'), 'a');
+    const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '-f'], { stdio: ['ignore', logFd, logFd] });
+    closeSync(logFd);
+    const m = new TempMount(base, mnt, child);
+    process.on('exit', () => m.kill());
+    const deadline = Date.now() + 30_000;
+    while (fstypeAt(mnt) !== 'fuse.daxvm') {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        m.kill();
+        throw new Error(`mount failed:\n${readFileSync(join(base, 'daemon.log'), 'utf8')}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    writeFileSync(join(mnt, '.daxvm', 'page_tables_on'), '1\n');
+    return m;
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((r) => (this.child.exitCode !== null ? r(null) : this.child.once('exit', r)));
+    await new Promise((r) => spawn(process.execPath, [CLI, 'umount', this.mnt], { stdio: 'ignore' }).once('exit', r));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000).unref())]);
+    this.kill();
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    if (fstypeAt(this.mnt)) spawnSync('fusermount', ['-uz', this.mnt], { stdio: 'ignore' });
+    rmSync(this.base, { recursive: true, force: true });
+  }
+}
+
+const now = (): bigint => process.hrtime.bigint();
+const us = (a: bigint, b: bigint): number => Number(b - a) / 1000;
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function writeContiguous(path: string, size: number): void {
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(Math.min(size, MiB), 0x5a);
+  for (let off = 0; off < size; off += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, size - off), off);
+  closeSync(fd);
+}
+
+/** Two files in alternating chunks: the first one's runs alternate with the second's in the pool. */
+function writeFragmented(path: string, size: number, chunk: number): void {
+  const a = openSync(path, 'w');
+  const b = openSync(`${path}.other`, 'w');
+  const buf = Buffer.alloc(chunk, 0xa5);
+  for (let off = 0; off < size; off += chunk) {
+    writeSync(a, buf, 0, Math.min(chunk, size - off), off);
+    writeSync(b, buf, 0, Math.min(chunk, size - off), off);
+  }
+  closeSync(a);
+  closeSync(b);
+}
+
+interface Cycle { path: string; mode: string; size: number; runs: number; mmapUs: number; touchUs: number; unmapUs: number; totalUs: number; samples: number }
+
+function cycle(file: string, flags: number, size: number, samples: number): Cycle {
+  const m: number[] = [], t: number[] = [], u: number[] = [], tot: number[] = [];
+  let mode = '', runs = 0;
+  for (let i = 0; i < samples + 1; i++) {
+    const t0 = now();
+    const map: Mapping = mmap(file, { flags });
+    const t1 = now();
+    let sum = 0;
+    const b = map.buffer;
+    for (let off = 0; off < b.length; off += PAGE) sum += b[off]!;
+    const t2 = now();
+    map.unmap();
+    const t3 = now();
+    if (sum < 0) throw new Error('unreachable');
+    mode = map.mode;
+    runs = map.runs;
+    if (i === 0) continue; // warm-up
+    m.push(us(t0, t1)); t.push(us(t1, t2)); u.push(us(t2, t3)); tot.push(us(t0, t3));
+  }
+  return { path: '', mode, size, runs, mmapUs: median(m), touchUs: median(t), unmapUs: median(u), totalUs: median(tot), samples };
+}
+
+interface Msync { mapping: string; size: number; dirtyPages: number; pagesWritten: number; msyncUs: number; samples: number }
+
+function msyncCost(file: string, flags: number, size: number, samples: number, label: string): Msync {
+  const map = mmap(file, { prot: 'rw', flags });
+  const times: number[] = [];
+  let written = 0;
+  // Populate every page once (reads), so the figure is the msync, not first faults.
+  let sum = 0;
+  for (let off = 0; off < map.length; off += PAGE) sum += map.buffer[off]!;
+  map.msync();
+  for (let i = 0; i < samples; i++) {
+    map.buffer[(i * 7919 * PAGE) % map.length] = i & 0xff;
+    const t0 = now();
+    written = map.msync();
+    times.push(us(t0, now()));
+  }
+  map.unmap();
+  if (sum < 0) throw new Error('unreachable');
+  return { mapping: `${label} (${map.mode}, ${map.tracking})`, size, dirtyPages: 1, pagesWritten: written, msyncUs: median(times), samples };
+}
+
+function formatTable(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+}
+
+const sizeLabel = (n: number): string => (n >= GiB ? `${n / GiB} GiB` : n >= MiB ? `${n / MiB} MiB` : `${n / KiB} KiB`);
+
+async function main(): Promise<void> {
+  const o = new Command('lib-figures')
+    .option('--host <dir>', 'where the temporary pool goes', tmpdir())
+    .option('--runs <n>', 'samples per figure (64 KiB; fewer for the large ones)', '200')
+    .option('--json', 'print JSON')
+    .parse(process.argv)
+    .opts<{ host: string; runs: string; json?: boolean }>();
+  const runs = Math.max(3, Number(o.runs));
+  const log = (s: string) => { if (!o.json) process.stderr.write(s + '\n'); };
+  const m = await TempMount.create(o.host, '2G');
+  try {
+    log(`pool mounted at ${m.mnt}; writing files`);
+    const files = {
+      small: join(m.mnt, 'small'), smallFrag: join(m.mnt, 'small-frag'),
+      big: join(m.mnt, 'big'), bigFrag: join(m.mnt, 'big-frag'),
+      four: join(m.mnt, 'four'), giga: join(m.mnt, 'giga'),
+    };
+    writeContiguous(files.small, 64 * KiB);
+    writeFragmented(files.smallFrag, 64 * KiB, 32 * KiB);
+    writeContiguous(files.big, 64 * MiB);
+    writeFragmented(files.bigFrag, 64 * MiB, 2 * MiB);
+    writeContiguous(files.four, 4 * MiB);
+    writeContiguous(files.giga, GiB);
+    const cycles: Cycle[] = [];
+    for (const [size, contiguous, fragmented, n] of [[64 * KiB, files.small, files.smallFrag, runs], [64 * MiB, files.big, files.bigFrag, Math.max(3, Math.round(runs / 20))]] as const) {
+      for (const [path, flags, want] of [[contiguous, MAP_DAXVM, 'attached'], [fragmented, MAP_DAXVM, 'stitched'], [contiguous, 0, 'vanilla']] as const) {
+        log(`  mmap+touch+unmap ${sizeLabel(size)} ${want}`);
+        const c = cycle(path, flags, size, n);
+        if (c.mode !== want) throw new Error(`${path}: expected ${want}, got ${c.mode}`);
+        cycles.push(c);
+      }
+    }
+    const syncs: Msync[] = [];
+    for (const [path, size] of [[files.four, 4 * MiB], [files.giga, GiB]] as const) {
+      log(`  msync, one dirty page in ${sizeLabel(size)}`);
+      syncs.push(msyncCost(path, MAP_DAXVM, size, 30, 'MAP_DAXVM'));
+      syncs.push(msyncCost(path, 0, size, 30, 'vanilla'));
+    }
+    const features = libraryFeatures();
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ features, cycles, msync: syncs }, null, 2) + '\n');
+      return;
+    }
+    const f1 = (x: number) => x.toFixed(1);
+    process.stdout.write('mmap + touch every page + unmap, one file (medians, µs)\n');
+    process.stdout.write(formatTable(['file', 'path', 'runs', 'mmap', 'touch', 'unmap', 'total', 'samples'],
+      cycles.map((c) => [sizeLabel(c.size), c.mode, String(c.runs), f1(c.mmapUs), f1(c.touchUs), f1(c.unmapUs), f1(c.totalUs), String(c.samples)])) + '\n\n');
+    process.stdout.write(`msync with one dirty page (medians of 30, µs; msync tracking on this kernel: ${features.msync})\n`);
+    process.stdout.write(formatTable(['mapping size', 'mapping', 'pages written', 'msync'],
+      syncs.map((s) => [sizeLabel(s.size), s.mapping, String(s.pagesWritten), f1(s.msyncUs)])) + '\n');
+  } finally {
+    await m.close();
+  }
+}
+
+await main();

@@ -1,0 +1,154 @@
+/**
+ * mmap(path, options): resolve through the mount, then attach (a range the
+ * pool holds contiguously: a Buffer over the process's pool view, no
+ * syscall, no new VMA), stitch (fragmented: one span of fixed maps, one per
+ * run, 2 MiB and 1 GiB entries taken whole), or fall back to the vanilla
+ * path (no MAP_DAXVM, not a daxvm mount, no tables, no access to the pool,
+ * holes in the range), and say which in `mapping.mode`.
+ */
+import fs from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import { native, type MapHandle, type PoolView } from '../media/native.js';
+import { DaxvmError, invalid } from './errors.js';
+import { KNOWN_FLAGS, MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC } from './flags.js';
+import { Mapping, type MappingParts, type Tracking } from './mapping.js';
+import { PoolAccess, type TableRead } from './pool.js';
+import { mountOf, openForMapping, readPpt, type Opened } from './resolve.js';
+import { mapVanilla } from './vanilla.js';
+
+const PAGE = 4096;
+
+export interface MmapOptions {
+  /** File offset, a multiple of 4096 (default 0). */
+  offset?: number;
+  /** Bytes to map (default: from offset to the end of the file). */
+  length?: number;
+  /** 'r' (default) or 'rw'. The file is opened with this mode: the kernel checks the permission. */
+  prot?: 'r' | 'rw';
+  /** MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC, or'ed. */
+  flags?: number;
+  /** Copy-on-write: stores stay in this process, the file never changes. */
+  private?: boolean;
+}
+
+interface Checked {
+  offset: number;
+  length: number | undefined;
+  prot: 'r' | 'rw';
+  flags: number;
+  priv: boolean;
+}
+
+function check(file: string, o: MmapOptions): Checked {
+  if (typeof file !== 'string' || file === '') throw new DaxvmError({ code: 'EINVAL', syscall: 'mmap' }, 'path must be a non-empty string');
+  const offset = o.offset ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE !== 0) throw invalid(`offset ${offset} is not a non-negative multiple of ${PAGE}`, file);
+  if (o.length !== undefined && (!Number.isSafeInteger(o.length) || o.length <= 0)) throw invalid(`length ${o.length} is not a positive integer`, file);
+  if (o.length !== undefined && o.length > bufferConstants.MAX_LENGTH) throw invalid(`length ${o.length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, file);
+  const prot = o.prot ?? 'r';
+  if (prot !== 'r' && prot !== 'rw') throw invalid(`prot must be 'r' or 'rw', not ${String(prot)}`, file);
+  let flags = o.flags ?? 0;
+  if (!Number.isInteger(flags) || (flags & ~KNOWN_FLAGS) !== 0) throw invalid(`unknown flags 0x${(flags >>> 0).toString(16)}`, file);
+  const priv = o.private ?? false;
+  if (typeof priv !== 'boolean') throw invalid('private must be a boolean', file);
+  if (flags & MAP_DAXVM_EPHEMERAL) {
+    if (priv) throw invalid('MAP_DAXVM_EPHEMERAL needs a shared mapping', file);
+    flags |= MAP_DAXVM; // implied
+  }
+  return { offset, length: o.length, prot, flags, priv };
+}
+
+type Plan =
+  | { kind: 'tables'; pool: PoolAccess; table: TableRead }
+  | { kind: 'vanilla'; reason: string };
+
+/** Can this range come from the pool? Reads the table without any lock. */
+function plan(opened: Opened, c: Checked, length: number): Plan {
+  if (!(c.flags & MAP_DAXVM)) return { kind: 'vanilla', reason: 'MAP_DAXVM not set' };
+  const mount = mountOf(opened.fd, opened.stat.dev);
+  if (!mount) return { kind: 'vanilla', reason: 'not on a daxvm mount' };
+  const ppt = readPpt(opened.path);
+  if (!ppt) return { kind: 'vanilla', reason: 'no user.daxvm.ppt on the file' };
+  if (!ppt.root) return { kind: 'vanilla', reason: 'the file has no page tables (knob page_tables_on is 0)' };
+  let pool: PoolAccess;
+  try {
+    pool = PoolAccess.get(mount.pool);
+  } catch (err) {
+    return { kind: 'vanilla', reason: `no access to the pool file ${mount.pool} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+  }
+  const first = c.offset / PAGE;
+  const end = Math.ceil((c.offset + length) / PAGE);
+  const table = pool.readTable(ppt.ino, ppt.gen, first, end);
+  if ('problem' in table) return { kind: 'vanilla', reason: table.problem };
+  if (table.holes > 0) return { kind: 'vanilla', reason: `${table.holes} page(s) of the range have no block (holes, or past the end of the file)` };
+  return { kind: 'tables', pool, table };
+}
+
+/**
+ * Map `length` bytes of a file from `offset`. Throws Node-style errors
+ * (`err.code` 'ENOENT', 'EACCES', 'EISDIR', 'EINVAL'...).
+ */
+export function mmap(file: string, options: MmapOptions = {}): Mapping {
+  const c = check(file, options);
+  const writable = c.prot === 'rw';
+  const opened = openForMapping(file, writable && !c.priv);
+  try {
+    const length = c.length ?? opened.stat.size - c.offset;
+    if (length <= 0) throw invalid(`nothing to map: the file has ${opened.stat.size} bytes, offset ${c.offset}`, opened.path);
+    if (length > bufferConstants.MAX_LENGTH) throw invalid(`length ${length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, opened.path);
+    const p = plan(opened, c, length);
+    const common = {
+      path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, private: c.priv, fd: opened.fd,
+      batching: (c.flags & MAP_DAXVM_BATCHING) !== 0,
+    };
+    if (p.kind === 'vanilla') {
+      const v = mapVanilla(opened.fd, c.offset, length, writable, c.priv, opened.path);
+      const tracking: Tracking = writable && !c.priv ? 'whole-range' : 'none';
+      return new Mapping({
+        ...common, mode: 'vanilla', buffer: v.buffer, tracking, nosync: false, usedTables: false, runs: 0,
+        ephemeral: false, zombieMaxPages: 0, fallbackReason: p.reason, base: 0, vanilla: v,
+      });
+    }
+    return fromTables(common, c, p.pool, p.table, writable);
+  } catch (err) {
+    fs.closeSync(opened.fd);
+    throw err;
+  }
+}
+
+type Common = Pick<MappingParts, 'path' | 'offset' | 'length' | 'prot' | 'flags' | 'private' | 'fd' | 'batching'>;
+
+function fromTables(common: Common, c: Checked, pool: PoolAccess, table: TableRead, writable: boolean): Mapping {
+  const knobs = pool.knobs();
+  const nosync = writable && !c.priv && ((c.flags & MAP_DAXVM_NOSYNC) !== 0 || knobs.msync === 0);
+  const shared = writable && !c.priv;
+  // Which view: read-only for 'r' and for private (copy-on-write reads the pool through it).
+  let view: PoolView;
+  if (!shared) view = pool.ro;
+  else view = pool.view(nosync ? 'rw-untracked' : 'rw');
+  const tracked = shared && !nosync && view.tracked;
+  const tracking: Tracking = !shared || nosync ? 'none' : tracked ? 'pages' : 'whole-range';
+  const parts = {
+    ...common, nosync, usedTables: true, runs: table.runs.length, leaves: table.leaves,
+    zombieMaxPages: Math.max(1, knobs.zombieMaxPages), tracking,
+  };
+
+  if (table.runs.length === 1 && !c.priv) {
+    // Attach: a Buffer over the span of the view, no syscall, no new VMA.
+    const base = table.runs[0]!.physical * PAGE;
+    if (tracked) native.syncWritten(view.handle, base, common.length, true); // arm (and write back strays)
+    const buffer = Buffer.from(native.view(view.handle, base, common.length));
+    return new Mapping({ ...parts, mode: 'attached', buffer, ephemeral: false, handle: view.handle, base, address: view.address + base });
+  }
+
+  // Stitch: one span, one fixed map per run (private: copy-on-write of each run).
+  const runs = new Float64Array(table.runs.length * 2);
+  table.runs.forEach((r, i) => {
+    runs[2 * i] = r.physical * PAGE;
+    runs[2 * i + 1] = r.count * PAGE;
+  });
+  const span = native.stitch(view.handle, runs, writable, c.priv, (c.flags & MAP_DAXVM_EPHEMERAL) !== 0, tracked);
+  const handle: MapHandle = span.handle;
+  const buffer = Buffer.from(native.view(handle, 0, common.length));
+  return new Mapping({ ...parts, mode: 'stitched', buffer, ephemeral: span.heap, handle, base: 0, address: span.address });
+}

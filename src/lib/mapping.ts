@@ -1,0 +1,230 @@
+/**
+ * A Mapping: the Buffer over mapped memory, how it was made, and its life:
+ * msync (dirty pages written back), persist (the program's own flush),
+ * unmap (explicit, idempotent; batched with MAP_DAXVM_BATCHING), and the
+ * file handle that is the lease on its blocks until the memory is gone.
+ */
+import fs from 'node:fs';
+import { native, type MapHandle } from '../media/native.js';
+import { DaxvmError } from './errors.js';
+import type { VanillaMap } from './vanilla.js';
+
+export type MappingMode = 'attached' | 'stitched' | 'vanilla';
+
+/**
+ * How msync() finds what to write back:
+ * - 'pages': the kernel's write-protect faults (userfaultfd WP-async) read
+ *   and re-armed by PAGEMAP_SCAN; exactly the 4 KiB pages written;
+ * - 'whole-range': msync(MS_SYNC) of the whole range asked (vanilla, or a
+ *   kernel without the features); returns the pages in the range;
+ * - 'none': nothing to write back ('r', private) or nosync (persist() is
+ *   the flush).
+ */
+export type Tracking = 'pages' | 'whole-range' | 'none';
+
+const PAGE = 4096;
+
+/** What the constructor needs; built by map.ts. */
+export interface MappingParts {
+  path: string;
+  offset: number;
+  length: number;
+  prot: 'r' | 'rw';
+  flags: number;
+  private: boolean;
+  mode: MappingMode;
+  buffer: Buffer;
+  fd: number;
+  tracking: Tracking;
+  nosync: boolean;
+  usedTables: boolean;
+  runs: number;
+  ephemeral: boolean;
+  batching: boolean;
+  zombieMaxPages: number;
+  fallbackReason?: string;
+  leaves?: { pte: number; pmd: number; pud: number };
+  /** attached: a pool view; stitched: the span; vanilla: none. */
+  handle?: MapHandle;
+  /** Where the mapping starts within `handle`'s memory. */
+  base: number;
+  /** Virtual address of buffer[0] (attached, stitched). */
+  address?: number;
+  vanilla?: VanillaMap;
+}
+
+/** Closes the lease of a mapping the program dropped without unmap (its buffer was collected). */
+interface Lease {
+  fd: number;
+  open: boolean;
+}
+const leases = new FinalizationRegistry<Lease>((lease) => {
+  if (!lease.open) return;
+  lease.open = false;
+  try {
+    fs.closeSync(lease.fd);
+  } catch { /* already closed */ }
+});
+
+let exitHook = false;
+function flushAtExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    try {
+      native.flushZombies();
+    } catch { /* exiting anyway */ }
+  });
+}
+
+export class Mapping {
+  /** The mapped memory: pool memory itself (attached, stitched) or the mount's page cache (vanilla). Length 0 after unmap(). */
+  readonly buffer: Buffer;
+  /** Which path was taken. */
+  readonly mode: MappingMode;
+  readonly path: string;
+  /** File offset of buffer[0]. */
+  readonly offset: number;
+  readonly length: number;
+  readonly prot: 'r' | 'rw';
+  readonly flags: number;
+  readonly private: boolean;
+  readonly tracking: Tracking;
+  /** No dirty tracking (MAP_DAXVM_NOSYNC or the `msync` knob 0). */
+  readonly nosync: boolean;
+  /** The file's persistent page table was used (attached, stitched). */
+  readonly usedTables: boolean;
+  /** Pool runs behind the buffer: 1 attached, n stitched, 0 vanilla. */
+  readonly runs: number;
+  /** Page-table leaves used: 4 KiB PTEs, 2 MiB and 1 GiB huge entries. */
+  readonly leaves: { pte: number; pmd: number; pud: number };
+  /** The span came from the ephemeral heap. */
+  readonly ephemeral: boolean;
+  readonly batching: boolean;
+  /** Why the vanilla path was taken (undefined otherwise). */
+  readonly fallbackReason: string | undefined;
+  /** Virtual address of buffer[0] for attached and stitched mappings (to find it in /proc/self/smaps). */
+  readonly address: number | undefined;
+  private readonly parts: MappingParts;
+  private readonly lease: Lease;
+  private done = false;
+
+  constructor(p: MappingParts) {
+    this.parts = p;
+    this.buffer = p.buffer;
+    this.mode = p.mode;
+    this.path = p.path;
+    this.offset = p.offset;
+    this.length = p.length;
+    this.prot = p.prot;
+    this.flags = p.flags;
+    this.private = p.private;
+    this.tracking = p.tracking;
+    this.nosync = p.nosync;
+    this.usedTables = p.usedTables;
+    this.runs = p.runs;
+    this.leaves = p.leaves ?? { pte: 0, pmd: 0, pud: 0 };
+    this.ephemeral = p.ephemeral;
+    this.batching = p.batching;
+    this.fallbackReason = p.fallbackReason;
+    this.address = p.address;
+    this.lease = { fd: p.fd, open: true };
+    leases.register(p.buffer.buffer, this.lease, this);
+  }
+
+  get unmapped(): boolean {
+    return this.done;
+  }
+
+  /** Pages written since the last msync() ('pages' tracking); 0 when nothing can be written; null when unknown. */
+  get dirtyPages(): number | null {
+    this.live('dirtyPages');
+    if (this.tracking === 'pages') return native.countWritten(this.parts.handle!, this.parts.base, this.length);
+    if (this.prot === 'r' || this.private) return 0;
+    return null;
+  }
+
+  private live(what: string): void {
+    if (this.done) throw new DaxvmError({ code: 'ENOMEM', syscall: what, path: this.path }, 'the mapping was unmapped');
+  }
+
+  /** [offset, +length) of the mapping, checked, rounded out to whole pages and clamped to the mapping. */
+  private pages(offset: number, length: number, what: string): { off: number; len: number } {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.length) {
+      throw new DaxvmError({ code: 'EINVAL', syscall: what, path: this.path }, `range ${offset}+${length} outside a mapping of ${this.length} bytes`);
+    }
+    const off = Math.floor(offset / PAGE) * PAGE;
+    const end = Math.min(Math.ceil((offset + length) / PAGE) * PAGE, Math.ceil(this.length / PAGE) * PAGE);
+    return { off, len: length === 0 ? 0 : end - off };
+  }
+
+  /**
+   * Write back what was written (msync MS_SYNC of the pool pages) and return
+   * how many pages: exactly those written since the last msync with 'pages'
+   * tracking (and they are re-armed in the same call); every page of the
+   * range with 'whole-range'; 0 with 'none' (nosync: see persist()).
+   */
+  msync(offset = 0, length = this.length - offset): number {
+    this.live('msync');
+    const { off, len } = this.pages(offset, length, 'msync');
+    if (len === 0) return 0;
+    switch (this.tracking) {
+      case 'pages':
+        return native.syncWritten(this.parts.handle!, this.parts.base + off, len, true);
+      case 'whole-range':
+        this.flush(off, len);
+        return len / PAGE;
+      default:
+        return 0;
+    }
+  }
+
+  /** The program's own flush of [offset, +length) (msync MS_SYNC of its pages), whatever the tracking. */
+  persist(offset: number, length: number): void {
+    this.live('persist');
+    const { off, len } = this.pages(offset, length, 'persist');
+    if (len === 0 || this.prot === 'r' || this.private) return;
+    this.flush(off, len);
+  }
+
+  private flush(off: number, len: number): void {
+    if (this.parts.vanilla) this.parts.vanilla.sync(off, Math.min(len, this.length - off));
+    else native.msync(this.parts.handle!, this.parts.base + off, len);
+  }
+
+  /**
+   * Unmap. The buffer is detached at once (length 0: nothing can reach the
+   * memory through it). Stitched spans are unmapped now, or queued when
+   * batching (dropped with the batch, the file handle closed then); attached
+   * buffers only stop pointing into the pool view; vanilla mappings let go of
+   * their pages at once. Idempotent.
+   */
+  unmap(): void {
+    if (this.done) return;
+    this.done = true;
+    leases.unregister(this);
+    const p = this.parts;
+    let handOver = false;
+    try {
+      if (p.mode === 'attached') {
+        native.detach(p.buffer.buffer as ArrayBuffer);
+      } else if (p.mode === 'stitched') {
+        if (p.batching) {
+          flushAtExit();
+          native.zombie(p.handle!, p.fd, p.zombieMaxPages);
+          handOver = true; // the native zombie list closes the lease when it drops the span
+        } else {
+          native.unmap(p.handle!);
+        }
+      } else {
+        p.vanilla!.release();
+      }
+    } finally {
+      if (!handOver && this.lease.open) {
+        this.lease.open = false;
+        fs.closeSync(p.fd);
+      }
+      this.lease.open = false;
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Resolve: from a path to what the library needs to map it. The file is
+ * opened through the mount with the mode asked (the kernel checks the
+ * permission; the open handle is the lease on the file's blocks for the
+ * life of the mapping), then its daxvm mount is found by device number in
+ * /proc/self/mountinfo, and `user.daxvm.ppt` says where its page table is
+ * (the daemon commits before answering, so the pool is current).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { readMounts, FSTYPE } from '../fuse/mountinfo.js';
+import { native } from '../media/native.js';
+import { DaxvmError } from './errors.js';
+
+export const PPT_XATTR = 'user.daxvm.ppt';
+
+/** `ino=.. gen=.. seq=.. root=.. level=.. nodes=.. size=..`, parsed. */
+export interface PptInfo {
+  ino: number;
+  gen: number;
+  seq: number;
+  root: number;
+  level: number;
+  nodes: number;
+  size: number;
+}
+
+export function parsePpt(text: string): PptInfo | undefined {
+  const m = /^ino=(\d+) gen=(\d+) seq=(\d+) root=(\d+) level=(\d+) nodes=(\d+) size=(\d+)$/.exec(text.trim());
+  if (!m) return undefined;
+  const [ino, gen, seq, root, level, nodes, size] = m.slice(1).map(Number) as number[];
+  return { ino: ino!, gen: gen!, seq: seq!, root: root!, level: level!, nodes: nodes!, size: size! };
+}
+
+export interface DaxvmMount {
+  mountpoint: string;
+  /** st_dev of files on it. */
+  dev: number;
+  /** The pool file's absolute path (`.daxvm/pool`). */
+  pool: string;
+}
+
+/** glibc's makedev, as Node reports st_dev. */
+function makedev(major: number, minor: number): number {
+  return (minor & 0xff) + (major & 0xfff) * 0x100 + (minor & ~0xff) * 0x1000 + Math.floor(major / 0x1000) * 2 ** 32;
+}
+
+/** Mounts seen, by unique mount id (statx STATX_MNT_ID_UNIQUE: never reused, unlike device numbers). */
+const mounts = new Map<number, DaxvmMount | null>();
+
+function lookup(dev: number): DaxvmMount | null {
+  for (const m of readMounts()) {
+    if (m.fstype !== FSTYPE) continue;
+    const [maj, min] = m.device.split(':').map(Number);
+    if (makedev(maj!, min!) !== dev) continue;
+    let pool: string;
+    try {
+      pool = fs.readFileSync(path.join(m.mountpoint, '.daxvm', 'pool'), 'utf8').trim();
+    } catch {
+      pool = m.source; // fsname is the pool path too
+    }
+    return { mountpoint: m.mountpoint, dev, pool };
+  }
+  return null;
+}
+
+/**
+ * The daxvm mount an open file lives on, or undefined for any other file
+ * system. Cached by the mount's unique id (no round trip to the mount);
+ * where the kernel has no unique ids, /proc/self/mountinfo is read each time.
+ */
+export function mountOf(fd: number, dev: number): DaxvmMount | undefined {
+  const id = native.mountId(fd);
+  if (!id.unique) return lookup(dev) ?? undefined;
+  let m = mounts.get(id.id);
+  if (m === undefined) {
+    m = lookup(dev);
+    mounts.set(id.id, m);
+  }
+  return m ?? undefined;
+}
+
+/** The file's table, as the daemon reports it; undefined when the attribute is not there. */
+export function readPpt(file: string): PptInfo | undefined {
+  let value: Buffer;
+  try {
+    value = native.getxattr(file, PPT_XATTR);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
+    throw Object.assign(err as Error, { path: file });
+  }
+  return parsePpt(value.toString('utf8'));
+}
+
+export interface Opened {
+  fd: number;
+  path: string;
+  stat: fs.Stats;
+}
+
+/** open(2) with the mode asked; the handle is the mapping's lease. Regular files only. */
+export function openForMapping(file: string, writable: boolean): Opened {
+  const abs = path.resolve(file);
+  const fd = fs.openSync(abs, writable ? 'r+' : 'r');
+  try {
+    const stat = fs.fstatSync(fd);
+    if (stat.isDirectory()) throw new DaxvmError({ code: 'EISDIR', syscall: 'mmap', path: abs }, 'is a directory');
+    if (!stat.isFile()) throw new DaxvmError({ code: 'ENODEV', syscall: 'mmap', path: abs }, 'not a regular file');
+    return { fd, path: abs, stat };
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}

@@ -1,0 +1,49 @@
+// Coherence between mappings and the mount: bytes stored through a mapping
+// are read by cat at once (the daemon reads the same pool pages; FUSE drops
+// a file's cached pages at each open), and bytes written through the mount
+// are seen in a live mapping at once (the daemon stores into the pool).
+import t from 'tap';
+import fs from 'node:fs';
+import { mmap, MAP_DAXVM } from '../src/lib/index.js';
+import { alignedFile, catBytes, fragmentedFile, MiB, PAGE, tablesMount } from './helpers/lib.js';
+import { sh } from './helpers/mount.js';
+
+t.test('stores through a mapping: cat sees them at once', async (t) => {
+  const m = await tablesMount(t);
+  const a = alignedFile(m.mnt, 'a', 4 * MiB);
+  const f = fragmentedFile(m.mnt, 'f', 1 * MiB, 64 * 1024);
+  for (const file of [a, f]) {
+    const before = catBytes(file.path); // the mount's page cache now holds the old bytes
+    t.ok(before.equals(file.data));
+    const map = mmap(file.path, { prot: 'rw', flags: MAP_DAXVM });
+    map.buffer.write('through the mapping', 3 * PAGE + 10);
+    const seen = catBytes(file.path);
+    t.equal(seen.subarray(3 * PAGE + 10, 3 * PAGE + 29).toString(), 'through the mapping', `${map.mode}: cat sees the store, no msync`);
+    // A reader that kept the file open across the store (its cached pages were read before).
+    const fd = fs.openSync(file.path, 'r');
+    const b1 = Buffer.alloc(32);
+    fs.readSync(fd, b1, 0, 32, 5 * PAGE);
+    map.buffer.write('second store', 5 * PAGE);
+    const b2 = Buffer.alloc(12);
+    fs.readSync(fd, b2, 0, 12, 5 * PAGE);
+    t.comment(`${map.mode}: a read through a handle opened before the store returns ${JSON.stringify(b2.toString('latin1'))}`);
+    fs.closeSync(fd);
+    t.equal(catBytes(file.path).subarray(5 * PAGE, 5 * PAGE + 12).toString(), 'second store', 'a new open sees it');
+    map.unmap();
+  }
+  await m.stop();
+});
+
+t.test('writes through the mount: a live mapping sees them at once', async (t) => {
+  const m = await tablesMount(t);
+  const a = alignedFile(m.mnt, 'a', 4 * MiB);
+  const f = fragmentedFile(m.mnt, 'f', 1 * MiB, 64 * 1024);
+  for (const file of [a, f]) {
+    const map = mmap(file.path, { flags: MAP_DAXVM });
+    const r = sh(`printf 'from the mount' | dd of='${file.path}' bs=1 seek=${2 * PAGE + 100} conv=notrunc status=none`);
+    t.equal(r.status, 0, r.summary);
+    t.equal(map.buffer.subarray(2 * PAGE + 100, 2 * PAGE + 114).toString(), 'from the mount', `${map.mode}: seen at once`);
+    map.unmap();
+  }
+  await m.stop();
+});
