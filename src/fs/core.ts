@@ -5,7 +5,8 @@
  * Group commit (as ext4's commit=): operations change the metadata cache;
  * the running transaction is committed on fsync, when it grows past a
  * quarter of the journal, when the commit interval expires, at sync and at
- * unmount. Each commit is one persist barrier (data and journal together),
+ * unmount. Each commit is a persist barrier for the file data stored since
+ * the last one (data first, as ext4's data=ordered), one for the journal,
  * then the home locations are written.
  */
 import createDebug from 'debug';
@@ -235,6 +236,10 @@ export class FsCore {
     }
     const images = this.store.takeDirty();
     this.sb.lastWriteMs = Date.now();
+    // Stores reach the media in any order until a barrier: file data, and the
+    // zeroing of new blocks, must be durable before a commit block that
+    // points at them can be (as ext4's data=ordered).
+    if (this.dataDirty) this.pool.persistAll();
     this.journal.append(images);
     this.pool.persistAll();
     this.writeHome(images);
