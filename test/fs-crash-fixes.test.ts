@@ -5,7 +5,10 @@
  */
 import t from 'tap';
 import { ROOT_INO } from '../src/fs/index.js';
-import { BLOCK_SIZE } from '../src/fs/layout.js';
+import { crc32c } from '../src/fs/checksum.js';
+import { Journal, readJournal } from '../src/fs/journal.js';
+import { BLOCK_SIZE, computeGeometry, INODE_SIZE } from '../src/fs/layout.js';
+import { Pool } from '../src/media/pool.js';
 import { MemoryRecorder } from '../src/media/recorder.js';
 import { openPool, pattern, ROOT, tempPool } from './helpers/pool.js';
 
@@ -41,4 +44,50 @@ t.test('file data is durable before the commit block that points at it can be', 
   }
   t.ok(commits > 0, 'the fsyncs committed transactions');
   t.equal(violations, 0, 'no journal store while file data stored before it is not yet behind a barrier');
+});
+
+/** An inode-table image: 16 records, each sealed with its own CRC32C, as the inode table holds them. */
+function inodeBlock(nlinks: number[]): Buffer {
+  const b = Buffer.alloc(BLOCK_SIZE);
+  nlinks.forEach((n, i) => {
+    const rec = b.subarray(i * INODE_SIZE, (i + 1) * INODE_SIZE);
+    rec.writeUInt32LE(0o100644, 0);
+    rec.writeUInt32LE(n, 12);
+    rec.writeUInt32LE(crc32c(rec.subarray(0, 252)), 252);
+  });
+  return b;
+}
+
+/** A block with a CRC tail (bitmaps, directories). */
+function sealedBlock(fill: number): Buffer {
+  const b = Buffer.alloc(BLOCK_SIZE, fill);
+  b.writeUInt32LE(crc32c(b.subarray(0, BLOCK_SIZE - 4)), BLOCK_SIZE - 4);
+  return b;
+}
+
+t.test('a stale image that an older transaction left in the journal never passes for the new one', async (t) => {
+  const size = 32 << 20;
+  const g = computeGeometry(size);
+  const dir = t.testdir();
+  const pool = Pool.create(`${dir}/j.pool`, size);
+  t.teardown(() => pool.close());
+  const target = g.inodeTableStart;
+  const dirBlock = g.dataStart + 5;
+  const cases: Array<[string, Buffer, Buffer]> = [
+    ['an inode-table block (16 records with their own CRC32C)', inodeBlock([1, 1, 2, 1]), inodeBlock([1, 1, 1, 1])],
+    ['a block with a CRC tail', sealedBlock(0x11), sealedBlock(0x22)],
+  ];
+  for (const [what, older, newer] of cases) {
+    const j = new Journal(pool, g, 5);
+    j.append([[dirBlock, sealedBlock(0x33)], [target, older]]);
+    const stale = pool.read((g.journalStart + 2) * BLOCK_SIZE, BLOCK_SIZE);
+    j.pos = 0; // a checkpoint: the next transaction starts at the journal's first block again
+    j.append([[dirBlock, sealedBlock(0x33)], [target, newer]]);
+    t.equal(readJournal(pool, g, 6).transactions, 1, `${what}: the whole new transaction replays`);
+    // The new image's store never reached the media: the older one is still there.
+    pool.write((g.journalStart + 2) * BLOCK_SIZE, stale);
+    const r = readJournal(pool, g, 6);
+    t.equal(r.transactions, 0, `${what}: the transaction with the stale image is not replayed`);
+    t.notOk(r.images.has(target), `${what}: nothing of it is applied`);
+  }
 });

@@ -10,7 +10,7 @@
  * transactions while their sequence numbers follow on and their CRCs match.
  */
 import type { Pool } from '../media/pool.js';
-import { crc32c } from './checksum.js';
+import { crc32ieee } from './checksum.js';
 import { BLOCK_SIZE, CRC_OFFSET, type Geometry } from './layout.js';
 import { crcMatches, sealCrc } from './metastore.js';
 
@@ -23,6 +23,27 @@ export const TARGETS_PER_DESCRIPTOR = Math.floor((CRC_OFFSET - HEADER_BYTES) / 8
 /** Journal blocks a transaction of `images` blocks takes. */
 export function transactionBlocks(images: number): number {
   return Math.ceil(images / TARGETS_PER_DESCRIPTOR) + images + 1;
+}
+
+/**
+ * The commit block's checksum: CRC-32 (IEEE 802.3, not Castagnoli) chained
+ * over every descriptor and image block of the transaction, in order. Not
+ * CRC32C: most images end in, or are made of records that end in, their own
+ * CRC32C (bitmaps, directories, each 256-byte inode), and a CRC32C chained
+ * over data that is followed by its own CRC32C comes out the same whatever
+ * that data holds, so a stale image left at that journal position by an
+ * older transaction would pass for the new one.
+ */
+export class TransactionCrc {
+  private crc = 0;
+
+  add(block: Buffer): void {
+    this.crc = crc32ieee(block, this.crc);
+  }
+
+  value(): number {
+    return this.crc;
+  }
 }
 
 export class Journal {
@@ -48,10 +69,10 @@ export class Journal {
   append(images: Array<[number, Buffer]>): void {
     const seq = this.nextSeq;
     let at = this.geometry.journalStart + this.pos;
-    let crc = 0;
+    const crc = new TransactionCrc();
     const put = (block: Buffer): void => {
       this.pool.write(at * BLOCK_SIZE, block);
-      crc = crc32c(block, crc);
+      crc.add(block);
       at++;
     };
     for (let i = 0; i < images.length; i += TARGETS_PER_DESCRIPTOR) {
@@ -69,7 +90,7 @@ export class Journal {
     c.writeUInt32LE(COMMIT_MAGIC, 0);
     c.writeBigUInt64LE(BigInt(seq), 8);
     c.writeUInt32LE(transactionBlocks(images.length) - 1, 16);
-    c.writeUInt32LE(crc, 20);
+    c.writeUInt32LE(crc.value(), 20);
     sealCrc(c);
     this.pool.write(at * BLOCK_SIZE, c);
     this.pos += transactionBlocks(images.length);
@@ -95,26 +116,26 @@ export function readJournal(pool: Pool, geometry: Geometry, firstSeq: number): R
   for (;;) {
     const pending: Array<[number, Buffer]> = [];
     let p = pos;
-    let crc = 0;
+    const crc = new TransactionCrc();
     let committed = false;
     while (p < geometry.journalBlocks) {
       const block = readAt(p);
       const magic = block.readUInt32LE(0);
       if (!crcMatches(block) || Number(block.readBigUInt64LE(8)) !== seq) break;
       if (magic === COMMIT_MAGIC) {
-        committed = block.readUInt32LE(16) === p - pos && block.readUInt32LE(20) === crc;
+        committed = block.readUInt32LE(16) === p - pos && block.readUInt32LE(20) === crc.value();
         p++;
         break;
       }
       if (magic !== DESCRIPTOR_MAGIC) break;
       const count = block.readUInt32LE(16);
       if (count > TARGETS_PER_DESCRIPTOR || p + 1 + count > geometry.journalBlocks) break;
-      crc = crc32c(block, crc);
+      crc.add(block);
       p++;
       for (let j = 0; j < count; j++, p++) {
         const target = Number(block.readBigUInt64LE(HEADER_BYTES + j * 8));
         const image = readAt(p);
-        crc = crc32c(image, crc);
+        crc.add(image);
         pending.push([target, image]);
       }
     }
