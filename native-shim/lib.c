@@ -75,13 +75,19 @@ static const char *errname(int err, char *scratch)
   return err ? dvm_errno_name(err, scratch, 16) : NULL;
 }
 
-/* getxattr(path, name) -> Buffer */
+/* getxattr(path | fd, name) -> Buffer (fgetxattr for an fd) */
 static napi_value js_getxattr(napi_env env, napi_callback_info info)
 {
   napi_value argv[2], out;
   if (!get_args(env, info, 2, argv)) return NULL;
-  char *path = get_string(env, argv[0], "path");
-  if (!path) return NULL;
+  napi_valuetype t0;
+  int fd = -1;
+  char *path = NULL;
+  if (napi_typeof(env, argv[0], &t0) == napi_ok && t0 == napi_number) {
+    if (!get_fd(env, argv[0], &fd)) return NULL;
+  } else if (!(path = get_string(env, argv[0], "path"))) {
+    return NULL;
+  }
   char *name = get_string(env, argv[1], "name");
   if (!name) {
     free(path);
@@ -97,9 +103,10 @@ static napi_value js_getxattr(napi_env env, napi_callback_info info)
       rc = -ENOMEM;
       break;
     }
-    rc = dvm_getxattr(path, name, buf, size, &len);
+    rc = path ? dvm_getxattr(path, name, buf, size, &len) : dvm_fgetxattr(fd, name, buf, size, &len);
     if (rc != -ERANGE) break;
-    rc = dvm_getxattr(path, name, NULL, 0, &size); /* the value grew: ask its size */
+    /* the value grew: ask its size */
+    rc = path ? dvm_getxattr(path, name, NULL, 0, &size) : dvm_fgetxattr(fd, name, NULL, 0, &size);
     if (rc < 0) break;
     size += 64;
   }
@@ -107,7 +114,7 @@ static napi_value js_getxattr(napi_env env, napi_callback_info info)
   free(name);
   if (rc < 0) {
     free(buf);
-    return throw_errno(env, -rc, "getxattr", NULL);
+    return throw_errno(env, -rc, path ? "getxattr" : "fgetxattr", NULL);
   }
   napi_status st = napi_create_buffer_copy(env, len, buf, NULL, &out);
   free(buf);
@@ -115,17 +122,20 @@ static napi_value js_getxattr(napi_env env, napi_callback_info info)
   return out;
 }
 
-/* mountId(fd) -> { id, unique }: the mount the file lives on, no round trip to it */
-static napi_value js_mount_id(napi_env env, napi_callback_info info)
+/* quickStat(fd) -> { mountId, unique, devMajor, devMinor, mode }: no round trip to the file system */
+static napi_value js_quick_stat(napi_env env, napi_callback_info info)
 {
   napi_value argv[1], o;
-  int fd, unique = 0;
-  uint64_t id = 0;
+  int fd;
+  dvm_quick_stat q;
   if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd)) return NULL;
-  int rc = dvm_mount_id(fd, &id, &unique);
+  int rc = dvm_quick_stat_fd(fd, &q);
   if (rc < 0) return throw_errno(env, -rc, "statx", NULL);
   CHECK(napi_create_object(env, &o));
-  if (!set_num(env, o, "id", (double)id) || !set_bool(env, o, "unique", unique)) return NULL;
+  if (!set_num(env, o, "mountId", (double)q.mnt_id) || !set_bool(env, o, "unique", q.unique) ||
+      !set_num(env, o, "devMajor", q.dev_major) || !set_num(env, o, "devMinor", q.dev_minor) ||
+      !set_num(env, o, "mode", q.mode))
+    return NULL;
   return o;
 }
 
@@ -555,7 +565,7 @@ napi_status lib_init(napi_env env, napi_value exports)
 {
   const napi_property_descriptor fns[] = {
       {"getxattr", NULL, js_getxattr, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"mountId", NULL, js_mount_id, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quickStat", NULL, js_quick_stat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"detach", NULL, js_detach, NULL, NULL, NULL, napi_enumerable, NULL},
       {"retire", NULL, js_retire, NULL, NULL, NULL, napi_enumerable, NULL},
       {"features", NULL, js_features, NULL, NULL, NULL, napi_enumerable, NULL},

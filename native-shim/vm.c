@@ -187,22 +187,36 @@ int dvm_getxattr(const char *path, const char *name, void *buf, size_t size,
 #define AT_STATX_DONT_SYNC 0x4000
 #endif
 
-int dvm_mount_id(int fd, uint64_t *id_out, int *unique_out)
+int dvm_quick_stat_fd(int fd, dvm_quick_stat *out)
 {
   struct statx stx;
+  unsigned want = STATX_TYPE | STATX_MODE;
   memset(&stx, 0, sizeof stx);
   long rc = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
-                    STATX_MNT_ID_UNIQUE, &stx);
+                    want | STATX_MNT_ID_UNIQUE, &stx);
   if (rc != 0) return -errno;
   if (stx.stx_mask & STATX_MNT_ID_UNIQUE) {
-    *unique_out = 1;
+    out->unique = 1;
   } else {
     memset(&stx, 0, sizeof stx);
-    rc = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx);
+    rc = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, want | STATX_MNT_ID, &stx);
     if (rc != 0) return -errno;
     if (!(stx.stx_mask & STATX_MNT_ID)) return -EOPNOTSUPP;
-    *unique_out = 0;
+    out->unique = 0;
   }
-  *id_out = stx.stx_mnt_id;
+  out->mnt_id = stx.stx_mnt_id;
+  out->dev_major = stx.stx_dev_major;
+  out->dev_minor = stx.stx_dev_minor;
+  out->mode = stx.stx_mode;
+  return 0;
+}
+
+int dvm_fgetxattr(int fd, const char *name, void *buf, size_t size, size_t *len_out)
+{
+  ssize_t n;
+  do n = fgetxattr(fd, name, buf, size);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  *len_out = (size_t)n;
   return 0;
 }

@@ -90,11 +90,21 @@ int dvm_pagemap_scan(int pagemap_fd, void *addr, uint64_t length, int rearm,
                      dvm_region *out, unsigned max, uint64_t *walk_end);
 
 /*
- * The id of the mount an open file lives on, by statx without a round trip
- * to the file system (AT_STATX_DONT_SYNC): STATX_MNT_ID_UNIQUE (6.8, never
- * reused) where the kernel has it (*unique = 1), else STATX_MNT_ID (5.8).
+ * The mount an open file lives on, its device and its type, by statx
+ * without a round trip to the file system (AT_STATX_DONT_SYNC: what the
+ * kernel has cached): the mount id is STATX_MNT_ID_UNIQUE (6.8, never
+ * reused) where the kernel has it (unique = 1), else STATX_MNT_ID (5.8).
  */
-int dvm_mount_id(int fd, uint64_t *id_out, int *unique_out);
+typedef struct {
+  uint64_t mnt_id;
+  int unique;
+  uint32_t dev_major, dev_minor;
+  uint32_t mode;
+} dvm_quick_stat;
+int dvm_quick_stat_fd(int fd, dvm_quick_stat *out);
+
+/* fgetxattr into buf, as dvm_getxattr (no lookup of the path by the file system). */
+int dvm_fgetxattr(int fd, const char *name, void *buf, size_t size, size_t *len_out);
 
 /* getxattr into buf; *len_out gets the value's length (ERANGE if buf is too small). */
 int dvm_getxattr(const char *path, const char *name, void *buf, size_t size,

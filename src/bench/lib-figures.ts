@@ -6,7 +6,9 @@
  *    64 KiB and of a 64 MiB file, on each path: attached (a file the pool
  *    holds contiguously), stitched (a file written in alternating chunks with
  *    another one: 32 KiB runs for 64 KiB, 2 MiB runs for 64 MiB) and vanilla
- *    (mmap-io through the mount). Medians, with the three steps apart.
+ *    (mmap-io through the mount). Medians, with the three steps apart, the
+ *    paths taken in turn; and what V8 alone charges for a Buffer over that
+ *    much mapped memory.
  * 2. msync() with one dirty page in a 4 MiB and in a 1 GiB attached mapping
  *    (exact page tracking), beside the vanilla mapping's msync of the same
  *    range (the kernel's page-cache tracking through FUSE).
@@ -23,6 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { mmap, libraryFeatures, MAP_DAXVM, type Mapping } from '../lib/index.js';
+import { native } from '../media/native.js';
 
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const KiB = 1024;
@@ -106,35 +109,53 @@ function writeFragmented(path: string, size: number, chunk: number): void {
   closeSync(b);
 }
 
-interface Cycle { path: string; mode: string; size: number; runs: number; mmapUs: number; touchUs: number; unmapUs: number; totalUs: number; samples: number }
+interface Cycle { mode: string; size: number; runs: number; mmapUs: number; touchUs: number; unmapUs: number; totalUs: number; samples: number }
 
-function cycle(file: string, flags: number, size: number, samples: number): Cycle {
-  const m: number[] = [], t: number[] = [], u: number[] = [], tot: number[] = [];
-  let mode = '', runs = 0;
-  for (let i = 0; i < samples + 1; i++) {
-    const t0 = now();
-    const map: Mapping = mmap(file, { flags });
-    const t1 = now();
-    let sum = 0;
-    const b = map.buffer;
-    for (let off = 0; off < b.length; off += PAGE) sum += b[off]!;
-    const t2 = now();
-    map.unmap();
-    const t3 = now();
-    if (sum < 0) throw new Error('unreachable');
-    mode = map.mode;
-    runs = map.runs;
-    if (i === 0) continue; // warm-up
-    m.push(us(t0, t1)); t.push(us(t1, t2)); u.push(us(t2, t3)); tot.push(us(t0, t3));
-  }
-  return { path: '', mode, size, runs, mmapUs: median(m), touchUs: median(t), unmapUs: median(u), totalUs: median(tot), samples };
+interface Sample { m: number[]; t: number[]; u: number[]; tot: number[]; mode: string; runs: number }
+
+function once(file: string, flags: number, s: Sample, keep: boolean): void {
+  const t0 = now();
+  const map: Mapping = mmap(file, { flags });
+  const t1 = now();
+  let sum = 0;
+  const b = map.buffer;
+  for (let off = 0; off < b.length; off += PAGE) sum += b[off]!;
+  const t2 = now();
+  map.unmap();
+  const t3 = now();
+  if (sum < 0) throw new Error('unreachable');
+  s.mode = map.mode;
+  s.runs = map.runs;
+  if (!keep) return;
+  s.m.push(us(t0, t1)); s.t.push(us(t1, t2)); s.u.push(us(t2, t3)); s.tot.push(us(t0, t3));
 }
 
-interface Msync { mapping: string; size: number; dirtyPages: number; pagesWritten: number; msyncUs: number; samples: number }
+/** The paths in turn, sample after sample, so background work in the daemon falls on all of them alike. */
+function cycles(paths: Array<[string, number]>, size: number, samples: number): Cycle[] {
+  const acc: Sample[] = paths.map(() => ({ m: [], t: [], u: [], tot: [], mode: '', runs: 0 }));
+  for (let i = 0; i < samples + 1; i++) paths.forEach(([file, flags], k) => once(file, flags, acc[k]!, i > 0));
+  return acc.map((a) => ({ mode: a.mode, size, runs: a.runs, mmapUs: median(a.m), touchUs: median(a.t), unmapUs: median(a.u), totalUs: median(a.tot), samples }));
+}
+
+/** What V8 alone charges for a Buffer over `size` bytes of mapped memory: native view + detach, nothing else. */
+function bufferCost(poolPath: string, size: number, samples: number): number {
+  const view = native.poolView(poolPath, 'ro');
+  const t: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t0 = now();
+    const ab = native.view(view.handle, 0, size);
+    native.detach(ab);
+    t.push(us(t0, now()));
+  }
+  return median(t);
+}
+
+interface Msync { mapping: string; size: number; dirtyPages: number; pagesWritten: number; msyncUs: number; scanUs: number | null; samples: number }
 
 function msyncCost(file: string, flags: number, size: number, samples: number, label: string): Msync {
   const map = mmap(file, { prot: 'rw', flags });
   const times: number[] = [];
+  const scans: number[] = [];
   let written = 0;
   // Populate every page once (reads), so the figure is the msync, not first faults.
   let sum = 0;
@@ -142,13 +163,18 @@ function msyncCost(file: string, flags: number, size: number, samples: number, l
   map.msync();
   for (let i = 0; i < samples; i++) {
     map.buffer[(i * 7919 * PAGE) % map.length] = i & 0xff;
+    if (map.tracking === 'pages') {
+      const s0 = now();
+      if (map.dirtyPages !== 1) throw new Error('expected one dirty page');
+      scans.push(us(s0, now())); // PAGEMAP_SCAN alone, nothing re-armed
+    }
     const t0 = now();
     written = map.msync();
     times.push(us(t0, now()));
   }
   map.unmap();
   if (sum < 0) throw new Error('unreachable');
-  return { mapping: `${label} (${map.mode}, ${map.tracking})`, size, dirtyPages: 1, pagesWritten: written, msyncUs: median(times), samples };
+  return { mapping: `${label} (${map.mode}, ${map.tracking})`, size, dirtyPages: 1, pagesWritten: written, msyncUs: median(times), scanUs: scans.length ? median(scans) : null, samples };
 }
 
 function formatTable(head: string[], rows: string[][]): string {
@@ -172,25 +198,34 @@ async function main(): Promise<void> {
   try {
     log(`pool mounted at ${m.mnt}; writing files`);
     const files = {
-      small: join(m.mnt, 'small'), smallFrag: join(m.mnt, 'small-frag'),
-      big: join(m.mnt, 'big'), bigFrag: join(m.mnt, 'big-frag'),
+      small: join(m.mnt, 'small'), smallFrag: join(m.mnt, 'small-frag'), smallVanilla: join(m.mnt, 'small-vanilla'),
+      big: join(m.mnt, 'big'), bigFrag: join(m.mnt, 'big-frag'), bigVanilla: join(m.mnt, 'big-vanilla'),
       four: join(m.mnt, 'four'), giga: join(m.mnt, 'giga'),
     };
     writeContiguous(files.small, 64 * KiB);
+    // The vanilla path gets files of its own: each open of a FUSE file drops its page cache,
+    // which would charge the next path the cost of dropping what vanilla read.
+    writeContiguous(files.smallVanilla, 64 * KiB);
+    writeContiguous(files.bigVanilla, 64 * MiB);
     writeFragmented(files.smallFrag, 64 * KiB, 32 * KiB);
     writeContiguous(files.big, 64 * MiB);
     writeFragmented(files.bigFrag, 64 * MiB, 2 * MiB);
     writeContiguous(files.four, 4 * MiB);
     writeContiguous(files.giga, GiB);
-    const cycles: Cycle[] = [];
-    for (const [size, contiguous, fragmented, n] of [[64 * KiB, files.small, files.smallFrag, runs], [64 * MiB, files.big, files.bigFrag, Math.max(3, Math.round(runs / 20))]] as const) {
-      for (const [path, flags, want] of [[contiguous, MAP_DAXVM, 'attached'], [fragmented, MAP_DAXVM, 'stitched'], [contiguous, 0, 'vanilla']] as const) {
-        log(`  mmap+touch+unmap ${sizeLabel(size)} ${want}`);
-        const c = cycle(path, flags, size, n);
-        if (c.mode !== want) throw new Error(`${path}: expected ${want}, got ${c.mode}`);
-        cycles.push(c);
-      }
+    spawnSync('sync');
+    await new Promise((r) => setTimeout(r, 3000)); // let the daemon's commit and pre-zeroing settle
+    const all: Cycle[] = [];
+    for (const [size, contiguous, fragmented, plain, n] of [
+      [64 * KiB, files.small, files.smallFrag, files.smallVanilla, runs],
+      [64 * MiB, files.big, files.bigFrag, files.bigVanilla, Math.max(5, Math.round(runs / 10))]] as const) {
+      log(`  mmap+touch+unmap ${sizeLabel(size)}: attached, stitched, vanilla in turn`);
+      const got = cycles([[contiguous, MAP_DAXVM], [fragmented, MAP_DAXVM], [plain, 0]], size, n);
+      const want = ['attached', 'stitched', 'vanilla'];
+      got.forEach((c, i) => { if (c.mode !== want[i]) throw new Error(`expected ${want[i]}, got ${c.mode}`); });
+      all.push(...got);
     }
+    const pool = readFileSync(join(m.mnt, '.daxvm', 'pool'), 'utf8').trim();
+    const buffers = [64 * KiB, 64 * MiB].map((size) => ({ size, us: bufferCost(pool, size, 50) }));
     const syncs: Msync[] = [];
     for (const [path, size] of [[files.four, 4 * MiB], [files.giga, GiB]] as const) {
       log(`  msync, one dirty page in ${sizeLabel(size)}`);
@@ -199,16 +234,17 @@ async function main(): Promise<void> {
     }
     const features = libraryFeatures();
     if (o.json) {
-      process.stdout.write(JSON.stringify({ features, cycles, msync: syncs }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ features, cycles: all, buffers, msync: syncs }, null, 2) + '\n');
       return;
     }
     const f1 = (x: number) => x.toFixed(1);
     process.stdout.write('mmap + touch every page + unmap, one file (medians, µs)\n');
     process.stdout.write(formatTable(['file', 'path', 'runs', 'mmap', 'touch', 'unmap', 'total', 'samples'],
-      cycles.map((c) => [sizeLabel(c.size), c.mode, String(c.runs), f1(c.mmapUs), f1(c.touchUs), f1(c.unmapUs), f1(c.totalUs), String(c.samples)])) + '\n\n');
+      all.map((c) => [sizeLabel(c.size), c.mode, String(c.runs), f1(c.mmapUs), f1(c.touchUs), f1(c.unmapUs), f1(c.totalUs), String(c.samples)])) + '\n');
+    process.stdout.write(`of which V8 alone, for a Buffer over the mapped memory (create + detach, median of 50): ${buffers.map((b) => `${sizeLabel(b.size)} ${f1(b.us)} µs`).join(', ')}\n\n`);
     process.stdout.write(`msync with one dirty page (medians of 30, µs; msync tracking on this kernel: ${features.msync})\n`);
-    process.stdout.write(formatTable(['mapping size', 'mapping', 'pages written', 'msync'],
-      syncs.map((s) => [sizeLabel(s.size), s.mapping, String(s.pagesWritten), f1(s.msyncUs)])) + '\n');
+    process.stdout.write(formatTable(['mapping size', 'mapping', 'pages written', 'msync', 'of which the scan'],
+      syncs.map((s) => [sizeLabel(s.size), s.mapping, String(s.pagesWritten), f1(s.msyncUs), s.scanUs === null ? '-' : f1(s.scanUs)])) + '\n');
   } finally {
     await m.close();
   }

@@ -13,7 +13,7 @@ import { DaxvmError, invalid } from './errors.js';
 import { KNOWN_FLAGS, MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC } from './flags.js';
 import { Mapping, type MappingParts, type Tracking } from './mapping.js';
 import { PoolAccess, type TableRead } from './pool.js';
-import { mountOf, openForMapping, readPpt, type Opened } from './resolve.js';
+import { mountOf, openForMapping, readPpt, type DaxvmMount, type Opened, type PptInfo } from './resolve.js';
 import { mapVanilla } from './vanilla.js';
 
 const PAGE = 4096;
@@ -62,23 +62,43 @@ type Plan =
   | { kind: 'tables'; pool: PoolAccess; table: TableRead }
   | { kind: 'vanilla'; reason: string };
 
+interface Resolved {
+  /** The file's size: from user.daxvm.ppt (the daemon's answer) or fstat. */
+  size: number;
+  mount?: DaxvmMount;
+  ppt?: PptInfo;
+  /** Why the pool cannot be used, known before the range is. */
+  reason?: string;
+}
+
+/** The file's mount and table whereabouts (two round trips to the daemon at most: open, fgetxattr). */
+function resolve(opened: Opened, c: Checked): Resolved {
+  const fstatSize = (): number => fs.fstatSync(opened.fd).size;
+  if (!(c.flags & MAP_DAXVM)) return { size: fstatSize(), reason: 'MAP_DAXVM not set' };
+  const mount = mountOf(opened);
+  if (!mount) return { size: fstatSize(), reason: 'not on a daxvm mount' };
+  const ppt = readPpt(opened);
+  if (!ppt) return { size: fstatSize(), mount, reason: 'no user.daxvm.ppt on the file' };
+  if (!ppt.root) return { size: ppt.size, mount, ppt, reason: 'the file has no page tables (knob page_tables_on is 0)' };
+  return { size: ppt.size, mount, ppt };
+}
+
 /** Can this range come from the pool? Reads the table without any lock. */
-function plan(opened: Opened, c: Checked, length: number): Plan {
-  if (!(c.flags & MAP_DAXVM)) return { kind: 'vanilla', reason: 'MAP_DAXVM not set' };
-  const mount = mountOf(opened.fd, opened.stat.dev);
-  if (!mount) return { kind: 'vanilla', reason: 'not on a daxvm mount' };
-  const ppt = readPpt(opened.path);
-  if (!ppt) return { kind: 'vanilla', reason: 'no user.daxvm.ppt on the file' };
-  if (!ppt.root) return { kind: 'vanilla', reason: 'the file has no page tables (knob page_tables_on is 0)' };
-  let pool: PoolAccess;
-  try {
-    pool = PoolAccess.get(mount.pool);
-  } catch (err) {
-    return { kind: 'vanilla', reason: `no access to the pool file ${mount.pool} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+function plan(r: Resolved, c: Checked, length: number): Plan {
+  if (r.reason || !r.mount || !r.ppt) return { kind: 'vanilla', reason: r.reason ?? 'unknown' };
+  // The pool, opened once per mount seen (the mount's entry keeps it, or why it cannot be opened).
+  if (r.mount.access === undefined) {
+    try {
+      r.mount.access = PoolAccess.get(r.mount.pool);
+    } catch (err) {
+      r.mount.access = `no access to the pool file ${r.mount.pool} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    }
   }
+  if (typeof r.mount.access === 'string') return { kind: 'vanilla', reason: r.mount.access };
+  const pool = r.mount.access as PoolAccess;
   const first = c.offset / PAGE;
   const end = Math.ceil((c.offset + length) / PAGE);
-  const table = pool.readTable(ppt.ino, ppt.gen, first, end);
+  const table = pool.readTable(r.ppt.ino, r.ppt.gen, first, end);
   if ('problem' in table) return { kind: 'vanilla', reason: table.problem };
   if (table.holes > 0) return { kind: 'vanilla', reason: `${table.holes} page(s) of the range have no block (holes, or past the end of the file)` };
   return { kind: 'tables', pool, table };
@@ -93,10 +113,11 @@ export function mmap(file: string, options: MmapOptions = {}): Mapping {
   const writable = c.prot === 'rw';
   const opened = openForMapping(file, writable && !c.priv);
   try {
-    const length = c.length ?? opened.stat.size - c.offset;
-    if (length <= 0) throw invalid(`nothing to map: the file has ${opened.stat.size} bytes, offset ${c.offset}`, opened.path);
+    const r = resolve(opened, c);
+    const length = c.length ?? r.size - c.offset;
+    if (length <= 0) throw invalid(`nothing to map: the file has ${r.size} bytes, offset ${c.offset}`, opened.path);
     if (length > bufferConstants.MAX_LENGTH) throw invalid(`length ${length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, opened.path);
-    const p = plan(opened, c, length);
+    const p = plan(r, c, length);
     const common = {
       path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, private: c.priv, fd: opened.fd,
       batching: (c.flags & MAP_DAXVM_BATCHING) !== 0,

@@ -38,6 +38,8 @@ export interface DaxvmMount {
   dev: number;
   /** The pool file's absolute path (`.daxvm/pool`). */
   pool: string;
+  /** The process's access to that pool (a PoolAccess, set by map.ts), or why there is none. */
+  access?: object | string;
 }
 
 /** glibc's makedev, as Node reports st_dev. */
@@ -69,26 +71,25 @@ function lookup(dev: number): DaxvmMount | null {
  * system. Cached by the mount's unique id (no round trip to the mount);
  * where the kernel has no unique ids, /proc/self/mountinfo is read each time.
  */
-export function mountOf(fd: number, dev: number): DaxvmMount | undefined {
-  const id = native.mountId(fd);
-  if (!id.unique) return lookup(dev) ?? undefined;
-  let m = mounts.get(id.id);
+export function mountOf(opened: Opened): DaxvmMount | undefined {
+  if (!opened.uniqueMount) return lookup(opened.dev) ?? undefined;
+  let m = mounts.get(opened.mountId);
   if (m === undefined) {
-    m = lookup(dev);
-    mounts.set(id.id, m);
+    m = lookup(opened.dev);
+    mounts.set(opened.mountId, m);
   }
   return m ?? undefined;
 }
 
-/** The file's table, as the daemon reports it; undefined when the attribute is not there. */
-export function readPpt(file: string): PptInfo | undefined {
+/** The file's table, as the daemon reports it (fgetxattr: no path lookup); undefined when the attribute is not there. */
+export function readPpt(opened: Opened): PptInfo | undefined {
   let value: Buffer;
   try {
-    value = native.getxattr(file, PPT_XATTR);
+    value = native.getxattr(opened.fd, PPT_XATTR);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
-    throw Object.assign(err as Error, { path: file });
+    throw Object.assign(err as Error, { path: opened.path });
   }
   return parsePpt(value.toString('utf8'));
 }
@@ -96,18 +97,29 @@ export function readPpt(file: string): PptInfo | undefined {
 export interface Opened {
   fd: number;
   path: string;
-  stat: fs.Stats;
+  /** st_dev, as Node reports it. */
+  dev: number;
+  mountId: number;
+  uniqueMount: boolean;
 }
 
-/** open(2) with the mode asked; the handle is the mapping's lease. Regular files only. */
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+/**
+ * open(2) with the mode asked; the handle is the mapping's lease. Regular
+ * files only. Device, type and mount come from statx without a round trip
+ * to the daemon (the size, when needed, from user.daxvm.ppt or fstat).
+ */
 export function openForMapping(file: string, writable: boolean): Opened {
   const abs = path.resolve(file);
   const fd = fs.openSync(abs, writable ? 'r+' : 'r');
   try {
-    const stat = fs.fstatSync(fd);
-    if (stat.isDirectory()) throw new DaxvmError({ code: 'EISDIR', syscall: 'mmap', path: abs }, 'is a directory');
-    if (!stat.isFile()) throw new DaxvmError({ code: 'ENODEV', syscall: 'mmap', path: abs }, 'not a regular file');
-    return { fd, path: abs, stat };
+    const q = native.quickStat(fd);
+    if ((q.mode & S_IFMT) === S_IFDIR) throw new DaxvmError({ code: 'EISDIR', syscall: 'mmap', path: abs }, 'is a directory');
+    if ((q.mode & S_IFMT) !== S_IFREG) throw new DaxvmError({ code: 'ENODEV', syscall: 'mmap', path: abs }, 'not a regular file');
+    return { fd, path: abs, dev: makedev(q.devMajor, q.devMinor), mountId: q.mountId, uniqueMount: q.unique };
   } catch (err) {
     fs.closeSync(fd);
     throw err;

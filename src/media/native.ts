@@ -89,10 +89,14 @@ export interface NativeShim {
   punchHole(fd: number, offset: number, length: number): void;
 
   // ---- for the client library (native-shim/lib.c) ----
-  /** getxattr(2) by path; ENODATA when absent. */
-  getxattr(path: string, name: string): Buffer;
-  /** The mount an open file lives on (statx, no round trip): unique ids (6.8) are never reused. */
-  mountId(fd: number): { id: number; unique: boolean };
+  /** getxattr(2) by path, fgetxattr(2) for an fd; ENODATA when absent. */
+  getxattr(pathOrFd: string | number, name: string): Buffer;
+  /**
+   * statx of an open file with AT_STATX_DONT_SYNC (no round trip to a FUSE
+   * daemon): its mount's id (unique ids, Linux 6.8, are never reused), device
+   * and mode.
+   */
+  quickStat(fd: number): { mountId: number; unique: boolean; devMajor: number; devMinor: number; mode: number };
   /** Detach an ArrayBuffer (it reads as length 0 after). */
   detach(ab: ArrayBuffer): void;
   /** Detach a buffer another addon mapped and put a PROT_NONE placeholder over its pages (mmap-io). */
