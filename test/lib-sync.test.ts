@@ -87,7 +87,7 @@ t.test('nosync: nothing registered, no write-protect faults; persist is the flus
   await m.stop();
 });
 
-t.test('without tracking (DAXVM_NO_TRACKING or an old kernel): whole-range msync', async (t) => {
+t.test('vanilla: the kernel tracks (through FUSE), msync writes back the whole range asked', async (t) => {
   const m = await tablesMount(t);
   const a = alignedFile(m.mnt, 'a', 64 * 1024);
   const v = mmap(a.path, { prot: 'rw' });
