@@ -3,14 +3,15 @@
  * (src/reliability, `daxvm test-crash`) found in the fs layer. Each test
  * builds the exact situation by hand.
  */
+import fs from 'node:fs';
 import t from 'tap';
-import { ROOT_INO } from '../src/fs/index.js';
+import { fsck, openFileSystem, ROOT_INO } from '../src/fs/index.js';
 import { crc32c } from '../src/fs/checksum.js';
 import { Journal, readJournal } from '../src/fs/journal.js';
 import { BLOCK_SIZE, computeGeometry, INODE_SIZE } from '../src/fs/layout.js';
 import { Pool } from '../src/media/pool.js';
 import { MemoryRecorder } from '../src/media/recorder.js';
-import { openPool, pattern, ROOT, tempPool } from './helpers/pool.js';
+import { crashCopy, openPool, pattern, ROOT, tempPool } from './helpers/pool.js';
 
 t.test('file data is durable before the commit block that points at it can be', async (t) => {
   const pool = tempPool(t, 56);
@@ -90,4 +91,24 @@ t.test('a stale image that an older transaction left in the journal never passes
     t.equal(r.transactions, 0, `${what}: the transaction with the stale image is not replayed`);
     t.notOk(r.images.has(target), `${what}: nothing of it is applied`);
   }
+});
+
+t.test('a crash after page_tables_on=0 was persisted, before the tables were dropped, recovers without tables', async (t) => {
+  const pool = tempPool(t, 56);
+  const fsys = openPool(t, pool);
+  const f = fsys.create(ROOT_INO, 'f', 0o644, ROOT);
+  fsys.write(f.ino, 0, pattern(300000, 3));
+  fsys.setKnob('pageTablesOn', 1);
+  fsys.sync();
+  t.match(fsys.pptInfo(f.ino), /root=[1-9]/, 'the file has a table');
+  // setKnob(pageTablesOn, 0) persists the knob first, then drops the tables in later transactions.
+  fsys.core.sb.knobs.pageTablesOn = 0;
+  fsys.core.writeSuperblock();
+  const copy = crashCopy(t, pool);
+  const rec = openFileSystem(copy, { commitIntervalMs: 0 });
+  t.match(rec.pptInfo(rec.resolve('/f')), /root=0 /, 'recovery dropped the table');
+  rec.close();
+  const report = fsck(copy);
+  t.equal(report.exitCode, 0, `fsck clean: ${JSON.stringify(report.problems)}`);
+  fs.rmSync(copy, { force: true });
 });

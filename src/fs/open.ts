@@ -150,7 +150,8 @@ export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSy
 
 /**
  * After a crash: files unlinked while open have no name left; free them.
- * And finish a page-table build that the crash interrupted.
+ * And finish a page-table build or deletion that the crash interrupted
+ * (the knob is persisted first, the tables follow in later transactions).
  */
 function reclaimOrphans(core: FsCore): void {
   let reclaimed = 0;
@@ -162,6 +163,10 @@ function reclaimOrphans(core: FsCore): void {
         reclaimed++;
       } else if (core.sb.knobs.pageTablesOn && inode.type === S_IFREG && !inode.pptRoot && inode.extents.length) {
         core.syncTables(inode, 0, Math.ceil(inode.size / BLOCK_SIZE));
+        core.save(inode);
+        core.afterMutation();
+      } else if (!core.sb.knobs.pageTablesOn && inode.pptRoot) {
+        core.dropTable(inode);
         core.save(inode);
         core.afterMutation();
       }
