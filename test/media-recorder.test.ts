@@ -72,3 +72,29 @@ t.test('a store split across windows is still one event', (t) => {
   pool.close();
   t.end();
 });
+
+t.test('a default recorder is given to every pool opened or created after it is set', (t) => {
+  const dir = t.testdir();
+  const rec = new MemoryRecorder();
+  Pool.setDefaultRecorder(rec);
+  let created: Pool;
+  let opened: Pool;
+  try {
+    created = Pool.create(path.join(dir, 'c.pool'), 1 << 20);
+    created.write(10, Buffer.from([1]));
+    created.close();
+    opened = Pool.open(path.join(dir, 'c.pool'));
+  } finally {
+    Pool.setDefaultRecorder(null);
+  }
+  opened.persist(0, 4096);
+  const later = Pool.open(path.join(dir, 'c.pool'), { lock: 'none' });
+  later.write(20, Buffer.from([2]));
+  t.same(plain(rec.events), [
+    { kind: 'write', offset: 10, bytes: [1] },
+    { kind: 'persist', offset: 0, length: 4096 },
+  ], 'stores and barriers of both pools; none of a pool opened after it was unset');
+  later.close();
+  opened.close();
+  t.end();
+});

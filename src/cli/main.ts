@@ -115,6 +115,18 @@ export function buildProgram(): Command {
     .action(async (target: string, o: { json?: boolean }) =>
       run('info', EXIT.OPERATIONAL, async () => (await import('./cmd-info.js')).cmdInfo(target, o)));
 
+  program.command('test-crash')
+    .description('explore crash states: record a workload\'s stores and barriers, check every crash image it could leave')
+    .option('-n, --states <n>', 'crash states to explore in all', '10000')
+    .option('--seed <s>', 'seed for the workloads and the sampled subsets', '1')
+    .option('-w, --workload <name>', 'a workload (--list), or all', 'all')
+    .option('--keep <dir>', 'keep failing images here (default: a new directory in the temp dir)')
+    .option('--replay <state>', 'check only this state, as printed with a failure (needs --workload and --seed)')
+    .option('--scratch <dir>', 'directory for the working images (default /dev/shm, else the temp dir)')
+    .option('--list', 'list the workloads')
+    .action(async (o: import('./cmd-test-crash.js').TestCrashOptions) =>
+      run('test-crash', EXIT.FAILURE, async () => (await import('./cmd-test-crash.js')).cmdTestCrash(o)));
+
   program.command('doctor')
     .description('what this machine offers the library (FUSE, userfaultfd WP-async, PAGEMAP_SCAN, huge pages) and its fallbacks')
     .argument('[mountpoint]', 'a daxvm mount whose pool mapping to check (default: the first one mounted)')

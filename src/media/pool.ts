@@ -25,6 +25,9 @@ export const WINDOW_SIZE = 2 ** 30;
 /** copyWithin across windows goes through a staging buffer of at most this size. */
 const COPY_CHUNK = 1 << 20;
 
+/** Given to every Pool opened from now on (Pool.setDefaultRecorder). */
+let defaultRecorder: MediaRecorder | null = null;
+
 /** A user-facing failure of the media layer (bugs throw RangeError/TypeError instead). */
 export class PoolError extends Error {
   readonly code: 'EEXIST' | 'ELOCKED' | 'EROFS' | 'EINVAL' | 'EBADF';
@@ -45,7 +48,7 @@ export class Pool {
   private handle: MapHandle | null;
   private readonly lock: PoolLock;
   private readonly windows: (Buffer | undefined)[];
-  private recorder: MediaRecorder | null = null;
+  private recorder: MediaRecorder | null = defaultRecorder;
 
   private constructor(poolPath: string, fd: number, size: number, handle: MapHandle,
     readOnly: boolean, lock: PoolLock) {
@@ -250,6 +253,16 @@ export class Pool {
   /** Observes every later store and barrier (test hook); null to stop. */
   setRecorder(rec: MediaRecorder | null): void {
     this.recorder = rec;
+  }
+
+  /**
+   * A recorder for every Pool opened or created from now on (null to stop).
+   * Test hook: the crash explorer and the image fuzzer see every store that a
+   * whole open (journal replay, orphan reclaim), fsck --repair or close
+   * makes, though the file system opens its pools itself.
+   */
+  static setDefaultRecorder(rec: MediaRecorder | null): void {
+    defaultRecorder = rec;
   }
 
   /** Unmaps (detaching every window Buffer), unlocks, closes. Idempotent. */
