@@ -39,7 +39,13 @@ export class Directory {
     this.blocks.forEach((block, index) => {
       const image = this.store.load(block, 'crc', 'directory block');
       this.walk(image, block, (off, ino, recLen, name, type) => {
-        if (ino !== 0) this.entries.set(name, { ino, type, index, offset: off });
+        if (ino === 0) return;
+        const bad = badName(name) ?? (this.entries.has(name) ? 'a second entry of that name' : null);
+        if (bad) {
+          this.store.reportCorrupt(block, `directory block ${block}: ${bad}`);
+          throw new FsError('EIO', `malformed directory block ${block} at byte ${off} (${bad}); run daxvm fsck`);
+        }
+        this.entries.set(name, { ino, type, index, offset: off });
         void recLen;
       }, true);
       this.slack[index] = this.computeSlack(image, block);
@@ -153,7 +159,7 @@ export class Directory {
       const ino = image.readUInt32LE(off);
       const recLen = image.readUInt16LE(off + 4);
       const nameLen = image.readUInt8(off + 6);
-      if (recLen < HEADER || recLen % 4 !== 0 || off + recLen > CRC_OFFSET || (ino !== 0 && recordSize(nameLen) > recLen)) {
+      if (recLen < HEADER || recLen % 4 !== 0 || off + recLen > CRC_OFFSET || (ino !== 0 && (nameLen === 0 || recordSize(nameLen) > recLen))) {
         throw new FsError('EIO', `malformed directory block ${block} at byte ${off}; run daxvm fsck`);
       }
       const name = ino === 0 || !wantNames ? '' : image.toString('utf8', off + HEADER, off + HEADER + nameLen);
@@ -161,4 +167,11 @@ export class Directory {
       off += recLen;
     }
   }
+}
+
+/** Why a stored name cannot be an entry (null when it can). */
+function badName(name: string): string | null {
+  if (name === '.' || name === '..') return `an entry named ${name}`;
+  if (name.includes('/') || name.includes('\0')) return 'a name with / or NUL';
+  return null;
 }

@@ -77,7 +77,8 @@ export function decodeInode(ino: number, rec: Buffer, extentsFromChain: (head: n
   n.gid = rec.readUInt32LE(8);
   n.nlink = rec.readUInt32LE(12);
   n.size = Number(rec.readBigUInt64LE(16));
-  n.blocks = Number(rec.readBigUInt64LE(24));
+  // A count no file can have (damage) stays encodable; fsck sets it right.
+  n.blocks = Math.min(Number(rec.readBigUInt64LE(24)), Number.MAX_SAFE_INTEGER);
   n.atimeMs = rec.readDoubleLE(32);
   n.mtimeMs = rec.readDoubleLE(40);
   n.ctimeMs = rec.readDoubleLE(48);

@@ -5,17 +5,19 @@
  * Extent chain block: 0 magic 'DXEX' u32, 4 ino u32, 8 next u64, 16 count u32,
  * entries of 16 bytes from byte 32, CRC tail.
  */
-import { FsError } from './api.js';
+import { FsError, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK } from './api.js';
 import type { BlockAllocator } from './alloc.js';
 import type { Bits, MediaBitmap } from './bitmap.js';
 import type { Extent } from './extents.js';
-import { decodeInode, encodeInode, INLINE_EXTENTS, INODE_FLAG_INLINE_SYMLINK, Inode, readExtent, writeExtent } from './inode.js';
-import { BLOCK_SIZE, CRC_OFFSET, INODE_SIZE, INODES_PER_BLOCK, type Geometry } from './layout.js';
+import { decodeInode, encodeInode, INLINE_BYTES, INLINE_EXTENTS, INODE_FLAG_INLINE_SYMLINK, Inode, readExtent, writeExtent } from './inode.js';
+import { BLOCK_SIZE, CRC_OFFSET, INODE_SIZE, INODES_PER_BLOCK, MAX_FILE_SIZE, type Geometry } from './layout.js';
 import type { MetaStore } from './metastore.js';
 
 const CHAIN_MAGIC = 0x58455844; // 'DXEX'
 const CHAIN_HEADER = 32;
 export const EXTENTS_PER_CHAIN_BLOCK = Math.floor((CRC_OFFSET - CHAIN_HEADER) / 16);
+
+const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK]);
 
 export class InodeTable {
   private readonly cache = new Map<number, Inode>();
@@ -52,11 +54,43 @@ export class InodeTable {
     const cached = this.cache.get(ino);
     if (cached) return cached;
     if (!this.isUsed(ino)) throw new FsError('ENOENT', `inode ${ino} is not in use`);
-    const { rec } = this.record(ino);
+    const { rec, block } = this.record(ino);
     const inode = decodeInode(ino, rec, (head, count) => this.loadChain(ino, head, count));
     if (!inode || inode.mode === 0) throw new FsError('EIO', `corrupt inode ${ino}; run daxvm fsck`);
+    const why = this.invalid(inode);
+    if (why) {
+      this.store.reportCorrupt(block, `inode ${ino}: ${why}`);
+      throw new FsError('EIO', `corrupt inode ${ino} (${why}); run daxvm fsck`);
+    }
     this.cache.set(ino, inode);
     return inode;
+  }
+
+  /**
+   * What makes a decoded inode unusable (its CRC matched, so the values are
+   * what was written, or damage that kept the CRC right): null when sane.
+   * Everything a reader would index the pool or a Buffer with is checked.
+   */
+  private invalid(inode: Inode): string | null {
+    const g = this.geometry;
+    if (!VALID_TYPES.has(inode.type)) return `file type ${inode.type.toString(8)}`;
+    if (!Number.isSafeInteger(inode.size) || inode.size > MAX_FILE_SIZE) return `size ${inode.size}`;
+    if (inode.flags & INODE_FLAG_INLINE_SYMLINK) {
+      if (inode.type !== S_IFLNK || inode.size > INLINE_BYTES) return 'an inline symlink that is not one';
+    } else if (inode.type === S_IFLNK && inode.size > BLOCK_SIZE - 1) {
+      return `symlink of ${inode.size} bytes`;
+    }
+    let prevEnd = 0;
+    for (const e of inode.extents.items) {
+      if (e.count < 1 || e.logical < prevEnd || e.logical + e.count > 2 ** 32) return `extent ${e.logical}+${e.count} out of order or out of range`;
+      if (e.physical < g.dataStart || e.physical + e.count > g.totalBlocks) return `extent ${e.logical}+${e.count} at block ${e.physical} outside the data area`;
+      prevEnd = e.logical + e.count;
+    }
+    const inData = (b: number): boolean => b === 0 || (b >= g.dataStart && b < g.totalBlocks);
+    if (!inData(inode.xattrBlock)) return `xattr block ${inode.xattrBlock}`;
+    if (!inData(inode.pptRoot) || inode.pptLevel > 4 || (inode.pptRoot === 0) !== (inode.pptLevel === 0)) return `page-table root ${inode.pptRoot} level ${inode.pptLevel}`;
+    if (inode.type === S_IFDIR && (inode.parent === 0 || inode.parent >= g.inodeCount)) return `parent ${inode.parent}`;
+    return null;
   }
 
   /** A fresh inode (not yet saved); its generation follows the slot's last one. */

@@ -46,6 +46,11 @@ export class MetaStore {
     return image;
   }
 
+  /** A block whose content is corrupt though its checksum matched (a reader's own checks failed). */
+  reportCorrupt(block: number, what: string): void {
+    this.onCorrupt(block, what);
+  }
+
   /** A zeroed image for a newly allocated metadata block (never read from the pool). */
   fresh(block: number, kind: BlockKind): Buffer {
     const image = Buffer.alloc(BLOCK_SIZE);

@@ -43,6 +43,9 @@ export function loadXattrs(store: MetaStore, inode: Inode): Map<string, Buffer> 
       const valueLen = image.readUInt16LE(off + 2);
       if (off + 4 + nameLen + valueLen > CRC_OFFSET) throw new FsError('EIO', `malformed xattr block of inode ${inode.ino}; run daxvm fsck`);
       const name = image.toString('utf8', off + 4, off + 4 + nameLen);
+      if (!NAMESPACES.some((ns) => name.startsWith(ns) && name.length > ns.length) || map.has(name)) {
+        throw new FsError('EIO', `malformed xattr block of inode ${inode.ino} (attribute name ${JSON.stringify(name)}); run daxvm fsck`);
+      }
       map.set(name, Buffer.from(image.subarray(off + 4 + nameLen, off + 4 + nameLen + valueLen)));
       off += 4 + nameLen + valueLen;
     }

@@ -1,0 +1,143 @@
+/**
+ * Damaged pools, one structure at a time, as the image fuzzer
+ * (src/reliability, `daxvm test-fuzz`) damages them: the readers answer EIO
+ * (never a RangeError or a crash), fsck finds the damage, and fsck --repair
+ * leaves a pool that opens and that a second fsck finds clean.
+ */
+import fs from 'node:fs';
+import t from 'tap';
+import { FsError, fsck, openFileSystem, ROOT_INO, type FileSystem } from '../src/fs/index.js';
+import { crc32c } from '../src/fs/checksum.js';
+import { BLOCK_SIZE, computeGeometry, CRC_OFFSET, INODE_SIZE } from '../src/fs/layout.js';
+import { pattern, readAll, ROOT, tempPool } from './helpers/pool.js';
+
+const MiB = 1 << 20;
+
+/** A pool with a small tree, cleanly unmounted. */
+function build(t: Parameters<typeof tempPool>[0]): { pool: string; ino: Record<string, number>; blocks: Record<string, number[]> } {
+  const pool = tempPool(t, 56);
+  const fsys = openFileSystem(pool, { commitIntervalMs: 0 });
+  const ino: Record<string, number> = {};
+  ino.d = fsys.mkdir(ROOT_INO, 'd', 0o755, ROOT).ino;
+  ino.a = fsys.create(ino.d, 'a', 0o644, ROOT).ino;
+  fsys.write(ino.a, 0, pattern(20000, 1));
+  ino.b = fsys.create(ROOT_INO, 'b', 0o644, ROOT).ino;
+  fsys.write(ino.b, 0, pattern(9000, 2));
+  ino.sub = fsys.mkdir(ino.d, 'sub', 0o755, ROOT).ino;
+  ino.c = fsys.create(ino.sub, 'c', 0o644, ROOT).ino;
+  fsys.write(ino.c, 0, pattern(100, 3));
+  fsys.setxattr(ino.b, 'user.x', Buffer.from('xattr value'), 0);
+  const blocks: Record<string, number[]> = {};
+  for (const [name, i] of Object.entries(ino)) {
+    const node = fsys.core.inode(i);
+    blocks[name] = node.extents.items.flatMap((e) => Array.from({ length: e.count }, (_, k) => e.physical + k));
+    if (node.xattrBlock) blocks[`${name}.xattr`] = [node.xattrBlock];
+  }
+  fsys.close();
+  return { pool, ino, blocks };
+}
+
+/** Change an inode record in place and reseal its CRC (the damage a checksum cannot see). */
+function patchInode(pool: string, ino: number, change: (rec: Buffer) => void): void {
+  const g = computeGeometry(fs.statSync(pool).size);
+  const at = g.inodeTableStart * BLOCK_SIZE + ino * INODE_SIZE;
+  const fd = fs.openSync(pool, 'r+');
+  const rec = Buffer.alloc(INODE_SIZE);
+  fs.readSync(fd, rec, 0, INODE_SIZE, at);
+  change(rec);
+  rec.writeUInt32LE(crc32c(rec.subarray(0, INODE_SIZE - 4)), INODE_SIZE - 4);
+  fs.writeSync(fd, rec, 0, INODE_SIZE, at);
+  fs.closeSync(fd);
+}
+
+/** Change a block in place; `reseal` recomputes its CRC tail. */
+function patchBlock(pool: string, block: number, change: (b: Buffer) => void, reseal = true): void {
+  const fd = fs.openSync(pool, 'r+');
+  const b = Buffer.alloc(BLOCK_SIZE);
+  fs.readSync(fd, b, 0, BLOCK_SIZE, block * BLOCK_SIZE);
+  change(b);
+  if (reseal) b.writeUInt32LE(crc32c(b.subarray(0, CRC_OFFSET)), CRC_OFFSET);
+  fs.writeSync(fd, b, 0, BLOCK_SIZE, block * BLOCK_SIZE);
+  fs.closeSync(fd);
+}
+
+/** The error `fn` throws: it must be an FsError (anything else fails the test with its stack). */
+function fsErrorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof FsError) return err.code;
+    throw err;
+  }
+  return 'none';
+}
+
+function withFs<T>(pool: string, fn: (f: FileSystem) => T): T {
+  const f = openFileSystem(pool, { commitIntervalMs: 0 });
+  try {
+    return fn(f);
+  } finally {
+    f.close();
+  }
+}
+
+t.test('an inode whose values are damaged (its CRC still right) is EIO when used, never a RangeError', async (t) => {
+  const { pool, ino } = build(t);
+  const g = computeGeometry(56 * MiB);
+  const damages: Array<[string, (rec: Buffer) => void]> = [
+    ['an extent far past the pool (2^64-1)', (r) => r.writeBigUInt64LE(2n ** 64n - 1n, 120)],
+    ['an extent just past the pool', (r) => r.writeBigUInt64LE(BigInt(g.totalBlocks - 1), 120)],
+    ['an extent on the inode table', (r) => r.writeBigUInt64LE(BigInt(g.inodeTableStart), 120)],
+    ['a zero-length extent', (r) => r.writeUInt32LE(0, 116)],
+    ['an xattr block in the journal', (r) => r.writeBigUInt64LE(5n, 88)],
+    ['a page-table root past the pool', (r) => { r.writeBigUInt64LE(2n ** 62n, 96); r.writeUInt32LE(1, 104); }],
+    ['a size of 2^63', (r) => r.writeBigUInt64LE(2n ** 63n, 16)],
+    ['an unknown file type', (r) => r.writeUInt32LE(0o070644, 0)],
+    ['an inline-symlink flag on a regular file', (r) => r.writeUInt32LE(1, 72)],
+  ];
+  for (const [what, damage] of damages) {
+    const copy = `${pool}.${what.replace(/\W+/g, '-')}`;
+    fs.copyFileSync(pool, copy);
+    t.teardown(() => fs.rmSync(copy, { force: true }));
+    patchInode(copy, ino.b, damage);
+    const f = openFileSystem(copy, { commitIntervalMs: 0 });
+    t.equal(fsErrorOf(() => f.getattr(ino.b)), 'EIO', `${what}: getattr says EIO`);
+    t.equal(fsErrorOf(() => f.read(ino.b, 0, Buffer.alloc(100))), 'EIO', `${what}: read says EIO`);
+    t.equal(fsErrorOf(() => f.readdir(ROOT_INO)), 'none', `${what}: the rest of the tree is served`);
+    f.close();
+    t.throws(() => openFileSystem(copy), { code: 'ENEEDSFSCK' }, `${what}: the damage was recorded: the next mount asks for fsck`);
+    t.equal(fsck(copy, { repair: true }).exitCode, 1, `${what}: fsck --repair corrects it`);
+    t.equal(fsck(copy).exitCode, 0, `${what}: clean afterwards`);
+    t.equal(withFs(copy, (f2) => readAll(f2, f2.resolve('/d/a')).equals(pattern(20000, 1))), true, `${what}: the other files are intact`);
+  }
+});
+
+t.test('a block count of 2^64-1 is only a wrong count: the file reads, writes and fsck fixes the count', async (t) => {
+  const { pool, ino } = build(t);
+  patchInode(pool, ino.b, (r) => r.writeBigUInt64LE(2n ** 64n - 1n, 24));
+  withFs(pool, (f) => {
+    t.ok(readAll(f, ino.b).equals(pattern(9000, 2)), 'reads');
+    t.equal(f.write(ino.b, 9000, Buffer.from('more')), 4, 'writes (and saves the inode)');
+  });
+  t.equal(fsck(pool, { repair: true }).exitCode, 1);
+  t.equal(fsck(pool).exitCode, 0);
+});
+
+t.test('directory records and attribute names that no name can be: EIO, not a strange entry', async (t) => {
+  const { pool, ino, blocks } = build(t);
+  const cases: Array<[string, number, (b: Buffer) => void, (f: FileSystem) => unknown]> = [
+    ['an entry named ..', blocks.d![0]!, (b) => { b.writeUInt8(2, 6); b.write('..', 8, 'latin1'); }, (f) => f.readdir(ino.d)],
+    ['an entry with a / in its name', blocks.d![0]!, (b) => b.write('/', 8, 'latin1'), (f) => f.readdir(ino.d)],
+    ['an entry with an empty name', blocks.d![0]!, (b) => b.writeUInt8(0, 6), (f) => f.readdir(ino.d)],
+    ['an attribute outside every namespace', blocks['b.xattr']![0]!, (b) => b.write('xxxx', 16 + 4, 'latin1'), (f) => f.listxattr(ino.b)],
+  ];
+  for (const [what, block, damage, use] of cases) {
+    const copy = `${pool}.${what.replace(/\W+/g, '-')}`;
+    fs.copyFileSync(pool, copy);
+    t.teardown(() => fs.rmSync(copy, { force: true }));
+    patchBlock(copy, block, damage);
+    const f = openFileSystem(copy, { commitIntervalMs: 0 });
+    t.equal(fsErrorOf(() => use(f)), 'EIO', `${what}: EIO`);
+    f.close();
+  }
+});
