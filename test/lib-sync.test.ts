@@ -42,12 +42,19 @@ t.test('nosync: nothing registered, no write-protect faults; persist is the flus
   const m = await tablesMount(t);
   const a = alignedFile(m.mnt, 'a', 4 * MiB);
   const pages = 1024;
+  // Minor faults are counted for the whole process, so other work (the GC,
+  // a loaded machine) can only add to them: the least of three tries is the
+  // mapping's own count.
   function faultsOfTwoPasses(map: ReturnType<typeof mmap>): number {
-    for (let i = 0; i < pages; i++) map.buffer[i * PAGE] = 1; // populate
-    map.msync();
-    const before = minorFaults();
-    for (let i = 0; i < pages; i++) map.buffer[i * PAGE + 1] = 2;
-    return minorFaults() - before;
+    let least = Infinity;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      for (let i = 0; i < pages; i++) map.buffer[i * PAGE] = 1; // populate
+      map.msync();
+      const before = minorFaults();
+      for (let i = 0; i < pages; i++) map.buffer[i * PAGE + 1] = 2;
+      least = Math.min(least, minorFaults() - before);
+    }
+    return least;
   }
   const ns = mmap(a.path, { prot: 'rw', flags: MAP_DAXVM | MAP_DAXVM_NOSYNC });
   t.ok(ns.nosync);

@@ -74,6 +74,14 @@ export interface Knobs {
 
 export const DEFAULT_KNOBS: Knobs = { pageTablesOn: 0, msync: 1, zerooutBlocks: 1, zombieMaxPages: 33 };
 
+/** The values each knob may take. */
+export const KNOB_RANGES: Record<keyof Knobs, [number, number]> = {
+  pageTablesOn: [0, 1],
+  msync: [0, 1],
+  zerooutBlocks: [0, 1],
+  zombieMaxPages: [1, 1 << 20],
+};
+
 export interface Superblock {
   version: number;
   compatFeatures: number;
@@ -219,6 +227,19 @@ export function decodeSuperblock(b: Buffer): DecodedSuperblock {
   const rootIno = b.readUInt32LE(SB.rootIno);
   if (state > PoolState.Errors || rootIno < 1 || rootIno >= geometry.inodeCount) {
     return { ok: false, problem: 'bad-geometry', detail: `bad state ${state} or root inode ${rootIno}` };
+  }
+  if (!Number.isSafeInteger(getU64(b, SB.journalSeq))) {
+    return { ok: false, problem: 'bad-geometry', detail: `journal sequence ${b.readBigUInt64LE(SB.journalSeq)} out of range` };
+  }
+  const incompat = b.readUInt32LE(SB.incompat);
+  const roCompat = b.readUInt32LE(SB.roCompat);
+  if (incompat !== 0 || roCompat !== 0) {
+    // Features this version does not know change how the pool must be read (or written): as a newer format.
+    return { ok: false, problem: 'newer-format', detail: `feature flags this daxvm does not know (incompatible 0x${incompat.toString(16)}, read-only compatible 0x${roCompat.toString(16)})` };
+  }
+  for (const [key, [lo, hi]] of Object.entries(KNOB_RANGES) as Array<[keyof Knobs, [number, number]]>) {
+    const v = b.readUInt32LE(SB[key]);
+    if (v < lo || v > hi) return { ok: false, problem: 'bad-geometry', detail: `knob ${key} is ${v}, outside ${lo}..${hi}` };
   }
   return {
     ok: true,

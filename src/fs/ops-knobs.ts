@@ -6,7 +6,7 @@
  */
 import { FsError, S_IFREG } from './api.js';
 import type { FsCore } from './core.js';
-import type { Knobs } from './layout.js';
+import { KNOB_RANGES, type Knobs } from './layout.js';
 import { walkTable } from '../ppt/tables.js';
 
 export type KnobName = keyof Knobs;
@@ -18,12 +18,7 @@ export const KNOB_FILES: Record<string, KnobName> = {
   zombie_max_pages: 'zombieMaxPages',
 };
 
-const LIMITS: Record<KnobName, [number, number]> = {
-  pageTablesOn: [0, 1],
-  msync: [0, 1],
-  zerooutBlocks: [0, 1],
-  zombieMaxPages: [1, 1 << 20],
-};
+const LIMITS = KNOB_RANGES;
 
 /** Parse what `echo N > knob` wrote: EINVAL (and nothing changes) for anything else. */
 export function parseKnobValue(name: KnobName, text: string): number {
