@@ -197,3 +197,104 @@ t.test('superblock: unknown feature flags refuse the pool; a primary that is bad
     t.equal(withFs(p, (f) => readAll(f, f.resolve('/b')).equals(pattern(9000, 2))), true, `${what}: the pool opens, files intact`);
   }
 });
+
+/** fsck finds it (4), --repair corrects it (1), and then it is clean (0). */
+function repairs(t: Parameters<typeof tempPool>[0], pool: string, what: string): void {
+  const before = fsck(pool);
+  t.equal(before.exitCode, 4, `${what}: fsck reports it`);
+  const r = fsck(pool, { repair: true });
+  t.equal(r.exitCode, 1, `${what}: fsck --repair corrects it: ${JSON.stringify(r.problems.filter((p) => !p.fixed))}${r.error ?? ''}`);
+  const after = fsck(pool);
+  t.equal(after.exitCode, 0, `${what}: a second fsck finds it clean: ${JSON.stringify(after.problems)}`);
+}
+
+function names(f: FileSystem, path: string): string[] {
+  return f.readdir(f.resolve(path)).slice(2).map((e) => e.name).sort();
+}
+
+t.test('fsck --repair: what it used to leave behind or give up on', async (t) => {
+  const g = computeGeometry(56 * MiB);
+
+  t.test('a directory block with a broken record keeps the records before it; the others go to lost+found', async (t) => {
+    const pool = tempPool(t, 56);
+    const files = withFs(pool, (f) => {
+      const many = f.mkdir(ROOT_INO, 'many', 0o755, ROOT).ino;
+      for (let i = 0; i < 10; i++) f.write(f.create(many, `f${i}`, 0o644, ROOT).ino, 0, pattern(50 + i, 100 + i));
+      return { block: f.core.inode(many).extents.lookup(0), ino: f.lookup(many, 'f4') };
+    });
+    // The fifth record (each is 12 bytes: header + "fN" rounded) gets an impossible length.
+    patchBlock(pool, files.block, (b) => b.writeUInt16LE(3, 4 * 12 + 4));
+    repairs(t, pool, 'a broken record');
+    withFs(pool, (f) => {
+      t.same(names(f, '/many'), ['f0', 'f1', 'f2', 'f3'], 'the records before the broken one are kept');
+      t.equal(names(f, '/lost+found').length, 6, 'the six after it are in lost+found');
+      t.ok(readAll(f, f.resolve(`/lost+found/#${files.ino}`)).equals(pattern(54, 104)), 'with their contents');
+    });
+  });
+
+  t.test('a directory that lost its name comes back whole under lost+found', async (t) => {
+    const { pool, ino, blocks } = build(t);
+    const rootBlock = withFs(pool, (f) => f.core.inode(ROOT_INO).extents.lookup(0));
+    // The entry "d" in the root: its record's inode number becomes 0 (free space).
+    patchBlock(pool, rootBlock, (b) => {
+      for (let off = 0; off < CRC_OFFSET; off += b.readUInt16LE(off + 4)) if (b.readUInt32LE(off) === ino.d) b.writeUInt32LE(0, off);
+    });
+    void blocks;
+    repairs(t, pool, 'a directory with no name');
+    withFs(pool, (f) => {
+      t.same(names(f, `/lost+found/#${ino.d}`), ['a', 'sub'], 'the directory and what it holds');
+      t.ok(readAll(f, f.resolve(`/lost+found/#${ino.d}/sub/c`)).equals(pattern(100, 3)), 'down to the deepest file');
+      t.equal(names(f, '/lost+found').length, 1, 'nothing inside it reconnected a second time');
+    });
+  });
+
+  t.test('extended attributes whose block is corrupt are found and dropped', async (t) => {
+    const { pool, ino, blocks } = build(t);
+    patchBlock(pool, blocks['b.xattr']![0]!, (b) => { b[100] ^= 1; }, false);
+    repairs(t, pool, 'a corrupt xattr block');
+    withFs(pool, (f) => {
+      t.same(f.listxattr(ino.b), [], 'the attributes are gone');
+      t.ok(readAll(f, ino.b).equals(pattern(9000, 2)), 'the file is whole');
+    });
+  });
+
+  t.test('a block claimed by two files stays with the first one walked', async (t) => {
+    const { pool, ino, blocks } = build(t);
+    patchInode(pool, ino.c, (r) => r.writeBigUInt64LE(BigInt(blocks.a![0]!), 120));
+    repairs(t, pool, 'a shared block');
+    withFs(pool, (f) => {
+      t.ok(readAll(f, ino.a).equals(pattern(20000, 1)), 'the first owner is whole');
+      t.ok(readAll(f, ino.c).equals(Buffer.alloc(100)), 'the second has a hole there');
+    });
+  });
+
+  t.test('a root inode that cannot be used is made anew; the tree is found in lost+found', async (t) => {
+    const { pool, ino } = build(t);
+    patchInode(pool, ROOT_INO, (r) => r.writeUInt32LE(0o070755, 0));
+    t.equal(openError(pool), 'ECORRUPT', 'the pool is refused');
+    repairs(t, pool, 'an unusable root');
+    withFs(pool, (f) => {
+      t.same(names(f, '/lost+found'), [`#${ino.b}`, `#${ino.d}`].sort(), 'what the root held');
+      t.ok(readAll(f, f.resolve(`/lost+found/#${ino.d}/a`)).equals(pattern(20000, 1)), 'whole');
+    });
+  });
+
+  t.test('a corrupt inode bitmap is rebuilt from the inode table', async (t) => {
+    const { pool, ino } = build(t);
+    patchBlock(pool, g.inodeBitmapStart, (b) => { b[0] ^= 0x06; }, false);
+    t.equal(openError(pool), 'ECORRUPT', 'the pool is refused');
+    repairs(t, pool, 'a corrupt inode bitmap');
+    withFs(pool, (f) => {
+      t.same(names(f, '/'), ['b', 'd'], 'the tree is all there');
+      t.ok(readAll(f, f.resolve('/d/sub/c')).equals(pattern(100, 3)));
+      t.equal(f.create(ROOT_INO, 'new', 0o644, ROOT).ino > ino.c, true, 'and no inode in use is handed out again');
+    });
+  });
+
+  t.test('an entry naming an inode the bitmap marks free, whose record is whole, keeps its file', async (t) => {
+    const { pool, ino } = build(t);
+    patchBlock(pool, g.inodeBitmapStart, (b) => { b[ino.b >> 3] &= ~(1 << (ino.b & 7)); });
+    repairs(t, pool, 'an inode marked free');
+    withFs(pool, (f) => t.ok(readAll(f, f.resolve('/b')).equals(pattern(9000, 2)), '/b is still there, whole'));
+  });
+});

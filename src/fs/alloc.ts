@@ -133,6 +133,18 @@ export class BlockAllocator {
     }
   }
 
+  /** fsck repair: never hand out [start, start+count) (in memory only; out-of-range blocks are ignored). */
+  protect(start: number, count: number): void {
+    const from = Math.max(start, this.geometry.dataStart);
+    const to = Math.min(start + count, this.geometry.totalBlocks);
+    for (let b = from; b < to; b++) {
+      if (!this.used.get(b)) {
+        this.used.set(b, true);
+        this.freeBlocks--;
+      }
+    }
+  }
+
   /** fsck repair: the bitmap becomes exactly `claimed` (plus the fixed metadata area). */
   rebuild(claimed: Bits): void {
     this.freedThisTx = [];

@@ -84,6 +84,9 @@ export class Bits {
 
 /** The on-media side of a bitmap that starts at block `start`. */
 export class MediaBitmap {
+  /** A tolerant load replaced a corrupt block with an all-free one (the caller rebuilds it). */
+  replaced = false;
+
   constructor(
     private readonly store: MetaStore,
     private readonly start: number,
@@ -105,6 +108,7 @@ export class MediaBitmap {
       } catch (err) {
         if (!tolerant) throw err;
         image = this.store.fresh(this.start + b, 'crc');
+        this.replaced = true;
       }
       const first = b * BITS_PER_BITMAP_BLOCK;
       const count = Math.min(BITS_PER_BITMAP_BLOCK, this.size - first);

@@ -74,7 +74,14 @@ export class FsCore {
     this.commitIntervalMs = parts.commitIntervalMs;
     this.zeroer = new Zeroer(this);
     this.nodeStore = {
-      node: (block) => this.store.load(block, 'raw', 'page-table node'),
+      node: (block) => {
+        const g = this.sb.geometry;
+        if (block < g.dataStart || block >= g.totalBlocks) {
+          this.markErrors(block, 'page-table node outside the data area');
+          throw new FsError('EIO', `page-table node ${block} lies outside the data area; run daxvm fsck`);
+        }
+        return this.store.load(block, 'raw', 'page-table node');
+      },
       allocNode: () => {
         const block = this.inodes.allocMeta();
         this.store.fresh(block, 'raw');

@@ -175,3 +175,46 @@ function badName(name: string): string | null {
   if (name.includes('/') || name.includes('\0')) return 'a name with / or NUL';
   return null;
 }
+
+/**
+ * fsck: the records of a damaged directory block that still make sense,
+ * packed into a new image (the caller seals it). A record that breaks the
+ * tiling ends the salvage: what follows it cannot be found.
+ */
+export function salvageDirBlock(image: Buffer, keep: (ino: number, name: string) => boolean, seen: Set<string>): { image: Buffer; kept: number; lost: number } {
+  const records: Array<{ ino: number; type: number; name: Buffer }> = [];
+  let lost = 0;
+  let off = 0;
+  while (off + HEADER <= CRC_OFFSET) {
+    const ino = image.readUInt32LE(off);
+    const recLen = image.readUInt16LE(off + 4);
+    const nameLen = image.readUInt8(off + 6);
+    if (recLen < HEADER || recLen % 4 !== 0 || off + recLen > CRC_OFFSET) {
+      lost++;
+      break;
+    }
+    if (ino !== 0) {
+      const name = nameLen > 0 && recordSize(nameLen) <= recLen ? image.toString('utf8', off + HEADER, off + HEADER + nameLen) : '';
+      if (name && !badName(name) && !seen.has(name) && keep(ino, name)) {
+        seen.add(name);
+        records.push({ ino, type: image.readUInt8(off + 7), name: Buffer.from(image.subarray(off + HEADER, off + HEADER + nameLen)) });
+      } else {
+        lost++;
+      }
+    }
+    off += recLen;
+  }
+  const out = Buffer.alloc(image.length);
+  let at = 0;
+  records.forEach((r, i) => {
+    const len = i === records.length - 1 ? CRC_OFFSET - at : recordSize(r.name.length);
+    out.writeUInt32LE(r.ino, at);
+    out.writeUInt16LE(len, at + 4);
+    out.writeUInt8(r.name.length, at + 6);
+    out.writeUInt8(r.type, at + 7);
+    r.name.copy(out, at + HEADER);
+    at += len;
+  });
+  if (records.length === 0) out.writeUInt16LE(CRC_OFFSET, 4);
+  return { image: out, kept: records.length, lost };
+}

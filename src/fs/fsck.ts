@@ -6,8 +6,17 @@
  * Passes: superblock (primary, else backup), journal replay, then a walk of
  * the tree from the root checking inodes, extents, directory entries and
  * link counts while claiming every block; then unreachable inodes (orphans
- * are freed, others reconnected under /lost+found); then both bitmaps
- * against what the walk found.
+ * are freed, others reconnected under /lost+found, a directory with its
+ * whole subtree); then both bitmaps against what the walk found.
+ *
+ * Repair never gives up on damage it can get past: a root that cannot be
+ * used is made anew (what it held goes to lost+found), a directory block
+ * that cannot be parsed keeps the records that still make sense, blocks
+ * two owners claim stay with the first one walked, extended attributes
+ * that cannot be read are dropped, a corrupt bitmap is rebuilt (the inode
+ * bitmap from the records of the inode table). Until the walk has claimed
+ * everything, every block that any inode record refers to is kept from the
+ * allocator, so a repair that allocates cannot hand out a block in use.
  */
 import fs from 'node:fs';
 import { FsError, S_IFDIR, S_IFLNK, S_IFREG } from './api.js';
@@ -18,6 +27,9 @@ import type { Inode } from './inode.js';
 import { INODE_FLAG_INLINE_SYMLINK } from './inode.js';
 import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, decodeSuperblock, encodeSuperblock, PoolState, type Geometry, type Superblock } from './layout.js';
 import { applyReplay, openCore, readSuperblock } from './open.js';
+import { salvageDirBlock } from './dir.js';
+import { ExtentList, type Extent } from './extents.js';
+import { loadXattrs } from './xattr.js';
 import * as names from './ops-names.js';
 import { levelForSize } from '../ppt/format.js';
 import { walkTable } from '../ppt/tables.js';
@@ -145,11 +157,11 @@ function checkSuperblock(poolPath: string, repair: boolean, report: Report): boo
 /** Open even with corrupt bitmaps (they are rebuilt from the walk). */
 function openTolerant(poolPath: string, repair: boolean, report: Report): ReturnType<typeof openCore> {
   try {
-    return openCore(poolPath, { readOnly: !repair });
+    return openCore(poolPath, { readOnly: !repair, anyRoot: true });
   } catch (err) {
     if (!(err instanceof PoolError) || err.code !== 'ECORRUPT' || !/bitmap/.test(err.message)) throw err;
     report('bitmap', err.message, repair);
-    return openCore(poolPath, { readOnly: !repair, ignoreBitmaps: true });
+    return openCore(poolPath, { readOnly: !repair, ignoreBitmaps: true, anyRoot: true });
   }
 }
 
@@ -160,6 +172,10 @@ class Walker {
   private readonly subdirs = new Map<number, number>();
   private readonly reached = new Set<number>();
   private readonly inodes: Inode[] = [];
+  /** The root was made anew (it has no block until the unreachable pass). */
+  private rootRemade = false;
+  /** Inodes whose blocks were claimed already. */
+  private readonly checked = new Set<number>();
   /** Files whose page table is rebuilt after the walk. */
   private readonly rebuild: Inode[] = [];
 
@@ -176,9 +192,51 @@ class Walker {
 
   run(summary: FsckReport['summary']): void {
     const rootIno = this.core.sb.rootIno;
-    const queue = [rootIno];
+    if (this.repair) this.protectReferenced();
+    if (!this.checkRoot()) return;
     this.reached.add(rootIno);
     this.refs.set(rootIno, 1);
+    this.walk([rootIno], summary);
+    this.unreachable(summary);
+    if (this.repair) this.rebuildTables();
+    this.linkCounts(summary);
+    this.bitmaps();
+  }
+
+  /**
+   * The root must be a directory that loads. A root marked free in the
+   * bitmap is taken as in use (the bitmap pass reports and fixes the bit).
+   * With repair, an unusable root is made anew, empty: what it held is found
+   * by the unreachable pass and goes to lost+found. False: it is unusable
+   * and we may not repair (nothing else can be checked).
+   */
+  private checkRoot(): boolean {
+    const rootIno = this.core.sb.rootIno;
+    this.core.inodes.assumeUsed(rootIno);
+    let why = '';
+    try {
+      if (this.core.inode(rootIno).type !== S_IFDIR) why = 'it is not a directory';
+    } catch (err) {
+      if (!(err instanceof FsError)) throw err;
+      why = err.message;
+    }
+    if (!why) return true;
+    this.fix('root', `the root directory cannot be used (${why}); ${this.repair ? 'a new, empty one was made: what the old one held goes to lost+found' : '--repair makes a new one'}`, () => {
+      const root = this.core.inodes.remake(rootIno);
+      const now = Date.now();
+      root.mode = S_IFDIR | 0o755;
+      root.nlink = 2;
+      root.parent = rootIno;
+      root.atimeMs = root.mtimeMs = root.ctimeMs = root.crtimeMs = now;
+      // No block yet: one is allocated once every block in use is known (unreachable()).
+      this.core.save(root);
+      this.rootRemade = true;
+    });
+    return this.repair;
+  }
+
+  /** Walk the tree below the queued inodes (already marked reached), claiming and checking as it goes. */
+  private walk(queue: number[], summary: FsckReport['summary']): void {
     const total = this.core.inodes.free >= 0 ? this.g.inodeCount - this.core.inodes.free : 1;
     while (queue.length) {
       const ino = queue.shift()!;
@@ -188,6 +246,7 @@ class Walker {
       this.checkBlocks(inode);
       if (inode.type !== S_IFDIR) continue;
       summary.dirs++;
+      if (!this.readableDir(inode)) continue;
       for (const entry of names.readdir(this.core, ino).slice(2)) {
         const child = this.loadChild(inode, entry.name, entry.ino);
         if (!child) continue;
@@ -207,10 +266,6 @@ class Walker {
         }
       }
     }
-    this.unreachable();
-    if (this.repair) this.rebuildTables();
-    this.linkCounts(summary);
-    this.bitmaps();
   }
 
   private fix(kind: string, message: string, mend: () => void): void {
@@ -223,11 +278,13 @@ class Walker {
     let child: Inode | null = null;
     let why = '';
     try {
+      // A record that decodes is believed over a bit in the inode bitmap (the bitmap pass fixes the bit).
+      if (!this.core.inodes.isUsed(ino) && this.core.inodes.peek(ino)) this.core.inodes.assumeUsed(ino);
       child = this.core.inodes.isUsed(ino) ? this.core.inode(ino) : null;
       if (!child) why = 'a free inode';
-      if (child?.type === S_IFDIR) this.core.dir(child);
     } catch (err) {
-      why = (err as Error).message;
+      if (!(err instanceof FsError)) throw err;
+      why = err.message;
       child = null;
     }
     if (child) return child;
@@ -235,44 +292,167 @@ class Walker {
     return null;
   }
 
-  /** Claim every block the inode owns; check extents against size and pool. */
+  /**
+   * Can the directory's blocks be read? With repair, one that cannot is
+   * salvaged: a hole or a size that is not whole blocks ends it, and each
+   * block keeps the records that still make sense (the inodes of the others
+   * are found by the unreachable pass and go to lost+found).
+   */
+  private readableDir(inode: Inode): boolean {
+    try {
+      this.core.dir(inode);
+      return true;
+    } catch (err) {
+      if (!(err instanceof FsError)) throw err;
+      this.fix('directory', `directory ${inode.ino} cannot be read: ${err.message}`, () => this.salvageDir(inode));
+    }
+    if (!this.repair) return false;
+    this.core.dir(inode);
+    return true;
+  }
+
+  private salvageDir(inode: Inode): void {
+    const count = Math.ceil(inode.size / BLOCK_SIZE);
+    let keep = 0;
+    while (keep < count && inode.extents.lookup(keep) >= 0) keep++;
+    const dropped = inode.extents.truncate(keep);
+    for (const run of dropped) this.claimed.setRange(run.start, run.count, false);
+    this.core.dropBlocks(inode, dropped);
+    if (keep === 0) {
+      const block = this.core.inodes.allocMeta();
+      this.claimed.set(block, true);
+      inode.extents.add(0, block, 1);
+      inode.blocks++;
+      keep = 1;
+      this.core.store.install(block, salvageDirBlock(Buffer.alloc(BLOCK_SIZE), () => false, new Set()).image, 'crc');
+    }
+    inode.size = keep * BLOCK_SIZE;
+    const seen = new Set<string>();
+    for (let i = 0; i < keep; i++) {
+      const block = inode.extents.lookup(i);
+      const raw = this.core.store.load(block, 'raw', 'directory block'); // the replayed image when the journal has one
+      const valid = (ino: number): boolean => ino > 0 && ino < this.g.inodeCount;
+      this.core.store.install(block, salvageDirBlock(raw, valid, seen).image, 'crc');
+    }
+    inode.dir = null;
+    this.core.save(inode);
+  }
+
+  /**
+   * Claim every block the inode owns. With repair, what cannot be owned is
+   * let go: extents out of order, outside the data area, on blocks another
+   * owner claimed first, or past the end of a regular file (the file keeps
+   * a hole there); an extent chain on such blocks is written anew; extended
+   * attributes that cannot be read are dropped. Blocks let go are not
+   * claimed, so the bitmap pass frees them (or leaves them to their owner).
+   */
   private checkBlocks(inode: Inode): void {
+    if (this.checked.has(inode.ino)) return;
+    this.checked.add(inode.ino);
+    const ino = inode.ino;
+    let changed = false;
+    const free = (start: number, n: number): string => {
+      if (start < this.g.dataStart || start + n > this.g.totalBlocks) return 'lies outside the data area';
+      for (let b = start; b < start + n; b++) if (this.claimed.get(b)) return `shares block ${b} with another owner`;
+      return '';
+    };
     let count = 0;
-    const claim = (start: number, n: number, what: string): boolean => {
-      if (start < this.g.dataStart || start + n > this.g.totalBlocks) {
-        this.report('extent', `inode ${inode.ino}: ${what} ${start}+${n} lies outside the data area`, false);
-        return false;
-      }
-      for (let b = start; b < start + n; b++) {
-        if (this.claimed.get(b)) {
-          this.report('extent', `inode ${inode.ino}: ${what} block ${b} is claimed twice`, false);
-          return false;
-        }
-      }
+    const claim = (start: number, n: number): void => {
       this.claimed.setRange(start, n, true);
       count += n;
-      return true;
     };
     if (!(inode.flags & INODE_FLAG_INLINE_SYMLINK)) {
+      const limit = inode.type === S_IFREG ? Math.ceil(inode.size / BLOCK_SIZE) : Infinity;
+      const keep: Extent[] = [];
       let prevEnd = 0;
       for (const e of inode.extents.items) {
-        if (e.count <= 0 || e.logical < prevEnd) this.report('extent', `inode ${inode.ino}: extents overlap or are out of order`, false);
-        prevEnd = e.logical + e.count;
-        claim(e.physical, e.count, 'extent');
+        const what = `inode ${ino}: extent ${e.logical}+${e.count} at block ${e.physical}`;
+        let why = e.count <= 0 || e.logical < prevEnd ? 'overlaps another or is out of order' : free(e.physical, e.count);
+        if (!why && e.logical + e.count > limit) {
+          why = 'maps blocks past the end of the file';
+          if (e.logical < limit) keep.push({ logical: e.logical, physical: e.physical, count: limit - e.logical });
+        } else if (!why) {
+          keep.push({ ...e });
+        }
+        if (why) this.fix('extent', `${what} ${why}; ${this.repair ? 'let go' : '--repair lets it go'}`, () => { changed = true; });
+        prevEnd = Math.max(prevEnd, e.logical + e.count);
       }
-      const limit = Math.ceil(inode.size / BLOCK_SIZE);
-      if (inode.type === S_IFREG && prevEnd > limit) {
-        this.fix('extent', `inode ${inode.ino}: blocks mapped past its size`, () => {
-          this.core.dropBlocks(inode, inode.extents.truncate(limit));
-          this.core.save(inode);
-        });
+      for (const e of keep) claim(e.physical, e.count);
+      if (changed) {
+        inode.extents = new ExtentList(keep);
+        inode.dir = null;
       }
     }
-    for (const b of inode.chainBlocks) claim(b, 1, 'extent chain');
-    if (inode.xattrBlock) claim(inode.xattrBlock, 1, 'xattr');
+    const chainBad = inode.chainBlocks.map((b) => free(b, 1)).find((w) => w) ??
+      (new Set(inode.chainBlocks).size !== inode.chainBlocks.length ? 'uses a block twice' : '');
+    if (chainBad) {
+      this.fix('extent', `inode ${ino}: its extent chain ${chainBad}; ${this.repair ? 'written anew' : '--repair writes it anew'}`, () => {
+        inode.chainBlocks = [];
+        inode.extentChain = 0;
+        changed = true;
+      });
+    } else {
+      for (const b of inode.chainBlocks) claim(b, 1);
+    }
+    if (inode.xattrBlock) {
+      const why = free(inode.xattrBlock, 1) || this.xattrProblem(inode);
+      if (why) {
+        this.fix('xattr', `inode ${ino}: its extended attributes cannot be used (${why}); ${this.repair ? 'dropped' : '--repair drops them'}`, () => {
+          inode.xattrBlock = 0;
+          inode.xattrs = null;
+          changed = true;
+        });
+      } else {
+        claim(inode.xattrBlock, 1);
+      }
+    }
     this.checkTable(inode);
-    if (count !== inode.blocks && !(this.repair && inode.type === S_IFREG && count > inode.blocks)) {
-      this.fix('inode', `inode ${inode.ino}: block count ${inode.blocks}, owns ${count}`, () => { inode.blocks = count; this.core.save(inode); });
+    if (changed) {
+      // Saving writes a chain anew where one is needed (blocks in use are all protected by now).
+      this.core.save(inode);
+      for (const b of inode.chainBlocks) if (!this.claimed.get(b)) claim(b, 1);
+      inode.blocks = count;
+      this.core.save(inode);
+    }
+    if (count !== inode.blocks) {
+      this.fix('inode', `inode ${ino}: block count ${inode.blocks}, owns ${count}`, () => { inode.blocks = count; this.core.save(inode); });
+    }
+  }
+
+  /** Why the inode's xattr block cannot be read ('' when it can). */
+  private xattrProblem(inode: Inode): string {
+    try {
+      inode.xattrs = null;
+      loadXattrs(this.core.store, inode);
+      return '';
+    } catch (err) {
+      if (!(err instanceof FsError)) throw err;
+      inode.xattrs = null;
+      return err.message;
+    }
+  }
+
+  /**
+   * Repair only: keep every block that any inode record refers to from
+   * being handed out by a repair that allocates (a new extent chain, a
+   * directory block) before the walk has claimed them all: the bitmap may
+   * be the damaged part.
+   */
+  private protectReferenced(): void {
+    const alloc = this.core.alloc;
+    for (let ino = 1; ino < this.g.inodeCount; ino++) {
+      const inode = this.core.inodes.peek(ino);
+      if (!inode) continue;
+      for (const e of inode.extents.items) alloc.protect(e.physical, e.count);
+      for (const b of inode.chainBlocks) alloc.protect(b, 1);
+      if (inode.xattrBlock) alloc.protect(inode.xattrBlock, 1);
+      if (inode.pptRoot) {
+        try {
+          walkTable((b) => this.core.pool.read(b * BLOCK_SIZE, BLOCK_SIZE), this.core.tableOf(inode), () => undefined, (b) => alloc.protect(b, 1));
+        } catch {
+          // a table that cannot be walked is rebuilt later; its nodes are not kept
+        }
+      }
     }
   }
 
@@ -349,28 +529,48 @@ class Walker {
   }
 
   /** In-use inodes the walk did not reach: orphans are freed, others go to lost+found. */
-  private unreachable(): void {
-    const named: Inode[] = [];
+  /**
+   * In-use inodes the walk did not reach: orphans are freed, the others go
+   * to lost+found, directories first and the top of each unreached subtree
+   * first, whose walk then brings the subtree back whole.
+   */
+  private unreachable(summary: FsckReport['summary']): void {
+    const pending: Inode[] = [];
     for (const ino of [...this.core.inodes.inUse()]) {
       if (this.reached.has(ino)) continue;
       let inode: Inode;
       try {
         inode = this.core.inode(ino);
-        if (inode.type === S_IFDIR) this.core.dir(inode);
       } catch (err) {
-        this.fix('inode', `inode ${ino} is marked in use but unreadable: ${(err as Error).message}`, () => this.core.inodes.forceFree(ino));
+        if (!(err instanceof FsError)) throw err;
+        this.fix('inode', `inode ${ino} is marked in use but unreadable: ${err.message}`, () => this.core.inodes.forceFree(ino));
         continue;
       }
       if (inode.nlink === 0) {
-        this.fix('orphan', `inode ${ino} was unlinked while open (orphan); freeing it`, () => this.core.reapIfUnused(inode));
+        this.fix('orphan', `inode ${ino} was unlinked while open (orphan); freeing it`, () => {
+          // Its table is not walked to free it (nothing checked it): the bitmap pass frees the nodes.
+          inode.pptRoot = 0;
+          inode.pptLevel = 0;
+          inode.pptNodes = 0;
+          this.core.reapIfUnused(inode);
+        });
         continue;
       }
       this.checkBlocks(inode);
-      named.push(inode);
+      pending.push(inode);
     }
     // Nothing the walk found may be handed out while lost+found is made.
     if (this.repair) this.core.alloc.absorb(this.claimed);
-    for (const inode of named) {
+    if (this.rootRemade) names.ensureDirBlock(this.core, this.core.inode(this.core.sb.rootIno), (b) => this.claimed.set(b, true));
+    const pendingDirs = new Set(pending.filter((i) => i.type === S_IFDIR).map((i) => i.ino));
+    const order = [
+      ...pending.filter((i) => i.type === S_IFDIR && !pendingDirs.has(i.parent)),
+      ...pending.filter((i) => i.type === S_IFDIR),
+      ...pending.filter((i) => i.type !== S_IFDIR),
+    ];
+    for (const inode of order) {
+      if (this.reached.has(inode.ino)) continue;
+      if (inode.type === S_IFDIR && !this.readableDir(inode)) continue;
       this.fix('unreachable', `inode ${inode.ino} is in use but has no name; reconnecting it under /${LOST_FOUND}`, () => {
         const lf = this.lostAndFound();
         if (inode.type === S_IFDIR) {
@@ -379,19 +579,28 @@ class Walker {
         }
         // Link counts are set right by the next pass.
         names.attach(this.core, lf.ino, `#${inode.ino}`, inode);
-        this.refs.set(inode.ino, 1);
+        this.refs.set(inode.ino, (this.refs.get(inode.ino) ?? 0) + 1);
         this.reached.add(inode.ino);
-        this.inodes.push(inode);
+        this.walk([inode.ino], summary);
       });
     }
   }
 
   private lostAndFound(): Inode {
     const root = this.core.sb.rootIno;
-    try {
-      return this.core.inode(names.lookup(this.core, root, LOST_FOUND));
-    } catch {
-      const lf = names.mkdir(this.core, root, LOST_FOUND, 0o700, { uid: 0, gid: 0 });
+    let name = LOST_FOUND;
+    for (let n = 2; ; n++) {
+      let existing: Inode | null = null;
+      try {
+        existing = this.core.inode(names.lookup(this.core, root, name));
+      } catch {
+        break;
+      }
+      if (existing.type === S_IFDIR) return existing;
+      name = `${LOST_FOUND}.${n}`; // a file took the name
+    }
+    {
+      const lf = names.mkdir(this.core, root, name, 0o700, { uid: 0, gid: 0 });
       this.reached.add(lf.ino);
       this.refs.set(lf.ino, 1);
       this.subdirs.set(root, (this.subdirs.get(root) ?? 0) + 1);

@@ -93,6 +93,42 @@ export class InodeTable {
     return null;
   }
 
+  /**
+   * fsck: the inode a record holds, whatever the bitmap says, without
+   * caching it; null when the slot is free or the record is corrupt.
+   */
+  peek(ino: number): Inode | null {
+    if (ino <= 0 || ino >= this.geometry.inodeCount) return null;
+    const cached = this.cache.get(ino);
+    if (cached) return cached;
+    try {
+      const { rec } = this.record(ino);
+      const inode = decodeInode(ino, rec, (head, count) => this.loadChain(ino, head, count));
+      return inode && inode.mode !== 0 && !this.invalid(inode) ? inode : null;
+    } catch (err) {
+      if (err instanceof FsError) return null;
+      throw err;
+    }
+  }
+
+  /** fsck: take `ino` as in use in memory (the bitmap pass compares with the media). */
+  assumeUsed(ino: number): void {
+    if (ino <= 0 || ino >= this.geometry.inodeCount || this.used.get(ino)) return;
+    this.used.set(ino, true);
+    this.freeCount--;
+  }
+
+  /** fsck repair: a fresh inode in slot `ino` whatever its record held (not yet saved). */
+  remake(ino: number): Inode {
+    const { rec } = this.record(ino);
+    const inode = new Inode(ino);
+    inode.generation = (rec.readUInt32LE(64) + 1) >>> 0;
+    this.assumeUsed(ino);
+    this.media.set(ino, true);
+    this.cache.set(ino, inode);
+    return inode;
+  }
+
   /** A fresh inode (not yet saved); its generation follows the slot's last one. */
   allocate(): Inode {
     if (this.freeCount <= 0) throw new FsError('ENOSPC', 'no free inode');

@@ -228,7 +228,8 @@ export function decodeSuperblock(b: Buffer): DecodedSuperblock {
   if (state > PoolState.Errors || rootIno < 1 || rootIno >= geometry.inodeCount) {
     return { ok: false, problem: 'bad-geometry', detail: `bad state ${state} or root inode ${rootIno}` };
   }
-  if (!Number.isSafeInteger(getU64(b, SB.journalSeq))) {
+  // Below 2^52: a sequence that many commits can still follow stays exact as a JavaScript number.
+  if (getU64(b, SB.journalSeq) >= 2 ** 52) {
     return { ok: false, problem: 'bad-geometry', detail: `journal sequence ${b.readBigUInt64LE(SB.journalSeq)} out of range` };
   }
   const incompat = b.readUInt32LE(SB.incompat);

@@ -11,13 +11,14 @@ import createDebug from 'debug';
 import { Pool, PoolError as MediaPoolError } from '../media/pool.js';
 import { FsError, S_IFDIR, S_IFREG } from './api.js';
 import { BlockAllocator } from './alloc.js';
-import { MediaBitmap } from './bitmap.js';
+import { MediaBitmap, type Bits } from './bitmap.js';
+import { crc32c } from './checksum.js';
 import { FsCore } from './core.js';
 import { PoolError } from './errors.js';
 import { FileSystem } from './filesystem.js';
 import { InodeTable } from './inodes.js';
 import { Journal, readJournal } from './journal.js';
-import { BLOCK_SIZE, decodeSuperblock, PoolState, type Superblock } from './layout.js';
+import { BLOCK_SIZE, decodeSuperblock, INODE_SIZE, INODES_PER_BLOCK, PoolState, type Geometry, type Superblock } from './layout.js';
 import { MetaStore } from './metastore.js';
 
 const log = createDebug('daxvm:fs');
@@ -30,6 +31,8 @@ export interface OpenOptions {
   noLock?: boolean;
   /** fsck: corrupt bitmap blocks read as free (they are rebuilt). */
   ignoreBitmaps?: boolean;
+  /** fsck: open even when the root inode is unusable (fsck makes a new one). */
+  anyRoot?: boolean;
 }
 
 /** Read and check the superblock with plain file reads (before mapping or locking). */
@@ -90,16 +93,27 @@ export function openCore(poolPath: string, opts: OpenOptions = {}): { core: FsCo
     const inodeBits = new MediaBitmap(store, g.inodeBitmapStart, g.inodeBitmapBlocks, g.inodeCount, 'inode bitmap');
     const used = asPoolError(poolPath, () => blockBits.load(opts.ignoreBitmaps));
     const usedInodes = asPoolError(poolPath, () => inodeBits.load(opts.ignoreBitmaps));
+    // fsck with a corrupt inode bitmap: every record that decodes is taken as in use (the walk rebuilds the map).
+    if (inodeBits.replaced) markRecordsInUse(store, g, usedInodes);
     const alloc = new BlockAllocator(g, used, blockBits);
     const inodes = new InodeTable(store, g, usedInodes, inodeBits, alloc);
     const journal = new Journal(pool, g, replay.nextSeq);
     core = new FsCore({ pool, sb, store, journal, alloc, inodes, readOnly, commitIntervalMs: opts.commitIntervalMs ?? 1000 });
-    const root = asPoolError(poolPath, () => core!.inode(sb.rootIno));
-    if (root.type !== S_IFDIR) throw new PoolError('ECORRUPT', `${poolPath}: the root inode is not a directory`, `run: daxvm fsck --repair ${poolPath}`);
+    const root = opts.anyRoot ? null : asPoolError(poolPath, () => core!.inode(sb.rootIno));
+    if (root && root.type !== S_IFDIR) throw new PoolError('ECORRUPT', `${poolPath}: the root inode is not a directory`, `run: daxvm fsck --repair ${poolPath}`);
     return { core, replayed: replay.transactions, replayNextSeq: replay.nextSeq, replayImages: replay.images };
   } catch (err) {
     pool.close();
     throw err;
+  }
+}
+
+function markRecordsInUse(store: MetaStore, g: Geometry, used: Bits): void {
+  used.set(0, true);
+  for (let ino = 1; ino < g.inodeCount; ino++) {
+    const image = store.load(g.inodeTableStart + Math.floor(ino / INODES_PER_BLOCK), 'raw', 'inode table');
+    const rec = image.subarray((ino % INODES_PER_BLOCK) * INODE_SIZE, (ino % INODES_PER_BLOCK + 1) * INODE_SIZE);
+    if (rec.readUInt32LE(0) !== 0 && rec.readUInt32LE(INODE_SIZE - 4) === crc32c(rec.subarray(0, INODE_SIZE - 4))) used.set(ino, true);
   }
 }
 

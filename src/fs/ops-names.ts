@@ -185,6 +185,19 @@ export function link(core: FsCore, ino: number, parentIno: number, name: string)
   return inode;
 }
 
+/** fsck: a directory with no block gets its first one (`claim` is told its number). */
+export function ensureDirBlock(core: FsCore, dir: Inode, claim: (block: number) => void): void {
+  if (dir.extents.length > 0) return;
+  const block = core.inodes.allocMeta();
+  claim(block);
+  const d = core.dir(dir);
+  d.addBlock(block);
+  dir.extents.add(0, block, 1);
+  dir.size = BLOCK_SIZE;
+  dir.blocks++;
+  core.save(dir);
+}
+
 /** fsck: give an inode a name, leaving link counts to the caller. */
 export function attach(core: FsCore, parentIno: number, name: string, child: Inode): void {
   const parent = core.inode(parentIno);
