@@ -127,6 +127,18 @@ export function buildProgram(): Command {
     .action(async (o: import('./cmd-test-crash.js').TestCrashOptions) =>
       run('test-crash', EXIT.FAILURE, async () => (await import('./cmd-test-crash.js')).cmdTestCrash(o)));
 
+  program.command('test-fuzz')
+    .description('damage the metadata of a valid pool case by case; fsck, mount and fsck --repair must survive every image')
+    .option('-n, --cases <n>', 'damaged images to check', '5000')
+    .option('--seed <s>', 'seed for the damage', '1')
+    .option('--case <k>', 'check only this case, as printed with a failure')
+    .option('--workers <n>', 'worker processes (default: the cores, at most 4)')
+    .option('--timeout <seconds>', 'time limit of one case (past it: a hang)', '30')
+    .option('--keep <dir>', 'keep failing images here (default: a new directory in the temp dir)')
+    .option('--scratch <dir>', 'directory for the working images (default /dev/shm, else the temp dir)')
+    .action(async (o: import('./cmd-test-fuzz.js').TestFuzzOptions) =>
+      run('test-fuzz', EXIT.FAILURE, async () => (await import('./cmd-test-fuzz.js')).cmdTestFuzz(o)));
+
   program.command('doctor')
     .description('what this machine offers the library (FUSE, userfaultfd WP-async, PAGEMAP_SCAN, huge pages) and its fallbacks')
     .argument('[mountpoint]', 'a daxvm mount whose pool mapping to check (default: the first one mounted)')

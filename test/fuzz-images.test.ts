@@ -1,0 +1,67 @@
+/**
+ * Hostile images, CI form (`daxvm test-fuzz` is the long form): hundreds of
+ * pools damaged one structure at a time (every kind in turn, both base
+ * images), each run through fsck, mount + a walk reading everything, fsck
+ * --repair, a mount of the repaired pool and a second fsck, in worker
+ * processes with a time limit per case. And proof that the checker calls
+ * a crash a crash.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { FileSystem } from '../src/fs/index.js';
+import { checkCase } from '../src/reliability/fuzz-check.js';
+import { buildBases, runFuzzer } from '../src/reliability/fuzz.js';
+import { scratchDir, WorkImage } from '../src/reliability/image.js';
+import { inventory, makeCase, STRUCT_KINDS } from '../src/reliability/structures.js';
+
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
+
+t.test('hundreds of damaged pools: fsck, mount and fsck --repair survive every one', async (t) => {
+  const lines: string[] = [];
+  const r = await runFuzzer({ cases: 780, seed: 1, workers: 2, timeoutMs: 60000, keep: t.testdir(), log: (l) => lines.push(l) });
+  t.comment(lines.filter((l) => !l.startsWith('  ')).join('\n'));
+  t.equal(r.cases, 780, `${r.cases} cases in ${r.seconds.toFixed(1)} s`);
+  t.equal(r.failed, 0, r.failures.slice(0, 5).map((f) => `case ${f.index}: ${f.problem}\n  ${f.what}\n  ${f.replay}`).join('\n') || 'no failure');
+  t.equal(lines[lines.length - 1], `fuzz cases: ${r.cases} run, 0 failed`, 'the closing line');
+  for (const k of STRUCT_KINDS) t.ok((r.byKind[k]?.cases ?? 0) >= 50, `${k}: ${r.byKind[k]?.cases ?? 0} cases`);
+  t.ok(r.refused > 0 && r.served > 0, `some damaged pools are refused (${r.refused}), most are served (${r.served})`);
+});
+
+t.test('the checker calls anything but FsError or PoolError a crash', async (t) => {
+  const dir = scratchDir('daxvm-fuzz-test-');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const paths = buildBases(dir, 3);
+  const bases = paths.map((p) => fs.readFileSync(p));
+  const inventories = paths.map((p) => inventory(p));
+  const img = new WorkImage(path.join(dir, 'work.pool'), Buffer.from(bases[0]!));
+  t.teardown(() => img.close());
+  const c = makeCase(3, 0, bases, inventories);
+  const readdir = FileSystem.prototype.readdir;
+  FileSystem.prototype.readdir = function (): never {
+    throw new TypeError('a bug in a reader');
+  };
+  try {
+    const o = checkCase(img, c);
+    t.match(o.failure ?? '', /threw TypeError: a bug in a reader/, `reported: ${o.failure}`);
+  } finally {
+    FileSystem.prototype.readdir = readdir;
+  }
+  const o = checkCase(img, c);
+  t.equal(o.failure, null, 'the same case passes with the real reader');
+  t.ok(img.dirtyPages === 0, 'and the working image is back to the base');
+});
+
+t.test('daxvm test-fuzz: the CLI, its closing line, one case replayed, usage errors', async (t) => {
+  const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'test-fuzz', ...args], { encoding: 'utf8' });
+  const r = run(['--cases', '26', '--seed', '2', '--workers', '1']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout.trim().split('\n').pop() ?? '', /^fuzz cases: 26 run, 0 failed$/);
+  const one = run(['--seed', '2', '--case', '5']);
+  t.equal(one.status, 0, one.stderr);
+  t.match(one.stdout, /^case 5: (clean|crashed) base; /m, 'the damage is described');
+  t.match(one.stdout, /fsck exit \d; open (refused|served)/);
+  t.equal(run(['--cases', 'many']).status, 2, 'a bad count is a usage error');
+});
