@@ -60,4 +60,6 @@ t.test('daxvm test-crash: the CLI, its closing line, a replay, and usage errors'
   t.match(replay.stdout.trim().split('\n').pop() ?? '', /^crash states: 1 explored, 0 failed$/);
   t.equal(run(['--workload', 'nosuch']).status, 2, 'an unknown workload is a usage error');
   t.equal(run(['--replay', '1:all']).status, 2, '--replay without --workload is a usage error');
+  t.equal(run(['--workload', 'xattr', '--replay', '999:all']).status, 2, 'a barrier the workload does not have is a usage error');
+  t.equal(run(['--workload', 'xattr', '--replay', '1:omit.9999']).status, 2, 'so is a state the barrier does not have');
 });

@@ -179,9 +179,18 @@ t.test('superblock: unknown feature flags refuse the pool; a primary that is bad
     t.equal(r.exitCode, 8, `${what}: fsck will not touch it either`);
     t.match(r.error ?? '', /newer pool format/);
   }
+  {
+    const p = copyOf('both');
+    patchSuper(p, 0, (b) => b.fill(0, 0, 8));
+    patchSuper(p, 1, (b) => b.writeUInt32LE(7, 200));
+    const r = fsck(p, { repair: true });
+    t.equal(r.exitCode, 8, 'no magic in the primary and a bad backup: fsck cannot recover it');
+    t.match(r.error ?? '', /both superblocks are corrupt/, 'and says why (not "not a daxvm pool")');
+  }
   const repaired: Array<[string, 0 | 1, (b: Buffer) => void, string]> = [
     ['a knob value out of range', 0, (b) => b.writeUInt32LE(7, 200), 'ECORRUPT'],
     ['a journal sequence past 2^53', 0, (b) => b.writeBigUInt64LE(2n ** 60n, 144), 'ECORRUPT'],
+    ['a pool of 2 blocks (a geometry that checks out otherwise)', 0, (b) => b.writeBigUInt64LE(2n, 32), 'ECORRUPT'],
     ['the magic gone', 0, (b) => b.fill(0, 0, 8), 'ENOTPOOL'],
     ['twice the blocks (a geometry that checks out)', 0, (b) => b.writeBigUInt64LE(BigInt(total * 2), 32), 'ETRUNCATED'],
     ['a backup with half the blocks', 1, (b) => b.writeBigUInt64LE(BigInt(total / 2), 32), 'none'],
@@ -297,4 +306,16 @@ t.test('fsck --repair: what it used to leave behind or give up on', async (t) =>
     repairs(t, pool, 'an inode marked free');
     withFs(pool, (f) => t.ok(readAll(f, f.resolve('/b')).equals(pattern(9000, 2)), '/b is still there, whole'));
   });
+});
+
+t.test('a mount count at 2^32-1 wraps at the next mount', async (t) => {
+  const { pool } = build(t);
+  patchSuper(pool, 0, (b) => b.writeUInt32LE(0xffffffff, 152));
+  t.equal(openError(pool), 'none', 'the pool mounts');
+  const sb = Buffer.alloc(512);
+  const fd = fs.openSync(pool, 'r');
+  fs.readSync(fd, sb, 0, 512, 0);
+  fs.closeSync(fd);
+  t.equal(sb.readUInt32LE(152), 0, 'the count wrapped');
+  t.equal(fsck(pool).exitCode, 0);
 });

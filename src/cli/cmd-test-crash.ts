@@ -35,7 +35,7 @@ export function cmdTestCrash(o: TestCrashOptions): number {
       ...(o.scratch ? { scratch: o.scratch } : {}),
     });
   } catch (err) {
-    if (err instanceof Error && /--replay|no workload/.test(err.message)) throw new CliError(err.message, EXIT.USAGE);
+    if (err instanceof Error && /^(--replay|no workload)/.test(err.message)) throw new CliError(err.message, EXIT.USAGE);
     throw err;
   }
   return result.failed === 0 ? EXIT.OK : EXIT.FAILURE;

@@ -137,7 +137,9 @@ function checkSuperblock(poolPath: string, repair: boolean, report: Report): boo
       message = `the primary superblock's ${differs} is ${primary.geometry[differs]}, the backup's ${backup.geometry[differs]}`;
     } else {
       if (!backup) {
-        if (problem!.code !== 'ECORRUPT') throw problem!;
+        // A primary without the magic in front of a backup with it was a pool: say so, not "not a pool".
+        const ours = decoded.ok || decoded.problem !== 'not-ours';
+        if (problem!.code !== 'ECORRUPT' && !(problem!.code === 'ENOTPOOL' && ours)) throw problem!;
         throw new PoolError('ECORRUPT', `${poolPath}: both superblocks are corrupt (${decoded.ok ? 'the backup claims more blocks than the file has' : decoded.detail})`, 'the pool cannot be recovered by fsck');
       }
       fixed = { ...backup, state: PoolState.Mounted }; // force the full check and orphan pass

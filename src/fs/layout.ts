@@ -217,6 +217,9 @@ export function decodeSuperblock(b: Buffer): DecodedSuperblock {
     leaseTableBlocks: b.readUInt32LE(SB.leaseTableBlocks),
     dataStart: getU64(b, SB.dataStart),
   };
+  if (geometry.totalBlocks * BLOCK_SIZE < MIN_POOL_BYTES) {
+    return { ok: false, problem: 'bad-geometry', detail: `${geometry.totalBlocks} blocks: smaller than any pool mkfs makes` };
+  }
   const expected = computeGeometry(geometry.totalBlocks * BLOCK_SIZE, geometry.inodeCount);
   for (const key of Object.keys(expected) as (keyof Geometry)[]) {
     if (expected[key] !== geometry[key]) {

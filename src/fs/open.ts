@@ -150,7 +150,7 @@ export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSy
     }
     if (crashed) reclaimOrphans(core);
     core.sb.state = PoolState.Mounted;
-    core.sb.mountCount++;
+    core.sb.mountCount = (core.sb.mountCount + 1) >>> 0; // a u32 on media: it wraps
     core.sb.lastMountMs = Date.now();
     core.commit();
     core.writeSuperblock();

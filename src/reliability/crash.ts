@@ -452,6 +452,7 @@ export function runCrashExplorer(opts: CrashOptions): CrashResult {
         fs.rmSync(img.path, { force: true });
       }
       stats.seconds = (Date.now() - started) / 1000;
+      if (opts.replay && stats.explored === 0) throw new Error(`--replay ${opts.replay}: workload ${w.name} has ${stats.barriers} barriers (0..${stats.barriers - 1})`);
       left -= stats.explored;
       result.workloads.push(stats);
       if (!opts.replay || stats.explored) {
@@ -485,7 +486,7 @@ function explore(
       if (replay) {
         const [kind, arg] = replay.name.split('.');
         const d = descriptorFor(b, kind!, Number(arg ?? 0), opts.seed);
-        if (!d) throw new Error(`state ${replay.barrier}:${replay.name} does not exist at that barrier (${b.pages.length} pages, ${b.order.length} stores in flight)`);
+        if (!d) throw new Error(`--replay ${replay.barrier}:${replay.name}: no such state at that barrier (${b.pages.length} pages, ${b.order.length} stores in flight)`);
         states = [{ name: `${b.index}:${replay.name}`, d }];
         log(`replaying ${rec.workload.name} ${states[0]!.name}: ${b.label}; ${b.pages.length} page(s) with ${b.order.length} store(s) in flight; model window: after op ${b.lo}..${b.hi}`);
         b.pages.forEach((p, i) => log(`  page ${i}: pool block ${p} (${rec.region(p)}): ${d.get(p) ?? 0} of ${b.counts[i]} store(s) reach the media`));
