@@ -18,11 +18,13 @@ static uint64_t page_size(void)
   return ps;
 }
 
-int dvm_map_file(int fd, uint64_t length, int writable, void **addr_out)
+int dvm_map_file(int fd, uint64_t length, int writable, int populate,
+                 void **addr_out)
 {
   if (length == 0 || length > (uint64_t)SIZE_MAX) return -EINVAL;
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void *addr = mmap(NULL, (size_t)length, prot, MAP_SHARED, fd, 0);
+  void *addr = mmap(NULL, (size_t)length, prot,
+                    MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
   if (addr == MAP_FAILED) return -errno;
   *addr_out = addr;
   return 0;

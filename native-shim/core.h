@@ -25,8 +25,9 @@ enum dvm_advice {
 /* flock operations; all are non-blocking. */
 enum dvm_lock { DVM_LOCK_EXCLUSIVE, DVM_LOCK_SHARED, DVM_LOCK_UNLOCK };
 
-/* mmap(MAP_SHARED) of [0, length) of fd, read-only or read-write. */
-int dvm_map_file(int fd, uint64_t length, int writable, void **addr_out);
+/* mmap(MAP_SHARED) of [0, length) of fd, read-only or read-write; MAP_POPULATE when populate. */
+int dvm_map_file(int fd, uint64_t length, int writable, int populate,
+                 void **addr_out);
 
 /* munmap of a mapping made by dvm_map_file. */
 int dvm_unmap(void *addr, uint64_t length);

@@ -249,13 +249,21 @@ static void view_finalize(napi_env env, void *data, void *hint)
   free(e);
 }
 
-/* map(fd, length, writable) -> handle */
+/* map(fd, length, writable[, populate]) -> handle */
 static napi_value js_map(napi_env env, napi_callback_info info)
 {
-  napi_value argv[3];
+  napi_value argv[4];
   int fd;
   uint64_t length;
-  bool writable;
+  bool writable, populate = false;
+  size_t argc = 4;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok)
+    return throw_last(env, "napi_get_cb_info");
+  if (argc > 3) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[3], &t));
+    if (t != napi_undefined && !get_bool(env, argv[3], "populate", &populate)) return NULL;
+  }
   if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd) ||
       !get_u64(env, argv[1], "length", &length))
     return NULL;
@@ -265,7 +273,7 @@ static napi_value js_map(napi_env env, napi_callback_info info)
   mapping *m = calloc(1, sizeof *m);
   if (!m) return throw_errno(env, ENOMEM, "mmap", NULL);
   void *addr;
-  int rc = dvm_map_file(fd, length, writable, &addr);
+  int rc = dvm_map_file(fd, length, writable, populate, &addr);
   if (rc < 0) {
     free(m);
     return throw_errno(env, -rc, "mmap", NULL);
@@ -410,5 +418,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   CHECK(lib_init(env, exports));
+  CHECK(bench_init(env, exports));
   return exports;
 }

@@ -18,69 +18,18 @@
  * It mounts a fresh sparse pool (2 GiB) in a child daemon, in the host
  * directory (default: the OS temp dir), and removes it at the end.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { mmap, libraryFeatures, MAP_DAXVM, type Mapping } from '../lib/index.js';
 import { native } from '../media/native.js';
-
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+import { TempMount } from './temp-mount.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const PAGE = 4096;
-
-function fstypeAt(mnt: string): string | undefined {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (left && right && left.split(' ')[4] === mnt) return right.split(' ')[0];
-  }
-  return undefined;
-}
-
-class TempMount {
-  constructor(readonly base: string, readonly mnt: string, private readonly child: ChildProcess) {}
-
-  static async create(hostDir: string, size: string): Promise<TempMount> {
-    const base = mkdtempSync(join(hostDir, 'daxvm-lib-figures-'));
-    const pool = join(base, 'pool.daxvm');
-    const mnt = join(base, 'mnt');
-    mkdirSync(mnt);
-    const mk = spawnSync(process.execPath, [CLI, 'mkfs', pool, '--size', size], { encoding: 'utf8' });
-    if (mk.status !== 0) throw new Error(`mkfs failed: ${mk.stderr}`);
-    const logFd = openSync(join(base, 'daemon.log'), 'a');
-    const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '-f'], { stdio: ['ignore', logFd, logFd] });
-    closeSync(logFd);
-    const m = new TempMount(base, mnt, child);
-    process.on('exit', () => m.kill());
-    const deadline = Date.now() + 30_000;
-    while (fstypeAt(mnt) !== 'fuse.daxvm') {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        m.kill();
-        throw new Error(`mount failed:\n${readFileSync(join(base, 'daemon.log'), 'utf8')}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    writeFileSync(join(mnt, '.daxvm', 'page_tables_on'), '1\n');
-    return m;
-  }
-
-  async close(): Promise<void> {
-    const exited = new Promise((r) => (this.child.exitCode !== null ? r(null) : this.child.once('exit', r)));
-    await new Promise((r) => spawn(process.execPath, [CLI, 'umount', this.mnt], { stdio: 'ignore' }).once('exit', r));
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000).unref())]);
-    this.kill();
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    if (fstypeAt(this.mnt)) spawnSync('fusermount', ['-uz', this.mnt], { stdio: 'ignore' });
-    rmSync(this.base, { recursive: true, force: true });
-  }
-}
 
 const now = (): bigint => process.hrtime.bigint();
 const us = (a: bigint, b: bigint): number => Number(b - a) / 1000;
@@ -194,7 +143,8 @@ async function main(): Promise<void> {
     .opts<{ host: string; runs: string; json?: boolean }>();
   const runs = Math.max(3, Number(o.runs));
   const log = (s: string) => { if (!o.json) process.stderr.write(s + '\n'); };
-  const m = await TempMount.create(o.host, '2G');
+  const m = await TempMount.create(o.host, '2G', 'daxvm-lib-figures-');
+  writeFileSync(join(m.mnt, '.daxvm', 'page_tables_on'), '1\n');
   try {
     log(`pool mounted at ${m.mnt}; writing files`);
     const files = {

@@ -146,6 +146,25 @@ export function buildProgram(): Command {
     .action(async (mnt: string | undefined, o: { json?: boolean }) =>
       run('doctor', EXIT.FAILURE, async () => (await import('./cmd-doctor.js')).cmdDoctor(mnt, o)));
 
+  program.command('bench')
+    .description('microbenchmarks through a mount: read, mt (--list for each one\'s variants); table, --json, --chart')
+    .argument('[name]', 'the bench (daxvm bench --list)')
+    .option('--list', 'list the benches and their variants')
+    .option('--mnt <dir>', 'a daxvm mount to bench (default /mnt/nvmm1 if mounted, else a temporary pool)')
+    .option('--native <dir>', 'host directory for the native variants (default: beside the pool file)')
+    .option('--json <file>', 'write every figure and run, with the environment, as JSON (- for stdout)')
+    .option('--chart <file.svg>', 'draw the medians as an SVG chart')
+    .option('--sizes <list>', 'file (or access) sizes, e.g. 4k,64k,1m,1g')
+    .option('--files <n>', 'files (or accesses) per run, instead of the bench\'s count')
+    .option('--runs <n>', 'timed runs per case and variant (default 5, --quick 2)')
+    .option('--variants <list>', 'variants to run, e.g. read,daxvm (default: all)')
+    .option('--threads <list>', 'worker thread counts, e.g. 1,2,4 (multi-threaded benches)')
+    .option('--seed <n>', 'seed of the data and of random accesses', '1')
+    .option('--quick', 'a smoke run: tiny sizes and counts, every variant')
+    .option('--cold', 'drop the page cache before each timed run (root)')
+    .action(async (name: string | undefined, o: import('./cmd-bench.js').BenchCommandOptions) =>
+      run('bench', EXIT.FAILURE, async () => (await import('./cmd-bench.js')).cmdBench(name, o)));
+
   program.command('install-helper')
     .description('install /sbin/mount.fuse.daxvm so mount -t fuse.daxvm and fstab work (as root)')
     .option('--dir <dir>', 'install into this directory instead of /sbin')

@@ -29,6 +29,12 @@ export interface MmapOptions {
   flags?: number;
   /** Copy-on-write: stores stay in this process, the file never changes. */
   private?: boolean;
+  /**
+   * Fault the whole range in at mmap time (Linux MAP_POPULATE) on the vanilla
+   * path, so the reads through FUSE happen in mmap rather than at first
+   * touch. Ignored for mappings made from the pool (attached, stitched).
+   */
+  populate?: boolean;
 }
 
 interface Checked {
@@ -37,6 +43,7 @@ interface Checked {
   prot: 'r' | 'rw';
   flags: number;
   priv: boolean;
+  populate: boolean;
 }
 
 function check(file: string, o: MmapOptions): Checked {
@@ -51,11 +58,13 @@ function check(file: string, o: MmapOptions): Checked {
   if (!Number.isInteger(flags) || (flags & ~KNOWN_FLAGS) !== 0) throw invalid(`unknown flags 0x${(flags >>> 0).toString(16)}`, file);
   const priv = o.private ?? false;
   if (typeof priv !== 'boolean') throw invalid('private must be a boolean', file);
+  const populate = o.populate ?? false;
+  if (typeof populate !== 'boolean') throw invalid('populate must be a boolean', file);
   if (flags & MAP_DAXVM_EPHEMERAL) {
     if (priv) throw invalid('MAP_DAXVM_EPHEMERAL needs a shared mapping', file);
     flags |= MAP_DAXVM; // implied
   }
-  return { offset, length: o.length, prot, flags, priv };
+  return { offset, length: o.length, prot, flags, priv, populate };
 }
 
 type Plan =
@@ -123,7 +132,7 @@ export function mmap(file: string, options: MmapOptions = {}): Mapping {
       batching: (c.flags & MAP_DAXVM_BATCHING) !== 0,
     };
     if (p.kind === 'vanilla') {
-      const v = mapVanilla(opened.fd, c.offset, length, writable, c.priv, opened.path);
+      const v = mapVanilla(opened.fd, c.offset, length, writable, c.priv, opened.path, c.populate);
       const tracking: Tracking = writable && !c.priv ? 'whole-range' : 'none';
       return new Mapping({
         ...common, mode: 'vanilla', buffer: v.buffer, tracking, nosync: false, usedTables: false, runs: 0,

@@ -39,13 +39,16 @@ export interface VanillaMap {
   release(): void;
 }
 
-export function mapVanilla(fd: number, offset: number, length: number, writable: boolean, priv: boolean, file: string): VanillaMap {
+/** Linux's MAP_POPULATE: fault the whole range in at mmap (read-ahead through FUSE included). */
+const MAP_POPULATE = 0x8000;
+
+export function mapVanilla(fd: number, offset: number, length: number, writable: boolean, priv: boolean, file: string, populate = false): VanillaMap {
   if (offset + length <= MMAP_IO_LIMIT) {
     const m = mmapIoModule();
     const prot = m.PROT_READ | (writable ? m.PROT_WRITE : 0);
     let buffer: Buffer;
     try {
-      buffer = m.map(length, prot, priv ? m.MAP_PRIVATE : m.MAP_SHARED, fd, offset);
+      buffer = m.map(length, prot, (priv ? m.MAP_PRIVATE : m.MAP_SHARED) | (populate ? MAP_POPULATE : 0), fd, offset);
     } catch (err) {
       throw new DaxvmError({ code: (err as NodeJS.ErrnoException).code ?? 'EIO', syscall: 'mmap', path: file }, (err as Error).message, err);
     }
@@ -60,7 +63,7 @@ export function mapVanilla(fd: number, offset: number, length: number, writable:
   }
   if (priv) throw new DaxvmError({ code: 'EOVERFLOW', syscall: 'mmap', path: file }, 'private vanilla mappings end below 2 GiB (mmap-io parses 32-bit sizes)');
   // The shim maps from offset 0: map [0, offset+length) and hand out the part asked.
-  const handle: MapHandle = native.map(fd, offset + length, writable);
+  const handle: MapHandle = native.map(fd, offset + length, writable, populate);
   const buffer = Buffer.from(native.view(handle, offset, length));
   return {
     buffer,

@@ -70,8 +70,8 @@ export interface LibStats {
 }
 
 export interface NativeShim {
-  /** mmap(MAP_SHARED) of [0, length) of fd; length may exceed 4 GiB. */
-  map(fd: number, length: number, writable: boolean): MapHandle;
+  /** mmap(MAP_SHARED) of [0, length) of fd; length may exceed 4 GiB; with populate, MAP_POPULATE. */
+  map(fd: number, length: number, writable: boolean, populate?: boolean): MapHandle;
   /**
    * An external ArrayBuffer over [offset, offset+length) of the mapping, no
    * copy; length must fit a Buffer. Detached (byteLength 0) by unmap().
@@ -120,6 +120,13 @@ export interface NativeShim {
   flushZombies(): number;
   stats(): LibStats;
   address(handle: MapHandle): number;
+
+  // ---- for daxvm bench (native-shim/bench.c) ----
+  /**
+   * Sum of the bytes as little-endian uint64 words, wrapping at 2^64 (a last
+   * partial word zero-padded); of the first `length` bytes when given.
+   */
+  sum64(data: ArrayBufferView | ArrayBuffer, length?: number): bigint;
 }
 
 // The same relative path works from src/media (tap runs TS) and dist/media.

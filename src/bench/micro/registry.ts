@@ -1,0 +1,11 @@
+/** The benches of `daxvm bench`: one line each. */
+import { readBench } from './read.js';
+import type { BenchDef } from './types.js';
+
+export const BENCHES: readonly BenchDef[] = [
+  readBench,
+];
+
+export function findBench(name: string): BenchDef | undefined {
+  return BENCHES.find((b) => b.name === name);
+}

@@ -1,0 +1,126 @@
+/**
+ * One `daxvm bench NAME` from start to end: options, the mount, the knobs a
+ * variant needs, the environment, every case through the runner, and the
+ * outputs (table, JSON, chart). Whatever happens (an error, Ctrl-C), the
+ * scratch and host directories go, knobs are restored and a temporary pool
+ * is unmounted and removed.
+ */
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import debug from 'debug';
+import { CliError, EXIT } from '../../cli/errors.js';
+import { writeChart } from './chart.js';
+import { environment, type Environment } from './env.js';
+import { records, type BenchJson } from './json.js';
+import { BenchMount } from './mount.js';
+import { parseBenchOptions, type RawBenchOptions } from './options.js';
+import { benchProgress } from './progress.js';
+import { ChecksumError, dropCaches, runCase, type CaseResult } from './runner.js';
+import { formatTable } from './table.js';
+import type { BenchContext, BenchDef } from './types.js';
+
+const log = debug('daxvm:bench');
+
+function cacheState(cold: boolean, note: (m: string) => void): Environment['cache'] {
+  if (!cold) return { asked: 'warm', done: 'warm' };
+  if (dropCaches()) return { asked: 'cold', done: 'cold' };
+  const why = 'cannot drop the page cache (writing /proc/sys/vm/drop_caches needs root)';
+  note(`--cold: ${why}; the runs are warm`);
+  return { asked: 'cold', done: 'warm', note: why };
+}
+
+/** Output files are checked before minutes of running, not after. */
+function checkOutputs(raw: RawBenchOptions): void {
+  for (const [flag, file] of [['--json', raw.json], ['--chart', raw.chart]] as const) {
+    if (file === undefined || (flag === '--json' && file === '-')) continue;
+    const dir = dirname(resolve(file));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`${flag} ${file}: no directory ${dir}`, EXIT.USAGE);
+  }
+  if (raw.chart !== undefined && !/\.svg$/i.test(raw.chart)) {
+    throw new CliError(`--chart ${raw.chart}: the chart is an SVG file`, EXIT.USAGE, 'name it FILE.svg (any browser shows it; rsvg-convert or inkscape turn it into PNG)');
+  }
+}
+
+export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<number> {
+  const started = new Date();
+  const options = parseBenchOptions(bench, raw);
+  checkOutputs(raw);
+  const cases = bench.plan(options);
+  if (cases.length === 0) throw new CliError(`bench ${bench.name}: nothing to run`, EXIT.USAGE);
+  const selected = bench.variants.filter((v) => options.variants.includes(v.name));
+  const jsonToStdout = raw.json === '-';
+  let note = (m: string): void => { process.stderr.write(`${m}\n`); };
+
+  const poolBytes = Math.max(...cases.map((c) => bench.scratchBytes?.(c) ?? c.size * c.count));
+  const mount = await BenchMount.open({
+    ...(raw.mnt !== undefined ? { mnt: raw.mnt } : {}),
+    ...(raw.native !== undefined ? { native: raw.native } : {}),
+    poolBytes,
+    wantNative: selected.some((v) => v.native),
+    note: (m) => note(m),
+  });
+  const onSignal = (): void => {
+    mount.closeNow();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('exit', () => mount.closeNow());
+
+  const results: CaseResult[] = [];
+  let env: Environment;
+  try {
+    if (selected.some((v) => v.needsTables) && mount.knob('page_tables_on') === '0') {
+      mount.setKnob('page_tables_on', 1);
+      note(`knob page_tables_on was 0: set to 1 so the bench's files get page tables (MAP_DAXVM); restored at the end`);
+    }
+    const cache = cacheState(options.cold, note);
+    env = environment(mount, cache);
+    log('bench %s on %s (pool %s), %d cases, variants %s', bench.name, mount.mnt, mount.pool, cases.length, options.variants.join(','));
+    const progress = benchProgress(bench.name, cases.length * options.variants.length * (options.runs + 1));
+    note = (m) => progress.note(m);
+    const ctx: BenchContext = {
+      scratch: mount.scratch,
+      nativeDir: mount.nativeDir,
+      mnt: mount.mnt,
+      pool: mount.pool,
+      options,
+      setKnob: (name, value) => mount.setKnob(name, value),
+      knob: (name) => mount.knob(name),
+      note: (m) => note(m),
+      debug: log,
+    };
+    try {
+      for (const c of cases) results.push(await runCase(bench, ctx, c, progress, cache.done === 'cold'));
+    } finally {
+      progress.stop();
+      note = (m) => { process.stderr.write(`${m}\n`); };
+    }
+  } catch (err) {
+    if (err instanceof ChecksumError) throw new CliError(err.message, EXIT.FAILURE, 'this is a bug in daxvm (or the files changed under the bench): please report it');
+    throw err;
+  } finally {
+    await mount.close();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+
+  const table = formatTable(bench, results, { runs: options.runs, cache: env.cache.done });
+  (jsonToStdout ? process.stderr : process.stdout).write(table);
+  if (raw.json !== undefined) {
+    const doc: BenchJson = {
+      bench: bench.name,
+      summary: bench.summary,
+      started: started.toISOString(),
+      seconds: (Date.now() - started.getTime()) / 1000,
+      options,
+      environment: env,
+      records: records(bench, results),
+    };
+    const text = JSON.stringify(doc, null, 2) + '\n';
+    if (jsonToStdout) process.stdout.write(text);
+    else writeFileSync(raw.json, text);
+  }
+  if (raw.chart !== undefined) await writeChart(raw.chart, bench, results, env, options.runs);
+  return EXIT.OK;
+}

@@ -1,0 +1,67 @@
+/**
+ * The table on stdout: one row per case (size, count, threads), per variant
+ * its median MiB/s with the spread (± half the min..max range, as a share of
+ * the median) and its ratio to the baseline; then the same for files (or
+ * accesses) per second; then what the library's mappings were.
+ */
+import { formatBytes } from '../../cli/format.js';
+import type { CaseResult } from './runner.js';
+import { spreadShare, type Summary } from './stats.js';
+import type { BenchDef } from './types.js';
+
+function grid(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd();
+  return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+}
+
+/** 3 significant digits at least, no exponent. */
+export function fmtNum(x: number): string {
+  if (!Number.isFinite(x)) return '-';
+  if (x >= 100) return Math.round(x).toString();
+  if (x >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+
+const cell = (s: Summary): string => `${fmtNum(s.median)} ±${Math.round(spreadShare(s) * 100)}%`;
+
+export function formatTable(bench: BenchDef, cases: CaseResult[], o: { runs: number; cache: string }): string {
+  const variants = cases[0]?.variants.map((v) => v.variant) ?? [];
+  const showThreads = bench.chartX === 'threads' || cases.some((c) => c.spec.threads > 1);
+  const paramKeys = [...new Set(cases.flatMap((c) => Object.keys(c.spec.params ?? {})))];
+  const lead = (c: CaseResult): string[] => [
+    formatBytes(c.spec.size), String(c.spec.count), ...(showThreads ? [String(c.spec.threads)] : []),
+    ...paramKeys.map((k) => String(c.spec.params?.[k] ?? '')),
+  ];
+  const leadHead = ['size', bench.countLabel, ...(showThreads ? ['threads'] : []), ...paramKeys];
+  const out: string[] = [];
+  out.push(`daxvm bench ${bench.name}: medians of ${o.runs} run${o.runs > 1 ? 's' : ''}, ${o.cache} cache; ` +
+    `± is half the min..max range as a share of the median; x is the ratio to '${bench.baseline}'`);
+  const mib = cases.map((c) => [...lead(c), ...c.variants.flatMap((v) =>
+    v.figures ? [cell(v.figures.mibps), v.ratio !== undefined ? `${v.ratio.toFixed(2)}x` : '-'] : ['n/a', ''])]);
+  out.push('', 'MiB/s', grid([...leadHead, ...variants.flatMap((v) => [v, 'x'])], mib));
+  const ops = cases.map((c) => [...lead(c), ...c.variants.map((v) => (v.figures ? cell(v.figures.opsPerS) : 'n/a'))]);
+  out.push('', `${bench.countLabel}/s`, grid([...leadHead, ...variants], ops));
+  const notes: string[] = [];
+  for (const c of cases) {
+    for (const v of c.variants) {
+      const where = `${formatBytes(c.spec.size)}${showThreads ? `, ${c.spec.threads} threads` : ''}`;
+      if (v.unavailable) notes.push(`${v.variant} (${where}): not measured, ${v.unavailable}`);
+    }
+  }
+  const modes = new Map<string, Record<string, number>>();
+  for (const c of cases) {
+    for (const v of c.variants) {
+      const m = modes.get(v.variant) ?? {};
+      for (const [k, n] of Object.entries(v.modes ?? {})) m[k] = (m[k] ?? 0) + n;
+      modes.set(v.variant, m);
+    }
+  }
+  const mapped = [...modes].filter(([, m]) => Object.keys(m).length > 0)
+    .map(([v, m]) => `${v} ${Object.entries(m).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  if (mapped.length) notes.push(`mappings made in the timed runs: ${mapped.join('; ')}`);
+  const sums = cases.filter((c) => c.checksum !== undefined).length;
+  if (sums) notes.push(`checksums: every pass of every variant agreed (${sums} case${sums > 1 ? 's' : ''})`);
+  if (notes.length) out.push('', ...notes);
+  return out.join('\n') + '\n';
+}
