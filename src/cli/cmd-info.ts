@@ -32,6 +32,11 @@ export function resolvePoolTarget(target: string): { pool: string; mountpoint?: 
   return { pool: abs, ...(mountedOn ? { mountpoint: mountedOn } : {}) };
 }
 
+/** "1234 files with data, 1.02 extents per file (max 7; 12 in more than one)". */
+export function fileExtentsLine(x: PoolInfo['fileExtents']): string {
+  return `${x.files} files with data, ${x.avgExtentsPerFile} extents per file (max ${x.maxExtents}; ${x.fragmentedFiles} in more than one)`;
+}
+
 export function formatInfo(i: PoolInfo, mountpoint?: string): string {
   const used = i.blocks - i.freeBlocks;
   const f = i.fragmentation;
@@ -45,6 +50,7 @@ export function formatInfo(i: PoolInfo, mountpoint?: string): string {
     ['inodes', `${i.inodes - i.freeInodes} used of ${i.inodes} (${i.freeInodes} free)`],
     ['free extents', `${f.freeExtents}, largest ${f.largestFreeExtentBlocks} blocks (${formatBytes(f.largestFreeExtentBlocks * i.blockSize)})`],
     ['free 2 MiB regions', `${f.freeHugeRegions}`],
+    ['file extents', fileExtentsLine(i.fileExtents)],
   ];
   const knobs = Object.entries(i.knobs);
   for (const [k, v] of knobs) rows.push([`knob ${k}`, String(v)]);

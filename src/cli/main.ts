@@ -115,6 +115,19 @@ export function buildProgram(): Command {
     .action(async (target: string, o: { json?: boolean }) =>
       run('info', EXIT.OPERATIONAL, async () => (await import('./cmd-info.js')).cmdInfo(target, o)));
 
+  program.command('age')
+    .description('age a mounted file system as Geriatrix does: fill to a level, then delete and create files until churn x capacity is written')
+    .argument('<mountpoint>', 'mount point of a daxvm mount')
+    .option('--fill <percent>', 'fill level to reach and keep, 1% to 95% of the capacity', '70%')
+    .option('--churn <factor>', 'bytes to write, as a multiple of the capacity', '5x')
+    .option('--seed <n>', 'seed: the same seed gives the same operations', '1')
+    .option('--dir <name>', 'directory inside the mount that holds the aged files', 'daxvm-age')
+    .option('--max-file <size>', 'largest file (default: the profile\'s, at most 1/8 of the space to fill)', sizeArg)
+    .option('--verify', 'read the aged files back and check their contents instead of aging')
+    .option('--json', 'print the result as JSON')
+    .action(async (mnt: string, o: import('./cmd-age.js').AgeCliOptions) =>
+      run('age', EXIT.FAILURE, async () => (await import('./cmd-age.js')).cmdAge(mnt, o)));
+
   program.command('test-crash')
     .description('explore crash states: record a workload\'s stores and barriers, check every crash image it could leave')
     .option('-n, --states <n>', 'crash states to explore in all', '10000')

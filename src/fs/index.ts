@@ -5,6 +5,6 @@ export { PoolError, type PoolErrorCode } from './errors.js';
 export { mkfs, type MkfsOptions, type MkfsResult } from './mkfs.js';
 export { openFileSystem, type OpenOptions } from './open.js';
 export { fsck, type FsckReport, type FsckProblem, type FsckOptions } from './fsck.js';
-export { poolInfo, type PoolInfo } from './info.js';
+export { poolInfo, type PoolInfo, type FileExtents } from './info.js';
 export { KNOB_FILES, parseKnobValue, type KnobName } from './ops-knobs.js';
 export { FORMAT_VERSION, SUPERBLOCK_VERSION_OFFSET, MAX_FILE_SIZE } from './layout.js';

@@ -1,6 +1,19 @@
 /** `daxvm info`: geometry, usage, fragmentation and knobs of a pool (mounted or not). */
 import { openCore } from './open.js';
+import { S_IFREG } from './api.js';
+import type { FsCore } from './core.js';
 import { BLOCK_SIZE, FORMAT_VERSION, PoolState } from './layout.js';
+
+/** How the regular files that hold data are laid out: extents are runs of contiguous blocks. */
+export interface FileExtents {
+  files: number;
+  extents: number;
+  /** extents / files (1 when every file is contiguous; 0 without files). */
+  avgExtentsPerFile: number;
+  maxExtents: number;
+  /** Files in more than one extent. */
+  fragmentedFiles: number;
+}
 
 export interface PoolInfo {
   path: string;
@@ -19,6 +32,23 @@ export interface PoolInfo {
   uuid: string;
   knobs: Record<string, number>;
   fragmentation: { freeExtents: number; largestFreeExtentBlocks: number; freeHugeRegions: number };
+  fileExtents: FileExtents;
+}
+
+/** From the extent counts in the inode records: cost grows with the inodes in use, not the pool. */
+export function fileExtents(core: FsCore): FileExtents {
+  let files = 0;
+  let extents = 0;
+  let maxExtents = 0;
+  let fragmentedFiles = 0;
+  for (const r of core.inodes.extentCounts()) {
+    if ((r.mode & 0o170000) !== S_IFREG || r.extents === 0) continue;
+    files++;
+    extents += r.extents;
+    maxExtents = Math.max(maxExtents, r.extents);
+    if (r.extents > 1) fragmentedFiles++;
+  }
+  return { files, extents, avgExtentsPerFile: files ? Math.round((extents / files) * 1000) / 1000 : 0, maxExtents, fragmentedFiles };
 }
 
 export function poolInfo(poolPath: string): PoolInfo {
@@ -44,6 +74,7 @@ export function poolInfo(poolPath: string): PoolInfo {
       uuid: sb.uuid.toString('hex'),
       knobs: { ...sb.knobs },
       fragmentation: core.alloc.fragmentation(),
+      fileExtents: fileExtents(core),
     };
   } finally {
     core.pool.close();

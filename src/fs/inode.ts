@@ -24,6 +24,8 @@ const INLINE_OFFSET = 112;
 const CRC_AT = INODE_SIZE - 4;
 
 export const INODE_FLAG_INLINE_SYMLINK = 1;
+/** Where a record keeps its extent count (u32). */
+export const EXTENT_COUNT_OFFSET = 76;
 
 export class Inode {
   mode = 0;
