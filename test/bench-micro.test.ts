@@ -80,7 +80,21 @@ t.test('bench read --quick on a mount: table, JSON, chart, nothing left behind',
   t.equal(readFileSync(join(m.mnt, '.daxvm', 'page_tables_on'), 'utf8').trim(), '0', 'page_tables_on restored to 0');
 });
 
-t.test('usage errors exit 2 and name the problem', async (t) => {
+t.test('bench mt --quick --threads 1,2: worker threads map through the library; JSON on stdout', async (t) => {
+  const m = await freshMount(t, { size: '512M' });
+  const r = cli(['bench', 'mt', '--quick', '--threads', '1,2', '--mnt', m.mnt, '--json', '-']);
+  t.equal(r.status, 0, r.summary);
+  const doc = JSON.parse(r.stdout) as Doc;
+  const variants = ['read', 'mmap', 'daxvm', 'daxvm-ephemeral', 'daxvm-batching', 'native'];
+  for (const v of variants) t.match(r.stderr, new RegExp(`\\s${v}(\\s|$)`, 'm'), `the table (on stderr with --json -) names ${v}`);
+  checkRecords(t, doc, 'mt', variants, [1, 2].map((threads) => ({ size: 32768, threads })));
+  const daxvm = doc.records.filter((x) => x.variant.startsWith('daxvm'));
+  t.ok(daxvm.length === 6 && daxvm.every((x) => !x.modes?.vanilla), 'MAP_DAXVM variants mapped from the pool in the workers');
+  t.same(readdirSync(m.mnt).filter((n) => n.startsWith('daxvm-bench-')), [], 'scratch directory removed');
+});
+
+t.test('usage errors exit 2 and name the problem'
+, async (t) => {
   const dir = tempDir(t);
   const cases: Array<[string[], RegExp]> = [
     [['bench', 'nosuch'], /no bench named 'nosuch'[\s\S]*read/],
@@ -88,7 +102,9 @@ t.test('usage errors exit 2 and name the problem', async (t) => {
     [['bench', 'read', '--variants', 'read,warp'], /no variant 'warp'[\s\S]*daxvm/],
     [['bench', 'read', '--sizes', '12q'], /'12q' is not a size/],
     [['bench', 'read', '--runs', '0'], /--runs '0'/],
-    [['bench', 'read', '--threads', '0'], /--threads '0'/],
+    [['bench', 'mt', '--threads', '0'], /--threads '0'/],
+    [['bench', 'mt', '--threads', '4', '--files', '2'], /2 files cannot keep 4 threads busy/],
+    [['bench', 'read', '--threads', '2'], /one thread[\s\S]*bench mt/],
     [['bench', 'read', '--mnt', dir], /is not a daxvm mount[\s\S]*daxvm mount POOL/],
     [['bench', 'read', '--chart', join(dir, 'c.png')], /SVG/],
   ];

@@ -15,7 +15,7 @@ const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
 /** Bytes per case: files = min(10 000, this / size), at least one. */
-const BUDGET = 32 * MiB;
+const BUDGET = 16 * MiB;
 const QUICK_BUDGET = 2 * MiB;
 
 const variantNames: FileVariantName[] = ['read', 'mmap', 'populate', 'daxvm', 'native', 'native-mmap'];

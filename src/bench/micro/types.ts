@@ -10,7 +10,7 @@
  *   cases = bench.plan(options)                       sizes x threads (x params)
  *   for each case:
  *     session = await bench.setup(ctx, case)          write the files, start workers
- *     for pass in [warm-up, run 1 .. run N]:          warm-up untimed, skipped with --cold
+ *     for pass in [warm-up, run 1 .. run N]:          warm-up untimed (also with --cold)
  *       for each variant (in turn, so drifting load falls on all alike):
  *         (--cold: drop the page cache)
  *         result = await session.run(variant, pass)   the bench times its own pass (wall time)
