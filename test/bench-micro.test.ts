@@ -24,7 +24,7 @@ interface Rec {
 }
 interface Doc {
   bench: string;
-  environment: { kernel: string; machine: { cores: number }; mount: { mnt: string; pool: string; knobs: Record<string, unknown> } };
+  environment: { kernel: string; machine: { cores: number }; mount: { mnt: string; pool: string; knobs: Record<string, unknown>; aged: unknown } };
   records: Rec[];
 }
 
@@ -66,6 +66,7 @@ t.test('bench read --quick on a mount: table, JSON, chart, nothing left behind',
   t.equal(doc.environment.mount.mnt, m.mnt, 'the JSON names the mount');
   t.equal(doc.environment.mount.pool, m.pool, 'and its pool');
   t.ok(doc.environment.kernel && doc.environment.machine.cores > 0, 'and the machine');
+  t.equal(doc.environment.mount.aged, false, 'a fresh pool is not aged');
   checkRecords(t, doc, 'read', variants, [4096, 65536, 1048576].map((size) => ({ size, threads: 1 })));
   const daxvm = doc.records.filter((x) => x.variant === 'daxvm');
   t.ok(daxvm.every((x) => !x.modes?.vanilla && (x.modes?.attached ?? 0) + (x.modes?.stitched ?? 0) === 2 * x.count),

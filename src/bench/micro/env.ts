@@ -1,14 +1,15 @@
 /**
  * The environment a bench ran in, for its JSON: the machine, the kernel,
- * node, daxvm's version and commit, the mount and pool, the knobs, and the
- * pool's fragmentation (`daxvm info --json`). Figures without this are
- * figures of nowhere.
+ * node, daxvm's version and commit, the mount and pool, the knobs, the
+ * pool's fragmentation (`daxvm info --json`) and whether it was aged.
+ * Figures without this are figures of nowhere.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readMarker } from '../age/tree.js';
 import { CLI } from '../temp-mount.js';
 import type { BenchMount } from './mount.js';
 
@@ -29,8 +30,12 @@ export interface Environment {
     knobs: Record<string, number | string | Record<string, number>>;
     /** `daxvm info --json`'s fragmentation, usage and geometry; null if it could not be read. */
     info: Record<string, unknown> | null;
-    /** Whether the image was aged (`daxvm age`); null: not known. */
-    aged: boolean | null;
+    /**
+     * Whether the image was aged: the `.aged.json` markers `daxvm age` left in
+     * the mount's top directories (where, status, parameters), false when
+     * there are none, null when the mount could not be read.
+     */
+    aged: Array<{ dir: string; status: string; params: unknown; finished: string | null }> | false | null;
   };
   cache: { asked: 'warm' | 'cold'; done: 'warm' | 'cold'; note?: string };
 }
@@ -63,6 +68,23 @@ function poolInfo(mnt: string): Record<string, unknown> | null {
   }
 }
 
+function agedTrees(mnt: string): Environment['mount']['aged'] {
+  let names: string[];
+  try {
+    names = readdirSync(mnt, { withFileTypes: true }).filter((d) => d.isDirectory() && d.name !== '.daxvm').map((d) => d.name);
+  } catch {
+    return null;
+  }
+  const found: NonNullable<Environment['mount']['aged']> = [];
+  for (const name of names) {
+    try {
+      const m = readMarker(join(mnt, name));
+      if (m) found.push({ dir: join(mnt, name), status: m.status, params: m.params, finished: m.finished ?? null });
+    } catch { /* not a marker we can read: not counted */ }
+  }
+  return found.length ? found : false;
+}
+
 export function environment(m: BenchMount, cache: Environment['cache']): Environment {
   return {
     machine: { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: availableParallelism(), memoryBytes: totalmem() },
@@ -76,7 +98,7 @@ export function environment(m: BenchMount, cache: Environment['cache']): Environ
       nativeDir: m.nativeDir || null,
       knobs: m.knobs(),
       info: poolInfo(m.mnt),
-      aged: null,
+      aged: agedTrees(m.mnt),
     },
     cache,
   };
