@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { dfUntil, lineChild } from './helpers/child.js';
-import { df, errCode, freshMount, run, sh, tempDir } from './helpers/mount.js';
+import { df, errCode, freshMount, fsck, run, sh, tempDir } from './helpers/mount.js';
 
 const MiB = 1024 * 1024;
 
@@ -94,6 +94,30 @@ t.test('unlink of an open file: fstat says nlink 0, no hidden name, the fd reads
   await h.exited();
   const d1 = await dfUntil(m.mnt, (d) => d0.used - d.used >= 16 * 1024 - 256);
   t.ok(d0.used - d1.used >= 16 * 1024 - 256, `space returned to df at the last close (${d0.used - d1.used} KiB)`);
+});
+
+t.test('rename of a name onto another name of the same file, that one held open: nothing changes', async (t) => {
+  // libfuse hides an open target before renaming onto it; for two names of one
+  // file that hide used to remove the source name for good (POSIX: rename does nothing).
+  const m = await freshMount(t);
+  const a = join(m.mnt, 'a');
+  const b = join(m.mnt, 'b');
+  fs.writeFileSync(a, 'one file, two names');
+  fs.linkSync(a, b);
+  const h = holder(t, b);
+  t.equal(await h.next(), 'open');
+  fs.renameSync(a, b);
+  t.same(lsA(m.mnt).filter((n) => n !== '.daxvm'), ['.', '..', 'a', 'b'], 'both names still there, no hidden name');
+  t.equal(fs.statSync(a).nlink, 2, 'link count 2');
+  t.equal(fs.statSync(a).ino, fs.statSync(b).ino, 'one inode');
+  t.equal(await h.send('close'), 'closed');
+  await h.exited();
+  t.equal(fs.readFileSync(a, 'utf8'), 'one file, two names', 'the content, after the last close');
+  t.equal(fs.statSync(b).nlink, 2, 'still two names after the close');
+  const st = await m.stop();
+  t.equal(st.code, 0, 'clean unmount');
+  const f = fsck(m.pool);
+  t.equal(f.status, 0, `fsck clean\n${f.summary}`);
 });
 
 t.test('rm -rf of a directory with a file held open inside: the fd keeps working', async (t) => {

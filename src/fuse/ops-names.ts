@@ -7,13 +7,15 @@
 import { FsError, S_IFDIR, S_IFMT, type DirEntry } from '../fs/api.js';
 import type { DaxOps } from './binding.js';
 import { Control } from './control.js';
-import { reply } from './reply.js';
+import { reply, requestsServed } from './reply.js';
 import { HIDDEN_NAME, type MountState } from './state.js';
 
 type NameOps = Pick<DaxOps,
   'readdir' | 'readlink' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'rename' | 'link'>;
 
 export function nameOps(state: MountState, control: Control): NameOps {
+  /** The open file libfuse just hid: a rename onto its name may follow in the same rename(2). */
+  let lastHide: { parent: number; name: string; ino: number; at: number } | null = null;
   return {
     readdir(path, cb) {
       reply('readdir', `${path}`, cb, () => {
@@ -125,10 +127,22 @@ export function nameOps(state: MountState, control: Control): NameOps {
               throw err;
             }
             state.hide(dstName, ino);
+            lastHide = { ...from, ino, at: requestsServed() };
             return;
           }
         }
         const to = state.split(dst);
+        const hid = lastHide;
+        lastHide = null;
+        // rename(2) onto an open file: libfuse hides the target first, then renames. When source
+        // and target were two names of one file, POSIX says rename does nothing: put the name
+        // back. Only when this rename came right after the hide (with libfuse's threads, another
+        // request between them makes us miss it, never misfire).
+        if (hid && hid.at === requestsServed() - 1 && hid.parent === to.parent && hid.name === to.name &&
+            state.live.lookup(from.parent, from.name) === hid.ino) {
+          state.live.link(hid.ino, to.parent, to.name);
+          return;
+        }
         state.live.rename(from.parent, from.name, to.parent, to.name);
       });
     },

@@ -8,8 +8,13 @@ import { errnoName, toNegErrno } from './errno.js';
 
 export const log = debug('daxvm:fuse');
 
+let served = 0;
+/** Requests served so far (counted as each starts): tells a request that came right after another. */
+export const requestsServed = (): number => served;
+
 /** Reply for ops whose callback is (err, value?). */
 export function reply<T>(op: string, what: string, cb: (err: number, value?: T) => void, fn: () => T): void {
+  served++;
   let value: T;
   try {
     value = fn();
@@ -25,6 +30,7 @@ export function reply<T>(op: string, what: string, cb: (err: number, value?: T) 
 
 /** Reply for read/write, whose callback takes the byte count or -errno as its only argument. */
 export function replyCount(op: string, what: string, cb: (result: number) => void, fn: () => number): void {
+  served++;
   let n: number;
   try {
     n = fn();
