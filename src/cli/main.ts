@@ -160,7 +160,7 @@ export function buildProgram(): Command {
       run('doctor', EXIT.FAILURE, async () => (await import('./cmd-doctor.js')).cmdDoctor(mnt, o)));
 
   program.command('bench')
-    .description('microbenchmarks through a mount: read, mt (--list for each one\'s variants); table, --json, --chart')
+    .description('microbenchmarks through a mount: read, mt, append, db-read, db-write (--list for each one\'s variants); table, --json, --chart')
     .argument('[name]', 'the bench (daxvm bench --list)')
     .option('--list', 'list the benches and their variants')
     .option('--mnt <dir>', 'a daxvm mount to bench (default /mnt/nvmm1 if mounted, else a temporary pool)')
@@ -173,6 +173,9 @@ export function buildProgram(): Command {
     .option('--variants <list>', 'variants to run, e.g. read,daxvm (default: all)')
     .option('--threads <list>', 'worker thread counts, e.g. 1,2,4 (multi-threaded benches)')
     .option('--seed <n>', 'seed of the data and of random accesses', '1')
+    .option('--db-size <size>', 'db-read, db-write: size of the one large file (default 1g, --quick 16m)')
+    .option('--pattern <list>', 'db-read, db-write: access order, seq, rand or both (default both)')
+    .option('--sync-every <n>', 'db-write: make writes durable after every N (default 1; 0: once, at the end of a pass)')
     .option('--quick', 'a smoke run: tiny sizes and counts, every variant')
     .option('--cold', 'drop the page cache before each timed run (root)')
     .action(async (name: string | undefined, o: import('./cmd-bench.js').BenchCommandOptions) =>

@@ -2,7 +2,8 @@
  * The chart of a bench run, an SVG drawn by vega-lite + vega in Node (no
  * browser, no canvas): median MiB/s per variant (one colour each) over the
  * sizes (or the thread counts), log scale, with the min..max of the runs as
- * error bars; a panel per thread count (or size) when there are several.
+ * error bars; a panel per thread count (or size) and per value of the
+ * bench's own params (e.g. pattern=rand) when there are several.
  * The title names the bench and the machine.
  */
 import { writeFileSync } from 'node:fs';
@@ -23,12 +24,17 @@ interface Point {
 
 export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Environment, runs: number): Promise<string> {
   const byThreads = bench.chartX === 'threads';
-  const panels = new Set(cases.map((c) => (byThreads ? c.spec.size : c.spec.threads))).size > 1;
+  // A panel per thread count (or size) and per value of the bench's own params (e.g. pattern=rand).
+  const panelOf = (c: CaseResult): string => [
+    byThreads ? `${formatBytes(c.spec.size)} files` : `${c.spec.threads} thread${c.spec.threads > 1 ? 's' : ''}`,
+    ...Object.entries(c.spec.params ?? {}).map(([k, v]) => `${k}=${v}`),
+  ].join(', ');
+  const panels = new Set(cases.map(panelOf)).size > 1;
   const variants = cases[0]?.variants.map((v) => v.variant) ?? [];
   const points: Point[] = cases.flatMap((c) => c.variants.filter((v) => v.figures).map((v) => ({
     x: byThreads ? String(c.spec.threads) : formatBytes(c.spec.size),
     order: byThreads ? c.spec.threads : c.spec.size,
-    panel: byThreads ? `${formatBytes(c.spec.size)} files` : `${c.spec.threads} thread${c.spec.threads > 1 ? 's' : ''}`,
+    panel: panelOf(c),
     variant: v.variant,
     median: v.figures!.mibps.median,
     min: v.figures!.mibps.min,

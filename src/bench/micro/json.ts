@@ -30,7 +30,8 @@ export interface BenchRecord {
   checksum: string | null;
   modes?: Record<string, number>;
   unavailable?: string;
-  runs: Array<{ seconds: number; bytes: number; ops: number }>;
+  /** `untimed_seconds`: steps kept off the clock, timed aside (e.g. `map`). */
+  runs: Array<{ seconds: number; bytes: number; ops: number; untimed_seconds?: Record<string, number> }>;
 }
 
 export interface BenchJson {
@@ -40,6 +41,8 @@ export interface BenchJson {
   seconds: number;
   options: BenchOptions;
   environment: Environment;
+  /** Facts of the method the bench found or decided at run time (BenchContext.record). */
+  method: Record<string, string | number | boolean>;
   records: BenchRecord[];
 }
 
@@ -61,6 +64,6 @@ export function records(bench: BenchDef, cases: CaseResult[]): BenchRecord[] {
     checksum: v.figures ? c.checksum ?? null : null,
     ...(v.modes ? { modes: v.modes } : {}),
     ...(v.unavailable ? { unavailable: v.unavailable } : {}),
-    runs: v.runs.map((r) => ({ seconds: r.seconds, bytes: r.bytes, ops: r.ops })),
+    runs: v.runs.map((r) => ({ seconds: r.seconds, bytes: r.bytes, ops: r.ops, ...(r.untimed ? { untimed_seconds: r.untimed } : {}) })),
   })));
 }

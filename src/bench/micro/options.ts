@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { CliError, EXIT } from '../../cli/errors.js';
 import { formatBytes, parseSize } from '../../cli/format.js';
-import type { BenchDef, BenchOptions, CaseSpec } from './types.js';
+import type { AccessPattern, BenchDef, BenchFlag, BenchOptions, CaseSpec } from './types.js';
 
 /** As commander hands them over. */
 export interface RawBenchOptions {
@@ -22,6 +22,9 @@ export interface RawBenchOptions {
   seed?: string;
   quick?: boolean;
   cold?: boolean;
+  dbSize?: string;
+  pattern?: string;
+  syncEvery?: string;
 }
 
 const usage = (message: string, hint?: string): CliError => new CliError(message, EXIT.USAGE, hint);
@@ -52,6 +55,44 @@ export function parseThreads(s: string): number[] {
   return [...new Set(items.map((x) => positiveInt('--threads', x, 1024)))].sort((a, b) => a - b);
 }
 
+const PATTERNS: readonly AccessPattern[] = ['seq', 'rand'];
+
+function parsePatterns(s: string): AccessPattern[] {
+  const items = list(s);
+  const bad = items.filter((x) => !(PATTERNS as readonly string[]).includes(x));
+  if (items.length === 0 || bad.length) throw usage(`--pattern '${s}': ${bad.length ? `no pattern '${bad[0]}'` : 'names no pattern'}`, 'seq, rand or both: --pattern seq,rand');
+  return PATTERNS.filter((p) => items.includes(p));
+}
+
+function parseSyncEvery(s: string): number {
+  const n = /^\s*\d+\s*$/.test(s) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(n)) throw usage(`--sync-every '${s}' is not a whole number`, '1: after every write, N: after every N writes, 0: once at the end of the pass');
+  return n;
+}
+
+/** The options only some benches take: refused, naming the benches that do, when this one does not. */
+function benchFlags(bench: BenchDef, raw: RawBenchOptions): Pick<BenchOptions, 'dbSize' | 'patterns' | 'syncEvery'> {
+  const given: Array<[BenchFlag, string | undefined]> = [['db-size', raw.dbSize], ['pattern', raw.pattern], ['sync-every', raw.syncEvery]];
+  for (const [flag, value] of given) {
+    if (value !== undefined && !bench.takes?.includes(flag)) {
+      throw usage(`bench ${bench.name} takes no --${flag}`, `--${flag} is an option of ${flag === 'sync-every' ? 'db-write' : 'db-read and db-write'}`);
+    }
+  }
+  let dbSize: number | undefined;
+  if (raw.dbSize !== undefined) {
+    try {
+      dbSize = parseSize(raw.dbSize);
+    } catch {
+      throw usage(`--db-size: '${raw.dbSize}' is not a size`, 'e.g. --db-size 256m or 1g');
+    }
+  }
+  return {
+    ...(dbSize !== undefined ? { dbSize } : {}),
+    ...(raw.pattern !== undefined ? { patterns: parsePatterns(raw.pattern) } : {}),
+    ...(raw.syncEvery !== undefined ? { syncEvery: parseSyncEvery(raw.syncEvery) } : {}),
+  };
+}
+
 export function parseBenchOptions(bench: BenchDef, raw: RawBenchOptions): BenchOptions {
   const known = bench.variants.map((v) => v.name);
   let variants = known;
@@ -74,6 +115,7 @@ export function parseBenchOptions(bench: BenchDef, raw: RawBenchOptions): BenchO
     quick,
     cold: raw.cold ?? false,
     seed: raw.seed !== undefined ? positiveInt('--seed', raw.seed) : 1,
+    ...benchFlags(bench, raw),
   };
 }
 

@@ -1,4 +1,7 @@
 /** The benches of `daxvm bench`: one line each. */
+import { appendBench } from './append.js';
+import { dbReadBench } from './db-read.js';
+import { dbWriteBench } from './db-write.js';
 import { mtBench } from './mt.js';
 import { readBench } from './read.js';
 import type { BenchDef } from './types.js';
@@ -6,6 +9,9 @@ import type { BenchDef } from './types.js';
 export const BENCHES: readonly BenchDef[] = [
   readBench,
   mtBench,
+  appendBench,
+  dbReadBench,
+  dbWriteBench,
 ];
 
 export function findBench(name: string): BenchDef | undefined {

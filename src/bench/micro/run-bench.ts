@@ -51,7 +51,7 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
   const jsonToStdout = raw.json === '-';
   let note = (m: string): void => { process.stderr.write(`${m}\n`); };
 
-  const poolBytes = Math.max(...cases.map((c) => bench.scratchBytes?.(c) ?? c.size * c.count));
+  const poolBytes = Math.max(...cases.map((c) => bench.scratchBytes?.(c, options) ?? c.size * c.count));
   const mount = await BenchMount.open({
     ...(raw.mnt !== undefined ? { mnt: raw.mnt } : {}),
     ...(raw.native !== undefined ? { native: raw.native } : {}),
@@ -68,6 +68,7 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
   process.once('exit', () => mount.closeNow());
 
   const results: CaseResult[] = [];
+  const method: Record<string, string | number | boolean> = {};
   let env: Environment;
   try {
     if (selected.some((v) => v.needsTables) && mount.knob('page_tables_on') === '0') {
@@ -87,6 +88,7 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
       options,
       setKnob: (name, value) => mount.setKnob(name, value),
       knob: (name) => mount.knob(name),
+      record: (name, value) => { method[name] = value; },
       note: (m) => note(m),
       debug: log,
     };
@@ -115,6 +117,7 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
       seconds: (Date.now() - started.getTime()) / 1000,
       options,
       environment: env,
+      method,
       records: records(bench, results),
     };
     const text = JSON.stringify(doc, null, 2) + '\n';

@@ -45,7 +45,8 @@ export function formatTable(bench: BenchDef, cases: CaseResult[], o: { runs: num
   const notes: string[] = [];
   for (const c of cases) {
     for (const v of c.variants) {
-      const where = `${formatBytes(c.spec.size)}${showThreads ? `, ${c.spec.threads} threads` : ''}`;
+      const where = [formatBytes(c.spec.size), ...(showThreads ? [`${c.spec.threads} threads`] : []),
+        ...paramKeys.map((k) => `${k}=${c.spec.params?.[k] ?? ''}`)].join(', ');
       if (v.unavailable) notes.push(`${v.variant} (${where}): not measured, ${v.unavailable}`);
     }
   }

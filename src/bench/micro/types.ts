@@ -51,7 +51,18 @@ export interface BenchOptions {
   cold: boolean;
   /** Seed of anything random a bench does (`--seed`, default 1). */
   seed: number;
+  /** `--db-size`: bytes of the one large file of the database benches. */
+  dbSize?: number;
+  /** `--pattern`: access orders of the database benches. */
+  patterns?: AccessPattern[];
+  /** `--sync-every N`: make writes durable after every N of them (0: once, at the end of the pass). */
+  syncEvery?: number;
 }
+
+export type AccessPattern = 'seq' | 'rand';
+
+/** Options only some benches take (a bench lists them in `BenchDef.takes`; the others refuse them). */
+export type BenchFlag = 'db-size' | 'pattern' | 'sync-every';
 
 /** One case: a row of the table. */
 export interface CaseSpec {
@@ -82,6 +93,11 @@ export interface BenchContext {
   setKnob(name: string, value: number): void;
   /** Read a knob's current value. */
   knob(name: string): string;
+  /**
+   * A fact of the method, found or decided at run time (e.g. how files are
+   * extended), for the JSON's `method` object; the last value of a name wins.
+   */
+  record(name: string, value: string | number | boolean): void;
   /** A line for the user, on stderr (not mixed into the table or the JSON). */
   note(message: string): void;
   /** `DEBUG=daxvm:bench`. */
@@ -102,6 +118,8 @@ export interface RunResult {
   modes?: Record<string, number>;
   /** The variant cannot run here, and why; the pass is not a figure. */
   unavailable?: string;
+  /** Seconds of steps kept off the clock and measured aside (e.g. `map`: the mmap before the accesses), for the JSON. */
+  untimed?: Record<string, number>;
 }
 
 /** What the runner says of a pass, for the bench to know what it runs. */
@@ -135,8 +153,10 @@ export interface BenchDef {
   /** Cases to run, from the options (sizes x threads x params); throw CliError(EXIT.USAGE) on what it cannot do. */
   plan(options: BenchOptions): CaseSpec[];
   /** Host bytes the largest case needs in the pool (for the temporary pool's size); default size x count. */
-  scratchBytes?(c: CaseSpec): number;
+  scratchBytes?(c: CaseSpec, options: BenchOptions): number;
   setup(ctx: BenchContext, c: CaseSpec): Promise<CaseSession>;
+  /** The options of `BenchFlag` this bench takes. */
+  takes?: readonly BenchFlag[];
   /** What the chart puts on its x axis: 'size' (default) or 'threads'. */
   chartX?: 'size' | 'threads';
 }
