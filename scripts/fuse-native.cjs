@@ -3,7 +3,8 @@
 // patched source. patches/@cocalc+fuse-native+<version>.patch (applied by
 // patch-package) fixes its C glue: null paths for open files that libfuse can
 // no longer name (flag_nullpath_ok), utimens with one time alone (UTIME_OMIT)
-// or UTIME_NOW (flag_utime_omit_ok), and the real mtime (it passed atime twice).
+// or UTIME_NOW (flag_utime_omit_ok), the real mtime (it passed atime twice),
+// and names as raw bytes (latin1 strings, not UTF-8 decoded).
 //
 //   node scripts/fuse-native.cjs          rebuild when the addon that loads lacks the patch
 //   node scripts/fuse-native.cjs --check  only report; exit 1 when it lacks the patch
@@ -33,11 +34,11 @@ try {
   process.exit(1);
 }
 
-/** Whether the addon that a fresh Node process loads has the patch (its exported feature flag). */
+/** Whether the addon that a fresh Node process loads has the patch (its exported feature flags). */
 function patched() {
   const r = spawnSync(process.execPath, ['-e', `
     let ok = false;
-    try { ok = require(${JSON.stringify(pkgDir)}).FEATURE_NULLPATH_UTIME_OMIT === true; } catch (e) { console.error(e.message); }
+    try { const f = require(${JSON.stringify(pkgDir)}); ok = f.FEATURE_NULLPATH_UTIME_OMIT === true && f.FEATURE_RAW_NAMES === true; } catch (e) { console.error(e.message); }
     process.exit(ok ? 0 : 1);`], { stdio: ['ignore', 'ignore', 'inherit'] });
   return r.status === 0;
 }

@@ -1,6 +1,6 @@
 /** The fs layer on a temp pool: names and the errno ext4 gives for each mistake. */
 import t from 'tap';
-import { FsError, ROOT_INO, S_IFDIR, S_IFLNK, S_IFREG } from '../src/fs/index.js';
+import { FsError, ROOT_INO, S_IFDIR, S_IFLNK, S_IFREG, utf8Name } from '../src/fs/index.js';
 import { openPool, ROOT, tempPool } from './helpers/pool.js';
 
 const code = (fn: () => unknown): string => {
@@ -47,7 +47,8 @@ t.test('errno values as ext4 gives them', async (t) => {
   t.equal(code(() => fsys.create(f.ino, 'x', 0o644, ROOT)), 'ENOTDIR');
   t.equal(code(() => fsys.create(ROOT_INO, 'n'.repeat(256), 0o644, ROOT)), 'ENAMETOOLONG');
   t.equal(code(() => fsys.create(ROOT_INO, 'n'.repeat(255), 0o644, ROOT)), 'no error', '255 bytes is fine');
-  t.equal(code(() => fsys.create(ROOT_INO, 'é'.repeat(128), 0o644, ROOT)), 'ENAMETOOLONG', 'the limit is in bytes');
+  t.equal(code(() => fsys.create(ROOT_INO, utf8Name('é'.repeat(128)), 0o644, ROOT)), 'ENAMETOOLONG', 'the limit is in bytes');
+  t.equal(code(() => fsys.create(ROOT_INO, '€', 0o644, ROOT)), 'EINVAL', 'names are byte strings: U+20AC is not a byte');
   t.equal(code(() => fsys.link(d.ino, ROOT_INO, 'dl')), 'EPERM');
   t.equal(code(() => fsys.rename(ROOT_INO, 'd', d.ino, 'sub')), 'EINVAL', 'a directory cannot move into itself');
   t.equal(code(() => fsys.rename(ROOT_INO, 'f', ROOT_INO, 'd')), 'EISDIR');
@@ -59,6 +60,26 @@ t.test('errno values as ext4 gives them', async (t) => {
   t.equal(code(() => fsys.setxattr(f.ino, 'bogus.x', Buffer.from('v'), 0)), 'EOPNOTSUPP');
   t.equal(code(() => fsys.setxattr(f.ino, 'user.big', Buffer.alloc(5000), 0)), 'ENOSPC');
   t.equal(code(() => fsys.write(d.ino, 0, Buffer.from('x'))), 'EISDIR');
+});
+
+t.test('names are raw bytes: UTF-8 or not, kept and counted as given', async (t) => {
+  const pool = tempPool(t);
+  let fsys = openPool(t, pool);
+  // A lone continuation byte, U+FFFD's own bytes, and an overlong "/" are three names, not one.
+  const names = ['\x80', utf8Name('\ufffd'), '\xc0\xaf', '\xff'.repeat(255), utf8Name('é'.repeat(127)) + 'a'];
+  for (const n of names) fsys.create(ROOT_INO, n, 0o644, ROOT);
+  const target = '\xff\xfe'.repeat(2000) + '\x80';
+  fsys.symlink(ROOT_INO, 'l', target, ROOT);
+  const f = fsys.lookup(ROOT_INO, '\x80');
+  fsys.setxattr(f, 'user.\xff\x80', Buffer.from('v'), 0);
+  t.equal(code(() => fsys.create(ROOT_INO, '\xff'.repeat(256), 0o644, ROOT)), 'ENAMETOOLONG', '256 bytes');
+  t.equal(code(() => fsys.symlink(ROOT_INO, 'l2', '\u20ac', ROOT)), 'EINVAL', 'a target is a byte string too');
+  t.equal(code(() => fsys.setxattr(f, 'user.\u20ac', Buffer.from('v'), 0)), 'EINVAL', 'and an attribute name');
+  fsys.close();
+  fsys = openPool(t, pool);
+  t.same(fsys.readdir(ROOT_INO).map((e) => e.name).slice(2).sort(), [...names, 'l'].sort(), 'every name back, byte for byte');
+  t.equal(fsys.readlink(fsys.lookup(ROOT_INO, 'l')), target, 'a 4001-byte target of raw bytes');
+  t.same(fsys.listxattr(fsys.lookup(ROOT_INO, '\x80')), ['user.\xff\x80']);
 });
 
 t.test('rename: over files, over empty directories, across directories', async (t) => {

@@ -10,6 +10,9 @@
  * - Inode numbers are stable for the life of a file (they are what `stat`
  *   shows, via use_ino). The root directory is ROOT_INO.
  * - Times are milliseconds since the epoch (fuse-native's precision).
+ * - Names, paths, symlink targets and extended attribute names are byte
+ *   strings: one code unit per raw byte (latin1), any byte but '/' and NUL,
+ *   UTF-8 or not (bytestr.ts). `utf8Name(text)` makes one from Unicode text.
  */
 
 import type { Knobs } from './layout.js';

@@ -4,10 +4,12 @@
  * so lookup, insert and delete never scan the directory.
  *
  * Record: 0 ino u32, 4 recLen u16, 6 nameLen u8, 7 type u8 (S_IFMT >> 12),
- * 8 name. recLen is a multiple of 4; the records of a block tile bytes
- * [0, 4092) exactly; ino 0 marks free space. CRC tail at 4092.
+ * 8 name (raw bytes, see bytestr.ts). recLen is a multiple of 4; the
+ * records of a block tile bytes [0, 4092) exactly; ino 0 marks free space.
+ * CRC tail at 4092.
  */
 import { FsError } from './api.js';
+import { fromBytes, toBytes } from './bytestr.js';
 import { CRC_OFFSET } from './layout.js';
 import type { MetaStore } from './metastore.js';
 
@@ -62,7 +64,7 @@ export class Directory {
 
   /** Index of a block with room for `name`, or -1 (the caller adds a block). */
   findRoom(name: string): number {
-    const need = recordSize(Buffer.byteLength(name));
+    const need = recordSize(name.length); // a byte string: one code unit per byte
     const n = this.slack.length;
     for (let k = 0; k < n; k++) {
       const i = (this.hint + k) % n;
@@ -83,7 +85,7 @@ export class Directory {
 
   /** Insert into block `index` (which has room). */
   insert(index: number, name: string, ino: number, type: number): void {
-    const nameBytes = Buffer.from(name, 'utf8');
+    const nameBytes = toBytes(name);
     const need = recordSize(nameBytes.length);
     const block = this.blocks[index]!;
     const image = this.store.load(block, 'crc', 'directory block');
@@ -162,7 +164,7 @@ export class Directory {
       if (recLen < HEADER || recLen % 4 !== 0 || off + recLen > CRC_OFFSET || (ino !== 0 && (nameLen === 0 || recordSize(nameLen) > recLen))) {
         throw new FsError('EIO', `malformed directory block ${block} at byte ${off}; run daxvm fsck`);
       }
-      const name = ino === 0 || !wantNames ? '' : image.toString('utf8', off + HEADER, off + HEADER + nameLen);
+      const name = ino === 0 || !wantNames ? '' : fromBytes(image, off + HEADER, off + HEADER + nameLen);
       visit(off, ino, recLen, name, image.readUInt8(off + 7) << 12, nameLen);
       off += recLen;
     }
@@ -194,7 +196,7 @@ export function salvageDirBlock(image: Buffer, keep: (ino: number, name: string)
       break;
     }
     if (ino !== 0) {
-      const name = nameLen > 0 && recordSize(nameLen) <= recLen ? image.toString('utf8', off + HEADER, off + HEADER + nameLen) : '';
+      const name = nameLen > 0 && recordSize(nameLen) <= recLen ? fromBytes(image, off + HEADER, off + HEADER + nameLen) : '';
       if (name && !badName(name) && !seen.has(name) && keep(ino, name)) {
         seen.add(name);
         records.push({ ino, type: image.readUInt8(off + 7), name: Buffer.from(image.subarray(off + HEADER, off + HEADER + nameLen)) });

@@ -21,6 +21,7 @@
 import fs from 'node:fs';
 import { FsError, S_IFDIR, S_IFLNK, S_IFREG } from './api.js';
 import { Bits } from './bitmap.js';
+import { showName } from './bytestr.js';
 import type { FsCore } from './core.js';
 import { PoolError } from './errors.js';
 import type { Inode } from './inode.js';
@@ -254,13 +255,13 @@ class Walker {
         if (!child) continue;
         if (child.type === S_IFDIR) {
           if (this.reached.has(child.ino)) {
-            this.fix('directory', `directory ${child.ino} has a second name ${JSON.stringify(entry.name)} in ${ino}`, () => this.core.dir(inode).remove(entry.name));
+            this.fix('directory', `directory ${child.ino} has a second name ${showName(entry.name)} in ${ino}`, () => this.core.dir(inode).remove(entry.name));
             continue;
           }
           this.subdirs.set(ino, (this.subdirs.get(ino) ?? 0) + 1);
           if (child.parent !== ino) this.fix('directory', `directory ${child.ino} records parent ${child.parent}, found in ${ino}`, () => { child.parent = ino; this.core.save(child); });
         }
-        if (entry.type !== child.type) this.fix('directory', `entry ${JSON.stringify(entry.name)} in ${ino} has the wrong type`, () => this.core.dir(inode).retarget(entry.name, child.ino, child.type));
+        if (entry.type !== child.type) this.fix('directory', `entry ${showName(entry.name)} in ${ino} has the wrong type`, () => this.core.dir(inode).retarget(entry.name, child.ino, child.type));
         this.refs.set(child.ino, (this.refs.get(child.ino) ?? 0) + 1);
         if (!this.reached.has(child.ino)) {
           this.reached.add(child.ino);
@@ -290,7 +291,7 @@ class Walker {
       child = null;
     }
     if (child) return child;
-    this.fix('directory', `entry ${JSON.stringify(name)} in directory ${dir.ino} points to inode ${ino}: ${why}`, () => this.core.dir(dir).remove(name));
+    this.fix('directory', `entry ${showName(name)} in directory ${dir.ino} points to inode ${ino}: ${why}`, () => this.core.dir(dir).remove(name));
     return null;
   }
 

@@ -1,5 +1,6 @@
 /** The file system layer: everything above it (fuse, cli, tests) imports from here. */
 export * from './api.js';
+export { utf8Name, showName } from './bytestr.js';
 export { FileSystem } from './filesystem.js';
 export { PoolError, type PoolErrorCode } from './errors.js';
 export { mkfs, type MkfsOptions, type MkfsResult } from './mkfs.js';

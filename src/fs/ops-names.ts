@@ -11,15 +11,18 @@ import type { FsCore } from './core.js';
 import { Directory } from './dir.js';
 import type { Inode } from './inode.js';
 import { INLINE_BYTES, INODE_FLAG_INLINE_SYMLINK } from './inode.js';
+import { fromBytes, requireByteString, showName, toBytes } from './bytestr.js';
 import { BLOCK_SIZE, NAME_MAX } from './layout.js';
 
 /** ext4's limit on hard links. */
 const LINK_MAX = 65000;
 const SYMLINK_MAX = 4095;
 
+/** A new name: a byte string (bytestr.ts) of 1 to NAME_MAX bytes, without '/' or NUL. */
 export function checkName(name: string): void {
   if (name.length === 0) throw new FsError('ENOENT', 'empty name');
-  if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', `name longer than ${NAME_MAX} bytes`);
+  requireByteString(name, 'a name');
+  if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name longer than ${NAME_MAX} bytes`);
   if (name.includes('/') || name.includes('\0')) throw new FsError('EINVAL', 'name contains / or NUL');
 }
 
@@ -27,9 +30,10 @@ export function lookup(core: FsCore, parent: number, name: string): number {
   const dir = core.dir(core.inode(parent));
   if (name === '.') return parent;
   if (name === '..') return core.inode(parent).parent || parent;
-  if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', `name longer than ${NAME_MAX} bytes`);
+  // A byte string: its length is its byte count.
+  if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name longer than ${NAME_MAX} bytes`);
   const slot = dir.get(name);
-  if (!slot) throw new FsError('ENOENT', `no entry ${JSON.stringify(name)}`);
+  if (!slot) throw new FsError('ENOENT', `no entry ${showName(name)}`);
   return slot.ino;
 }
 
@@ -57,7 +61,7 @@ export function readdir(core: FsCore, ino: number): DirEntry[] {
 function prepareEntry(core: FsCore, parent: Inode, name: string): number {
   checkName(name);
   const dir = core.dir(parent);
-  if (name === '.' || name === '..' || dir.get(name)) throw new FsError('EEXIST', `${JSON.stringify(name)} exists`);
+  if (name === '.' || name === '..' || dir.get(name)) throw new FsError('EEXIST', `${showName(name)} exists`);
   let index = dir.findRoom(name);
   if (index < 0) {
     const last = dir.blocks[dir.blocks.length - 1];
@@ -131,7 +135,8 @@ export function mkdir(core: FsCore, parentIno: number, name: string, mode: numbe
 
 export function symlink(core: FsCore, parentIno: number, name: string, target: string, owner: Owner): Inode {
   core.requireWritable();
-  const bytes = Buffer.from(target, 'utf8');
+  requireByteString(target, 'a symlink target');
+  const bytes = toBytes(target);
   if (bytes.length === 0) throw new FsError('ENOENT', 'empty symlink target');
   if (bytes.length > SYMLINK_MAX) throw new FsError('ENAMETOOLONG', `symlink target longer than ${SYMLINK_MAX} bytes`);
   const parent = core.inode(parentIno);
@@ -163,10 +168,10 @@ export function symlink(core: FsCore, parentIno: number, name: string, target: s
 export function readlink(core: FsCore, ino: number): string {
   const inode = core.inode(ino);
   if (inode.type !== S_IFLNK) throw new FsError('EINVAL', 'not a symbolic link');
-  if (inode.flags & INODE_FLAG_INLINE_SYMLINK) return inode.inline.toString('utf8');
+  if (inode.flags & INODE_FLAG_INLINE_SYMLINK) return fromBytes(inode.inline);
   const block = inode.extents.lookup(0);
   if (block < 0 || inode.size > BLOCK_SIZE) throw new FsError('EIO', `corrupt symlink ${ino}; run daxvm fsck`);
-  return core.store.load(block, 'raw', 'symlink block').toString('utf8', 0, inode.size);
+  return fromBytes(core.store.load(block, 'raw', 'symlink block'), 0, inode.size);
 }
 
 export function link(core: FsCore, ino: number, parentIno: number, name: string): Inode {
@@ -211,7 +216,7 @@ export function unlink(core: FsCore, parentIno: number, name: string): void {
   core.requireWritable();
   const parent = core.inode(parentIno);
   const child = core.inode(lookup(core, parentIno, name));
-  if (child.type === S_IFDIR) throw new FsError('EISDIR', `${JSON.stringify(name)} is a directory`);
+  if (child.type === S_IFDIR) throw new FsError('EISDIR', `${showName(name)} is a directory`);
   const now = Date.now();
   core.dir(parent).remove(name);
   child.nlink--;
@@ -227,8 +232,8 @@ export function rmdir(core: FsCore, parentIno: number, name: string): void {
   if (name === '..') throw new FsError('ENOTEMPTY', 'cannot remove ".."');
   const parent = core.inode(parentIno);
   const child = core.inode(lookup(core, parentIno, name));
-  if (child.type !== S_IFDIR) throw new FsError('ENOTDIR', `${JSON.stringify(name)} is not a directory`);
-  if (core.dir(child).size > 0) throw new FsError('ENOTEMPTY', `${JSON.stringify(name)} is not empty`);
+  if (child.type !== S_IFDIR) throw new FsError('ENOTDIR', `${showName(name)} is not a directory`);
+  if (core.dir(child).size > 0) throw new FsError('ENOTEMPTY', `${showName(name)} is not empty`);
   const now = Date.now();
   core.dir(parent).remove(name);
   parent.nlink--;
@@ -265,9 +270,9 @@ export function rename(core: FsCore, srcParentIno: number, srcName: string, dstP
   if (dstSlot) {
     dst = core.inode(dstSlot.ino);
     const dstIsDir = dst.type === S_IFDIR;
-    if (srcIsDir && !dstIsDir) throw new FsError('ENOTDIR', `${JSON.stringify(dstName)} is not a directory`);
-    if (!srcIsDir && dstIsDir) throw new FsError('EISDIR', `${JSON.stringify(dstName)} is a directory`);
-    if (dstIsDir && core.dir(dst).size > 0) throw new FsError('ENOTEMPTY', `${JSON.stringify(dstName)} is not empty`);
+    if (srcIsDir && !dstIsDir) throw new FsError('ENOTDIR', `${showName(dstName)} is not a directory`);
+    if (!srcIsDir && dstIsDir) throw new FsError('EISDIR', `${showName(dstName)} is a directory`);
+    if (dstIsDir && core.dir(dst).size > 0) throw new FsError('ENOTEMPTY', `${showName(dstName)} is not empty`);
   } else if (srcIsDir && srcParentIno !== dstParentIno && dstParent.nlink >= LINK_MAX) {
     throw new FsError('EMLINK', 'too many subdirectories');
   }

@@ -3,9 +3,11 @@
  * without ea_inode: names and values together must fit, else ENOSPC).
  *
  * Block: 0 magic 'DXXA' u32, 4 ino u32, 8 count u16, entries from byte 16:
- * nameLen u8, 0 u8, valueLen u16, name, value. CRC tail.
+ * nameLen u8, 0 u8, valueLen u16, name (raw bytes, see bytestr.ts), value.
+ * CRC tail.
  */
 import { FsError, S_IFDIR, S_IFREG } from './api.js';
+import { fromBytes, requireByteString } from './bytestr.js';
 import type { Inode } from './inode.js';
 import type { InodeTable } from './inodes.js';
 import { CRC_OFFSET } from './layout.js';
@@ -21,7 +23,8 @@ export function checkXattrName(inode: Inode, name: string): void {
   if (!NAMESPACES.some((ns) => name.startsWith(ns)) || name.length === name.indexOf('.') + 1) {
     throw new FsError('EOPNOTSUPP', `extended attribute namespace of ${JSON.stringify(name)} is not supported`);
   }
-  if (Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'extended attribute name longer than 255 bytes');
+  requireByteString(name, 'an extended attribute name');
+  if (name.length > 255) throw new FsError('ERANGE', 'extended attribute name longer than 255 bytes');
   // As ext4: user.* only on regular files and directories.
   if (name.startsWith('user.') && inode.type !== S_IFREG && inode.type !== S_IFDIR) {
     throw new FsError('EPERM', 'user.* attributes are only for regular files and directories');
@@ -42,7 +45,7 @@ export function loadXattrs(store: MetaStore, inode: Inode): Map<string, Buffer> 
       const nameLen = image.readUInt8(off);
       const valueLen = image.readUInt16LE(off + 2);
       if (off + 4 + nameLen + valueLen > CRC_OFFSET) throw new FsError('EIO', `malformed xattr block of inode ${inode.ino}; run daxvm fsck`);
-      const name = image.toString('utf8', off + 4, off + 4 + nameLen);
+      const name = fromBytes(image, off + 4, off + 4 + nameLen);
       if (!NAMESPACES.some((ns) => name.startsWith(ns) && name.length > ns.length) || map.has(name)) {
         throw new FsError('EIO', `malformed xattr block of inode ${inode.ino} (attribute name ${JSON.stringify(name)}); run daxvm fsck`);
       }
@@ -56,7 +59,7 @@ export function loadXattrs(store: MetaStore, inode: Inode): Map<string, Buffer> 
 
 export function xattrBytes(map: Map<string, Buffer>): number {
   let n = 0;
-  for (const [name, value] of map) n += 4 + Buffer.byteLength(name) + value.length;
+  for (const [name, value] of map) n += 4 + name.length + value.length;
   return n;
 }
 
@@ -84,7 +87,7 @@ export function saveXattrs(store: MetaStore, table: InodeTable, inode: Inode, ma
   image.writeUInt16LE(map.size, 8);
   let off = HEADER;
   for (const [name, value] of map) {
-    const nameLen = image.write(name, off + 4, 'utf8');
+    const nameLen = image.write(name, off + 4, 'latin1');
     image.writeUInt8(nameLen, off);
     image.writeUInt16LE(value.length, off + 2);
     value.copy(image, off + 4 + nameLen);

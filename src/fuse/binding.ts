@@ -22,7 +22,12 @@
  * - flag_utime_omit_ok: utimens comes for one time alone (touch -a, touch -m)
  *   with null for the time to leave as is, and UTIME_NOW as the current time;
  * - utimens passes the modification time (the unpatched glue passed the
- *   access time twice).
+ *   access time twice);
+ * - names are raw bytes: paths, names, link targets and xattr names come as
+ *   latin1 strings (one code unit per byte) and go back the same way
+ *   (readdir, readlink; listxattr below), the fs layer's byte strings
+ *   (src/fs/bytestr.ts). The unpatched glue decoded them as UTF-8, so every
+ *   name that is not valid UTF-8 became U+FFFD and distinct names collided.
  */
 import { createRequire } from 'node:module';
 import type { Attr, DirEntry } from '../fs/api.js';
@@ -99,14 +104,15 @@ interface FuseBaseInstance {
 }
 type FuseBaseCtor = new (mnt: string, ops: object, opts: object) => FuseBaseInstance;
 
-const FuseBase = require('@cocalc/fuse-native') as FuseBaseCtor & { FEATURE_NULLPATH_UTIME_OMIT?: boolean };
+const FuseBase = require('@cocalc/fuse-native') as FuseBaseCtor & { FEATURE_NULLPATH_UTIME_OMIT?: boolean; FEATURE_RAW_NAMES?: boolean };
 
 /** Whether the fuse-native that loaded is built from our patched source (see the top of this file). */
-export const fuseNativePatched: boolean = FuseBase.FEATURE_NULLPATH_UTIME_OMIT === true;
+export const fuseNativePatched: boolean = FuseBase.FEATURE_NULLPATH_UTIME_OMIT === true && FuseBase.FEATURE_RAW_NAMES === true;
 
 export const FUSE_NATIVE_UNPATCHED =
   "@cocalc/fuse-native was not built from daxvm's patched source (patches/): " +
-  'without it, files unlinked while open fail once their directory is gone and touch -a/-m do nothing; ' +
+  'without it, files unlinked while open fail once their directory is gone, touch -a/-m do nothing ' +
+  'and names that are not UTF-8 are mangled; ' +
   'run `npm install` (or `npm run rebuild:fuse-native`) in the daxvm package';
 
 const TWO32 = 4294967296;
@@ -196,7 +202,7 @@ export class DaxFuse extends FuseBase {
   _op_listxattr(signal: Signal, path: string, listBuf: Buffer): void {
     this.daxOps.listxattr(path, (err, list) => {
       if (err) return signal(err, listBuf.buffer);
-      const encoded = Buffer.concat((list ?? []).map(n => Buffer.from(n + '\0')));
+      const encoded = Buffer.concat((list ?? []).map(n => Buffer.from(n + '\0', 'latin1')));
       if (listBuf.length === 0) return signal(encoded.length, listBuf.buffer); // size query
       if (encoded.length > listBuf.length) return signal(ERANGE, listBuf.buffer);
       encoded.copy(listBuf);

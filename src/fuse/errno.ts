@@ -42,7 +42,8 @@ export type UnexpectedLogger = (op: string, what: string, err: unknown) => void;
 
 let logUnexpected: UnexpectedLogger = (op, what, err) => {
   const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  process.stderr.write(`daxvm:fuse ${op} ${what}: unexpected error, answered ${errnoName(toErrnoQuiet(err))}: ${detail}\n`);
+  // Paths are byte strings (latin1, see binding.ts): shown as the UTF-8 text they mostly are.
+  process.stderr.write(`daxvm:fuse ${op} ${Buffer.from(what, 'latin1').toString('utf8')}: unexpected error, answered ${errnoName(toErrnoQuiet(err))}: ${detail}\n`);
 };
 
 /** Replace the logger for unexpected errors (tests). Returns the previous one. */
