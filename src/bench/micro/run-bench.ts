@@ -61,6 +61,7 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
   });
   const onSignal = (): void => {
     mount.closeNow();
+    process.stderr.write(`\ndaxvm bench ${bench.name}: interrupted; its files are removed${mount.temp ? ' and the temporary pool unmounted' : ''}\n`);
     process.exit(130);
   };
   process.once('SIGINT', onSignal);

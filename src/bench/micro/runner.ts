@@ -73,6 +73,9 @@ export async function runCase(bench: BenchDef, ctx: BenchContext, spec: CaseSpec
           progress.tick(detail);
           continue;
         }
+        // A turn of the event loop: passes are synchronous work and promises that
+        // resolve at once, and Ctrl-C (a signal handler) is only seen between turns.
+        await new Promise((r) => setImmediate(r));
         if (cold && pass > 0) dropCaches();
         const got = await session.run(r.variant, { index: pass, warmup: pass === 0 });
         progress.tick(detail);
