@@ -16,7 +16,7 @@ import { mkdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import { drawDir, drawSize } from './profile.js';
+import { drawDir, drawSize, PROFILE_MAX_BYTES } from './profile.js';
 import { fileName, Pattern } from './pattern.js';
 import { snapshot, statfsUsage, type Snapshot } from './snapshot.js';
 import { writeMarker, MARKER, type AgeParams } from './tree.js';
@@ -106,7 +106,7 @@ export async function age(o: AgeOptions): Promise<AgeResult> {
       'give a higher --fill, or free space on the mount',
     );
   }
-  const maxFile = Math.max(1, Math.min(o.maxFile ?? Infinity, Math.floor(budget * MAX_FILE_SHARE)));
+  const maxFile = Math.max(1, Math.min(o.maxFile ?? PROFILE_MAX_BYTES, Math.floor(budget * MAX_FILE_SHARE)));
   const params: AgeParams = { fill: o.fill, churn: o.churn, seed: o.seed, maxFileBytes: maxFile };
   const started = new Date().toISOString();
   writeMarker(marker, { status: 'running', params, started }); // and commit: info reads the pool as of the last commit

@@ -36,13 +36,16 @@ function pick(rng: RandomGenerator, weights: readonly number[]): number {
   return weights.length - 1;
 }
 
+/** The largest size drawSize gives: twice the largest bucket. */
+export const PROFILE_MAX_BYTES = 2 * SIZE_BUCKETS[SIZE_BUCKETS.length - 1]![0];
+
 const sizeWeights = SIZE_BUCKETS.map((b) => b[1]);
 const depthWeights = DEPTH_BUCKETS.map((b) => b[1]);
 
 /** A file size from the profile, at most `max` bytes (and at least 1). */
 export function drawSize(rng: RandomGenerator, max: number): number {
   const base = SIZE_BUCKETS[pick(rng, sizeWeights)]![0];
-  const size = Math.floor(base * 2 ** (uniformFloat64(rng) * 2 - 1));
+  const size = Math.floor(base * 2 ** (uniformFloat64(rng) * 2 - 1)); // [base/2, 2*base)
   return Math.max(1, Math.min(max, size));
 }
 
