@@ -46,22 +46,25 @@ interface Checked {
   populate: boolean;
 }
 
-function check(file: string, o: MmapOptions): Checked {
-  if (typeof file !== 'string' || file === '') throw new DaxvmError({ code: 'EINVAL', syscall: 'mmap' }, 'path must be a non-empty string');
+function check(file: string | Buffer, o: MmapOptions): Checked {
+  if (!(typeof file === 'string' || Buffer.isBuffer(file)) || file.length === 0) {
+    throw new DaxvmError({ code: 'EINVAL', syscall: 'mmap' }, 'path must be a non-empty string, or a Buffer of its raw bytes');
+  }
+  const shown = String(file);
   const offset = o.offset ?? 0;
-  if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE !== 0) throw invalid(`offset ${offset} is not a non-negative multiple of ${PAGE}`, file);
-  if (o.length !== undefined && (!Number.isSafeInteger(o.length) || o.length <= 0)) throw invalid(`length ${o.length} is not a positive integer`, file);
-  if (o.length !== undefined && o.length > bufferConstants.MAX_LENGTH) throw invalid(`length ${o.length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, file);
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE !== 0) throw invalid(`offset ${offset} is not a non-negative multiple of ${PAGE}`, shown);
+  if (o.length !== undefined && (!Number.isSafeInteger(o.length) || o.length <= 0)) throw invalid(`length ${o.length} is not a positive integer`, shown);
+  if (o.length !== undefined && o.length > bufferConstants.MAX_LENGTH) throw invalid(`length ${o.length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, shown);
   const prot = o.prot ?? 'r';
-  if (prot !== 'r' && prot !== 'rw') throw invalid(`prot must be 'r' or 'rw', not ${String(prot)}`, file);
+  if (prot !== 'r' && prot !== 'rw') throw invalid(`prot must be 'r' or 'rw', not ${String(prot)}`, shown);
   let flags = o.flags ?? 0;
-  if (!Number.isInteger(flags) || (flags & ~KNOWN_FLAGS) !== 0) throw invalid(`unknown flags 0x${(flags >>> 0).toString(16)}`, file);
+  if (!Number.isInteger(flags) || (flags & ~KNOWN_FLAGS) !== 0) throw invalid(`unknown flags 0x${(flags >>> 0).toString(16)}`, shown);
   const priv = o.private ?? false;
-  if (typeof priv !== 'boolean') throw invalid('private must be a boolean', file);
+  if (typeof priv !== 'boolean') throw invalid('private must be a boolean', shown);
   const populate = o.populate ?? false;
-  if (typeof populate !== 'boolean') throw invalid('populate must be a boolean', file);
+  if (typeof populate !== 'boolean') throw invalid('populate must be a boolean', shown);
   if (flags & MAP_DAXVM_EPHEMERAL) {
-    if (priv) throw invalid('MAP_DAXVM_EPHEMERAL needs a shared mapping', file);
+    if (priv) throw invalid('MAP_DAXVM_EPHEMERAL needs a shared mapping', shown);
     flags |= MAP_DAXVM; // implied
   }
   return { offset, length: o.length, prot, flags, priv, populate };
@@ -114,17 +117,19 @@ function plan(r: Resolved, c: Checked, length: number): Plan {
 }
 
 /**
- * Map `length` bytes of a file from `offset`. Throws Node-style errors
+ * Map `length` bytes of a file from `offset`. `file` is a path, or a Buffer
+ * of its raw bytes (a name that is not UTF-8). Throws Node-style errors
  * (`err.code` 'ENOENT', 'EACCES', 'EISDIR', 'EINVAL'...).
  */
-export function mmap(file: string, options: MmapOptions = {}): Mapping {
+export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping {
   const c = check(file, options);
   const writable = c.prot === 'rw';
   const opened = openForMapping(file, writable && !c.priv);
   try {
     const r = resolve(opened, c);
+    // A range that starts at or past the end has no page of the file: its first touch would be SIGBUS.
+    if (c.offset >= r.size) throw invalid(`nothing to map: offset ${c.offset} is at or past the end of the file (${r.size} bytes); extend the file first`, opened.path);
     const length = c.length ?? r.size - c.offset;
-    if (length <= 0) throw invalid(`nothing to map: the file has ${r.size} bytes, offset ${c.offset}`, opened.path);
     if (length > bufferConstants.MAX_LENGTH) throw invalid(`length ${length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, opened.path);
     const p = plan(r, c, length);
     const common = {

@@ -96,6 +96,7 @@ export function readPpt(opened: Opened): PptInfo | undefined {
 
 export interface Opened {
   fd: number;
+  /** The absolute path, for messages (a Buffer path shown as UTF-8). */
   path: string;
   /** st_dev, as Node reports it. */
   dev: number;
@@ -112,14 +113,17 @@ const S_IFDIR = 0o040000;
  * files only. Device, type and mount come from statx without a round trip
  * to the daemon (the size, when needed, from user.daxvm.ppt or fstat).
  */
-export function openForMapping(file: string, writable: boolean): Opened {
-  const abs = path.resolve(file);
+export function openForMapping(file: string | Buffer, writable: boolean): Opened {
+  // A Buffer is a path of raw bytes (names need not be UTF-8): made absolute without decoding it.
+  const abs = typeof file === 'string' ? path.resolve(file)
+    : file[0] === 0x2f ? file : Buffer.concat([Buffer.from(process.cwd() + '/'), file]);
   const fd = fs.openSync(abs, writable ? 'r+' : 'r');
+  const shown = String(abs); // for messages
   try {
     const q = native.quickStat(fd);
-    if ((q.mode & S_IFMT) === S_IFDIR) throw new DaxvmError({ code: 'EISDIR', syscall: 'mmap', path: abs }, 'is a directory');
-    if ((q.mode & S_IFMT) !== S_IFREG) throw new DaxvmError({ code: 'ENODEV', syscall: 'mmap', path: abs }, 'not a regular file');
-    return { fd, path: abs, dev: makedev(q.devMajor, q.devMinor), mountId: q.mountId, uniqueMount: q.unique };
+    if ((q.mode & S_IFMT) === S_IFDIR) throw new DaxvmError({ code: 'EISDIR', syscall: 'mmap', path: shown }, 'is a directory');
+    if ((q.mode & S_IFMT) !== S_IFREG) throw new DaxvmError({ code: 'ENODEV', syscall: 'mmap', path: shown }, 'not a regular file');
+    return { fd, path: shown, dev: makedev(q.devMajor, q.devMinor), mountId: q.mountId, uniqueMount: q.unique };
   } catch (err) {
     fs.closeSync(fd);
     throw err;
