@@ -92,7 +92,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   if (result.kill.length) {
     log(`kill: ${k.length} of ${result.kill.length} kills survived; fio ${sum(k, (r) => r.fioWrites)} writes, ${mib(sum(k, (r) => r.fioBytesVerified))} verified; ` +
       `metadata ${sum(k, (r) => r.metaOps)} ops, ${sum(k, (r) => r.metaFsyncs)} fsyncs, ${sum(k, (r) => r.durableOps)} durable ops checked, ` +
-      `${sum(k, (r) => r.laterFound)} later ops found, ${mib(sum(k, (r) => r.metaBytes))} of their files read back`);
+      `${sum(k, (r) => r.laterFound)} later ops found, ${mib(sum(k, (r) => r.metaBytes))} of their files read back; ` +
+      `fsck before recovery clean in ${k.filter((r) => !r.orphans).length}, orphans only in ${k.filter((r) => r.orphans).length}`);
   }
   const f = result.fill.filter((r) => !r.problem);
   if (result.fill.length) {
