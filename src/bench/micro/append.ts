@@ -110,7 +110,7 @@ export const appendBench: BenchDef = {
       threads: [1],
       min: 1,
       max: 1024 * MiB,
-      count: (size) => (o.quick ? 6 : defaultCount(size)),
+      count: (size) => (o.quick ? 4 : defaultCount(size)),
     });
     return cases.flatMap((c) => [1, 0].map((z) => ({ ...c, params: { zeroout_blocks: z } })));
   },

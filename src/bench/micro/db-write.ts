@@ -45,7 +45,7 @@ const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9
 
 /** Writes per pass: each sync costs a flush of the host's disk, so few when every write syncs. */
 const defaultCount = (quick: boolean, syncEvery: number): number =>
-  quick ? 16 : syncEvery === 0 ? 16384 : Math.min(16384, 256 * syncEvery);
+  quick ? 8 : syncEvery === 0 ? 16384 : Math.min(16384, 256 * syncEvery);
 
 function syncMapping(m: Mapping, nosync: boolean, offsets: Float64Array, from: number, to: number, len: number): void {
   if (nosync) {
