@@ -86,7 +86,10 @@ export class BenchMount {
     } catch (err) {
       if (scratch) rmSync(scratch, { recursive: true, force: true });
       temp?.kill();
-      throw err;
+      if (err instanceof CliError) throw err;
+      const e = err as NodeJS.ErrnoException;
+      throw new CliError(`cannot make the bench's directories (${e.code ?? e.message}${e.path ? `: ${e.path}` : ''})`, EXIT.FAILURE,
+        scratch ? 'give --native a directory of the host this user may write' : `the bench writes its files into ${mnt}: it must be mounted read-write, and writable for this user`);
     }
     return new BenchMount(mnt, pool, temp, scratch, nativeDir, r.note);
   }
@@ -142,8 +145,14 @@ export class BenchMount {
 
   private restore(): void {
     // The scratch files first: turning page tables off afterwards has fewer to delete.
-    if (!this.temp) rmSync(this.scratch, { recursive: true, force: true });
-    if (this.nativeDir) rmSync(this.nativeDir, { recursive: true, force: true });
+    for (const dir of [this.temp ? '' : this.scratch, this.nativeDir]) {
+      if (!dir) continue;
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch (err) {
+        this.note(`could not remove ${dir}: ${(err as Error).message}`);
+      }
+    }
     if (!this.temp) {
       for (const [name, value] of this.saved) {
         try {
