@@ -4,7 +4,8 @@
 // patch-package) fixes its C glue: null paths for open files that libfuse can
 // no longer name (flag_nullpath_ok), utimens with one time alone (UTIME_OMIT)
 // or UTIME_NOW (flag_utime_omit_ok), the real mtime (it passed atime twice),
-// and names as raw bytes (latin1 strings, not UTF-8 decoded).
+// names as raw bytes (latin1 strings, not UTF-8 decoded), and fallocate
+// passed on (libfuse 2.9's op, which the unpatched glue leaves out).
 //
 //   node scripts/fuse-native.cjs          rebuild when the addon that loads lacks the patch
 //   node scripts/fuse-native.cjs --check  only report; exit 1 when it lacks the patch
@@ -38,7 +39,7 @@ try {
 function patched() {
   const r = spawnSync(process.execPath, ['-e', `
     let ok = false;
-    try { const f = require(${JSON.stringify(pkgDir)}); ok = f.FEATURE_NULLPATH_UTIME_OMIT === true && f.FEATURE_RAW_NAMES === true; } catch (e) { console.error(e.message); }
+    try { const f = require(${JSON.stringify(pkgDir)}); ok = f.FEATURE_NULLPATH_UTIME_OMIT === true && f.FEATURE_RAW_NAMES === true && f.FEATURE_FALLOCATE === true; } catch (e) { console.error(e.message); }
     process.exit(ok ? 0 : 1);`], { stdio: ['ignore', 'ignore', 'inherit'] });
   return r.status === 0;
 }

@@ -67,8 +67,12 @@ t.test('pwrite, truncate and read at huge offsets', async (t) => {
   t.match(r.stderr, /File too large/, 'dd at 2^63 - 2: EFBIG');
   r = run('dd', ['if=/dev/zero', `of=${f}`, 'bs=1', 'count=1', `seek=${2n ** 63n - 1n}`, 'oflag=seek_bytes', 'conv=notrunc']);
   t.match(r.stderr, /Invalid argument/, 'dd at 2^63 - 1: EINVAL');
-  r = run('fallocate', ['-l', '1M', `${f}.fa`]);
-  t.match(r.stderr, /Operation not supported/, 'fallocate: EOPNOTSUPP (fuse-native has no fallocate)');
+  r = run('fallocate', ['-o', String(8 * TiB), '-l', '64K', `${f}.fa`]);
+  t.equal(r.status, 0, `fallocate at 8 TiB\n${r.summary}`);
+  t.equal(fs.statSync(`${f}.fa`).size, 8 * TiB + 65536, 'the size reaches past it');
+  t.equal(fs.statSync(`${f}.fa`).blocks, 128, 'st_blocks: the 64 KiB only');
+  r = run('fallocate', ['-o', String(MAX - 4096), '-l', '8192', `${f}.fa`]);
+  t.match(r.stderr, /File too large/, 'fallocate across the largest size: EFBIG, as ext4');
   checkDaemon(t, m, 'after huge offsets');
 
   fs.closeSync(fd);

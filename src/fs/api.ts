@@ -26,7 +26,7 @@ export type Errno =
   | 'EPERM' | 'ENOENT' | 'EIO' | 'EBADF' | 'EACCES' | 'EEXIST' | 'EXDEV'
   | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'EFBIG' | 'ENOSPC' | 'EROFS' | 'EMLINK'
   | 'ERANGE' | 'ENAMETOOLONG' | 'ENOTEMPTY' | 'ELOOP' | 'ENODATA' | 'E2BIG'
-  | 'EOPNOTSUPP' | 'EBUSY' | 'EFSCORRUPTED' | 'ENOSYS';
+  | 'EOPNOTSUPP' | 'EBUSY' | 'EFSCORRUPTED' | 'ENOSYS' | 'ENODEV';
 
 export class FsError extends Error {
   readonly code: Errno;
@@ -120,6 +120,14 @@ export interface FileSystemApi {
   release(ino: number): void;
   read(ino: number, position: number, dst: Buffer): number;
   write(ino: number, position: number, src: Buffer): number;
+  /**
+   * fallocate(2), `mode` as <linux/falloc.h>: 0 allocates zeroed blocks for
+   * [offset, offset+length) and extends the size, KEEP_SIZE allocates only,
+   * PUNCH_HOLE|KEEP_SIZE frees whole blocks and zeroes the partial ones,
+   * ZERO_RANGE (optionally with KEEP_SIZE) allocates and zeroes; anything
+   * else is EOPNOTSUPP. All or nothing: ENOSPC allocates nothing.
+   */
+  fallocate(ino: number, mode: number, offset: number, length: number): Attr;
   /** Make the file's data and metadata (and everything committed before) durable. */
   fsync(ino: number, dataOnly: boolean): void;
 

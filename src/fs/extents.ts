@@ -119,6 +119,24 @@ export class ExtentList {
     return dropped;
   }
 
+  /** Unmap [logical, logical+count) (holes in it stay holes); returns the physical runs dropped. */
+  punch(logical: number, count: number): Run[] {
+    const end = logical + count;
+    const dropped: Run[] = [];
+    const kept: Extent[] = [];
+    for (const e of this.items) {
+      const eEnd = e.logical + e.count;
+      if (eEnd <= logical || e.logical >= end) { kept.push(e); continue; }
+      if (e.logical < logical) kept.push({ logical: e.logical, physical: e.physical, count: logical - e.logical });
+      const lo = Math.max(e.logical, logical);
+      const hi = Math.min(eEnd, end);
+      dropped.push({ start: e.physical + (lo - e.logical), count: hi - lo });
+      if (eEnd > end) kept.push({ logical: end, physical: e.physical + (end - e.logical), count: eEnd - end });
+    }
+    this.items = kept;
+    return dropped;
+  }
+
   /** Replace the mapping of [logical, logical+count) (fully mapped) by a new physical run. */
   remap(logical: number, count: number, physical: number): Run[] {
     const end = logical + count;

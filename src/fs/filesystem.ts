@@ -9,6 +9,7 @@ import * as attrs from './ops-attrs.js';
 import * as data from './ops-data.js';
 import * as knobs from './ops-knobs.js';
 import * as names from './ops-names.js';
+import * as prealloc from './ops-prealloc.js';
 import type { Knobs } from './layout.js';
 
 export class FileSystem implements FileSystemApi {
@@ -62,6 +63,9 @@ export class FileSystem implements FileSystemApi {
   release(ino: number): void { this.mutate(() => data.release(this.core, ino)); }
   read(ino: number, position: number, dst: Buffer): number { return this.mutate(() => data.read(this.core, ino, position, dst)); }
   write(ino: number, position: number, src: Buffer): number { return this.mutate(() => data.write(this.core, ino, position, src)); }
+  fallocate(ino: number, mode: number, offset: number, length: number): Attr {
+    return this.mutate(() => attrs.attrOf(prealloc.fallocate(this.core, ino, mode, offset, length)));
+  }
   fsync(ino: number, _dataOnly: boolean): void { data.fsync(this.core, ino); }
 
   getxattr(ino: number, name: string): Buffer { return attrs.getxattr(this.core, ino, name); }

@@ -32,7 +32,7 @@ import { salvageDirBlock } from './dir.js';
 import { ExtentList, type Extent } from './extents.js';
 import { loadXattrs } from './xattr.js';
 import * as names from './ops-names.js';
-import { levelForSize } from '../ppt/format.js';
+import { BLOCKS_PER_ENTRY, ENTRIES_PER_NODE, levelForSize } from '../ppt/format.js';
 import { walkTable } from '../ppt/tables.js';
 
 export interface FsckProblem {
@@ -344,10 +344,10 @@ class Walker {
   /**
    * Claim every block the inode owns. With repair, what cannot be owned is
    * let go: extents out of order, outside the data area, on blocks another
-   * owner claimed first, or past the end of a regular file (the file keeps
-   * a hole there); an extent chain on such blocks is written anew; extended
+   * owner claimed first; an extent chain on such blocks is written anew; extended
    * attributes that cannot be read are dropped. Blocks let go are not
    * claimed, so the bitmap pass frees them (or leaves them to their owner).
+   * A regular file may own blocks past its end: fallocate --keep-size.
    */
   private checkBlocks(inode: Inode): void {
     if (this.checked.has(inode.ino)) return;
@@ -365,18 +365,12 @@ class Walker {
       count += n;
     };
     if (!(inode.flags & INODE_FLAG_INLINE_SYMLINK)) {
-      const limit = inode.type === S_IFREG ? Math.ceil(inode.size / BLOCK_SIZE) : Infinity;
       const keep: Extent[] = [];
       let prevEnd = 0;
       for (const e of inode.extents.items) {
         const what = `inode ${ino}: extent ${e.logical}+${e.count} at block ${e.physical}`;
-        let why = e.count <= 0 || e.logical < prevEnd ? 'overlaps another or is out of order' : free(e.physical, e.count);
-        if (!why && e.logical + e.count > limit) {
-          why = 'maps blocks past the end of the file';
-          if (e.logical < limit) keep.push({ logical: e.logical, physical: e.physical, count: limit - e.logical });
-        } else if (!why) {
-          keep.push({ ...e });
-        }
+        const why = e.count <= 0 || e.logical < prevEnd ? 'overlaps another or is out of order' : free(e.physical, e.count);
+        if (!why) keep.push({ ...e });
         if (why) this.fix('extent', `${what} ${why}; ${this.repair ? 'let go' : '--repair lets it go'}`, () => { changed = true; });
         prevEnd = Math.max(prevEnd, e.logical + e.count);
       }
@@ -468,7 +462,7 @@ class Walker {
     const knobOn = this.core.sb.knobs.pageTablesOn === 1;
     const ref = this.core.tableOf(inode);
     if (!ref.root && !ref.level && !ref.nodes) {
-      if (knobOn && inode.type === S_IFREG && inode.extents.length) {
+      if (knobOn && inode.type === S_IFREG && inode.extents.length && levelForSize(inode.size) > 0) {
         this.fix('ppt', `inode ${inode.ino}: no page table while page_tables_on is 1`, () => this.rebuild.push(inode));
       }
       return;
@@ -497,7 +491,10 @@ class Walker {
             nodes.add(b);
           },
         );
-        if (leafBlocks !== inode.extents.blocks) why = `the table maps ${leafBlocks} blocks, the extents ${inode.extents.blocks}`;
+        // Blocks preallocated past the end (fallocate --keep-size) beyond the root's reach have no entry.
+        const reach = BLOCKS_PER_ENTRY[ref.level]! * ENTRIES_PER_NODE;
+        const mapped = inode.extents.items.reduce((n, e) => n + Math.max(0, Math.min(e.logical + e.count, reach) - e.logical), 0);
+        if (leafBlocks !== mapped) why = `the table maps ${leafBlocks} blocks, the extents ${mapped}`;
         else if (nodes.size !== ref.nodes) why = `${nodes.size} nodes, the inode says ${ref.nodes}`;
       } catch (err) {
         why = (err as Error).message;

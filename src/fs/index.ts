@@ -9,3 +9,4 @@ export { fsck, type FsckReport, type FsckProblem, type FsckOptions } from './fsc
 export { poolInfo, type PoolInfo, type FileExtents } from './info.js';
 export { KNOB_FILES, parseKnobValue, type KnobName } from './ops-knobs.js';
 export { FORMAT_VERSION, SUPERBLOCK_VERSION_OFFSET, MAX_FILE_SIZE } from './layout.js';
+export { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE } from './ops-prealloc.js';

@@ -16,7 +16,7 @@ import { BLOCK_SIZE, HUGE_BLOCKS, MAX_FILE_SIZE } from './layout.js';
 const HUGE_BYTES = HUGE_BLOCKS * BLOCK_SIZE;
 const DAY_MS = 24 * 3600 * 1000;
 
-function regular(core: FsCore, ino: number): Inode {
+export function regular(core: FsCore, ino: number): Inode {
   const inode = core.inode(ino);
   if (inode.type === S_IFDIR) throw new FsError('EISDIR', 'is a directory');
   if (inode.type !== S_IFREG) throw new FsError('EINVAL', 'not a regular file');
@@ -62,7 +62,7 @@ export function read(core: FsCore, ino: number, position: number, dst: Buffer): 
 }
 
 /** Zero [from, to) of the file where blocks are mapped (stale bytes past an old EOF). */
-function zeroMapped(core: FsCore, inode: Inode, from: number, to: number): void {
+export function zeroMapped(core: FsCore, inode: Inode, from: number, to: number): void {
   if (to <= from) return;
   if (inode.shrunkSinceCommit) core.commit();
   const first = Math.floor(from / BLOCK_SIZE);
@@ -77,7 +77,7 @@ function zeroMapped(core: FsCore, inode: Inode, from: number, to: number): void 
 }
 
 /** Zero the stale tail of the block holding the old EOF, up to `upTo`. */
-function zeroStaleTail(core: FsCore, inode: Inode, upTo: number): void {
+export function zeroStaleTail(core: FsCore, inode: Inode, upTo: number): void {
   const old = inode.size;
   if (old % BLOCK_SIZE === 0 || upTo <= old) return;
   zeroMapped(core, inode, old, Math.min(upTo, (Math.floor(old / BLOCK_SIZE) + 1) * BLOCK_SIZE));
@@ -95,7 +95,7 @@ function zeroStaleTail(core: FsCore, inode: Inode, upTo: number): void {
  * other, so any second handle keeps the file where it is (it then stays
  * unaligned: its first 2 MiB get PTE entries instead of one huge entry).
  */
-function alignForHuge(core: FsCore, inode: Inode): boolean {
+export function alignForHuge(core: FsCore, inode: Inode): boolean {
   const items = inode.extents.items;
   if (items.length === 0) return false;
   if (inode.openCount > 1) return false;
@@ -234,12 +234,14 @@ export function truncate(core: FsCore, ino: number, size: number): Inode {
   if (size < 0 || !Number.isInteger(size)) throw new FsError('EINVAL', 'bad size');
   // Before any safe-integer test: sizes near 2^63 arrive rounded (a double), and ext4 answers EFBIG.
   if (size > MAX_FILE_SIZE) throw new FsError('EFBIG', `file too large: ${size} bytes, the most is ${MAX_FILE_SIZE}`);
-  const oldBlocks = Math.ceil(inode.size / BLOCK_SIZE);
+  // Blocks preallocated past EOF (fallocate --keep-size) go at a truncate to
+  // the same size or less, as ext4's: their entries are synced too.
+  const oldBlocks = Math.max(Math.ceil(inode.size / BLOCK_SIZE), mappedEnd(inode));
   const newBlocks = Math.ceil(size / BLOCK_SIZE);
-  if (size < inode.size) {
+  if (size <= inode.size) {
     core.dropBlocks(inode, inode.extents.truncate(newBlocks));
-    core.noteShrunk(inode);
-  } else if (size > inode.size) {
+    if (size < inode.size) core.noteShrunk(inode);
+  } else {
     zeroStaleTail(core, inode, size);
   }
   const now = Date.now();
@@ -248,6 +250,12 @@ export function truncate(core: FsCore, ino: number, size: number): Inode {
   core.syncTables(inode, newBlocks, Math.max(newBlocks, oldBlocks));
   core.save(inode);
   return inode;
+}
+
+/** One past the last mapped logical block (0 for none): past EOF after fallocate --keep-size. */
+export function mappedEnd(inode: Inode): number {
+  const last = inode.extents.items[inode.extents.items.length - 1];
+  return last ? last.logical + last.count : 0;
 }
 
 export function fsync(core: FsCore, ino: number): void {

@@ -28,6 +28,9 @@
  *   (readdir, readlink; listxattr below), the fs layer's byte strings
  *   (src/fs/bytestr.ts). The unpatched glue decoded them as UTF-8, so every
  *   name that is not valid UTF-8 became U+FFFD and distinct names collided.
+ * - fallocate: libfuse 2.9's op, which the unpatched glue does not pass (the
+ *   kernel then answers EOPNOTSUPP), with the handle, the mode and 64-bit
+ *   offset and length.
  */
 import { createRequire } from 'node:module';
 import type { Attr, DirEntry } from '../fs/api.js';
@@ -92,6 +95,8 @@ export interface DaxOps {
   write(path: FhPath, fh: number, buf: Buffer, len: number, position: number, cb: CbN): void;
   release(path: FhPath, fh: number, cb: Cb): void;
   ftruncate(path: FhPath, fh: number, size: number, cb: Cb): void;
+  /** fallocate(2) on an open file: `mode` is FALLOC_FL_* bits. */
+  fallocate(path: FhPath, fh: number, mode: number, offset: number, length: number, cb: Cb): void;
   fsync(path: FhPath, datasync: number, fh: number, cb: Cb): void;
   fsyncdir(path: FhPath, datasync: number, fh: number, cb: Cb): void;
 }
@@ -104,15 +109,18 @@ interface FuseBaseInstance {
 }
 type FuseBaseCtor = new (mnt: string, ops: object, opts: object) => FuseBaseInstance;
 
-const FuseBase = require('@cocalc/fuse-native') as FuseBaseCtor & { FEATURE_NULLPATH_UTIME_OMIT?: boolean; FEATURE_RAW_NAMES?: boolean };
+const FuseBase = require('@cocalc/fuse-native') as FuseBaseCtor & {
+  FEATURE_NULLPATH_UTIME_OMIT?: boolean; FEATURE_RAW_NAMES?: boolean; FEATURE_FALLOCATE?: boolean;
+};
 
 /** Whether the fuse-native that loaded is built from our patched source (see the top of this file). */
-export const fuseNativePatched: boolean = FuseBase.FEATURE_NULLPATH_UTIME_OMIT === true && FuseBase.FEATURE_RAW_NAMES === true;
+export const fuseNativePatched: boolean =
+  FuseBase.FEATURE_NULLPATH_UTIME_OMIT === true && FuseBase.FEATURE_RAW_NAMES === true && FuseBase.FEATURE_FALLOCATE === true;
 
 export const FUSE_NATIVE_UNPATCHED =
   "@cocalc/fuse-native was not built from daxvm's patched source (patches/): " +
   'without it, files unlinked while open fail once their directory is gone, touch -a/-m do nothing ' +
-  'and names that are not UTF-8 are mangled; ' +
+  'names that are not UTF-8 are mangled and fallocate is not supported; ' +
   'run `npm install` (or `npm run rebuild:fuse-native`) in the daxvm package';
 
 const TWO32 = 4294967296;

@@ -1,6 +1,6 @@
 /**
  * Operations on file data, through file handles. open/create pin the inode
- * (fs.open) and return a handle; read/write/fsync/ftruncate/release use the
+ * (fs.open) and return a handle; read/write/fsync/ftruncate/fallocate/release use the
  * handle's inode, never the path (the path may have been renamed or hidden,
  * or be null: libfuse no longer has a name for a file unlinked while open
  * whose directory was removed since).
@@ -18,7 +18,7 @@ const { O_RDONLY, O_RDWR, O_APPEND } = constants;
 const ACCMODE = 3; // O_ACCMODE (not in fs.constants)
 
 type DataOps = Pick<DaxOps,
-  'open' | 'create' | 'read' | 'write' | 'release' | 'ftruncate' | 'fsync' | 'fsyncdir'>;
+  'open' | 'create' | 'read' | 'write' | 'release' | 'ftruncate' | 'fallocate' | 'fsync' | 'fsyncdir'>;
 
 export function dataOps(state: MountState, control: Control): DataOps {
   return {
@@ -90,6 +90,16 @@ export function dataOps(state: MountState, control: Control): DataOps {
       reply('ftruncate', `${path} fh=${fh} ${size}`, cb, () => {
         if (path !== null && Control.owns(path)) return control.truncate(path);
         state.live.truncate(state.inoOf(path, fh), size);
+      });
+    },
+
+    fallocate(path, fh, mode, offset, length, cb) {
+      reply('fallocate', `${path} fh=${fh} mode=0x${mode.toString(16)} ${length}@${offset}`, cb, () => {
+        if (path !== null && Control.owns(path)) throw new FsError('EOPNOTSUPP', 'a control file has no blocks');
+        const h = state.handle(fh);
+        // The kernel checks this before asking us; a handle of ours says the same.
+        if ((h.flags & ACCMODE) === O_RDONLY) throw new FsError('EBADF', 'the file is not open for writing');
+        state.live.fallocate(h.ino, mode, offset, length);
       });
     },
 
