@@ -100,6 +100,14 @@ int dvm_punch_hole(int fd, uint64_t offset, uint64_t length)
   return rc == 0 ? 0 : -errno;
 }
 
+int dvm_fallocate(int fd, int mode, int64_t offset, int64_t length)
+{
+  int rc;
+  do rc = fallocate(fd, mode, (off_t)offset, (off_t)length);
+  while (rc != 0 && errno == EINTR);
+  return rc == 0 ? 0 : -errno;
+}
+
 const char *dvm_errno_name(int err, char *scratch, unsigned scratch_len)
 {
   const char *name = strerrorname_np(err); /* glibc >= 2.32 */

@@ -52,6 +52,12 @@ int dvm_flock(int fd, enum dvm_lock op);
  */
 int dvm_punch_hole(int fd, uint64_t offset, uint64_t length);
 
+/*
+ * fallocate(2) as called: mode is FALLOC_FL_* bits, offset and length are
+ * passed on unchecked (the kernel and the file system answer bad ones).
+ */
+int dvm_fallocate(int fd, int mode, int64_t offset, int64_t length);
+
 /* "EACCES" for EACCES; "E<n>" when the C library has no name for it. */
 const char *dvm_errno_name(int err, char *scratch, unsigned scratch_len);
 

@@ -57,6 +57,8 @@ napi_value detach_views(napi_env env, mapping *m);
 napi_status lib_init(napi_env env, napi_value exports);
 /* Registers bench.c's functions (daxvm bench) on exports. */
 napi_status bench_init(napi_env env, napi_value exports);
+/* Registers fallocate.c's function on exports. */
+napi_status fallocate_init(napi_env env, napi_value exports);
 
 #define CHECK(call)                                                        \
   do {                                                                     \

@@ -419,5 +419,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   CHECK(lib_init(env, exports));
   CHECK(bench_init(env, exports));
+  CHECK(fallocate_init(env, exports));
   return exports;
 }

@@ -87,6 +87,12 @@ export interface NativeShim {
   flock(fd: number, mode: FlockMode): void;
   /** fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros and its host space is freed. */
   punchHole(fd: number, offset: number, length: number): void;
+  /**
+   * fallocate(2) as called (Node has none): `mode` is FALLOC_FL_* bits (0:
+   * allocate and extend). A failure throws its errno: EOPNOTSUPP where the
+   * file system has no fallocate, ENOSPC, EFBIG, EINVAL...
+   */
+  fallocate(fd: number, mode: number, offset: number, length: number): void;
 
   // ---- for the client library (native-shim/lib.c) ----
   /** getxattr(2) by path, fgetxattr(2) for an fd; ENODATA when absent. */
