@@ -118,7 +118,10 @@ export function tableTotals(core: FsCore): TableTotals {
 /** `user.daxvm.ppt`: what the library needs to find a file's table in the pool. */
 export function pptInfo(core: FsCore, ino: number): string {
   const inode = core.inode(ino);
-  // The library reads the pool directly: everything up to now must be home.
-  core.commit();
+  // The library reads the pool directly: the inode and its table must be
+  // home, and home writes follow a commit. Metadata only: file data is in
+  // the pool already, and the reader's mapping shares the page cache, so no
+  // barrier for data (that would be an fdatasync of the pool per mmap).
+  if (core.store.dirtyCount > 0) core.commit();
   return `ino=${inode.ino} gen=${inode.generation} seq=${inode.seq} root=${inode.pptRoot} level=${inode.pptLevel} nodes=${inode.pptNodes} size=${inode.size}`;
 }
