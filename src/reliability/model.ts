@@ -103,6 +103,21 @@ export class Model {
     this.replace(node, { data: next });
   }
 
+  /** fallocate without KEEP_SIZE: the size grows to `end` (the new bytes read as zeros), never shrinks. */
+  extend(path: string, end: number): void {
+    if (end > this.node(path).data.length) this.truncate(path, end);
+  }
+
+  /** Punched or zeroed: [start, end) reads as zeros, within the size only (KEEP_SIZE). */
+  zero(path: string, start: number, end: number): void {
+    const node = this.node(path);
+    const to = Math.min(end, node.data.length);
+    if (to <= start) return;
+    const next = Buffer.from(node.data);
+    next.fill(0, start, to);
+    this.replace(node, { data: next });
+  }
+
   setxattr(path: string, name: string, value: Buffer): void {
     const node = this.node(path);
     const x = new Map(node.xattrs);
