@@ -2,7 +2,10 @@
   "targets": [
     {
       "target_name": "daxvm_shim",
-      "sources": ["native-shim/core.c", "native-shim/vm.c", "native-shim/process.c", "native-shim/shim.c", "native-shim/lib.c", "native-shim/bench.c", "native-shim/fallocate.c"],
+      "sources": [
+        "native-shim/core/sys.c", "native-shim/core/vm.c", "native-shim/core/process.c", "native-shim/core/span.c",
+        "native-shim/node/glue.c", "native-shim/node/addon.c", "native-shim/node/lib.c", "native-shim/node/bench.c", "native-shim/node/fallocate.c"
+      ],
       "defines": ["NAPI_VERSION=8"],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

@@ -1,11 +1,11 @@
 /**
- * The native shim (native-shim/*.c, built by node-gyp into
+ * The native shim (native-shim/core and native-shim/node, built by node-gyp into
  * build/Release/daxvm_shim.node): loaded once, typed here, nothing else.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-/** Opaque handle of one mmap; owns the mapping (see native-shim/shim.c). */
+/** Opaque handle of one mmap; owns the mapping (see native-shim/node/glue.c). */
 export interface MapHandle {
   readonly __daxvmMapHandle: never;
 }
@@ -94,7 +94,7 @@ export interface NativeShim {
    */
   fallocate(fd: number, mode: number, offset: number, length: number): void;
 
-  // ---- for the client library (native-shim/lib.c) ----
+  // ---- for the client library (native-shim/node/lib.c) ----
   /** getxattr(2) by path, fgetxattr(2) for an fd; ENODATA when absent. */
   getxattr(pathOrFd: string | number, name: string): Buffer;
   /**
@@ -127,7 +127,7 @@ export interface NativeShim {
   stats(): LibStats;
   address(handle: MapHandle): number;
 
-  // ---- for daxvm bench (native-shim/bench.c) ----
+  // ---- for daxvm bench (native-shim/node/bench.c) ----
   /**
    * Sum of the bytes as little-endian uint64 words, wrapping at 2^64 (a last
    * partial word zero-padded); of the first `length` bytes when given.

@@ -1,6 +1,6 @@
-/* System-call core of the daxvm native shim (see core.h). */
+/* File system calls of the daxvm C core (see sys.h). */
 #define _GNU_SOURCE
-#include "core.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>

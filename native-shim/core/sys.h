@@ -1,19 +1,22 @@
 /*
- * The small C core of the daxvm native shim: thin wrappers over the system
- * calls Node cannot make. Nothing here knows about Node-API; shim.c is the
- * glue. Every function returns 0 on success or a negative errno, so the glue
- * can turn any failure into a JS Error carrying code, syscall and errno.
+ * The daxvm C core (native-shim/core): no Node-API anywhere in it, so that
+ * both faces use it, the Node addon (native-shim/node: parse, call, throw)
+ * and a preload library for C programs. Every function returns 0 (or a
+ * count) on success or a negative errno, so a face can turn any failure
+ * into its own error (a JS Error carrying code, syscall and errno; errno).
  *
- * Naming: dvm_<verb>_<object>. Later additions for the client library
- * (address reservation, fixed maps, userfaultfd, PAGEMAP_SCAN) follow the same
- * pattern: dvm_reserve, dvm_map_fixed, dvm_uffd_*, dvm_pagemap_scan.
+ * This file: thin wrappers over the file system calls Node cannot make.
+ * vm.h: reservations, fixed maps, userfaultfd, PAGEMAP_SCAN; process.h: the
+ * process-wide state (pool views, the ephemeral heap); span.h: the memory of
+ * one mapping and its life. Naming: dvm_<verb>_<object>. Includes run one
+ * way: span -> process -> vm; sys stands alone.
  */
-#ifndef DAXVM_CORE_H
-#define DAXVM_CORE_H
+#ifndef DAXVM_SYS_H
+#define DAXVM_SYS_H
 
 #include <stdint.h>
 
-/* madvise hints the shim exposes (mapped to MADV_* in core.c). */
+/* madvise hints the shim exposes (mapped to MADV_* in sys.c). */
 enum dvm_advice {
   DVM_ADV_WILLNEED,
   DVM_ADV_DONTNEED,

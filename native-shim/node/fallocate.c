@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core.h"
+#include "../core/sys.h"
 #include "glue.h"
 
 /* An integer number in off_t's range (negative ones go to the kernel, which answers EINVAL). */

@@ -1,8 +1,8 @@
 /*
  * Node-API glue for the client library (src/lib): the process's pool views,
  * stitched spans, dirty tracking with userfaultfd WP-async + PAGEMAP_SCAN,
- * batched unmapping (zombies), getxattr, detach. The system calls are in
- * vm.c, the process-wide state in process.c.
+ * batched unmapping (zombies), getxattr, detach. Parse, call the core
+ * (native-shim/core: span.c, process.c, vm.c), throw.
  *
  * Worker threads: every function may run on any worker's thread at once.
  * Process-wide state (pools, uffd, heap, zombie list) is touched only under
@@ -18,57 +18,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "../core/process.h"
+#include "../core/span.h"
+#include "../core/sys.h"
+#include "../core/vm.h"
 #include "glue.h"
-#include "process.h"
-#include "vm.h"
 
-/* One mapping object per pool view, shared by every env of the process. */
-static mapping pool_maps[16][DVM_VIEWS];
+/* One span per pool view, shared by every env of the process. */
+static dvm_span pool_spans[16][DVM_VIEWS];
 static dvm_pool *pool_of[16];
-
-static napi_value set_num(napi_env env, napi_value obj, const char *key, double v)
-{
-  napi_value n;
-  CHECK(napi_create_double(env, v, &n));
-  CHECK(napi_set_named_property(env, obj, key, n));
-  return obj;
-}
-
-static napi_value set_bool(napi_env env, napi_value obj, const char *key, bool v)
-{
-  napi_value b;
-  CHECK(napi_get_boolean(env, v, &b));
-  CHECK(napi_set_named_property(env, obj, key, b));
-  return obj;
-}
-
-static napi_value set_str(napi_env env, napi_value obj, const char *key, const char *v)
-{
-  napi_value s;
-  if (v) CHECK(napi_create_string_utf8(env, v, NAPI_AUTO_LENGTH, &s));
-  else CHECK(napi_get_null(env, &s));
-  CHECK(napi_set_named_property(env, obj, key, s));
-  return obj;
-}
-
-static char *get_string(napi_env env, napi_value v, const char *what)
-{
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "daxvm_shim: %s must be a string", what);
-    type_error(env, msg);
-    return NULL;
-  }
-  char *s = malloc(len + 1);
-  if (!s) {
-    throw_errno(env, ENOMEM, "malloc", NULL);
-    return NULL;
-  }
-  napi_get_value_string_utf8(env, v, s, len + 1, &len);
-  return s;
-}
 
 static const char *errname(int err, char *scratch)
 {
@@ -219,16 +177,16 @@ static napi_value js_pool_view(napi_env env, napi_callback_info info)
   dvm_pool *p = NULL;
   void *addr = NULL;
   int rc = dvm_pool_view(path, kind, &p, &addr);
-  mapping *m = NULL;
+  dvm_span *m = NULL;
   if (rc == 0) {
     int slot = 0;
     while (slot < 16 && pool_of[slot] && pool_of[slot] != p) slot++;
     if (slot == 16) rc = -EMFILE;
     else {
       pool_of[slot] = p;
-      m = &pool_maps[slot][kind];
+      m = &pool_spans[slot][kind];
       if (!m->addr) {
-        m->kind = KIND_POOL;
+        m->kind = DVM_SPAN_POOL;
         m->length = m->reserved = p->size;
         m->tracked = kind == DVM_VIEW_RW && p->tracked;
         m->lease_fd = -1;
@@ -262,9 +220,9 @@ static napi_value js_stitch(napi_env env, napi_callback_info info)
 {
   napi_value argv[6], o, handle;
   if (!get_args(env, info, 6, argv)) return NULL;
-  mapping *pm = get_live(env, argv[0]);
+  dvm_span *pm = get_live(env, argv[0]);
   if (!pm) return NULL;
-  if (pm->kind != KIND_POOL) return type_error(env, "daxvm_shim: stitch needs a pool view handle");
+  if (pm->kind != DVM_SPAN_POOL) return type_error(env, "daxvm_shim: stitch needs a pool view handle");
   bool is_ta = false, writable, priv, ephemeral, track;
   napi_typedarray_type tt;
   size_t count = 0;
@@ -276,128 +234,40 @@ static napi_value js_stitch(napi_env env, napi_callback_info info)
   if (!get_bool(env, argv[2], "writable", &writable) || !get_bool(env, argv[3], "private", &priv) ||
       !get_bool(env, argv[4], "ephemeral", &ephemeral) || !get_bool(env, argv[5], "track", &track))
     return NULL;
-  const double *runs = data;
+  const double *nums = data;
   dvm_pool *p = pm->pool;
-  uint64_t total = 0;
+  dvm_run *runs = malloc(count / 2 * sizeof *runs);
+  if (!runs) return throw_errno(env, ENOMEM, "malloc", NULL);
   for (size_t i = 0; i < count; i += 2) {
-    double off = runs[i], len = runs[i + 1];
+    double off = nums[i], len = nums[i + 1];
     if (!(off >= 0) || !(len > 0) || off != (double)(uint64_t)off || len != (double)(uint64_t)len ||
-        (uint64_t)off % 4096 || (uint64_t)len % 4096 || (uint64_t)off + (uint64_t)len > p->size)
+        (uint64_t)off % 4096 || (uint64_t)len % 4096 || (uint64_t)off + (uint64_t)len > p->size) {
+      free(runs);
       return type_error(env, "daxvm_shim: a run must be whole 4 KiB pages inside the pool");
-    total += (uint64_t)len;
+    }
+    runs[i / 2] = (dvm_run){(uint64_t)off, (uint64_t)len};
   }
-  int fd = -1;
   dvm_lock();
-  if (writable && !priv) {
-    if (p->fd_rw < 0) { /* ask poolView(path, 'rw' or 'rw-untracked') first */
-      dvm_unlock();
-      napi_throw_error(env, "ERR_DAXVM_NO_RW_POOL", "daxvm_shim: the pool is not open for writing");
-      return NULL;
-    }
-    fd = p->fd_rw;
-  } else {
-    fd = p->fd_ro >= 0 ? p->fd_ro : p->fd_rw;
-  }
-  mapping *m = calloc(1, sizeof *m);
-  int rc = m ? 0 : -ENOMEM;
-  void *addr = NULL;
-  bool heap = false;
-  if (rc == 0 && ephemeral) {
-    rc = dvm_heap_alloc(total, &addr, &m->reserved);
-    heap = rc == 0;
-    if (rc == -ENOMEM) rc = 0; /* heap full: an ordinary reservation */
-  }
-  int uffd = -1;
-  bool tracked = track && !priv && writable && dvm_tracking_available();
-  if (rc == 0 && tracked) rc = dvm_process_uffd(&uffd);
+  bool no_rw = writable && !priv && p->fd_rw < 0;
   dvm_unlock();
+  if (no_rw) { /* ask poolView(path, 'rw' or 'rw-untracked') first */
+    free(runs);
+    napi_throw_error(env, "ERR_DAXVM_NO_RW_POOL", "daxvm_shim: the pool is not open for writing");
+    return NULL;
+  }
+  dvm_span *s = NULL;
   const char *sys = "mmap";
-  if (rc == 0 && !heap) {
-    m->reserved = total;
-    rc = dvm_reserve(total, total >= DVM_SLOT ? DVM_SLOT : 4096, &addr);
-  }
-  if (rc == 0) {
-    uint64_t at = 0;
-    for (size_t i = 0; i < count && rc == 0; i += 2) {
-      rc = dvm_map_fixed((char *)addr + at, (uint64_t)runs[i + 1], fd, (uint64_t)runs[i], writable, priv);
-      at += (uint64_t)runs[i + 1];
-    }
-    if (rc == 0 && tracked) {
-      sys = "ioctl(UFFDIO_REGISTER)";
-      rc = dvm_uffd_register_wp(uffd, addr, total);
-      if (rc == 0) {
-        sys = "ioctl(UFFDIO_WRITEPROTECT)";
-        rc = dvm_uffd_writeprotect(uffd, addr, total, 1);
-      }
-    }
-  }
-  if (rc < 0) {
-    if (addr) {
-      if (heap) {
-        dvm_unreserve(addr, m->reserved);
-        dvm_lock();
-        dvm_heap_free(addr, m->reserved);
-        dvm_unlock();
-      } else {
-        munmap(addr, m->reserved);
-      }
-    }
-    free(m);
-    return throw_errno(env, -rc, sys, NULL);
-  }
-  m->addr = addr;
-  m->length = total;
-  m->refs = 1;
-  m->kind = heap ? KIND_HEAP : KIND_SPAN;
-  m->tracked = tracked;
-  m->lease_fd = -1;
-  handle = new_handle(env, m);
+  int rc = dvm_span_stitch(p, runs, (unsigned)(count / 2), writable, priv, ephemeral, track, &s, &sys);
+  free(runs);
+  if (rc < 0) return throw_errno(env, -rc, sys, NULL);
+  handle = new_handle(env, s);
   if (!handle) return NULL;
   CHECK(napi_create_object(env, &o));
   CHECK(napi_set_named_property(env, o, "handle", handle));
-  if (!set_bool(env, o, "heap", heap) || !set_bool(env, o, "tracked", tracked) ||
-      !set_num(env, o, "address", (double)(uintptr_t)addr))
+  if (!set_bool(env, o, "heap", s->kind == DVM_SPAN_HEAP) || !set_bool(env, o, "tracked", s->tracked) ||
+      !set_num(env, o, "address", (double)(uintptr_t)s->addr))
     return NULL;
   return o;
-}
-
-/*
- * The written pages of [off, +len) of a tracked mapping, counted; with
- * rearm they are write-protected again in the same call, and with sync each
- * run of them is written back (msync MS_SYNC) after.
- */
-static int scan_written(mapping *m, uint64_t off, uint64_t len, bool rearm, bool sync,
-                        uint64_t *pages, const char **sys)
-{
-  int pm;
-  *sys = "open(/proc/self/pagemap)";
-  dvm_lock();
-  int rc = dvm_process_pagemap(&pm);
-  dvm_unlock();
-  if (rc < 0) return rc;
-  uint64_t ps = 4096;
-  uint64_t s = off & ~(ps - 1), e = (off + len + ps - 1) & ~(ps - 1);
-  if (e > m->length) e = (m->length + ps - 1) & ~(ps - 1);
-  *pages = 0;
-  dvm_region regions[256];
-  uint64_t at = (uint64_t)(uintptr_t)m->addr + s, end = (uint64_t)(uintptr_t)m->addr + e;
-  while (at < end) {
-    uint64_t walk_end = end;
-    *sys = "ioctl(PAGEMAP_SCAN)";
-    int n = dvm_pagemap_scan(pm, (void *)(uintptr_t)at, end - at, rearm, regions, 256, &walk_end);
-    if (n < 0) return n;
-    for (int i = 0; i < n; i++) {
-      *pages += (regions[i].end - regions[i].start) / ps;
-      if (sync) {
-        *sys = "msync";
-        if (msync((void *)(uintptr_t)regions[i].start, regions[i].end - regions[i].start, MS_SYNC) != 0)
-          return -errno;
-      }
-    }
-    if (n < 256 || walk_end <= at) break;
-    at = walk_end;
-  }
-  return 0;
 }
 
 static napi_value written_common(napi_env env, napi_callback_info info, bool rearm)
@@ -406,7 +276,7 @@ static napi_value written_common(napi_env env, napi_callback_info info, bool rea
   uint64_t off, len;
   bool sync = false;
   if (!get_args(env, info, rearm ? 4 : 3, argv)) return NULL;
-  mapping *m = get_live(env, argv[0]);
+  dvm_span *m = get_live(env, argv[0]);
   if (!m || !get_u64(env, argv[1], "offset", &off) || !get_u64(env, argv[2], "length", &len) ||
       !check_range(env, m, off, len))
     return NULL;
@@ -417,7 +287,7 @@ static napi_value written_common(napi_env env, napi_callback_info info, bool rea
   }
   uint64_t pages = 0;
   const char *sys = "";
-  int rc = len ? scan_written(m, off, len, rearm, sync, &pages, &sys) : 0;
+  int rc = dvm_span_written(m, off, len, rearm, sync, &pages, &sys);
   if (rc < 0) return throw_errno(env, -rc, sys, NULL);
   CHECK(napi_create_double(env, (double)pages, &out));
   return out;
@@ -437,62 +307,6 @@ static napi_value js_count_written(napi_env env, napi_callback_info info)
 
 /* ---- batched unmapping ------------------------------------------------------ */
 
-static mapping *zombies;
-static uint64_t zombie_pages, zombie_count;
-
-static int by_addr(const void *a, const void *b)
-{
-  const mapping *x = *(mapping *const *)a, *y = *(mapping *const *)b;
-  return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
-/* Drop every zombie: adjacent spans of one kind in one call. Returns how many. */
-static uint64_t drop_zombies(void)
-{
-  dvm_lock();
-  mapping *list = zombies;
-  uint64_t n = zombie_count;
-  zombies = NULL;
-  zombie_pages = zombie_count = 0;
-  dvm_unlock();
-  if (n == 0) return 0;
-  mapping **v = malloc(n * sizeof *v);
-  uint64_t k = 0;
-  for (mapping *z = list; z; z = z->zombie_next) {
-    if (v) v[k++] = z;
-    else { /* no memory for sorting: one at a time */
-      give_back(z);
-    }
-  }
-  if (v) {
-    qsort(v, k, sizeof *v, by_addr);
-    for (uint64_t i = 0; i < k;) {
-      uint64_t j = i + 1;
-      unsigned char *end = v[i]->addr + v[i]->reserved;
-      while (j < k && v[j]->kind == v[i]->kind && v[j]->addr == end) end += v[j++]->reserved;
-      uint64_t len = (uint64_t)(end - v[i]->addr);
-      int rc = v[i]->kind == KIND_HEAP ? dvm_unreserve(v[i]->addr, len) : munmap(v[i]->addr, len);
-      if (rc == 0 && v[i]->kind == KIND_HEAP) {
-        dvm_lock();
-        for (uint64_t x = i; x < j; x++) dvm_heap_free(v[x]->addr, v[x]->reserved);
-        dvm_unlock();
-      }
-      for (uint64_t x = i; x < j; x++)
-        if (rc == 0) v[x]->addr = NULL;
-        else give_back(v[x]);
-      i = j;
-    }
-    free(v);
-  }
-  for (mapping *z = list, *next; z; z = next) {
-    next = z->zombie_next;
-    if (z->lease_fd >= 0) close(z->lease_fd);
-    z->lease_fd = -1;
-    release(z);
-  }
-  return n;
-}
-
 /*
  * zombie(handle, leaseFd, maxPages) -> spans dropped now (0: queued).
  * The views are detached at once; the span and its file handle stay until
@@ -504,23 +318,14 @@ static napi_value js_zombie(napi_env env, napi_callback_info info)
   int fd;
   uint64_t max;
   if (!get_args(env, info, 3, argv)) return NULL;
-  mapping *m = get_live(env, argv[0]);
+  dvm_span *m = get_live(env, argv[0]);
   if (!m || !get_fd(env, argv[1], &fd) || !get_u64(env, argv[2], "maxPages", &max)) return NULL;
-  if (m->kind != KIND_SPAN && m->kind != KIND_HEAP)
+  if (m->kind != DVM_SPAN_OWN && m->kind != DVM_SPAN_HEAP)
     return type_error(env, "daxvm_shim: only stitched spans become zombies");
-  if (m->lease_fd >= 0) return type_error(env, "daxvm_shim: already a zombie");
+  if (m->zombie) return type_error(env, "daxvm_shim: already a zombie");
   if (!detach_views(env, m)) return NULL;
-  __atomic_add_fetch(&m->refs, 1, __ATOMIC_ACQ_REL); /* the zombie list's */
-  bool full;
-  dvm_lock();
   m->lease_fd = fd;
-  m->zombie_next = zombies;
-  zombies = m;
-  zombie_count++;
-  zombie_pages += m->length / 4096;
-  full = zombie_pages >= max;
-  dvm_unlock();
-  CHECK(napi_create_double(env, full ? (double)drop_zombies() : 0, &out));
+  CHECK(napi_create_double(env, (double)dvm_zombie_add(m, max), &out));
   return out;
 }
 
@@ -528,7 +333,7 @@ static napi_value js_zombie(napi_env env, napi_callback_info info)
 static napi_value js_flush_zombies(napi_env env, napi_callback_info info)
 {
   napi_value out;
-  CHECK(napi_create_double(env, (double)drop_zombies(), &out));
+  CHECK(napi_create_double(env, (double)dvm_zombie_flush(), &out));
   return out;
 }
 
@@ -539,9 +344,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info)
   uint64_t size, used, top, zp, zc;
   dvm_lock();
   dvm_heap_stats(&size, &used, &top);
-  zp = zombie_pages;
-  zc = zombie_count;
   dvm_unlock();
+  dvm_zombie_stats(&zc, &zp);
   CHECK(napi_create_object(env, &o));
   if (!set_num(env, o, "heapSize", (double)size) || !set_num(env, o, "heapUsed", (double)used) ||
       !set_num(env, o, "heapTop", (double)top) || !set_num(env, o, "zombies", (double)zc) ||
@@ -555,7 +359,7 @@ static napi_value js_address(napi_env env, napi_callback_info info)
 {
   napi_value argv[1], out;
   if (!get_args(env, info, 1, argv)) return NULL;
-  mapping *m = get_live(env, argv[0]);
+  dvm_span *m = get_live(env, argv[0]);
   if (!m) return NULL;
   CHECK(napi_create_double(env, (double)(uintptr_t)m->addr, &out));
   return out;

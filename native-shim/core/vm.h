@@ -2,7 +2,7 @@
  * The memory-management half of the native shim's C core, for the client
  * library (src/lib): address reservations, fixed maps of pool runs,
  * userfaultfd write-protect in asynchronous mode, the PAGEMAP_SCAN ioctl and
- * getxattr. Like core.c: no Node-API here, every function returns 0 (or a
+ * getxattr. Like sys.c: no Node-API here, every function returns 0 (or a
  * count) on success and a negative errno on failure.
  */
 #ifndef DAXVM_VM_H

@@ -1,0 +1,53 @@
+/*
+ * What the Node-API glue files share: argument and error helpers, and the
+ * handles and views over spans (glue.c). The glue parses, calls the core
+ * (native-shim/core, no Node-API there) and throws; it keeps nothing of its
+ * own but the list of ArrayBuffers handed out over each span.
+ */
+#ifndef DAXVM_GLUE_H
+#define DAXVM_GLUE_H
+
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/span.h"
+
+napi_value throw_last(napi_env env, const char *what);
+napi_value throw_errno(napi_env env, int err, const char *syscall, const char *code);
+napi_value type_error(napi_env env, const char *msg);
+bool get_args(napi_env env, napi_callback_info info, size_t argc, napi_value *argv);
+bool get_u64(napi_env env, napi_value v, const char *name, uint64_t *out);
+bool get_fd(napi_env env, napi_value v, int *out);
+bool get_bool(napi_env env, napi_value v, const char *name, bool *out);
+/* Matches a string argument against names[]; returns the index or -1 (thrown). */
+int get_choice(napi_env env, napi_value v, const char *what, const char *const *names, int count);
+/* A malloc'ed copy of a string argument, or NULL (thrown). */
+char *get_string(napi_env env, napi_value v, const char *what);
+napi_value set_num(napi_env env, napi_value obj, const char *key, double v);
+napi_value set_bool(napi_env env, napi_value obj, const char *key, bool v);
+napi_value set_str(napi_env env, napi_value obj, const char *key, const char *v);
+
+dvm_span *get_span(napi_env env, napi_value v);
+/* A span not yet given back, or throws (using a handle after unmap is a bug). */
+dvm_span *get_live(napi_env env, napi_value v);
+bool check_range(napi_env env, dvm_span *s, uint64_t off, uint64_t len);
+/* A new handle (External, type-tagged) owning one reference to s. */
+napi_value new_handle(napi_env env, dvm_span *s);
+/* An ArrayBuffer over [off, +len) of s, no copy; it holds a reference to s (none for a pool view). */
+napi_value new_view(napi_env env, dvm_span *s, uint64_t off, uint64_t len);
+/* Detach every live view of s (its ArrayBuffers read as length 0 after). */
+napi_value detach_views(napi_env env, dvm_span *s);
+
+/* Each glue file registers its functions on exports. */
+napi_status addon_init(napi_env env, napi_value exports);
+napi_status lib_init(napi_env env, napi_value exports);
+napi_status bench_init(napi_env env, napi_value exports);
+napi_status fallocate_init(napi_env env, napi_value exports);
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) return throw_last(env, #call);                  \
+  } while (0)
+
+#endif
