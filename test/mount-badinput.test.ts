@@ -47,7 +47,7 @@ const cases: Case[] = [
     name: 'a file of random bytes',
     make(t) {
       const p = join(tempDir(t), 'random.pool');
-      fs.writeFileSync(p, randomBytes(16 * 1024 * 1024));
+      fs.writeFileSync(p, randomBytes(16 * 1024 * 1024), { mode: 0o600 }); // 0644 is refused first (mount-perms)
       return p;
     },
     problem: /not a daxvm pool|not ours|magic|unrecogni[sz]ed/i,
@@ -56,7 +56,7 @@ const cases: Case[] = [
     name: 'an empty file',
     make(t) {
       const p = join(tempDir(t), 'empty.pool');
-      fs.writeFileSync(p, '');
+      fs.writeFileSync(p, '', { mode: 0o600 });
       return p;
     },
     problem: /empty|too small|truncated|not a daxvm pool|magic/i,

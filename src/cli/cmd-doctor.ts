@@ -1,16 +1,18 @@
 /**
- * daxvm doctor [MOUNTPOINT] [--json]: what this machine offers the library
+ * daxvm doctor [MOUNTPOINT|POOL] [--json]: what this machine offers the library
  * (FUSE, userfaultfd write-protect in async mode, PAGEMAP_SCAN, transparent
  * huge pages, and for a mounted pool whether its mapping got huge pages) and
- * what the library falls back to without each. Exit 0 when the mount and
- * the library's fast paths work, 1 when something is missing.
+ * what the library falls back to without each; the pool file's mode (a pool
+ * other users can read or write is a problem). Exit 0 when the mount and
+ * the library's fast paths work, 1 when something is missing or wrong.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { daxvmMountAt, readMounts, FSTYPE } from '../fuse/mountinfo.js';
 import { libraryFeatures, poolHugePages, type LibraryFeatures, type PoolHugePages } from '../lib/features.js';
 import { CliError, EXIT } from './errors.js';
 import { formatBytes, table } from './format.js';
+import { fixCommand, looseMessage, octal, poolMode } from './pool-mode.js';
 
 export interface DoctorOptions {
   json?: boolean;
@@ -19,7 +21,11 @@ export interface DoctorOptions {
 export interface DoctorReport extends LibraryFeatures {
   fusermount: boolean;
   mount?: { mountpoint: string; pool: string; hugePages?: PoolHugePages; error?: string };
+  /** The pool file's mode (of the mount's pool, or of the pool given). */
+  pool?: { path: string; mode?: string; uid?: number; gid?: number; loose?: boolean; error?: string };
   fallbacks: string[];
+  /** What is wrong, with the fix (a loose pool). */
+  problems: string[];
   ok: boolean;
 }
 
@@ -41,7 +47,24 @@ export function doctorReport(target?: string): DoctorReport {
   let mount: DoctorReport['mount'];
   const mounts = readMounts();
   const at = target ? daxvmMountAt(path.resolve(target), mounts) : mounts.find((m) => m.fstype === FSTYPE);
-  if (target && !at) throw new CliError(`${path.resolve(target)} is not a daxvm mount`, EXIT.FAILURE, 'give the mount point of a daxvm mount, or nothing');
+  let poolPath = at?.source;
+  if (target && !at) {
+    let isFile = false;
+    try { isFile = statSync(path.resolve(target)).isFile(); } catch { /* reported below */ }
+    if (!isFile) throw new CliError(`${path.resolve(target)} is not a daxvm mount, nor a pool file`, EXIT.FAILURE, 'give the mount point of a daxvm mount, a pool file, or nothing');
+    poolPath = path.resolve(target);
+  }
+  const problems: string[] = [];
+  let pool: DoctorReport['pool'];
+  if (poolPath) {
+    try {
+      const m = poolMode(poolPath);
+      pool = { path: poolPath, mode: octal(m.mode), uid: m.uid, gid: m.gid, loose: m.loose };
+      if (m.loose) problems.push(`${looseMessage(poolPath, m)}; fix it with: ${fixCommand(poolPath)}`);
+    } catch (err) {
+      pool = { path: poolPath, error: (err as Error).message };
+    }
+  }
   if (at) {
     mount = { mountpoint: at.mountpoint, pool: at.source };
     try {
@@ -52,7 +75,7 @@ export function doctorReport(target?: string): DoctorReport {
       fallbacks.push(`the pool ${at.source} cannot be opened here (${(err as NodeJS.ErrnoException).code ?? 'error'}): mappings take the vanilla path`);
     }
   }
-  return { ...f, fusermount, ...(mount ? { mount } : {}), fallbacks, ok: f.fuse && fusermount };
+  return { ...f, fusermount, ...(mount ? { mount } : {}), ...(pool ? { pool } : {}), fallbacks, problems, ok: f.fuse && fusermount && problems.length === 0 };
 }
 
 const yes = (b: boolean, extra = ''): string => (b ? `yes${extra}` : 'no');
@@ -74,7 +97,12 @@ export function formatDoctor(r: DoctorReport): string {
     if (h) rows.push(['pool huge pages', `${h.filePmdMappedKB} kB PMD-mapped (FilePmdMapped) of ${h.rssKB} kB resident after reading ${formatBytes(h.touchedBytes)}; AnonHugePages ${h.anonHugePagesKB} kB`]);
     else rows.push(['pool', `not readable here: ${r.mount.error}`]);
   }
+  if (r.pool) {
+    rows.push(['pool file mode', r.pool.error ? `cannot stat ${r.pool.path}: ${r.pool.error}`
+      : `${r.pool.mode} uid ${r.pool.uid} gid ${r.pool.gid} (${r.pool.loose ? 'OTHER USERS CAN ACCESS IT' : 'owner and group only'})`]);
+  }
   let out = table(rows);
+  out += r.problems.map((x) => `problem: ${x}`).join('\n') + (r.problems.length ? '\n' : '');
   out += r.fallbacks.length ? r.fallbacks.map((x) => `fallback: ${x}`).join('\n') + '\n' : 'no fallbacks: every fast path is available\n';
   return out;
 }

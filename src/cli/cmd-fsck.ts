@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { fsck, PoolError, type FsckReport } from '../fs/index.js';
 import { CliError, EXIT, poolFailure } from './errors.js';
+import { warnIfLoose } from './pool-mode.js';
 import { progressBar } from './progress.js';
 
 export interface FsckOptions {
@@ -35,6 +36,7 @@ export function formatFsckReport(pool: string, r: FsckReport, repair: boolean): 
 
 export function cmdFsck(poolArg: string, opts: FsckOptions): number {
   const pool = path.resolve(poolArg);
+  warnIfLoose(pool);
   const bar = progressBar(opts.repair ? 'fsck --repair' : 'fsck');
   let report: FsckReport;
   try {

@@ -5,6 +5,7 @@ import { poolInfo, PoolError, type PoolInfo } from '../fs/index.js';
 import { daxvmMountAt, readMounts, FSTYPE, topMountAt } from '../fuse/mountinfo.js';
 import { CliError, EXIT, poolFailure } from './errors.js';
 import { formatBytes, percent, table } from './format.js';
+import { octal, warnIfLoose } from './pool-mode.js';
 
 export interface InfoOptions {
   json?: boolean;
@@ -37,12 +38,13 @@ export function fileExtentsLine(x: PoolInfo['fileExtents']): string {
   return `${x.files} files with data, ${x.avgExtentsPerFile} extents per file (max ${x.maxExtents}; ${x.fragmentedFiles} in more than one)`;
 }
 
-export function formatInfo(i: PoolInfo, mountpoint?: string): string {
+export function formatInfo(i: PoolInfo, mountpoint?: string, mode?: { mode: string; uid: number; gid: number; loose: boolean }): string {
   const used = i.blocks - i.freeBlocks;
   const f = i.fragmentation;
   const rows: [string, string][] = [
     ['pool', i.path],
     ['mounted on', mountpoint ?? '(not mounted)'],
+    ...(mode ? [['file mode', `${mode.mode}, uid ${mode.uid} gid ${mode.gid}${mode.loose ? ': OTHER USERS CAN ACCESS IT' : ''}`] as [string, string]] : []),
     ['format', `version ${i.formatVersion}, ${i.clean ? 'clean' : 'not clean (in use, or not unmounted cleanly)'}`],
     ['size', `${formatBytes(i.size)}: ${i.blocks} blocks of ${formatBytes(i.blockSize)}`],
     ['used', `${formatBytes(used * i.blockSize)} (${used} blocks, ${percent(used, i.blocks)})`],
@@ -59,6 +61,7 @@ export function formatInfo(i: PoolInfo, mountpoint?: string): string {
 
 export function cmdInfo(target: string, opts: InfoOptions): number {
   const { pool, mountpoint } = resolvePoolTarget(target);
+  const mode = warnIfLoose(pool);
   let info: PoolInfo;
   try {
     info = poolInfo(pool);
@@ -66,7 +69,8 @@ export function cmdInfo(target: string, opts: InfoOptions): number {
     if (err instanceof PoolError) throw poolFailure(err, EXIT.OPERATIONAL);
     throw new CliError(`cannot read ${pool}: ${(err as Error).message}`, EXIT.OPERATIONAL);
   }
-  if (opts.json) process.stdout.write(JSON.stringify({ ...info, mountpoint: mountpoint ?? null }, null, 2) + '\n');
-  else process.stdout.write(formatInfo(info, mountpoint));
+  const poolMode = mode ? { mode: octal(mode.mode), uid: mode.uid, gid: mode.gid, loose: mode.loose } : null;
+  if (opts.json) process.stdout.write(JSON.stringify({ ...info, mountpoint: mountpoint ?? null, poolMode }, null, 2) + '\n');
+  else process.stdout.write(formatInfo(info, mountpoint, poolMode ?? undefined));
   return EXIT.OK;
 }

@@ -19,6 +19,7 @@ import { MountOptionError, parseMountOptions, type MountOptions } from '../fuse/
 import { decodeMessages, type DaemonMessage } from '../fuse/protocol.js';
 import { ensureRuntimeDir, logFilePath } from '../fuse/runtime.js';
 import { makePool } from './cmd-mkfs.js';
+import { gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
 import { CliError, EXIT } from './errors.js';
 import { formatBytes, parseSize } from './format.js';
 import { DEFAULT_MOUNTPOINT, DEFAULT_POOL_SIZE, defaultPoolPath, mainScript } from './paths.js';
@@ -46,15 +47,21 @@ interface Target {
 
 function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Target {
   let options: MountOptions;
+  // allow_loose_pool is the CLI's (checked here, in the parent and again in the daemon), never libfuse's.
+  const { rest: fuseOpts, allow: allowLoose } = takeAllowLoosePool(opts.o ?? []);
   try {
-    options = parseMountOptions(opts.o ?? []);
+    options = parseMountOptions(fuseOpts);
   } catch (err) {
     if (err instanceof MountOptionError) throw new CliError(err.message, EXIT.USAGE);
     throw err;
   }
   const mountpoint = path.resolve(mntArg ?? DEFAULT_MOUNTPOINT);
   const pool = poolArg !== undefined ? path.resolve(poolArg) : defaultPoolPath();
-  if (opts.readyFd !== undefined) return { pool, mountpoint, options }; // the daemon: the parent checked
+  if (opts.readyFd !== undefined) {
+    // The daemon: the parent checked the rest; this warning lands in the daemon's log.
+    gateLoosePool(pool, allowLoose);
+    return { pool, mountpoint, options };
+  }
 
   const mounts = readMounts();
   const here = daxvmMountAt(mountpoint, mounts);
@@ -76,6 +83,7 @@ function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: 
     process.stderr.write(`daxvm: creating the default pool ${pool} (${formatBytes(size)})\n`);
     makePool(pool, size, false);
   }
+  gateLoosePool(pool, allowLoose);
 
   try {
     if (!statSync(mountpoint).isDirectory()) {

@@ -74,8 +74,9 @@ export function buildProgram(): Command {
     .argument('<pool>', 'pool file to create')
     .option('-s, --size <size>', 'pool size, binary units: 4G, 512M, 1T', sizeArg, '4G')
     .option('--force', 'overwrite an existing pool')
+    .option('--group <group>', 'make the pool 0660 and give it to this group (trusted users of the direct path); default 0600')
     .option('--json', 'print the result as JSON')
-    .action(async (pool: string, o: { size: string; force?: boolean; json?: boolean }) =>
+    .action(async (pool: string, o: { size: string; force?: boolean; group?: string; json?: boolean }) =>
       run('mkfs', EXIT.FAILURE, async () => (await import('./cmd-mkfs.js')).cmdMkfs(pool, o)));
 
   program.command('mount')
@@ -84,7 +85,8 @@ export function buildProgram(): Command {
     .argument('[mountpoint]', 'mount point (created if missing)', '/mnt/nvmm1')
     .option('-f, --foreground', 'stay in the foreground (Ctrl-C unmounts)')
     .option('-o, --options <options>', 'mount options, comma-separated: ro, rw, allow_other, allow_root, ' +
-      'commit=SECONDS, nonempty, noexec, nosuid, nodev, noatime...; mount(8)\'s generic options are accepted', collect, [])
+      'commit=SECONDS, nonempty, noexec, nosuid, nodev, noatime, allow_loose_pool (mount a pool others can read)...; ' +
+      'mount(8)\'s generic options are accepted', collect, [])
     .addOption(new Option('--ready-fd <fd>', 'internal: report readiness on this fd').hideHelp())
     .action(async (pool: string | undefined, mnt: string, o: { foreground?: boolean; options: string[]; readyFd?: string }) =>
       run('mount', EXIT.MOUNT_FAILURE, async () => (await import('./cmd-mount.js')).cmdMount(pool, mnt, {
@@ -168,7 +170,7 @@ export function buildProgram(): Command {
 
   program.command('doctor')
     .description('what this machine offers the library (FUSE, userfaultfd WP-async, PAGEMAP_SCAN, huge pages) and its fallbacks')
-    .argument('[mountpoint]', 'a daxvm mount whose pool mapping to check (default: the first one mounted)')
+    .argument('[mountpoint|pool]', 'a daxvm mount whose pool to check (default: the first one mounted), or a pool file')
     .option('--json', 'print as JSON')
     .action(async (mnt: string | undefined, o: { json?: boolean }) =>
       run('doctor', EXIT.FAILURE, async () => (await import('./cmd-doctor.js')).cmdDoctor(mnt, o)));

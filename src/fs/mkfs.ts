@@ -17,6 +17,9 @@ export interface MkfsOptions {
   size: number;
   force?: boolean;
   inodes?: number;
+  /** Mode of the pool file (default 0600) and its group (default the caller's): see Pool.create. */
+  mode?: number;
+  gid?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -32,7 +35,11 @@ export function mkfs(poolPath: string, opts: MkfsOptions): MkfsResult {
     throw new RangeError(`pool size must be at least ${MIN_POOL_BYTES / 1024 / 1024} MiB`);
   }
   const g = computeGeometry(size, opts.inodes);
-  const pool = Pool.create(poolPath, size, { force: opts.force });
+  const pool = Pool.create(poolPath, size, {
+    force: opts.force,
+    ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+  });
   try {
     const total = g.inodeBitmapBlocks + g.blockBitmapBlocks + 3;
     let done = 0;

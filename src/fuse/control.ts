@@ -9,7 +9,8 @@
  *   zeroout_blocks    rw  0|1        1: zero on the allocation path; 0: pre-zero in the background
  *   zombie_max_pages  rw  1..2^20    batching threshold of the library
  *   kbytes_occupied   r   "PMEM: <KB>\nDRAM: <KB>\n"   page-table storage
- *   pool              r   the pool file's absolute path and a newline
+ *   pool              r   the pool file's absolute path and a newline; readable
+ *                         as the pool is (its read bits, owner and group)
  *   stats             r   JSON: fs.stats() and the occupancy, one object
  *
  * Decisions (each as /proc or ext4 would, where they have an answer):
@@ -48,7 +49,7 @@
  * neither show nor copy it, as with ext4's computed attributes), setting or
  * removing it is EPERM on any inode, and other inodes answer ENODATA.
  */
-import { constants } from 'node:fs';
+import { constants, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import {
   FsError, KNOB_FILES, parseKnobValue, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG,
@@ -76,6 +77,22 @@ interface ControlFile {
   content(fs: FileSystemApi): string;
   /** Absent: read-only. */
   write?(fs: FileSystemApi, text: string): void;
+  /** Permission bits and owner, when not the default (0644/0444, the daemon's user). */
+  perm?(fs: FileSystemApi): { mode: number; uid: number; gid: number };
+}
+
+/**
+ * `.daxvm/pool` is no more readable than the pool (issue 16, edges): its
+ * read bits, owner and group, so the kernel's default_permissions answers
+ * EACCES to whoever could not read the pool file itself.
+ */
+function poolPerm(fs: FileSystemApi): { mode: number; uid: number; gid: number } {
+  try {
+    const st = statSync(fs.poolPath);
+    return { mode: st.mode & 0o444, uid: st.uid, gid: st.gid };
+  } catch {
+    return { mode: 0o400, uid: 0, gid: 0 };
+  }
 }
 
 function knobFile(name: string, knob: KnobName, ino: number): ControlFile {
@@ -105,7 +122,7 @@ function controlFiles(): ControlFile[] {
       return `PMEM: ${o.pmemKB}\nDRAM: ${o.dramKB}\n`;
     },
   });
-  files.push({ name: 'pool', ino: ino++, content: (fs) => resolvePath(fs.poolPath) + '\n' });
+  files.push({ name: 'pool', ino: ino++, content: (fs) => resolvePath(fs.poolPath) + '\n', perm: poolPerm });
   files.push({
     name: 'stats',
     ino: ino++,
@@ -169,8 +186,9 @@ export class Control {
     return f;
   }
 
-  private attr(ino: number, mode: number, nlink: number, size: number, mtimeMs: number): Attr {
-    const { uid, gid } = this.state.owner;
+  private attr(ino: number, mode: number, nlink: number, size: number, mtimeMs: number,
+    owner: { uid: number; gid: number } = this.state.owner): Attr {
+    const { uid, gid } = owner;
     return {
       ino, mode, nlink, uid, gid, rdev: 0, size, blocks: 0, blksize: 4096,
       atimeMs: mtimeMs, mtimeMs, ctimeMs: mtimeMs, generation: 0,
@@ -189,8 +207,9 @@ export class Control {
       size = Buffer.byteLength(f.content(this.state.live));
       for (const other of this.handles.values()) if (other.file === f) size = Math.max(size, other.content.length);
     }
-    const mode = S_IFREG | (f.write ? 0o644 : 0o444);
-    return this.attr(f.ino, mode, 1, size, this.changed.get(f.name) ?? this.mountedAt);
+    const perm = f.perm?.(this.state.live);
+    const mode = S_IFREG | (perm?.mode ?? (f.write ? 0o644 : 0o444));
+    return this.attr(f.ino, mode, 1, size, this.changed.get(f.name) ?? this.mountedAt, perm);
   }
 
   readdir(path: string): DirEntry[] {

@@ -30,7 +30,7 @@ let defaultRecorder: MediaRecorder | null = null;
 
 /** A user-facing failure of the media layer (bugs throw RangeError/TypeError instead). */
 export class PoolError extends Error {
-  readonly code: 'EEXIST' | 'ELOCKED' | 'EROFS' | 'EINVAL' | 'EBADF';
+  readonly code: 'EEXIST' | 'ELOCKED' | 'EROFS' | 'EINVAL' | 'EBADF' | 'EPERM';
   readonly path: string;
   constructor(code: PoolError['code'], message: string, poolPath: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
@@ -85,6 +85,7 @@ export class Pool {
     }
     try {
       takeLock(poolPath, fd, 'exclusive');
+      makePrivate(poolPath, fd, opts);
       // Truncating to 0 first drops old contents, so the new pool reads as zeros.
       fs.ftruncateSync(fd, 0);
       fs.ftruncateSync(fd, sizeBytes);
@@ -345,6 +346,28 @@ export class Pool {
 
   private checkWritable(): void {
     if (this.readOnly) throw new PoolError('EROFS', `pool ${this.path} is open read-only`, this.path);
+  }
+}
+
+/**
+ * The pool is the disk: whoever reads it reads every file. open(O_CREAT)
+ * leaves an existing file's mode and owner alone (a file made by
+ * `truncate -s`, an old pool, a copy), so both are set here, before the old
+ * contents are dropped: mode 0600 (or opts.mode), owned by the caller, the
+ * group opts.gid when given.
+ */
+function makePrivate(poolPath: string, fd: number, opts: PoolCreateOptions): void {
+  const mode = opts.mode ?? 0o600;
+  const st = fs.fstatSync(fd);
+  const euid = process.geteuid?.() ?? st.uid;
+  try {
+    // Only root can take a file over from another user; anyone may set a group they are in.
+    if (st.uid !== euid) fs.fchownSync(fd, euid, opts.gid ?? process.getegid?.() ?? st.gid);
+    else if (opts.gid !== undefined && opts.gid !== st.gid) fs.fchownSync(fd, -1, opts.gid);
+    fs.fchmodSync(fd, mode);
+  } catch (err) {
+    throw new PoolError('EPERM', `cannot make ${poolPath} mode ${mode.toString(8).padStart(4, '0')}` +
+      ` owned by uid ${euid}${opts.gid !== undefined ? ` group ${opts.gid}` : ''}: ${(err as Error).message}`, poolPath, err);
   }
 }
 

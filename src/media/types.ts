@@ -30,8 +30,14 @@ export interface PoolCreateOptions {
   /** Overwrite an existing file (never one that is in use: its lock is taken first). */
   force?: boolean;
   /**
-   * Permission bits of a newly created file (before umask). Default 0o600: the
-   * pool holds every file's bytes, so whoever can read it can read them all.
+   * Permission bits of the pool file (umask does not apply). Default 0o600:
+   * the pool holds every file's bytes, so whoever can read it can read them all.
    */
   mode?: number;
+  /**
+   * Group of the file (the caller must be in it, or root). The mode is set
+   * (not only given to open) and the file made the caller's, even when it
+   * existed before.
+   */
+  gid?: number;
 }
