@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import t from 'tap';
 import { fsck, openFileSystem, ROOT_INO } from '../src/fs/index.js';
-import { crc32c } from '../src/fs/checksum.js';
+import { crc32c } from '../src/core/format/checksum.js';
 import { Journal, readJournal } from '../src/fs/journal.js';
-import { BLOCK_SIZE, computeGeometry, INODE_SIZE } from '../src/fs/layout.js';
+import { BLOCK_SIZE, computeGeometry, INODE_SIZE } from '../src/core/format/pool.js';
 import { Pool } from '../src/media/pool.js';
 import { MemoryRecorder } from '../src/media/recorder.js';
 import { crashCopy, openPool, pattern, ROOT, tempPool } from './helpers/pool.js';

@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import t from 'tap';
 import { FsError, fsck, openFileSystem, ROOT_INO, type FileSystem } from '../src/fs/index.js';
-import { crc32c } from '../src/fs/checksum.js';
-import { BLOCK_SIZE, computeGeometry, CRC_OFFSET, INODE_SIZE } from '../src/fs/layout.js';
+import { crc32c } from '../src/core/format/checksum.js';
+import { BLOCK_SIZE, computeGeometry, CRC_OFFSET, INODE_SIZE } from '../src/core/format/pool.js';
 import { pattern, readAll, ROOT, tempPool } from './helpers/pool.js';
 
 const MiB = 1 << 20;

@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import t from 'tap';
 import { fsck, openFileSystem, ROOT_INO } from '../src/fs/index.js';
-import { crc32c } from '../src/fs/checksum.js';
-import { BLOCK_SIZE, CRC_OFFSET } from '../src/fs/layout.js';
+import { crc32c } from '../src/core/format/checksum.js';
+import { BLOCK_SIZE, CRC_OFFSET } from '../src/core/format/pool.js';
 import { ROOT, tempPool } from './helpers/pool.js';
 
 const DEPTH = 20_000;

@@ -7,8 +7,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import t from 'tap';
 import { fsck, openFileSystem, PoolError, ROOT_INO, SUPERBLOCK_VERSION_OFFSET } from '../src/fs/index.js';
-import { crc32c as crc32cOf } from '../src/fs/checksum.js';
-import { BLOCK_SIZE, computeGeometry } from '../src/fs/layout.js';
+import { crc32c as crc32cOf } from '../src/core/format/checksum.js';
+import { BLOCK_SIZE, computeGeometry } from '../src/core/format/pool.js';
 import { crashCopy, openPool, pattern, readAll, ROOT, tempPool } from './helpers/pool.js';
 
 const sha = (p: string): string => crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');

@@ -17,7 +17,7 @@
  */
 import { FsError } from './api.js';
 import { Bits, MediaBitmap } from './bitmap.js';
-import { HUGE_BLOCKS, type Geometry } from './layout.js';
+import { HUGE_BLOCKS, type Geometry } from '../core/format/pool.js';
 
 export interface Run {
   start: number;

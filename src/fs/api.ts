@@ -15,11 +15,12 @@
  *   UTF-8 or not (bytestr.ts). `utf8Name(text)` makes one from Unicode text.
  */
 
-import type { Knobs } from './layout.js';
+import type { Knobs } from '../core/format/superblock.js';
 
 export type { Knobs };
-
-export const ROOT_INO = 1;
+// The format's numbers, part of this contract too (one home: src/core/format).
+export { ROOT_INO } from '../core/format/pool.js';
+export { S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO } from '../core/format/mode.js';
 
 /** errno names used by the file system; the FUSE layer maps them to numbers. */
 export type Errno =
@@ -35,16 +36,6 @@ export class FsError extends Error {
     this.code = code;
   }
 }
-
-/** File type bits, as in <sys/stat.h>. */
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o060000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFIFO = 0o010000;
 
 export interface Attr {
   ino: number;

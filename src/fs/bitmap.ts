@@ -3,7 +3,7 @@
  * bitmap blocks (BITS_PER_BITMAP_BLOCK bits each, CRC tail) through the
  * metadata store, so every change is part of the running transaction.
  */
-import { BITS_PER_BITMAP_BLOCK } from './layout.js';
+import { BITS_PER_BITMAP_BLOCK } from '../core/format/pool.js';
 import type { MetaStore } from './metastore.js';
 
 export class Bits {

@@ -3,17 +3,17 @@
  * directory inode's data, journaled as metadata), indexed in memory by name
  * so lookup, insert and delete never scan the directory.
  *
- * Record: 0 ino u32, 4 recLen u16, 6 nameLen u8, 7 type u8 (S_IFMT >> 12),
- * 8 name (raw bytes, see bytestr.ts). recLen is a multiple of 4; the
- * records of a block tile bytes [0, 4092) exactly; ino 0 marks free space.
- * CRC tail at 4092.
+ * Record layout: src/core/format/dir.ts; the name is raw bytes (see
+ * bytestr.ts). recLen is a multiple of 4; the records of a block tile bytes
+ * [0, CRC_OFFSET) exactly; ino 0 marks free space. CRC tail.
  */
 import { FsError } from './api.js';
 import { fromBytes, toBytes } from './bytestr.js';
-import { CRC_OFFSET } from './layout.js';
+import { DIR_RECORD_HEADER, DIRENT_INO, DIRENT_NAME_LEN, DIRENT_REC_LEN, DIRENT_TYPE } from '../core/format/dir.js';
+import { CRC_OFFSET } from '../core/format/pool.js';
 import type { MetaStore } from './metastore.js';
 
-const HEADER = 8;
+const HEADER = DIR_RECORD_HEADER;
 const recordSize = (nameLen: number): number => (HEADER + nameLen + 3) & ~3;
 
 export interface Slot {
@@ -76,8 +76,8 @@ export class Directory {
   /** Add a new, empty block (already allocated) at the end. */
   addBlock(block: number): number {
     const image = this.store.fresh(block, 'crc');
-    image.writeUInt32LE(0, 0);
-    image.writeUInt16LE(CRC_OFFSET, 4);
+    image.writeUInt32LE(0, DIRENT_INO);
+    image.writeUInt16LE(CRC_OFFSET, DIRENT_REC_LEN);
     this.blocks.push(block);
     this.slack.push(CRC_OFFSET);
     return this.blocks.length - 1;
@@ -97,14 +97,14 @@ export class Directory {
       let at = off;
       let len = recLen;
       if (recIno !== 0) {
-        image.writeUInt16LE(used, off + 4);
+        image.writeUInt16LE(used, off + DIRENT_REC_LEN);
         at = off + used;
         len = recLen - used;
       }
-      image.writeUInt32LE(ino, at);
-      image.writeUInt16LE(len, at + 4);
-      image.writeUInt8(nameBytes.length, at + 6);
-      image.writeUInt8(type >> 12, at + 7);
+      image.writeUInt32LE(ino, at + DIRENT_INO);
+      image.writeUInt16LE(len, at + DIRENT_REC_LEN);
+      image.writeUInt8(nameBytes.length, at + DIRENT_NAME_LEN);
+      image.writeUInt8(type >> 12, at + DIRENT_TYPE);
       nameBytes.copy(image, at + HEADER);
       placed = at;
     });
@@ -124,9 +124,9 @@ export class Directory {
     this.walk(image, block, (off) => {
       if (off < slot.offset) prev = off;
     });
-    const recLen = image.readUInt16LE(slot.offset + 4);
-    if (prev >= 0) image.writeUInt16LE(image.readUInt16LE(prev + 4) + recLen, prev + 4);
-    else image.writeUInt32LE(0, slot.offset);
+    const recLen = image.readUInt16LE(slot.offset + DIRENT_REC_LEN);
+    if (prev >= 0) image.writeUInt16LE(image.readUInt16LE(prev + DIRENT_REC_LEN) + recLen, prev + DIRENT_REC_LEN);
+    else image.writeUInt32LE(0, slot.offset + DIRENT_INO);
     this.entries.delete(name);
     this.slack[slot.index] = this.computeSlack(image, block);
     this.store.markDirty(block, 'crc');
@@ -139,8 +139,8 @@ export class Directory {
     if (!slot) throw new FsError('ENOENT', name);
     const block = this.blocks[slot.index]!;
     const image = this.store.load(block, 'crc', 'directory block');
-    image.writeUInt32LE(ino, slot.offset);
-    image.writeUInt8(type >> 12, slot.offset + 7);
+    image.writeUInt32LE(ino, slot.offset + DIRENT_INO);
+    image.writeUInt8(type >> 12, slot.offset + DIRENT_TYPE);
     slot.ino = ino;
     slot.type = type;
     this.store.markDirty(block, 'crc');
@@ -158,14 +158,14 @@ export class Directory {
   private walk(image: Buffer, block: number, visit: (off: number, ino: number, recLen: number, name: string, type: number, nameLen: number) => void, wantNames = false): void {
     let off = 0;
     while (off < CRC_OFFSET) {
-      const ino = image.readUInt32LE(off);
-      const recLen = image.readUInt16LE(off + 4);
-      const nameLen = image.readUInt8(off + 6);
+      const ino = image.readUInt32LE(off + DIRENT_INO);
+      const recLen = image.readUInt16LE(off + DIRENT_REC_LEN);
+      const nameLen = image.readUInt8(off + DIRENT_NAME_LEN);
       if (recLen < HEADER || recLen % 4 !== 0 || off + recLen > CRC_OFFSET || (ino !== 0 && (nameLen === 0 || recordSize(nameLen) > recLen))) {
         throw new FsError('EIO', `malformed directory block ${block} at byte ${off}; run daxvm fsck`);
       }
       const name = ino === 0 || !wantNames ? '' : fromBytes(image, off + HEADER, off + HEADER + nameLen);
-      visit(off, ino, recLen, name, image.readUInt8(off + 7) << 12, nameLen);
+      visit(off, ino, recLen, name, image.readUInt8(off + DIRENT_TYPE) << 12, nameLen);
       off += recLen;
     }
   }
@@ -188,9 +188,9 @@ export function salvageDirBlock(image: Buffer, keep: (ino: number, name: string)
   let lost = 0;
   let off = 0;
   while (off + HEADER <= CRC_OFFSET) {
-    const ino = image.readUInt32LE(off);
-    const recLen = image.readUInt16LE(off + 4);
-    const nameLen = image.readUInt8(off + 6);
+    const ino = image.readUInt32LE(off + DIRENT_INO);
+    const recLen = image.readUInt16LE(off + DIRENT_REC_LEN);
+    const nameLen = image.readUInt8(off + DIRENT_NAME_LEN);
     if (recLen < HEADER || recLen % 4 !== 0 || off + recLen > CRC_OFFSET) {
       lost++;
       break;
@@ -199,7 +199,7 @@ export function salvageDirBlock(image: Buffer, keep: (ino: number, name: string)
       const name = nameLen > 0 && recordSize(nameLen) <= recLen ? fromBytes(image, off + HEADER, off + HEADER + nameLen) : '';
       if (name && !badName(name) && !seen.has(name) && keep(ino, name)) {
         seen.add(name);
-        records.push({ ino, type: image.readUInt8(off + 7), name: Buffer.from(image.subarray(off + HEADER, off + HEADER + nameLen)) });
+        records.push({ ino, type: image.readUInt8(off + DIRENT_TYPE), name: Buffer.from(image.subarray(off + HEADER, off + HEADER + nameLen)) });
       } else {
         lost++;
       }
@@ -210,13 +210,13 @@ export function salvageDirBlock(image: Buffer, keep: (ino: number, name: string)
   let at = 0;
   records.forEach((r, i) => {
     const len = i === records.length - 1 ? CRC_OFFSET - at : recordSize(r.name.length);
-    out.writeUInt32LE(r.ino, at);
-    out.writeUInt16LE(len, at + 4);
-    out.writeUInt8(r.name.length, at + 6);
-    out.writeUInt8(r.type, at + 7);
+    out.writeUInt32LE(r.ino, at + DIRENT_INO);
+    out.writeUInt16LE(len, at + DIRENT_REC_LEN);
+    out.writeUInt8(r.name.length, at + DIRENT_NAME_LEN);
+    out.writeUInt8(r.type, at + DIRENT_TYPE);
     r.name.copy(out, at + HEADER);
     at += len;
   });
-  if (records.length === 0) out.writeUInt16LE(CRC_OFFSET, 4);
+  if (records.length === 0) out.writeUInt16LE(CRC_OFFSET, DIRENT_REC_LEN);
   return { image: out, kept: records.length, lost };
 }

@@ -10,7 +10,7 @@ import * as data from './ops-data.js';
 import * as knobs from './ops-knobs.js';
 import * as names from './ops-names.js';
 import * as prealloc from './ops-prealloc.js';
-import type { Knobs } from './layout.js';
+import type { KnobName, Knobs } from '../core/format/superblock.js';
 
 export class FileSystem implements FileSystemApi {
   constructor(readonly core: FsCore) {}
@@ -77,7 +77,7 @@ export class FileSystem implements FileSystemApi {
 
   // DaxVM's knobs, page tables and counters (the `.daxvm/` directory).
   knobs(): Knobs { return { ...this.core.sb.knobs }; }
-  setKnob(name: knobs.KnobName, value: number, onProgress?: (done: number) => void): void {
+  setKnob(name: KnobName, value: number, onProgress?: (done: number) => void): void {
     this.mutate(() => knobs.setKnob(this.core, name, value, onProgress));
   }
   pptInfo(ino: number): string { return knobs.pptInfo(this.core, ino); }

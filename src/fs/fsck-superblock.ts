@@ -4,7 +4,8 @@
  */
 import fs from 'node:fs';
 import { PoolError } from './errors.js';
-import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, decodeSuperblock, encodeSuperblock, PoolState, type Geometry, type Superblock } from './layout.js';
+import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, PoolState, type Geometry } from '../core/format/pool.js';
+import { decodeSuperblock, encodeSuperblock, type Superblock } from '../core/format/superblock.js';
 import { openCore, readSuperblock } from './open.js';
 
 export type Report = (kind: string, message: string, fixed: boolean) => void;

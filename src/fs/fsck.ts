@@ -24,15 +24,15 @@ import { showName } from './bytestr.js';
 import type { FsCore } from './core.js';
 import { PoolError } from './errors.js';
 import type { Inode } from './inode.js';
-import { INODE_FLAG_INLINE_SYMLINK } from './inode.js';
-import { BLOCK_SIZE, PoolState } from './layout.js';
+import { INODE_FLAG_INLINE_SYMLINK } from '../core/format/inode.js';
+import { BLOCK_SIZE, PoolState } from '../core/format/pool.js';
 import { applyReplay } from './open.js';
 import { checkSuperblock, openTolerant, type Report } from './fsck-superblock.js';
 import { salvageDirBlock } from './dir.js';
 import { ExtentList, type Extent } from './extents.js';
 import { loadXattrs } from './xattr.js';
 import * as names from './ops-names.js';
-import { BLOCKS_PER_ENTRY, ENTRIES_PER_NODE, levelForSize } from '../ppt/format.js';
+import { BLOCKS_PER_ENTRY, ENTRIES_PER_NODE, levelForSize } from '../core/format/ppt.js';
 import { walkTable } from '../ppt/tables.js';
 
 export interface FsckProblem {

@@ -1,8 +1,8 @@
 /** `daxvm info`: geometry, usage, fragmentation and knobs of a pool (mounted or not). */
 import { openCore } from './open.js';
-import { S_IFREG } from './api.js';
+import { S_IFMT, S_IFREG } from './api.js';
 import type { FsCore } from './core.js';
-import { BLOCK_SIZE, FORMAT_VERSION, PoolState } from './layout.js';
+import { BLOCK_SIZE, FORMAT_VERSION, PoolState } from '../core/format/pool.js';
 
 /** How the regular files that hold data are laid out: extents are runs of contiguous blocks. */
 export interface FileExtents {
@@ -42,7 +42,7 @@ export function fileExtents(core: FsCore): FileExtents {
   let maxExtents = 0;
   let fragmentedFiles = 0;
   for (const r of core.inodes.extentCounts()) {
-    if ((r.mode & 0o170000) !== S_IFREG || r.extents === 0) continue;
+    if ((r.mode & S_IFMT) !== S_IFREG || r.extents === 0) continue;
     files++;
     extents += r.extents;
     maxExtents = Math.max(maxExtents, r.extents);

@@ -1,31 +1,20 @@
 /**
- * Inodes: the 256-byte on-media record and the in-memory object.
- *
- *   0 mode u32   4 uid u32   8 gid u32   12 nlink u32
- *  16 size u64  24 blocks u64 (4 KiB blocks: data and per-file metadata)
- *  32 atime f64 40 mtime f64 48 ctime f64 56 crtime f64 (ms since the epoch)
- *  64 generation u32        68 seq u32 (even = stable; lock-free readers)
- *  72 flags u32             76 extent count u32
- *  80 extent chain u64      88 xattr block u64
- *  96 page-table root u64  104 page-table level u32  108 page-table nodes u32
- * 112 inline area, 128 bytes: up to 8 extents (logical u32, count u32,
- *     physical u64) or a symlink target of up to 128 bytes
- * 240 parent u32 (directories)  244 rdev u32  248 reserved  252 CRC32C of [0,252)
+ * Inodes: the in-memory object and its codec to the 256-byte record whose
+ * layout is src/core/format/inode.ts (docs/format.md, "Inodes").
  */
-import { crc32c } from './checksum.js';
+import { crc32c } from '../core/format/checksum.js';
+import {
+  EXTENT_COUNT, EXTENT_LOGICAL, EXTENT_PHYSICAL, EXTENT, INLINE_BYTES, INLINE_EXTENTS, INODE_ATIME, INODE_BLOCKS,
+  INODE_CRC, INODE_CRTIME, INODE_CTIME, INODE_EXTENT_CHAIN, INODE_EXTENT_COUNT, INODE_FLAG_INLINE_SYMLINK, INODE_FLAGS,
+  INODE_GENERATION, INODE_GID, INODE_INLINE, INODE_MODE, INODE_MTIME, INODE_NLINK, INODE_PARENT, INODE_PPT_LEVEL,
+  INODE_PPT_NODES, INODE_PPT_ROOT, INODE_RDEV, INODE_SEQ, INODE_SIZE_BYTES, INODE_UID, INODE_XATTR_BLOCK,
+} from '../core/format/inode.js';
+import { S_IFMT } from '../core/format/mode.js';
 import type { Directory } from './dir.js';
 import { ExtentList, type Extent } from './extents.js';
 import type { Run } from './alloc.js';
-import { INODE_SIZE } from './layout.js';
 
-export const INLINE_EXTENTS = 8;
-export const INLINE_BYTES = 128;
-const INLINE_OFFSET = 112;
-const CRC_AT = INODE_SIZE - 4;
-
-export const INODE_FLAG_INLINE_SYMLINK = 1;
-/** Where a record keeps its extent count (u32). */
-export const EXTENT_COUNT_OFFSET = 76;
+const EXTENT_BYTES = EXTENT.size;
 
 export class Inode {
   mode = 0;
@@ -66,41 +55,41 @@ export class Inode {
   constructor(readonly ino: number) {}
 
   get type(): number {
-    return this.mode & 0o170000;
+    return this.mode & S_IFMT;
   }
 }
 
 /** Decode a record; returns null when the CRC does not match. */
 export function decodeInode(ino: number, rec: Buffer, extentsFromChain: (head: number, count: number) => { items: Extent[]; chain: number[] }): Inode | null {
-  if (rec.readUInt32LE(CRC_AT) !== crc32c(rec.subarray(0, CRC_AT))) return null;
+  if (rec.readUInt32LE(INODE_CRC) !== crc32c(rec.subarray(0, INODE_CRC))) return null;
   const n = new Inode(ino);
-  n.mode = rec.readUInt32LE(0);
-  n.uid = rec.readUInt32LE(4);
-  n.gid = rec.readUInt32LE(8);
-  n.nlink = rec.readUInt32LE(12);
-  n.size = Number(rec.readBigUInt64LE(16));
+  n.mode = rec.readUInt32LE(INODE_MODE);
+  n.uid = rec.readUInt32LE(INODE_UID);
+  n.gid = rec.readUInt32LE(INODE_GID);
+  n.nlink = rec.readUInt32LE(INODE_NLINK);
+  n.size = Number(rec.readBigUInt64LE(INODE_SIZE_BYTES));
   // A count no file can have (damage) stays encodable; fsck sets it right.
-  n.blocks = Math.min(Number(rec.readBigUInt64LE(24)), Number.MAX_SAFE_INTEGER);
-  n.atimeMs = rec.readDoubleLE(32);
-  n.mtimeMs = rec.readDoubleLE(40);
-  n.ctimeMs = rec.readDoubleLE(48);
-  n.crtimeMs = rec.readDoubleLE(56);
-  n.generation = rec.readUInt32LE(64);
-  n.seq = rec.readUInt32LE(68);
-  n.flags = rec.readUInt32LE(72);
-  const extentCount = rec.readUInt32LE(76);
-  n.extentChain = Number(rec.readBigUInt64LE(80));
-  n.xattrBlock = Number(rec.readBigUInt64LE(88));
-  n.pptRoot = Number(rec.readBigUInt64LE(96));
-  n.pptLevel = rec.readUInt32LE(104);
-  n.pptNodes = rec.readUInt32LE(108);
-  n.parent = rec.readUInt32LE(240);
-  n.rdev = rec.readUInt32LE(244);
+  n.blocks = Math.min(Number(rec.readBigUInt64LE(INODE_BLOCKS)), Number.MAX_SAFE_INTEGER);
+  n.atimeMs = rec.readDoubleLE(INODE_ATIME);
+  n.mtimeMs = rec.readDoubleLE(INODE_MTIME);
+  n.ctimeMs = rec.readDoubleLE(INODE_CTIME);
+  n.crtimeMs = rec.readDoubleLE(INODE_CRTIME);
+  n.generation = rec.readUInt32LE(INODE_GENERATION);
+  n.seq = rec.readUInt32LE(INODE_SEQ);
+  n.flags = rec.readUInt32LE(INODE_FLAGS);
+  const extentCount = rec.readUInt32LE(INODE_EXTENT_COUNT);
+  n.extentChain = Number(rec.readBigUInt64LE(INODE_EXTENT_CHAIN));
+  n.xattrBlock = Number(rec.readBigUInt64LE(INODE_XATTR_BLOCK));
+  n.pptRoot = Number(rec.readBigUInt64LE(INODE_PPT_ROOT));
+  n.pptLevel = rec.readUInt32LE(INODE_PPT_LEVEL);
+  n.pptNodes = rec.readUInt32LE(INODE_PPT_NODES);
+  n.parent = rec.readUInt32LE(INODE_PARENT);
+  n.rdev = rec.readUInt32LE(INODE_RDEV);
   if (n.flags & INODE_FLAG_INLINE_SYMLINK) {
-    n.inline = Buffer.from(rec.subarray(INLINE_OFFSET, INLINE_OFFSET + Math.min(INLINE_BYTES, n.size)));
+    n.inline = Buffer.from(rec.subarray(INODE_INLINE, INODE_INLINE + Math.min(INLINE_BYTES, n.size)));
   } else if (extentCount <= INLINE_EXTENTS && n.extentChain === 0) {
     const items: Extent[] = [];
-    for (let i = 0; i < extentCount; i++) items.push(readExtent(rec, INLINE_OFFSET + i * 16));
+    for (let i = 0; i < extentCount; i++) items.push(readExtent(rec, INODE_INLINE + i * EXTENT_BYTES));
     n.extents = new ExtentList(items);
   } else {
     const { items, chain } = extentsFromChain(n.extentChain, extentCount);
@@ -113,41 +102,41 @@ export function decodeInode(ino: number, rec: Buffer, extentsFromChain: (head: n
 /** Encode into `rec` (256 bytes). Extents go inline when there is no chain. */
 export function encodeInode(n: Inode, rec: Buffer): void {
   rec.fill(0);
-  rec.writeUInt32LE(n.mode, 0);
-  rec.writeUInt32LE(n.uid, 4);
-  rec.writeUInt32LE(n.gid, 8);
-  rec.writeUInt32LE(n.nlink, 12);
-  rec.writeBigUInt64LE(BigInt(n.size), 16);
-  rec.writeBigUInt64LE(BigInt(n.blocks), 24);
-  rec.writeDoubleLE(n.atimeMs, 32);
-  rec.writeDoubleLE(n.mtimeMs, 40);
-  rec.writeDoubleLE(n.ctimeMs, 48);
-  rec.writeDoubleLE(n.crtimeMs, 56);
-  rec.writeUInt32LE(n.generation >>> 0, 64);
-  rec.writeUInt32LE(n.seq >>> 0, 68);
-  rec.writeUInt32LE(n.flags, 72);
-  rec.writeUInt32LE(n.extents.length, 76);
-  rec.writeBigUInt64LE(BigInt(n.extentChain), 80);
-  rec.writeBigUInt64LE(BigInt(n.xattrBlock), 88);
-  rec.writeBigUInt64LE(BigInt(n.pptRoot), 96);
-  rec.writeUInt32LE(n.pptLevel, 104);
-  rec.writeUInt32LE(n.pptNodes, 108);
+  rec.writeUInt32LE(n.mode, INODE_MODE);
+  rec.writeUInt32LE(n.uid, INODE_UID);
+  rec.writeUInt32LE(n.gid, INODE_GID);
+  rec.writeUInt32LE(n.nlink, INODE_NLINK);
+  rec.writeBigUInt64LE(BigInt(n.size), INODE_SIZE_BYTES);
+  rec.writeBigUInt64LE(BigInt(n.blocks), INODE_BLOCKS);
+  rec.writeDoubleLE(n.atimeMs, INODE_ATIME);
+  rec.writeDoubleLE(n.mtimeMs, INODE_MTIME);
+  rec.writeDoubleLE(n.ctimeMs, INODE_CTIME);
+  rec.writeDoubleLE(n.crtimeMs, INODE_CRTIME);
+  rec.writeUInt32LE(n.generation >>> 0, INODE_GENERATION);
+  rec.writeUInt32LE(n.seq >>> 0, INODE_SEQ);
+  rec.writeUInt32LE(n.flags, INODE_FLAGS);
+  rec.writeUInt32LE(n.extents.length, INODE_EXTENT_COUNT);
+  rec.writeBigUInt64LE(BigInt(n.extentChain), INODE_EXTENT_CHAIN);
+  rec.writeBigUInt64LE(BigInt(n.xattrBlock), INODE_XATTR_BLOCK);
+  rec.writeBigUInt64LE(BigInt(n.pptRoot), INODE_PPT_ROOT);
+  rec.writeUInt32LE(n.pptLevel, INODE_PPT_LEVEL);
+  rec.writeUInt32LE(n.pptNodes, INODE_PPT_NODES);
   if (n.flags & INODE_FLAG_INLINE_SYMLINK) {
-    n.inline.copy(rec, INLINE_OFFSET, 0, INLINE_BYTES);
+    n.inline.copy(rec, INODE_INLINE, 0, INLINE_BYTES);
   } else if (n.extentChain === 0) {
-    n.extents.items.forEach((e, i) => writeExtent(rec, INLINE_OFFSET + i * 16, e));
+    n.extents.items.forEach((e, i) => writeExtent(rec, INODE_INLINE + i * EXTENT_BYTES, e));
   }
-  rec.writeUInt32LE(n.parent, 240);
-  rec.writeUInt32LE(n.rdev >>> 0, 244);
-  rec.writeUInt32LE(crc32c(rec.subarray(0, CRC_AT)), CRC_AT);
+  rec.writeUInt32LE(n.parent, INODE_PARENT);
+  rec.writeUInt32LE(n.rdev >>> 0, INODE_RDEV);
+  rec.writeUInt32LE(crc32c(rec.subarray(0, INODE_CRC)), INODE_CRC);
 }
 
 export function readExtent(b: Buffer, off: number): Extent {
-  return { logical: b.readUInt32LE(off), count: b.readUInt32LE(off + 4), physical: Number(b.readBigUInt64LE(off + 8)) };
+  return { logical: b.readUInt32LE(off + EXTENT_LOGICAL), count: b.readUInt32LE(off + EXTENT_COUNT), physical: Number(b.readBigUInt64LE(off + EXTENT_PHYSICAL)) };
 }
 
 export function writeExtent(b: Buffer, off: number, e: Extent): void {
-  b.writeUInt32LE(e.logical, off);
-  b.writeUInt32LE(e.count, off + 4);
-  b.writeBigUInt64LE(BigInt(e.physical), off + 8);
+  b.writeUInt32LE(e.logical, off + EXTENT_LOGICAL);
+  b.writeUInt32LE(e.count, off + EXTENT_COUNT);
+  b.writeBigUInt64LE(BigInt(e.physical), off + EXTENT_PHYSICAL);
 }

@@ -1,21 +1,20 @@
 /**
  * The inode table: allocation, loading (CRC-checked), saving into the running
- * transaction, and the extent chain of files with more than 8 extents.
- *
- * Extent chain block: 0 magic 'DXEX' u32, 4 ino u32, 8 next u64, 16 count u32,
- * entries of 16 bytes from byte 32, CRC tail.
+ * transaction, and the extent chain of files with more than 8 extents
+ * (layouts: src/core/format/inode.ts).
  */
 import { FsError, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK } from './api.js';
 import type { BlockAllocator } from './alloc.js';
 import type { Bits, MediaBitmap } from './bitmap.js';
 import type { Extent } from './extents.js';
-import { decodeInode, encodeInode, EXTENT_COUNT_OFFSET, INLINE_BYTES, INLINE_EXTENTS, INODE_FLAG_INLINE_SYMLINK, Inode, readExtent, writeExtent } from './inode.js';
-import { BLOCK_SIZE, CRC_OFFSET, INODE_SIZE, INODES_PER_BLOCK, MAX_FILE_SIZE, type Geometry } from './layout.js';
+import {
+  CHAIN_COUNT, CHAIN_HEADER, CHAIN_INO, CHAIN_MAGIC, CHAIN_MAGIC_AT, CHAIN_NEXT, EXTENT, EXTENTS_PER_CHAIN_BLOCK, INLINE_BYTES, INLINE_EXTENTS,
+  INODE_EXTENT_COUNT, INODE_FLAG_INLINE_SYMLINK, INODE_GENERATION, INODE_MODE,
+} from '../core/format/inode.js';
+import { decodeInode, encodeInode, Inode, readExtent, writeExtent } from './inode.js';
+import { BLOCK_SIZE, CRC_OFFSET, INODE_SIZE, INODES_PER_BLOCK, MAX_FILE_SIZE, type Geometry } from '../core/format/pool.js';
 import type { MetaStore } from './metastore.js';
 
-const CHAIN_MAGIC = 0x58455844; // 'DXEX'
-const CHAIN_HEADER = 32;
-export const EXTENTS_PER_CHAIN_BLOCK = Math.floor((CRC_OFFSET - CHAIN_HEADER) / 16);
 
 const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK]);
 
@@ -119,7 +118,7 @@ export class InodeTable {
   *extentCounts(): Generator<{ ino: number; mode: number; extents: number }> {
     for (let ino = this.used.nextSet(1, this.geometry.inodeCount); ino > 0; ino = this.used.nextSet(ino + 1, this.geometry.inodeCount)) {
       const { rec } = this.record(ino);
-      yield { ino, mode: rec.readUInt32LE(0), extents: rec.readUInt32LE(EXTENT_COUNT_OFFSET) };
+      yield { ino, mode: rec.readUInt32LE(INODE_MODE), extents: rec.readUInt32LE(INODE_EXTENT_COUNT) };
     }
   }
 
@@ -134,7 +133,7 @@ export class InodeTable {
   remake(ino: number): Inode {
     const { rec } = this.record(ino);
     const inode = new Inode(ino);
-    inode.generation = (rec.readUInt32LE(64) + 1) >>> 0;
+    inode.generation = (rec.readUInt32LE(INODE_GENERATION) + 1) >>> 0;
     this.assumeUsed(ino);
     this.media.set(ino, true);
     this.cache.set(ino, inode);
@@ -149,7 +148,7 @@ export class InodeTable {
     if (ino < 0) throw new FsError('ENOSPC', 'no free inode');
     const { rec } = this.record(ino);
     const inode = new Inode(ino);
-    inode.generation = (rec.readUInt32LE(64) + 1) >>> 0;
+    inode.generation = (rec.readUInt32LE(INODE_GENERATION) + 1) >>> 0;
     this.used.set(ino, true);
     this.media.set(ino, true);
     this.freeCount--;
@@ -173,7 +172,7 @@ export class InodeTable {
     inode.chainBlocks = [];
     const { block, rec } = this.record(inode.ino);
     rec.fill(0);
-    rec.writeUInt32LE(inode.generation >>> 0, 64);
+    rec.writeUInt32LE(inode.generation >>> 0, INODE_GENERATION);
     this.store.markDirty(block, 'raw');
     this.used.set(inode.ino, false);
     this.media.set(inode.ino, false);
@@ -211,11 +210,11 @@ export class InodeTable {
     inode.chainBlocks.forEach((block, i) => {
       image.fill(0);
       const slice = items.slice(i * EXTENTS_PER_CHAIN_BLOCK, (i + 1) * EXTENTS_PER_CHAIN_BLOCK);
-      image.writeUInt32LE(CHAIN_MAGIC, 0);
-      image.writeUInt32LE(inode.ino, 4);
-      image.writeBigUInt64LE(BigInt(inode.chainBlocks[i + 1] ?? 0), 8);
-      image.writeUInt32LE(slice.length, 16);
-      slice.forEach((e, j) => writeExtent(image, CHAIN_HEADER + j * 16, e));
+      image.writeUInt32LE(CHAIN_MAGIC, CHAIN_MAGIC_AT);
+      image.writeUInt32LE(inode.ino, CHAIN_INO);
+      image.writeBigUInt64LE(BigInt(inode.chainBlocks[i + 1] ?? 0), CHAIN_NEXT);
+      image.writeUInt32LE(slice.length, CHAIN_COUNT);
+      slice.forEach((e, j) => writeExtent(image, CHAIN_HEADER + j * EXTENT.size, e));
       const current = this.store.load(block, 'crc', 'extent chain');
       if (!current.subarray(0, CRC_OFFSET).equals(image.subarray(0, CRC_OFFSET))) {
         image.copy(current, 0, 0, CRC_OFFSET);
@@ -234,13 +233,13 @@ export class InodeTable {
         throw new FsError('EIO', `corrupt extent chain of inode ${ino}; run daxvm fsck`);
       }
       const image = this.store.load(block, 'crc', 'extent chain');
-      if (image.readUInt32LE(0) !== CHAIN_MAGIC || image.readUInt32LE(4) !== ino) {
+      if (image.readUInt32LE(CHAIN_MAGIC_AT) !== CHAIN_MAGIC || image.readUInt32LE(CHAIN_INO) !== ino) {
         throw new FsError('EIO', `extent chain block ${block} does not belong to inode ${ino}; run daxvm fsck`);
       }
-      const n = Math.min(image.readUInt32LE(16), EXTENTS_PER_CHAIN_BLOCK);
-      for (let j = 0; j < n; j++) items.push(readExtent(image, CHAIN_HEADER + j * 16));
+      const n = Math.min(image.readUInt32LE(CHAIN_COUNT), EXTENTS_PER_CHAIN_BLOCK);
+      for (let j = 0; j < n; j++) items.push(readExtent(image, CHAIN_HEADER + j * EXTENT.size));
       chain.push(block);
-      block = Number(image.readBigUInt64LE(8));
+      block = Number(image.readBigUInt64LE(CHAIN_NEXT));
     }
     if (items.length !== count) throw new FsError('EIO', `extent chain of inode ${ino} is short; run daxvm fsck`);
     return { items, chain };

@@ -10,15 +10,19 @@
  * transactions while their sequence numbers follow on and their CRCs match.
  */
 import type { Pool } from '../media/pool.js';
-import { crc32ieee } from './checksum.js';
-import { BLOCK_SIZE, CRC_OFFSET, type Geometry } from './layout.js';
+import { crc32ieee } from '../core/format/checksum.js';
+import { BLOCK_SIZE, type Geometry } from '../core/format/pool.js';
 import { crcMatches, sealCrc } from './metastore.js';
+import {
+  JC_BLOCKS, JC_CHAIN_CRC, JC_MAGIC, JC_SEQ, JD_COUNT, JD_MAGIC, JD_SEQ, JOURNAL_COMMIT_MAGIC, JOURNAL_DESCRIPTOR_HEADER,
+  JOURNAL_DESCRIPTOR_MAGIC, JOURNAL_TARGETS_PER_DESCRIPTOR,
+} from '../core/format/journal.js';
 
-const DESCRIPTOR_MAGIC = 0x444a5844; // 'DXJD'
-const COMMIT_MAGIC = 0x434a5844; // 'DXJC'
-const HEADER_BYTES = 24;
+const DESCRIPTOR_MAGIC = JOURNAL_DESCRIPTOR_MAGIC;
+const COMMIT_MAGIC = JOURNAL_COMMIT_MAGIC;
+const HEADER_BYTES = JOURNAL_DESCRIPTOR_HEADER;
 /** Targets one descriptor block lists. */
-export const TARGETS_PER_DESCRIPTOR = Math.floor((CRC_OFFSET - HEADER_BYTES) / 8);
+export const TARGETS_PER_DESCRIPTOR = JOURNAL_TARGETS_PER_DESCRIPTOR;
 
 /** Journal blocks a transaction of `images` blocks takes. */
 export function transactionBlocks(images: number): number {
@@ -78,19 +82,19 @@ export class Journal {
     for (let i = 0; i < images.length; i += TARGETS_PER_DESCRIPTOR) {
       const batch = images.slice(i, i + TARGETS_PER_DESCRIPTOR);
       const d = Buffer.alloc(BLOCK_SIZE);
-      d.writeUInt32LE(DESCRIPTOR_MAGIC, 0);
-      d.writeBigUInt64LE(BigInt(seq), 8);
-      d.writeUInt32LE(batch.length, 16);
+      d.writeUInt32LE(DESCRIPTOR_MAGIC, JD_MAGIC);
+      d.writeBigUInt64LE(BigInt(seq), JD_SEQ);
+      d.writeUInt32LE(batch.length, JD_COUNT);
       batch.forEach(([block], j) => d.writeBigUInt64LE(BigInt(block), HEADER_BYTES + j * 8));
       sealCrc(d);
       put(d);
       for (const [, image] of batch) put(image);
     }
     const c = Buffer.alloc(BLOCK_SIZE);
-    c.writeUInt32LE(COMMIT_MAGIC, 0);
-    c.writeBigUInt64LE(BigInt(seq), 8);
-    c.writeUInt32LE(transactionBlocks(images.length) - 1, 16);
-    c.writeUInt32LE(crc.value(), 20);
+    c.writeUInt32LE(COMMIT_MAGIC, JC_MAGIC);
+    c.writeBigUInt64LE(BigInt(seq), JC_SEQ);
+    c.writeUInt32LE(transactionBlocks(images.length) - 1, JC_BLOCKS);
+    c.writeUInt32LE(crc.value(), JC_CHAIN_CRC);
     sealCrc(c);
     this.pool.write(at * BLOCK_SIZE, c);
     this.pos += transactionBlocks(images.length);
@@ -120,15 +124,15 @@ export function readJournal(pool: Pool, geometry: Geometry, firstSeq: number): R
     let committed = false;
     while (p < geometry.journalBlocks) {
       const block = readAt(p);
-      const magic = block.readUInt32LE(0);
-      if (!crcMatches(block) || Number(block.readBigUInt64LE(8)) !== seq) break;
+      const magic = block.readUInt32LE(JD_MAGIC);
+      if (!crcMatches(block) || Number(block.readBigUInt64LE(JD_SEQ)) !== seq) break;
       if (magic === COMMIT_MAGIC) {
-        committed = block.readUInt32LE(16) === p - pos && block.readUInt32LE(20) === crc.value();
+        committed = block.readUInt32LE(JC_BLOCKS) === p - pos && block.readUInt32LE(JC_CHAIN_CRC) === crc.value();
         p++;
         break;
       }
       if (magic !== DESCRIPTOR_MAGIC) break;
-      const count = block.readUInt32LE(16);
+      const count = block.readUInt32LE(JD_COUNT);
       if (count > TARGETS_PER_DESCRIPTOR || p + 1 + count > geometry.journalBlocks) break;
       crc.add(block);
       p++;

@@ -9,8 +9,8 @@
  */
 import type { Pool } from '../media/pool.js';
 import { FsError } from './api.js';
-import { crc32c } from './checksum.js';
-import { BLOCK_SIZE, CRC_OFFSET } from './layout.js';
+import { crc32c } from '../core/format/checksum.js';
+import { BLOCK_SIZE, CRC_OFFSET } from '../core/format/pool.js';
 
 export type BlockKind = 'crc' | 'raw';
 

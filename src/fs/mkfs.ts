@@ -7,10 +7,8 @@ import { Pool } from '../media/pool.js';
 import { ROOT_INO, S_IFDIR } from './api.js';
 import { Bits } from './bitmap.js';
 import { encodeInode, Inode } from './inode.js';
-import {
-  BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, computeGeometry, CRC_OFFSET, DEFAULT_KNOBS, encodeSuperblock,
-  FORMAT_VERSION, INODE_SIZE, INODES_PER_BLOCK, MIN_POOL_BYTES, PoolState, type Superblock,
-} from './layout.js';
+import { BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, computeGeometry, CRC_OFFSET, FORMAT_VERSION, INODE_SIZE, INODES_PER_BLOCK, MIN_POOL_BYTES, PoolState } from '../core/format/pool.js';
+import { DEFAULT_KNOBS, encodeSuperblock, type Superblock } from '../core/format/superblock.js';
 import { sealCrc } from './metastore.js';
 
 export interface MkfsOptions {

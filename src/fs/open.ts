@@ -12,13 +12,14 @@ import { Pool, PoolError as MediaPoolError } from '../media/pool.js';
 import { FsError, S_IFDIR, S_IFREG } from './api.js';
 import { BlockAllocator } from './alloc.js';
 import { MediaBitmap, type Bits } from './bitmap.js';
-import { crc32c } from './checksum.js';
+import { crc32c } from '../core/format/checksum.js';
 import { FsCore } from './core.js';
 import { PoolError } from './errors.js';
 import { FileSystem } from './filesystem.js';
 import { InodeTable } from './inodes.js';
 import { Journal, readJournal } from './journal.js';
-import { BLOCK_SIZE, decodeSuperblock, INODE_SIZE, INODES_PER_BLOCK, PoolState, type Geometry, type Superblock } from './layout.js';
+import { BLOCK_SIZE, INODE_SIZE, INODES_PER_BLOCK, PoolState, type Geometry } from '../core/format/pool.js';
+import { decodeSuperblock, type Superblock } from '../core/format/superblock.js';
 import { MetaStore } from './metastore.js';
 
 const log = createDebug('daxvm:fs');

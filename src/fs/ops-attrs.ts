@@ -2,7 +2,7 @@
 import { FsError, S_IFMT, XATTR_CREATE, XATTR_REPLACE, type Attr, type StatFs } from './api.js';
 import type { FsCore } from './core.js';
 import type { Inode } from './inode.js';
-import { BLOCK_SIZE, NAME_MAX } from './layout.js';
+import { BLOCK_SIZE, NAME_MAX } from '../core/format/pool.js';
 import { checkXattrName, loadXattrs, saveXattrs, XATTR_CAPACITY, xattrBytes } from './xattr.js';
 
 /** chown's "leave as is" (uint32 -1, as FUSE passes it). */

@@ -11,7 +11,7 @@
 import { FsError, S_IFDIR, S_IFREG } from './api.js';
 import type { FsCore } from './core.js';
 import type { Inode } from './inode.js';
-import { BLOCK_SIZE, HUGE_BLOCKS, MAX_FILE_SIZE } from './layout.js';
+import { BLOCK_SIZE, HUGE_BLOCKS, MAX_FILE_SIZE } from '../core/format/pool.js';
 
 const HUGE_BYTES = HUGE_BLOCKS * BLOCK_SIZE;
 const DAY_MS = 24 * 3600 * 1000;

@@ -6,17 +6,9 @@
  */
 import { FsError, S_IFREG } from './api.js';
 import type { FsCore } from './core.js';
-import { KNOB_RANGES, type Knobs } from './layout.js';
+import { formatPpt } from '../core/format/ppt.js';
+import { KNOB_RANGES, type KnobName } from '../core/format/superblock.js';
 import { walkTable } from '../ppt/tables.js';
-
-export type KnobName = keyof Knobs;
-
-export const KNOB_FILES: Record<string, KnobName> = {
-  page_tables_on: 'pageTablesOn',
-  msync: 'msync',
-  zeroout_blocks: 'zerooutBlocks',
-  zombie_max_pages: 'zombieMaxPages',
-};
 
 const LIMITS = KNOB_RANGES;
 
@@ -123,5 +115,5 @@ export function pptInfo(core: FsCore, ino: number): string {
   // the pool already, and the reader's mapping shares the page cache, so no
   // barrier for data (that would be an fdatasync of the pool per mmap).
   if (core.store.dirtyCount > 0) core.commit();
-  return `ino=${inode.ino} gen=${inode.generation} seq=${inode.seq} root=${inode.pptRoot} level=${inode.pptLevel} nodes=${inode.pptNodes} size=${inode.size}`;
+  return formatPpt({ ino: inode.ino, gen: inode.generation, seq: inode.seq, root: inode.pptRoot, level: inode.pptLevel, nodes: inode.pptNodes, size: inode.size });
 }

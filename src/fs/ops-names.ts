@@ -10,9 +10,9 @@ import {
 import type { FsCore } from './core.js';
 import { Directory } from './dir.js';
 import type { Inode } from './inode.js';
-import { INLINE_BYTES, INODE_FLAG_INLINE_SYMLINK } from './inode.js';
+import { INLINE_BYTES, INODE_FLAG_INLINE_SYMLINK } from '../core/format/inode.js';
 import { fromBytes, requireByteString, showName, toBytes } from './bytestr.js';
-import { BLOCK_SIZE, NAME_MAX } from './layout.js';
+import { BLOCK_SIZE, NAME_MAX } from '../core/format/pool.js';
 
 /** ext4's limit on hard links. */
 const LINK_MAX = 65000;

@@ -20,7 +20,7 @@
 import { FsError, S_IFDIR, S_IFREG } from './api.js';
 import type { FsCore } from './core.js';
 import type { Inode } from './inode.js';
-import { BLOCK_SIZE, HUGE_BLOCKS, MAX_FILE_SIZE } from './layout.js';
+import { BLOCK_SIZE, HUGE_BLOCKS, MAX_FILE_SIZE } from '../core/format/pool.js';
 import { alignForHuge, zeroMapped, zeroStaleTail } from './ops-data.js';
 
 /** <linux/falloc.h> */

@@ -11,7 +11,7 @@
  */
 import createDebug from 'debug';
 import type { FsCore } from './core.js';
-import { BLOCK_SIZE } from './layout.js';
+import { BLOCK_SIZE } from '../core/format/pool.js';
 
 const log = createDebug('daxvm:zero');
 

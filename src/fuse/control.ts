@@ -55,6 +55,7 @@ import {
   FsError, KNOB_FILES, parseKnobValue, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG,
   type Attr, type DirEntry, type FileSystemApi, type KnobName,
 } from '../fs/index.js';
+import { PPT_XATTR } from '../core/format/ppt.js';
 import { log } from './reply.js';
 import { CONTROL_DIR, type MountState } from './state.js';
 
@@ -62,8 +63,6 @@ const { O_RDONLY } = constants;
 const ACCMODE = 3;
 
 export const CONTROL_PATH = '/' + CONTROL_DIR;
-/** The computed xattr of regular files: where the library finds a file's table. */
-export const PPT_XATTR = 'user.daxvm.ppt';
 
 /**
  * Inode numbers shown by stat (use_ino): above any the file system hands out

@@ -6,7 +6,8 @@
  */
 import { FsError, type StatFs } from '../fs/api.js';
 import type { DaxOps, StatfsReply } from './binding.js';
-import { Control, PPT_XATTR, pptXattr } from './control.js';
+import { PPT_XATTR } from '../core/format/ppt.js';
+import { Control, pptXattr } from './control.js';
 import { reply } from './reply.js';
 import type { MountState } from './state.js';
 

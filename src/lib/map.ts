@@ -13,7 +13,8 @@ import { DaxvmError, invalid } from './errors.js';
 import { KNOWN_FLAGS, MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC } from './flags.js';
 import { Mapping, type MappingParts, type Tracking } from './mapping.js';
 import { PoolAccess, type TableRead } from './pool.js';
-import { mountOf, openForMapping, readPpt, type DaxvmMount, type Opened, type PptInfo } from './resolve.js';
+import type { PptInfo } from '../core/format/ppt.js';
+import { mountOf, openForMapping, readPpt, type DaxvmMount, type Opened } from './resolve.js';
 import { mapVanilla } from './vanilla.js';
 
 const PAGE = 4096;

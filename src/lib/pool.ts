@@ -7,22 +7,17 @@
  * read is retried when it was odd or changed).
  */
 import fs from 'node:fs';
-import { BLOCK_SIZE, decodeSuperblock, INODE_SIZE, INODES_PER_BLOCK, type Geometry } from '../fs/layout.js';
+import {
+  INODE_GENERATION as INO_GEN, INODE_MODE as INO_MODE, INODE_PPT_LEVEL as INO_PPT_LEVEL, INODE_PPT_ROOT as INO_PPT_ROOT,
+  INODE_SEQ as INO_SEQ, INODE_SIZE_BYTES as INO_SIZE,
+} from '../core/format/inode.js';
+import { S_IFMT, S_IFREG } from '../core/format/mode.js';
+import { BLOCK_SIZE, INODE_SIZE, INODES_PER_BLOCK, type Geometry } from '../core/format/pool.js';
+import { BLOCKS_PER_ENTRY, ENTRIES_PER_NODE, readEntry } from '../core/format/ppt.js';
+import { decodeSuperblock, SB_MSYNC as SB_KNOB_MSYNC, SB_ZOMBIE_MAX_PAGES as SB_KNOB_ZOMBIE_MAX_PAGES } from '../core/format/superblock.js';
 import { native, type PoolView, type PoolViewKind } from '../media/native.js';
-import { BLOCKS_PER_ENTRY, ENTRIES_PER_NODE, readEntry } from '../ppt/format.js';
 import { DaxvmError } from './errors.js';
 
-/** Offsets in the superblock and the inode record (docs/format.md). */
-const SB_KNOB_MSYNC = 204;
-const SB_KNOB_ZOMBIE_MAX_PAGES = 212;
-const INO_MODE = 0;
-const INO_SIZE = 16;
-const INO_GEN = 64;
-const INO_SEQ = 68;
-const INO_PPT_ROOT = 96;
-const INO_PPT_LEVEL = 104;
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
 
 const WINDOW = 2 ** 30;
 const SEQLOCK_TRIES = 200;

@@ -10,27 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readMounts, FSTYPE } from '../fuse/mountinfo.js';
 import { native } from '../media/native.js';
+import { S_IFDIR, S_IFMT, S_IFREG } from '../core/format/mode.js';
+import { parsePpt, PPT_XATTR, type PptInfo } from '../core/format/ppt.js';
 import { DaxvmError } from './errors.js';
 
-export const PPT_XATTR = 'user.daxvm.ppt';
-
-/** `ino=.. gen=.. seq=.. root=.. level=.. nodes=.. size=..`, parsed. */
-export interface PptInfo {
-  ino: number;
-  gen: number;
-  seq: number;
-  root: number;
-  level: number;
-  nodes: number;
-  size: number;
-}
-
-export function parsePpt(text: string): PptInfo | undefined {
-  const m = /^ino=(\d+) gen=(\d+) seq=(\d+) root=(\d+) level=(\d+) nodes=(\d+) size=(\d+)$/.exec(text.trim());
-  if (!m) return undefined;
-  const [ino, gen, seq, root, level, nodes, size] = m.slice(1).map(Number) as number[];
-  return { ino: ino!, gen: gen!, seq: seq!, root: root!, level: level!, nodes: nodes!, size: size! };
-}
 
 export interface DaxvmMount {
   mountpoint: string;
@@ -104,9 +87,6 @@ export interface Opened {
   uniqueMount: boolean;
 }
 
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
 
 /**
  * open(2) with the mode asked; the handle is the mapping's lease. Regular

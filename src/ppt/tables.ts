@@ -8,9 +8,7 @@
  * else gets a node below. Empty ranges have no entry and no node.
  */
 import type { Segment } from '../fs/extents.js';
-import {
-  BLOCKS_PER_ENTRY, clearEntry, ENTRIES_PER_NODE, levelForSize, readEntry, writeEntry,
-} from './format.js';
+import { BLOCKS_PER_ENTRY, clearEntry, ENTRIES_PER_NODE, levelForSize, readEntry, writeEntry } from '../core/format/ppt.js';
 
 /** Where the table's nodes live: the file system's metadata store. */
 export interface NodeStore {

@@ -40,7 +40,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fsck, mkfs, openFileSystem, type FileSystem } from '../fs/index.js';
-import { computeGeometry } from '../fs/layout.js';
+import { computeGeometry } from '../core/format/pool.js';
 import { Pool } from '../media/pool.js';
 import type { MediaRecorder } from '../media/types.js';
 import { mixSeed, PAGE, rng, scratchDir, WorkImage } from './image.js';

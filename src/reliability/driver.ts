@@ -7,7 +7,7 @@
 import {
   FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, S_IFIFO, type FileSystem, type Knobs,
 } from '../fs/index.js';
-import { BLOCK_SIZE } from '../fs/layout.js';
+import { BLOCK_SIZE } from '../core/format/pool.js';
 import { baseName, Model, parentOf, type DataWrite, type Snapshot } from './model.js';
 import { mixSeed, patternBytes, rng } from './image.js';
 

@@ -10,10 +10,19 @@
  * stand between the damage and the code that reads it. Journal damage is
  * resealed through the commit block too, so that replay applies it.
  */
-import { S_IFDIR, S_IFLNK, S_IFREG } from '../fs/api.js';
-import { crc32c, crc32ieee } from '../fs/checksum.js';
-import { INODE_FLAG_INLINE_SYMLINK } from '../fs/inode.js';
-import { BLOCK_SIZE, CRC_OFFSET, INODE_SIZE, SUPERBLOCK_CRC_OFFSET, type Geometry } from '../fs/layout.js';
+import { crc32c, crc32ieee } from '../core/format/checksum.js';
+import type { Layout } from '../core/format/describe.js';
+import { DIR_RECORD } from '../core/format/dir.js';
+import { EXTENT, EXTENT_CHAIN, INLINE_EXTENTS, INODE, INODE_CRC, INODE_FLAG_INLINE_SYMLINK, INODE_INLINE } from '../core/format/inode.js';
+import {
+  JD_COUNT, JD_MAGIC, JD_SEQ, JOURNAL_COMMIT, JOURNAL_COMMIT_MAGIC, JOURNAL_DESCRIPTOR, JOURNAL_DESCRIPTOR_HEADER,
+  JOURNAL_DESCRIPTOR_MAGIC, JOURNAL_TARGETS_PER_DESCRIPTOR,
+} from '../core/format/journal.js';
+import { S_IFDIR, S_IFLNK, S_IFREG } from '../core/format/mode.js';
+import { BLOCK_SIZE, CRC_OFFSET, INODE_SIZE, type Geometry } from '../core/format/pool.js';
+import { PPT_CONSTANTS } from '../core/format/ppt.js';
+import { SUPERBLOCK, SUPERBLOCK_CRC_OFFSET } from '../core/format/superblock.js';
+import { XATTR_BLOCK, XATTR_ENTRY, XATTR_HEADER } from '../core/format/xattr.js';
 import { openCore } from '../fs/open.js';
 import { walkTable } from '../ppt/tables.js';
 import { mixSeed, rng } from './image.js';
@@ -58,22 +67,33 @@ export interface Inventory {
 const u32 = (name: string, offset: number): Field => ({ name, offset, width: 4 });
 const u64 = (name: string, offset: number): Field => ({ name, offset, width: 8 });
 
-const SUPERBLOCK_FIELDS: Field[] = [
-  u32('version', 8), u32('compat', 12), u32('incompat', 16), u32('rocompat', 20), u32('block size', 24),
-  u64('total blocks', 32), u32('inode count', 40), u32('inode size', 44), u64('journal start', 48), u64('journal blocks', 56),
-  u64('inode bitmap start', 64), u32('inode bitmap blocks', 72), u64('block bitmap start', 80), u32('block bitmap blocks', 88),
-  u64('inode table start', 96), u32('inode table blocks', 104), u64('lease table start', 112), u32('lease table blocks', 120),
-  u64('data start', 128), u32('root inode', 136), u32('state', 140), u64('journal sequence', 144), u32('mount count', 152),
-  u32('page_tables_on', 200), u32('msync', 204), u32('zeroout_blocks', 208), u32('zombie_max_pages', 212),
-];
+/** Fields of a format layout (src/core/format), under their layout names, `base` bytes into the structure. */
+function pick(l: Layout, names: string[], base = 0, prefix = ''): Field[] {
+  return names.map((n) => {
+    const f = l.fields.find((x) => x.name === n);
+    if (!f || (f.size !== 1 && f.size !== 2 && f.size !== 4 && f.size !== 8)) throw new Error(`no integer field ${l.name}.${n}`);
+    return { name: prefix + n.replace(/_/g, ' '), offset: base + f.offset, width: f.size };
+  });
+}
 
+/** The integer fields of the superblock but the CRC (the magic, UUID and times are left out). */
+const SUPERBLOCK_FIELDS: Field[] = pick(SUPERBLOCK, [
+  'version', 'compat', 'incompat', 'ro_compat', 'block_size', 'total_blocks', 'inode_count', 'inode_size',
+  'journal_start', 'journal_blocks', 'inode_bitmap_start', 'inode_bitmap_blocks', 'block_bitmap_start', 'block_bitmap_blocks',
+  'inode_table_start', 'inode_table_blocks', 'lease_table_start', 'lease_table_blocks', 'data_start', 'root_ino', 'state',
+  'journal_seq', 'mount_count', 'page_tables_on', 'msync', 'zeroout_blocks', 'zombie_max_pages',
+]);
+
+const inlineExtent = (i: number, names: string[]): Field[] => pick(EXTENT, names, INODE_INLINE + i * EXTENT.size, `extent ${i} `);
+
+/** The integer fields of an inode but times and CRC, and the first, second and last inline extents. */
 const INODE_FIELDS: Field[] = [
-  u32('mode', 0), u32('uid', 4), u32('gid', 8), u32('nlink', 12), u64('size', 16), u64('blocks', 24),
-  u32('generation', 64), u32('seq', 68), u32('flags', 72), u32('extent count', 76), u64('extent chain', 80),
-  u64('xattr block', 88), u64('ppt root', 96), u32('ppt level', 104), u32('ppt nodes', 108),
-  u32('extent 0 logical', 112), u32('extent 0 count', 116), u64('extent 0 physical', 120),
-  u32('extent 1 logical', 128), u32('extent 1 count', 132), u64('extent 1 physical', 136),
-  u32('extent 7 count', 228), u64('extent 7 physical', 232), u32('parent', 240), u32('rdev', 244),
+  ...pick(INODE, ['mode', 'uid', 'gid', 'nlink', 'size', 'blocks', 'generation', 'seq', 'flags', 'extent_count', 'extent_chain',
+    'xattr_block', 'ppt_root', 'ppt_level', 'ppt_nodes']),
+  ...inlineExtent(0, ['logical', 'count', 'physical']),
+  ...inlineExtent(1, ['logical', 'count', 'physical']),
+  ...inlineExtent(INLINE_EXTENTS - 1, ['count', 'physical']),
+  ...pick(INODE, ['parent', 'rdev']),
 ];
 
 /** List every metadata structure of the pool at `path` (opened read-only, journal replayed in memory). */
@@ -119,15 +139,15 @@ export function inventory(path: string): Inventory {
       }
       for (const b of inode.chainBlocks) {
         homeSeal.set(b, 'tail');
-        const f: Field[] = [u32('magic', 0), u32('inode', 4), u64('next', 8), u32('count', 16)];
-        for (let k = 0; k < 4; k++) f.push(u32(`entry ${k} logical`, 32 + k * 16), u32(`entry ${k} count`, 36 + k * 16), u64(`entry ${k} physical`, 40 + k * 16));
+        const f: Field[] = pick(EXTENT_CHAIN, ['magic', 'ino', 'next', 'count']);
+        for (let k = 0; k < 4; k++) f.push(...pick(EXTENT, ['logical', 'count', 'physical'], EXTENT_CHAIN.size + k * EXTENT.size, `entry ${k} `));
         out.push({ kind: 'extent-chain', offset: block(b), length: BLOCK_SIZE, seal: 'tail', fields: f, what: `extent chain block ${b} of inode ${ino}` });
       }
       if (inode.xattrBlock) {
         homeSeal.set(inode.xattrBlock, 'tail');
         out.push({
           kind: 'xattr', offset: block(inode.xattrBlock), length: BLOCK_SIZE, seal: 'tail',
-          fields: [u32('magic', 0), u32('inode', 4), { name: 'count', offset: 8, width: 2 }, { name: 'name length', offset: 16, width: 1 }, { name: 'value length', offset: 18, width: 2 }],
+          fields: [...pick(XATTR_BLOCK, ['magic', 'ino', 'count']), ...pick(XATTR_ENTRY, ['name_len', 'value_len'], XATTR_HEADER)],
           what: `xattr block ${inode.xattrBlock} of inode ${ino}`,
         });
       }
@@ -137,7 +157,8 @@ export function inventory(path: string): Inventory {
             homeSeal.set(b, 'none');
             const node = core.nodeStore.node(b);
             const f: Field[] = [];
-            for (let i = 0; i < 512 && f.length < 12; i++) if (node.readUInt32LE(i * 8) & 1) f.push(u64(`entry ${i}`, i * 8));
+            const { PPT_ENTRIES_PER_NODE: entries, PPT_ENTRY_SIZE: size, PPT_ENTRY_PRESENT: present } = PPT_CONSTANTS.values;
+            for (let i = 0; i < entries && f.length < 12; i++) if (node.readUInt32LE(i * size) & present) f.push(u64(`entry ${i}`, i * size));
             if (f.length === 0) f.push(u64('entry 0', 0));
             out.push({ kind: 'ppt-node', offset: block(b), length: BLOCK_SIZE, seal: 'none', fields: f, what: `page-table node ${b} (level ${level}) of inode ${ino}` });
           });
@@ -159,10 +180,9 @@ function dirFields(image: Buffer): Field[] {
   const f: Field[] = [];
   let off = 0;
   while (off < CRC_OFFSET && f.length < 24) {
-    const recLen = image.readUInt16LE(off + 4);
-    f.push(u32(`record at ${off}: inode`, off), { name: `record at ${off}: length`, offset: off + 4, width: 2 },
-      { name: `record at ${off}: name length`, offset: off + 6, width: 1 }, { name: `record at ${off}: type`, offset: off + 7, width: 1 });
-    if (recLen < 8 || off + recLen > CRC_OFFSET) break;
+    const recLen = image.readUInt16LE(off + DIR_RECORD.off.rec_len);
+    f.push(...pick(DIR_RECORD, ['ino', 'rec_len', 'name_len', 'file_type'], off, `record at ${off}: `));
+    if (recLen < DIR_RECORD.size || off + recLen > CRC_OFFSET) break;
     off += recLen;
   }
   return f;
@@ -175,26 +195,26 @@ function journalStructures(read: (off: number, len: number) => Buffer, g: Geomet
   const at = (p: number): number => (g.journalStart + p) * BLOCK_SIZE;
   for (let txCount = 0; pos < g.journalBlocks && txCount < 64; txCount++) {
     const d = read(at(pos), BLOCK_SIZE);
-    if (d.readUInt32LE(0) !== 0x444a5844) break;
-    const seq = Number(d.readBigUInt64LE(8));
+    if (d.readUInt32LE(JD_MAGIC) !== JOURNAL_DESCRIPTOR_MAGIC) break;
+    const seq = Number(d.readBigUInt64LE(JD_SEQ));
     const blocks: number[] = [];
     const images: Array<[number, number]> = [];
     let p = pos;
     let commit = -1;
     while (p < g.journalBlocks) {
       const b = read(at(p), BLOCK_SIZE);
-      const magic = b.readUInt32LE(0);
-      if (Number(b.readBigUInt64LE(8)) !== seq) break;
-      if (magic === 0x434a5844) {
+      const magic = b.readUInt32LE(JD_MAGIC);
+      if (Number(b.readBigUInt64LE(JD_SEQ)) !== seq) break;
+      if (magic === JOURNAL_COMMIT_MAGIC) {
         commit = at(p);
         p++;
         break;
       }
-      if (magic !== 0x444a5844) break;
-      const count = Math.min(b.readUInt32LE(16), 508);
+      if (magic !== JOURNAL_DESCRIPTOR_MAGIC) break;
+      const count = Math.min(b.readUInt32LE(JD_COUNT), JOURNAL_TARGETS_PER_DESCRIPTOR);
       blocks.push(at(p));
       for (let j = 0; j < count && p + 1 + j < g.journalBlocks; j++) {
-        const target = Number(b.readBigUInt64LE(24 + j * 8));
+        const target = Number(b.readBigUInt64LE(JOURNAL_DESCRIPTOR_HEADER + j * 8));
         blocks.push(at(p + 1 + j));
         images.push([at(p + 1 + j), target]);
       }
@@ -204,9 +224,9 @@ function journalStructures(read: (off: number, len: number) => Buffer, g: Geomet
     const tx = { blocks, commit };
     const replayed = seq >= firstSeq ? 'replayed' : 'stale';
     out.push({ kind: 'journal-descriptor', offset: blocks[0]!, length: BLOCK_SIZE, seal: 'tail', tx, what: `journal descriptor of transaction ${seq} (${replayed})`,
-      fields: [u64('sequence', 8), u32('count', 16), u64('target 0', 24), u64('target 1', 32), u64(`target ${images.length - 1}`, 24 + 8 * Math.max(0, images.length - 1))] });
+      fields: [...pick(JOURNAL_DESCRIPTOR, ['seq', 'count']), u64('target 0', JOURNAL_DESCRIPTOR_HEADER), u64('target 1', JOURNAL_DESCRIPTOR_HEADER + 8), u64(`target ${images.length - 1}`, JOURNAL_DESCRIPTOR_HEADER + 8 * Math.max(0, images.length - 1))] });
     out.push({ kind: 'journal-commit', offset: commit, length: BLOCK_SIZE, seal: 'tail', tx, what: `journal commit of transaction ${seq} (${replayed})`,
-      fields: [u64('sequence', 8), u32('blocks before', 16), u32('checksum', 20)] });
+      fields: pick(JOURNAL_COMMIT, ['seq', 'blocks', 'chain_crc']) });
     for (const [off, target] of images) {
       out.push({ kind: 'journal-image', offset: off, length: BLOCK_SIZE, seal: 'none', imageSeal: homeSeal.get(target) ?? 'none', tx,
         what: `journal image of block ${target} in transaction ${seq} (${replayed})`, fields: [u32('word 0', 0), u32('word 1', 4), u64('word 8', 8), u32('word 16', 16)] });
@@ -262,8 +282,8 @@ function reseal(ed: PageEditor, offset: number, seal: Seal): void {
     b.writeUInt32LE(crc32c(ed.read(offset, CRC_OFFSET)));
     ed.write(offset + CRC_OFFSET, b);
   } else if (seal === 'inode') {
-    b.writeUInt32LE(crc32c(ed.read(offset, INODE_SIZE - 4)));
-    ed.write(offset + INODE_SIZE - 4, b);
+    b.writeUInt32LE(crc32c(ed.read(offset, INODE_CRC)));
+    ed.write(offset + INODE_CRC, b);
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import { crc32c } from '../../fs/checksum.js';
+import { crc32c } from '../../core/format/checksum.js';
 
 /** The largest prime below 2^20. */
 export const PATTERN_BYTES = 1_048_573;
