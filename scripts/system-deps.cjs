@@ -22,10 +22,11 @@ const { spawnSync } = require('node:child_process');
 
 /** package -> why we need it */
 const PACKAGES = {
-  fuse: 'fusermount, /etc/fuse.conf (mount and unmount as a user)',
+  fuse3: 'fusermount3 (and fusermount), /etc/fuse.conf (mount and unmount as a user)',
+  'libfuse3-dev': 'libfuse 3 and its headers, for the daemon\'s binding (build/Release/daxvm_fuse.node)',
   libfuse2: 'libfuse 2.9, loaded by @cocalc/fuse-native at run time',
   'libfuse-dev': 'fuse.h, to build @cocalc/fuse-native',
-  'pkg-config': 'finds libfuse when building @cocalc/fuse-native',
+  'pkg-config': 'finds libfuse when building the FUSE bindings',
   fio: 'the test suite runs a short fio verify job',
   attr: 'setfattr/getfattr, used by the test suite',
 };
