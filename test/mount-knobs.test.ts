@@ -46,10 +46,14 @@ t.test('the control directory: listing, modes, sizes, contents', async (t) => {
   for (const k of ['tablesBuilt', 'tableNodes', 'hugePmdEntries', 'pteEntries', 'blocksZeroedSync', 'blocksZeroedBackground', 'pmemKB', 'dramKB']) {
     t.type(s[k], 'number', `stats has ${k}`);
   }
-  t.ok(Object.values(s).every((v) => typeof v === 'number'), 'stats: numbers only');
+  const { requests, ...counters } = s as { requests: Record<string, number> } & Record<string, unknown>;
+  t.ok(Object.values(counters).every((v) => typeof v === 'number'), 'stats: numbers only, and');
+  t.ok(requests.total! > 0 && requests.LOOKUP! > 0 && Object.values(requests).every((v) => typeof v === 'number'),
+    `stats: requests by kernel opcode name, and their total: ${JSON.stringify(requests)}`);
 
-  // st_size is the content's length: the page cache reads exactly that.
-  for (const n of ALL) {
+  // st_size is the content's length. (stats changes with every request: each read is valid JSON.)
+  t.ok(JSON.parse(run('dd', [`if=${join(D, 'stats')}`, 'bs=1', 'status=none']).stdout), 'stats: dd bs=1 reads JSON');
+  for (const n of ALL.filter((x) => x !== 'stats')) {
     const p = join(D, n);
     const size = Number(run('stat', ['-c', '%s', p]).stdout.trim());
     const text = cat(p);

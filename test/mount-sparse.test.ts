@@ -1,7 +1,7 @@
 // Huge sparse offsets through the mount: writes at 1 TiB, 8 TiB and up to
 // ext4's largest file with 4 KiB blocks (16 TiB - 4 KiB), EFBIG past it,
 // truncate to huge sizes and back, holes and reads past the end, honest
-// st_blocks, dd, cp --sparse=always, fallocate, offsets near 2^63. The
+// st_blocks, dd, cp --sparse=always, SEEK_DATA/SEEK_HOLE, fallocate, offsets near 2^63. The
 // errno in each case is what ext4 answers (probed on a loop-mounted ext4),
 // except where the kernel's FUSE answers first (said where).
 import t from 'tap';
@@ -98,7 +98,18 @@ t.test('cp --sparse=always of a sparse file four times the pool', async (t) => {
   for (const pos of [0, GiB / 2, GiB - 4096]) fs.writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, pos);
   fs.closeSync(fd);
   const before = df(m.mnt).used;
-  // libfuse 2.9 has no lseek: SEEK_DATA sees all data, so cp reads the holes and finds the zeros itself.
+  // SEEK_DATA / SEEK_HOLE (LSEEK): the first 2 MiB are one aligned region (see below), then two blocks.
+  const seek = run('python3', ['-c', `import os
+fd = os.open(${JSON.stringify(f)}, os.O_RDONLY)
+out = []
+for off, wh in [(0, os.SEEK_HOLE), (2 << 20, os.SEEK_DATA), (${GiB / 2}, os.SEEK_HOLE), (${GiB / 2 + 4096}, os.SEEK_DATA), (${GiB - 4096}, os.SEEK_HOLE), (${GiB - 1}, os.SEEK_DATA)]:
+    try: out.append(str(os.lseek(fd, off, wh)))
+    except OSError as e: out.append(os.strerror(e.errno))
+try: os.lseek(fd, ${GiB}, os.SEEK_DATA)
+except OSError as e: out.append(os.strerror(e.errno))
+print(' '.join(out))`]);
+  t.equal(seek.stdout.trim(), `${2 << 20} ${GiB / 2} ${GiB / 2 + 4096} ${GiB - 4096} ${GiB} ${GiB - 1} No such device or address`,
+    `SEEK_HOLE and SEEK_DATA find the holes and the data\n${seek.summary}`);
   const r = run('cp', ['--sparse=always', f, join(m.mnt, 'copy')]);
   t.equal(r.status, 0, r.summary);
   const st = fs.statSync(join(m.mnt, 'copy'));

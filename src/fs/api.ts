@@ -27,7 +27,7 @@ export type Errno =
   | 'EPERM' | 'ENOENT' | 'EIO' | 'EBADF' | 'EACCES' | 'EEXIST' | 'EXDEV'
   | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'EFBIG' | 'ENOSPC' | 'EROFS' | 'EMLINK'
   | 'ERANGE' | 'ENAMETOOLONG' | 'ENOTEMPTY' | 'ELOOP' | 'ENODATA' | 'E2BIG'
-  | 'EOPNOTSUPP' | 'EBUSY' | 'EFSCORRUPTED' | 'ENOSYS' | 'ENODEV';
+  | 'EOPNOTSUPP' | 'EBUSY' | 'EFSCORRUPTED' | 'ENOSYS' | 'ENODEV' | 'ENXIO';
 
 export class FsError extends Error {
   readonly code: Errno;
@@ -119,6 +119,12 @@ export interface FileSystemApi {
    * else is EOPNOTSUPP. All or nothing: ENOSPC allocates nothing.
    */
   fallocate(ino: number, mode: number, offset: number, length: number): Attr;
+  /**
+   * lseek(2)'s SEEK_DATA (3) and SEEK_HOLE (4): the next offset at or after
+   * `offset` in data (a mapped block) or in a hole (or the end of the file);
+   * ENXIO at or past the end, or when no data follows (SEEK_DATA).
+   */
+  seekData(ino: number, offset: number, whence: 3 | 4): number;
   /** Make the file's data and metadata (and everything committed before) durable. */
   fsync(ino: number, dataOnly: boolean): void;
 

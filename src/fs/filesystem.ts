@@ -66,6 +66,7 @@ export class FileSystem implements FileSystemApi {
   fallocate(ino: number, mode: number, offset: number, length: number): Attr {
     return this.mutate(() => attrs.attrOf(prealloc.fallocate(this.core, ino, mode, offset, length)));
   }
+  seekData(ino: number, offset: number, whence: 3 | 4): number { return prealloc.seekData(this.core, ino, offset, whence); }
   fsync(ino: number, _dataOnly: boolean): void { data.fsync(this.core, ino); }
 
   getxattr(ino: number, name: string): Buffer { return attrs.getxattr(this.core, ino, name); }

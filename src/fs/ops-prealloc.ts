@@ -21,7 +21,7 @@ import { FsError, S_IFDIR, S_IFREG } from './api.js';
 import type { FsCore } from './core.js';
 import type { Inode } from './inode.js';
 import { BLOCK_SIZE, HUGE_BLOCKS, MAX_FILE_SIZE } from '../core/format/pool.js';
-import { alignForHuge, zeroMapped, zeroStaleTail } from './ops-data.js';
+import { alignForHuge, regular, zeroMapped, zeroStaleTail } from './ops-data.js';
 
 /** <linux/falloc.h> */
 export const FALLOC_FL_KEEP_SIZE = 0x01;
@@ -166,4 +166,27 @@ function punch(core: FsCore, inode: Inode, start: number, end: number): void {
     }
   }
   inode.mtimeMs = inode.ctimeMs = Date.now();
+}
+
+/** SEEK_DATA / SEEK_HOLE over the file's mapped blocks (FileSystemApi.seekData). */
+export function seekData(core: FsCore, ino: number, offset: number, whence: 3 | 4): number {
+  const inode = regular(core, ino);
+  if (offset < 0 || offset >= inode.size) throw new FsError('ENXIO', 'offset at or past the end of the file');
+  const block = Math.floor(offset / BLOCK_SIZE);
+  let pos = offset;
+  for (const e of inode.extents.items) {
+    const start = e.logical * BLOCK_SIZE;
+    const end = (e.logical + e.count) * BLOCK_SIZE;
+    if (e.logical + e.count <= block) continue;
+    if (whence === 3) return Math.max(pos, start) < inode.size ? Math.max(pos, start) : fail();
+    // SEEK_HOLE: extents are sorted; contiguous ones hold data without a gap.
+    if (start > pos) break;
+    pos = Math.max(pos, end);
+  }
+  if (whence === 3) fail();
+  return Math.min(pos, inode.size);
+}
+
+function fail(): never {
+  throw new FsError('ENXIO', 'no data at or after the offset');
 }

@@ -31,15 +31,13 @@
  *   value is applied at write, each write(2) parsed on its own (as a sysfs
  *   store): surrounding white space is ignored, anything else but a number in
  *   range is EINVAL and changes nothing.
- * - Sizes: the page cache (direct_io is off) reads up to st_size, so getattr
- *   reports the content's real length. An open takes a snapshot that its
- *   reads serve (content cannot change under a reader); getattr with a handle
- *   (libfuse's fgetattr, sent by the kernel before a read past the size it
- *   knows) reports that snapshot's length; getattr by path reports the
- *   longest of the fresh content and the open snapshots, so the kernel never
- *   stops short, and a short read trims its size. A knob file's content only
- *   changes at a write to it; `stats` and `kbytes_occupied` change with the
- *   workload.
+ * - Sizes and caching: control files are opened with direct_io (reads go
+ *   to us, whatever st_size the kernel holds) and their attributes are
+ *   never cached (timeout 0): `stats` and `kbytes_occupied` change with the
+ *   workload. An open takes a snapshot that its reads serve (content cannot
+ *   change under a reader); getattr with a handle reports that snapshot's
+ *   length, without one the longest of the fresh content and the open
+ *   snapshots (fstat(2) comes without the handle).
  * - xattrs: none on control files (get: ENODATA, list: empty, set/remove:
  *   EPERM).
  *
@@ -64,11 +62,8 @@ const ACCMODE = 3;
 
 export const CONTROL_PATH = '/' + CONTROL_DIR;
 
-/**
- * Inode numbers shown by stat (use_ino): above any the file system hands out
- * (fewer than 2^31) and within fuse-native's 32 bits.
- */
-const CONTROL_INO_BASE = 0xffffff00;
+/** Node ids (and st_ino) of the control directory and its files: above any the file system hands out (< 2^31). */
+export const CONTROL_INO_BASE = 0xffffff00;
 
 interface ControlFile {
   readonly name: string;
@@ -109,7 +104,7 @@ function knobFile(name: string, knob: KnobName, ino: number): ControlFile {
   };
 }
 
-function controlFiles(): ControlFile[] {
+function controlFiles(extra: () => Record<string, unknown>): ControlFile[] {
   const files: ControlFile[] = [];
   let ino = CONTROL_INO_BASE + 1;
   for (const [name, knob] of Object.entries(KNOB_FILES)) files.push(knobFile(name, knob, ino++));
@@ -127,7 +122,7 @@ function controlFiles(): ControlFile[] {
     ino: ino++,
     content: (fs) => {
       const o = fs.occupancy();
-      return JSON.stringify({ ...fs.stats(), pmemKB: o.pmemKB, dramKB: o.dramKB }, null, 2) + '\n';
+      return JSON.stringify({ ...fs.stats(), pmemKB: o.pmemKB, dramKB: o.dramKB, ...extra() }, null, 2) + '\n';
     },
   });
   return files;
@@ -139,7 +134,8 @@ interface ControlHandle {
 }
 
 export class Control {
-  private readonly files = new Map<string, ControlFile>();
+  private readonly byName = new Map<string, ControlFile>();
+  private readonly byIno = new Map<number, ControlFile>();
   private readonly handles = new Map<number, ControlHandle>();
   private nextFh = 1;
   private readonly mountedAt = Date.now();
@@ -147,23 +143,40 @@ export class Control {
   private readonly changed = new Map<string, number>();
 
   constructor(private readonly state: MountState) {
-    for (const f of controlFiles()) this.files.set(f.name, f);
+    const extra = (): Record<string, unknown> => ({
+      requests: state.requestCounts(),
+      daemonCpuUs: (() => { const c = process.cpuUsage(); return c.user + c.system; })(),
+    });
+    for (const f of controlFiles(extra)) {
+      this.byName.set(f.name, f);
+      this.byIno.set(f.ino, f);
+    }
   }
 
-  /** Is this path the control directory or under it? (Such paths never reach the file system.) */
-  static owns(path: string): boolean {
-    return path === CONTROL_PATH || path.startsWith(CONTROL_PATH + '/');
+  /** Is this node id the control directory or one of its files? (They never reach the file system.) */
+  static owns(ino: number): boolean {
+    return ino >= CONTROL_INO_BASE;
   }
 
-  /** Refuse to create `path`: EEXIST for the reserved name itself, EPERM for names under it. */
-  static refuseCreate(path: string): never {
-    if (path === CONTROL_PATH) throw new FsError('EEXIST', `${CONTROL_PATH} is reserved for daxvm's control files`);
-    throw new FsError('EPERM', `${path}: the control directory's names are fixed`);
+  /** A control file: its attributes change behind the kernel's back (never cached). The directory's do not. */
+  static volatile(ino: number): boolean {
+    return ino > CONTROL_INO_BASE;
   }
 
-  /** Refuse to change a control path's name, mode, owner or xattrs. */
-  static refuse(path: string): never {
-    throw new FsError('EPERM', `${path}: control files cannot be changed this way`);
+  /** Is this the reserved name at the root? */
+  static reserved(parent: number, name: string): boolean {
+    return parent === ROOT_INO && name === CONTROL_DIR;
+  }
+
+  /** Refuse to create a name: EEXIST for the reserved name itself, EPERM under the control directory. */
+  static refuseCreate(parent: number, name: string): never {
+    if (Control.reserved(parent, name)) throw new FsError('EEXIST', `/${CONTROL_DIR} is reserved for daxvm's control files`);
+    throw new FsError('EPERM', `${name}: the control directory's names are fixed`);
+  }
+
+  /** Refuse to change a control node's name, mode, owner or xattrs. */
+  static refuse(what: string | number): never {
+    throw new FsError('EPERM', `${what}: control files cannot be changed this way`);
   }
 
   /** The entry for the root directory's listing. */
@@ -171,22 +184,23 @@ export class Control {
     return { name: CONTROL_DIR, ino: CONTROL_INO_BASE, type: S_IFDIR };
   }
 
-  /** The control file at `path`, or undefined for the directory itself; ENOENT for anything else. */
-  private fileAt(path: string): ControlFile | undefined {
-    if (path === CONTROL_PATH) return undefined;
-    const f = this.files.get(path.slice(CONTROL_PATH.length + 1));
-    if (!f) throw new FsError('ENOENT', `${path}: no such control file`);
+  /** The control file of a node id, or undefined for the directory itself; ENOENT for anything else. */
+  private fileOf(ino: number): ControlFile | undefined {
+    if (ino === CONTROL_INO_BASE) return undefined;
+    const f = this.byIno.get(ino);
+    if (!f) throw new FsError('ENOENT', `no control file ${ino}`);
     return f;
   }
 
-  private fileOrEisdir(path: string): ControlFile {
-    const f = this.fileAt(path);
-    if (!f) throw new FsError('EISDIR', path);
+  private fileOrEisdir(ino: number): ControlFile {
+    const f = this.fileOf(ino);
+    if (!f) throw new FsError('EISDIR', CONTROL_PATH);
     return f;
   }
 
+  /** Owned by the daemon's user unless told (the kernel's default_permissions keeps other users out of knobs). */
   private attr(ino: number, mode: number, nlink: number, size: number, mtimeMs: number,
-    owner: { uid: number; gid: number } = this.state.owner): Attr {
+    owner: { uid: number; gid: number } = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }): Attr {
     const { uid, gid } = owner;
     return {
       ino, mode, nlink, uid, gid, rdev: 0, size, blocks: 0, blksize: 4096,
@@ -194,15 +208,27 @@ export class Control {
     };
   }
 
-  getattr(path: string, fh = 0): Attr {
-    const f = this.fileAt(path);
+  /** lookup in the control directory (`parent` is CONTROL_INO_BASE), or of the directory itself. */
+  lookup(parent: number, name: string): Attr {
+    if (parent !== CONTROL_INO_BASE) {
+      if (name === CONTROL_DIR) return this.getattr(CONTROL_INO_BASE);
+      throw new FsError('ENOTDIR', `${name}: not a directory`);
+    }
+    if (name === '..') return this.state.live.getattr(ROOT_INO);
+    const f = this.byName.get(name);
+    if (!f) throw new FsError('ENOENT', `${CONTROL_PATH}/${name}: no such control file`);
+    return this.getattr(f.ino);
+  }
+
+  getattr(ino: number, fh = 0): Attr {
+    const f = this.fileOf(ino);
     if (!f) return this.attr(CONTROL_INO_BASE, S_IFDIR | 0o555, 2, 0, this.mountedAt);
     const h = fh ? this.handles.get(fh) : undefined;
     let size: number;
     if (h && h.file === f) {
       size = h.content.length;
     } else {
-      // Never less than what an open reader holds: the kernel stops at st_size.
+      // Never less than what an open reader holds (fstat(2) comes without the handle).
       size = Buffer.byteLength(f.content(this.state.live));
       for (const other of this.handles.values()) if (other.file === f) size = Math.max(size, other.content.length);
     }
@@ -211,18 +237,18 @@ export class Control {
     return this.attr(f.ino, mode, 1, size, this.changed.get(f.name) ?? this.mountedAt, perm);
   }
 
-  readdir(path: string): DirEntry[] {
-    if (this.fileAt(path)) throw new FsError('ENOTDIR', path);
+  readdir(ino: number): DirEntry[] {
+    if (this.fileOf(ino)) throw new FsError('ENOTDIR', String(ino));
     return [
       { name: '.', ino: CONTROL_INO_BASE, type: S_IFDIR },
       { name: '..', ino: ROOT_INO, type: S_IFDIR },
-      ...[...this.files.values()].map(f => ({ name: f.name, ino: f.ino, type: S_IFREG })),
+      ...[...this.byName.values()].map(f => ({ name: f.name, ino: f.ino, type: S_IFREG })),
     ];
   }
 
-  open(path: string, flags: number): number {
-    const f = this.fileOrEisdir(path);
-    if ((flags & ACCMODE) !== O_RDONLY && !f.write) throw new FsError('EACCES', `${path} is read-only`);
+  open(ino: number, flags: number): number {
+    const f = this.fileOrEisdir(ino);
+    if ((flags & ACCMODE) !== O_RDONLY && !f.write) throw new FsError('EACCES', `${f.name} is read-only`);
     const content = Buffer.from(f.content(this.state.live));
     let fh = this.nextFh;
     while (this.handles.has(fh)) fh = fh >= 0xffffffff ? 1 : fh + 1;
@@ -231,19 +257,21 @@ export class Control {
     return fh;
   }
 
-  read(path: string, fh: number, position: number, dst: Buffer): number {
+  read(ino: number, fh: number, position: number, dst: Buffer): number {
     const h = this.handles.get(fh);
-    const content = h ? h.content : Buffer.from(this.fileOrEisdir(path).content(this.state.live));
+    const content = h ? h.content : Buffer.from(this.fileOrEisdir(ino).content(this.state.live));
     if (position >= content.length) return 0;
     return content.copy(dst, 0, position, Math.min(content.length, position + dst.length));
   }
 
   /** Apply a knob value: the whole buffer of one write(2), whatever its offset. */
-  write(path: string, fh: number, src: Buffer): number {
-    const f = this.handles.get(fh)?.file ?? this.fileOrEisdir(path);
-    if (!f.write) throw new FsError('EACCES', `${path} is read-only`);
+  write(ino: number, fh: number, src: Buffer): number {
+    const f = this.handles.get(fh)?.file ?? this.fileOrEisdir(ino);
+    if (!f.write) throw new FsError('EACCES', `${f.name} is read-only`);
     f.write(this.state.live, src.toString('utf8'));
     this.changed.set(f.name, Date.now());
+    // A knob can change what stat shows of every file (page_tables_on: st_blocks): drop the kernel's copies.
+    for (const ino of this.state.knownInodes()) this.state.io.invalInode(ino);
     return src.length;
   }
 
@@ -252,14 +280,9 @@ export class Control {
   }
 
   /** `echo N > knob` truncates first: nothing to do. Read-only files refuse, as at open. */
-  truncate(path: string): void {
-    const f = this.fileOrEisdir(path);
-    if (!f.write) throw new FsError('EACCES', `${path} is read-only`);
-  }
-
-  /** Any path: chmod/chown/xattr changes are refused, times are ignored. */
-  utimens(path: string): void {
-    this.fileAt(path); // ENOENT for names that do not exist
+  truncate(ino: number): void {
+    const f = this.fileOrEisdir(ino);
+    if (!f.write) throw new FsError('EACCES', `${f.name} is read-only`);
   }
 
   get openHandles(): number {

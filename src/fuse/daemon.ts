@@ -1,16 +1,23 @@
 /**
  * The mount's lifetime, in the daemon process: open the pool, mount, answer
- * requests until told to stop (SIGTERM/SIGINT/SIGHUP) or until the mount
- * disappears underneath (fusermount -u, umount), then unmount, close the file
- * system cleanly (the pool is marked clean) and return the exit code.
+ * requests on this thread (lowlevel.ts) until the session ends or we are told
+ * to stop, then close the file system cleanly (the pool is marked clean) and
+ * return the exit code. Every exit says why in the log.
  *
- * The daemon must never make a synchronous call into its own mount: FUSE
- * requests are answered on this very thread. It watches its mount through
- * /proc/self/mountinfo, which does not touch the mount.
+ * The session ends by itself when the kernel is done with the mount: ENODEV
+ * after `umount`/`fusermount -u`, or after a lazy unmount once its last user
+ * (open file, cwd, mapping) is gone, or when the connection is aborted. Until
+ * then a lazily unmounted mount keeps being served. SIGTERM/SIGINT/SIGHUP
+ * detach the mount (`fusermount -uz`) and stop at once.
+ *
+ * The daemon must never make a synchronous call into its own mount: requests
+ * are answered on this very thread. It looks at its mount point only before
+ * mounting, and at /proc/self/mountinfo, which does not touch the mount.
  */
+import { readdirSync, statSync } from 'node:fs';
 import debug from 'debug';
 import { openFileSystem, PoolError, type FileSystem } from '../fs/index.js';
-import { DaxFuse, fuseNativePatched } from './binding.js';
+import { FuseSession } from './lowlevel.js';
 import { daxvmMountAt, readMounts } from './mountinfo.js';
 import { buildOps } from './ops.js';
 import { fuseOptionString, MountOptionError, type MountOptions } from './options.js';
@@ -24,8 +31,10 @@ const log = debug('daxvm:fuse');
 /** mount(8)'s exit code for a mount failure. */
 export const EXIT_MOUNT_FAILURE = 32;
 
-/** How often the daemon looks for its mount in /proc/self/mountinfo. */
-const WATCH_INTERVAL_MS = 500;
+/** Largest WRITE the kernel sends us (libfuse's receive buffer holds 1 MiB and a header). */
+const MAX_WRITE = 1024 * 1024;
+/** Seconds the kernel may remember that a name does not exist: every name is made through it. */
+const NEGATIVE_TIMEOUT_S = 3600;
 
 export interface DaemonConfig {
   /** Absolute path of the pool file. */
@@ -37,29 +46,32 @@ export interface DaemonConfig {
   readyFd?: number;
 }
 
-function describeMountError(err: Error, cfg: DaemonConfig): { message: string; hint?: string } {
-  const mnt = cfg.mountpoint;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOTCONN') {
-    return {
-      message: `${mnt}: a dead FUSE mount is in the way (transport endpoint is not connected)`,
-      hint: `remove it with: fusermount -uz ${mnt}`,
-    };
-  }
-  switch (err.message) {
-    case 'Mountpoint in use':
-      return { message: `${mnt} is already a mount point`, hint: `unmount it first (daxvm umount ${mnt})` };
-    case 'Mountpoint does not exist':
-      return { message: `mount point ${mnt} does not exist` };
-    case 'Mountpoint is not a directory':
-      return { message: `mount point ${mnt} is not a directory` };
-    case 'fuse failed':
+/** What stands in the way of mounting on `mnt`, as mount(8) would say it; undefined: nothing. */
+function checkMountpoint(mnt: string, nonempty: boolean): { message: string; hint?: string } | undefined {
+  try {
+    if (!statSync(mnt).isDirectory()) return { message: `mount point ${mnt} is not a directory` };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') {
       return {
-        message: `FUSE refused to mount ${cfg.pool} on ${mnt} (libfuse says why on the daemon's stderr)`,
-        hint: 'check that /dev/fuse exists and that the mount point is an empty directory (or use -o nonempty)',
+        message: `${mnt}: a dead FUSE mount is in the way (transport endpoint is not connected)`,
+        hint: `remove it with: fusermount -uz ${mnt}`,
       };
+    }
+    if (code === 'ENOENT') return { message: `mount point ${mnt} does not exist` };
+    return { message: `mount point ${mnt}: ${(err as Error).message}` };
   }
-  return { message: `cannot mount ${cfg.pool} on ${mnt}: ${err.message}` };
+  if (daxvmMountAt(mnt)) {
+    return { message: `${mnt} is already a mount point`, hint: `unmount it first (daxvm umount ${mnt})` };
+  }
+  if (!nonempty) {
+    try {
+      if (readdirSync(mnt).length > 0) {
+        return { message: `mount point ${mnt} is not empty`, hint: 'use an empty directory, or -o nonempty to mount over it' };
+      }
+    } catch { /* let the mount itself say */ }
+  }
+  return undefined;
 }
 
 export async function runDaemon(cfg: DaemonConfig): Promise<number> {
@@ -70,11 +82,6 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     return EXIT_MOUNT_FAILURE;
   };
 
-  if (!fuseNativePatched) {
-    return fail("@cocalc/fuse-native is not built from daxvm's patched source",
-      'run `npm install` (or `npm run rebuild:fuse-native`) in the daxvm package; see scripts/fuse-native.cjs');
-  }
-
   let optionString: string;
   try {
     optionString = fuseOptionString(pool, options);
@@ -82,6 +89,8 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     if (err instanceof MountOptionError) return fail(err.message);
     throw err;
   }
+  const blocked = checkMountpoint(mnt, options.nonempty);
+  if (blocked) return fail(blocked.message, blocked.hint);
 
   let fs: FileSystem;
   try {
@@ -95,48 +104,39 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
   }
 
   const state = new MountState(fs, { readOnly: options.readOnly });
-  const fuse = new DaxFuse(mnt, buildOps(state), optionString);
-  log('mounting %s on %s with -o %s', pool, mnt, optionString);
-  try {
-    await new Promise<void>((resolve, reject) => fuse.mount(err => (err ? reject(err) : resolve())));
-  } catch (err) {
-    // libfuse may have mounted before failing to set up: never leave a dead mount behind.
-    if (daxvmMountAt(mnt)) await fusermount(mnt, true).catch(() => undefined);
-    try { fs.close(); } catch { /* report the mount error */ }
-    const d = describeMountError(err as Error, cfg);
-    return fail(d.message, d.hint);
-  }
-
-  const mountId = daxvmMountAt(mnt)?.id;
+  let finish!: (code: number) => void;
+  const done = new Promise<number>(resolve => { finish = resolve; });
+  let stopping = false;
+  let session: FuseSession | undefined;
+  let mountId: number | undefined;
   const stillMounted = (): boolean => {
     try {
       const mounts = readMounts();
       return mountId !== undefined ? mounts.some(m => m.id === mountId) : daxvmMountAt(mnt, mounts) !== undefined;
     } catch {
-      return true; // cannot tell: keep serving
+      return true; // cannot tell
     }
   };
-
-  let finish!: (code: number) => void;
-  const done = new Promise<number>(resolve => { finish = resolve; });
-  let stopping = false;
 
   const shutdown = async (reason: string, code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    clearInterval(watcher);
+    process.stderr.write(`daxvm: stopping (${reason})\n`);
     log('shutting down: %s', reason);
-    if (stillMounted()) {
+    const mounted = session !== undefined && stillMounted();
+    if (mounted) {
       try {
         await fusermount(mnt, true);
       } catch (err) {
         process.stderr.write(`daxvm: unmounting ${mnt} failed: ${(err as Error).message}\n`);
       }
     }
+    session?.close(false);
     state.releaseAll();
     try {
       fs.close();
       log('pool %s closed cleanly', pool);
+      process.stderr.write(`daxvm: ${pool} closed cleanly\n`);
     } catch (err) {
       process.stderr.write(`daxvm: closing ${pool} failed: ${(err as Error).stack ?? err}\n`);
       code = code || 1;
@@ -145,12 +145,28 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     finish(code);
   };
 
-  const watcher = setInterval(() => {
-    if (!stillMounted()) void shutdown(`${mnt} was unmounted`);
-  }, WATCH_INTERVAL_MS);
+  log('mounting %s on %s with -o %s', pool, mnt, optionString);
+  try {
+    session = FuseSession.mount(mnt, optionString, buildOps(state), (io) => { state.io = io; }, {
+      negTimeout: NEGATIVE_TIMEOUT_S,
+      maxWrite: MAX_WRITE,
+      onEnd: (why) => void shutdown(why),
+      onError: (err) => {
+        process.stderr.write(`daxvm: internal error in a request (answered EIO): ${(err as Error)?.stack ?? err}\n`);
+      },
+    });
+  } catch (err) {
+    // Never leave a dead mount behind.
+    if (daxvmMountAt(mnt)) await fusermount(mnt, true).catch(() => undefined);
+    try { fs.close(); } catch { /* report the mount error */ }
+    return fail(`FUSE refused to mount ${pool} on ${mnt}: ${(err as Error).message}`,
+      'check that /dev/fuse exists and that fusermount3 (Debian: fuse3) is installed');
+  }
+  state.requestCounts = () => session!.requestCounts();
+  mountId = daxvmMountAt(mnt)?.id;
 
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.on(sig, () => void shutdown(sig));
+    process.on(sig, () => void shutdown(`signal ${sig}`));
   }
   process.on('uncaughtException', (err: Error) => {
     process.stderr.write(`daxvm: internal error: ${err.stack ?? err}\n`);

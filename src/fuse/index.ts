@@ -8,5 +8,6 @@ export {
   readPidFile, removePidFile, processAlive,
 } from './runtime.js';
 export { decodeMessages, encodeMessage, type DaemonMessage } from './protocol.js';
-export { MountState, HIDDEN_NAME, CONTROL_DIR } from './state.js';
+export { MountState, CONTROL_DIR } from './state.js';
+export { FuseSession, fakeIo, type LowLevelOps, type Io } from './lowlevel.js';
 export { buildOps } from './ops.js';

@@ -1,142 +1,119 @@
 /**
- * Operations on attributes: stat, chmod/chown/utimens/truncate by path,
- * statfs, extended attributes. Permission checks are the kernel's
- * (default_permissions is always on). Control files (`/.daxvm/...`) and the
- * computed `user.daxvm.ppt` xattr are control.ts's.
+ * Operations on attributes: getattr, setattr (chmod, chown, truncate,
+ * utimens in one), statfs, extended attributes. Permission checks are the
+ * kernel's (default_permissions is always on): it also decides who may chown,
+ * chgrp and set times, and clears setuid/setgid on chown, write and truncate
+ * (we leave HANDLE_KILLPRIV off), then sends us the resulting mode.
+ * Control nodes (`.daxvm/`) and the computed `user.daxvm.ppt` are control.ts's.
  */
-import { FsError, type StatFs } from '../fs/api.js';
-import type { DaxOps, StatfsReply } from './binding.js';
+import { FsError, ROOT_INO, type Attr } from '../fs/api.js';
 import { PPT_XATTR } from '../core/format/ppt.js';
 import { Control, pptXattr } from './control.js';
-import { reply } from './reply.js';
+import { N, SET, STATFS_SLOTS, type LowLevelOps } from './lowlevel.js';
+import { run } from './reply.js';
 import type { MountState } from './state.js';
 
-type AttrOps = Pick<DaxOps,
-  'getattr' | 'fgetattr' | 'chmod' | 'chown' | 'utimens' | 'truncate' | 'statfs' |
-  'getxattr' | 'setxattr' | 'listxattr' | 'removexattr'>;
+type AttrOps = Pick<LowLevelOps,
+  'getattr' | 'setattr' | 'statfs' | 'getxattr' | 'setxattr' | 'listxattr' | 'removexattr'>;
 
-const U32 = 0xffffffff;
-/** chown(2)'s "leave unchanged" (-1), as the uint32 fuse-native passes. */
+/** chown's "leave as is". */
 const KEEP_ID = 0xffffffff;
 /** FileSystemApi.utimens's "leave this time as is". */
 const KEEP_TIME = -1;
 
-/**
- * statfs for fuse-native, whose counts are 32-bit: a pool with more blocks
- * than fit reports a larger block size and counts divided accordingly, so
- * `df` still shows the right sizes. Inode counts are clamped.
- */
-export function scaleStatfs(s: StatFs): StatfsReply {
-  let factor = 1;
-  while (Math.max(s.blocks, s.bfree, s.bavail) / factor > U32) factor *= 2;
-  const bsize = s.bsize * factor;
-  const files = Math.min(s.files, U32);
-  const ffree = Math.min(s.ffree, U32);
-  return {
-    bsize,
-    frsize: bsize,
-    blocks: Math.floor(s.blocks / factor),
-    bfree: Math.floor(s.bfree / factor),
-    bavail: Math.floor(s.bavail / factor),
-    files,
-    ffree,
-    favail: ffree,
-    fsid: 0,
-    flag: 0,
-    namemax: s.namemax,
-  };
-}
+/** Namespaces the file system stores; any other name cannot exist (answered without touching the inode). */
+const STORED_XATTR = /^(user|trusted)\./;
 
 export function attrOps(state: MountState, control: Control): AttrOps {
+  /** The root shows the control directory as one more subdirectory (find's leaf optimization counts them). */
+  const attrOf = (ino: number): Attr => {
+    const a = state.live.getattr(ino);
+    return ino === ROOT_INO ? { ...a, nlink: a.nlink + 1 } : a;
+  };
+
   return {
-    getattr(path, cb) {
-      reply('getattr', path, cb, () => {
-        if (Control.owns(path)) return control.getattr(path);
-        const attr = state.live.getattr(state.resolve(path));
-        // The control directory is one more subdirectory of the root (find's leaf optimization counts them).
-        return path === '/' ? { ...attr, nlink: attr.nlink + 1 } : attr;
+    getattr(ino, fh) {
+      return run('getattr', ino, () => {
+        if (Control.owns(ino)) state.putAttr(control.getattr(ino, fh), Control.volatile(ino) ? 0 : undefined);
+        else state.putAttr(attrOf(ino));
       });
     },
 
-    fgetattr(path, fh, cb) {
-      // The kernel's getattr on behalf of an open file (before a read past the
-      // size it knows, say): by the handle, so it works after the file lost its
-      // path (path null). fstat(2) does not come here: it is a getattr by path.
-      reply('fgetattr', `${path} fh=${fh}`, cb, () => {
-        if (path !== null && Control.owns(path)) return control.getattr(path, fh);
-        return state.live.getattr(state.inoOf(path, fh));
-      });
-    },
-
-    chmod(path, mode, cb) {
-      reply('chmod', `${path} ${mode.toString(8)}`, cb, () => {
-        if (Control.owns(path)) Control.refuse(path);
-        // The kernel sends the type bits too; only permission bits change.
-        state.live.chmod(state.resolve(path), mode & 0o7777);
-      });
-    },
-
-    chown(path, uid, gid, cb) {
-      reply('chown', `${path} ${uid}:${gid}`, cb, () => {
-        if (Control.owns(path)) Control.refuse(path);
-        const ino = state.resolve(path);
-        const fs = state.live;
-        if (uid === KEEP_ID || gid === KEEP_ID) {
-          const cur = fs.getattr(ino);
-          if (uid === KEEP_ID) uid = cur.uid;
-          if (gid === KEEP_ID) gid = cur.gid;
+    setattr(ino, fh, valid, mode, uid, gid, size, atimeMs, mtimeMs) {
+      return run('setattr', ino, () => {
+        if (Control.owns(ino)) {
+          // Times are accepted and ignored (touch works, as on /proc/sys); sizes as `echo N >` needs.
+          if (valid & (SET.MODE | SET.UID | SET.GID)) Control.refuse(ino);
+          if (valid & SET.SIZE) control.truncate(ino);
+          state.putAttr(control.getattr(ino, fh), 0);
+          return;
         }
-        fs.chown(ino, uid, gid);
+        const fs = state.live;
+        if (valid & SET.MODE) fs.chmod(ino, mode & 0o7777);
+        if (valid & (SET.UID | SET.GID)) {
+          fs.chown(ino, valid & SET.UID ? uid : KEEP_ID, valid & SET.GID ? gid : KEEP_ID);
+        }
+        if (valid & SET.SIZE) fs.truncate(ino, size);
+        const times = SET.ATIME | SET.MTIME | SET.ATIME_NOW | SET.MTIME_NOW;
+        if (valid & times) {
+          const now = Date.now();
+          const at = valid & SET.ATIME_NOW ? now : valid & SET.ATIME ? atimeMs : KEEP_TIME;
+          const mt = valid & SET.MTIME_NOW ? now : valid & SET.MTIME ? mtimeMs : KEEP_TIME;
+          fs.utimens(ino, at, mt);
+        }
+        state.putAttr(attrOf(ino));
       });
     },
 
-    utimens(path, atimeMs, mtimeMs, cb) {
-      // null: the caller left that time alone (UTIME_OMIT: touch -a, touch -m);
-      // UTIME_NOW arrives as the current time (binding.ts).
-      reply('utimens', `${path} ${atimeMs} ${mtimeMs}`, cb, () => {
-        if (Control.owns(path)) return control.utimens(path);
-        state.live.utimens(state.resolve(path), atimeMs ?? KEEP_TIME, mtimeMs ?? KEEP_TIME);
+    statfs(_ino) {
+      return run('statfs', _ino, () => {
+        const s = state.live.statfs();
+        const v = [s.bsize, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.ffree, s.namemax];
+        for (let i = 0; i < STATFS_SLOTS; i++) state.io.num[i] = v[i]!;
       });
     },
 
-    truncate(path, size, cb) {
-      reply('truncate', `${path} ${size}`, cb, () => {
-        if (Control.owns(path)) return control.truncate(path);
-        state.live.truncate(state.resolve(path), size);
+    getxattr(ino, name, size) {
+      return run('getxattr', name, () => {
+        if (Control.owns(ino) || !STORED_XATTR.test(name)) throw new FsError('ENODATA');
+        const value = name === PPT_XATTR ? pptXattr(state.live, ino) : state.live.getxattr(ino, name);
+        if (size > 0 && value.length <= size) value.copy(state.io.data);
+        return value.length;
       });
     },
 
-    statfs(path, cb) {
-      reply('statfs', path, cb, () => scaleStatfs(state.live.statfs()));
-    },
-
-    getxattr(path, name, cb) {
-      reply('getxattr', `${path} ${name}`, cb, () => {
-        if (Control.owns(path)) throw new FsError('ENODATA', `${path}: control files have no xattrs`);
-        if (name === PPT_XATTR) return pptXattr(state.live, state.resolve(path));
-        return state.live.getxattr(state.resolve(path), name);
-      });
-    },
-
-    setxattr(path, name, value, _position, flags, cb) {
-      reply('setxattr', `${path} ${name}`, cb, () => {
-        if (Control.owns(path)) Control.refuse(path);
+    setxattr(ino, name, at, size, flags) {
+      return run('setxattr', name, () => {
+        if (Control.owns(ino)) Control.refuse(ino);
         if (name === PPT_XATTR) throw new FsError('EPERM', `${PPT_XATTR} is computed, read-only`);
-        // value points into libfuse's memory, detached after we reply: copy it.
-        state.live.setxattr(state.resolve(path), name, Buffer.from(value), flags);
+        // The value lies in the receive buffer; the file system copies what it keeps.
+        state.live.setxattr(ino, name, state.io.recv.subarray(at, at + size), flags);
       });
     },
 
-    listxattr(path, cb) {
+    listxattr(ino, size) {
       // user.daxvm.ppt is computed and not listed (cp -a and rsync -X would copy it, and fail).
-      reply('listxattr', path, cb, () => (Control.owns(path) ? [] : state.live.listxattr(state.resolve(path))));
+      return run('listxattr', ino, () => {
+        if (Control.owns(ino)) return 0;
+        const names = state.live.listxattr(ino);
+        let len = 0;
+        for (const n of names) len += n.length + 1;
+        if (size > 0 && len <= size) {
+          let at = 0;
+          for (const n of names) {
+            at += state.io.data.write(n, at, 'latin1');
+            state.io.data[at++] = 0;
+          }
+        }
+        return len;
+      });
     },
 
-    removexattr(path, name, cb) {
-      reply('removexattr', `${path} ${name}`, cb, () => {
-        if (Control.owns(path)) Control.refuse(path);
+    removexattr(ino, name) {
+      return run('removexattr', name, () => {
+        if (Control.owns(ino)) Control.refuse(ino);
         if (name === PPT_XATTR) throw new FsError('EPERM', `${PPT_XATTR} is computed, read-only`);
-        state.live.removexattr(state.resolve(path), name);
+        state.live.removexattr(ino, name);
       });
     },
   };

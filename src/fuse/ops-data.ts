@@ -1,101 +1,105 @@
 /**
  * Operations on file data, through file handles. open/create pin the inode
- * (fs.open) and return a handle; read/write/fsync/ftruncate/fallocate/release use the
- * handle's inode, never the path (the path may have been renamed or hidden,
- * or be null: libfuse no longer has a name for a file unlinked while open
- * whose directory was removed since).
- * Control files (`/.daxvm/...`, control.ts) are told apart by path: their
- * names never change, and their handles are control.ts's own.
+ * (fs.open) and return a handle; read/write/fallocate/release go by the
+ * handle's inode. Reads are written into the shared `data` buffer, writes are
+ * taken from libfuse's receive buffer in place (no copy on either side).
+ * Control files (`.daxvm/...`, control.ts) are opened with direct_io and
+ * their handles are control.ts's own.
  */
 import { constants } from 'node:fs';
 import { FsError } from '../fs/api.js';
-import type { DaxOps } from './binding.js';
 import { Control } from './control.js';
-import { log, reply, replyCount } from './reply.js';
+import { N, OPEN_DIRECT_IO, type LowLevelOps } from './lowlevel.js';
+import { run } from './reply.js';
 import type { MountState } from './state.js';
 
-const { O_RDONLY, O_RDWR, O_APPEND } = constants;
+const { O_RDONLY, O_APPEND, O_TRUNC } = constants;
 const ACCMODE = 3; // O_ACCMODE (not in fs.constants)
 
-type DataOps = Pick<DaxOps,
-  'open' | 'create' | 'read' | 'write' | 'release' | 'ftruncate' | 'fallocate' | 'fsync' | 'fsyncdir'>;
+type DataOps = Pick<LowLevelOps,
+  'open' | 'create' | 'read' | 'write' | 'release' | 'fsync' | 'fsyncdir' | 'fallocate' | 'lseek'>;
+
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
 
 export function dataOps(state: MountState, control: Control): DataOps {
+  const setOpen = (fh: number, flags: number): void => {
+    state.io.num[N.FH] = fh;
+    state.io.num[N.OPEN_FLAGS] = flags;
+  };
+
   return {
-    open(path, flags, cb) {
-      reply('open', path, cb, () => {
-        if (Control.owns(path)) return control.open(path, flags);
-        const ino = state.resolve(path);
-        if (state.readOnly && (flags & ACCMODE) !== O_RDONLY) throw new FsError('EROFS');
-        // O_TRUNC never reaches us: the kernel sends a truncate (setattr) of its own.
-        state.live.open(ino);
-        return state.addHandle(ino, flags);
-      });
-    },
-
-    create(path, mode, cb) {
-      reply('create', path, cb, () => {
-        if (Control.owns(path)) Control.refuseCreate(path);
-        const { parent, name } = state.split(path);
+    open(ino, flags) {
+      return run('open', ino, () => {
+        if (Control.owns(ino)) return setOpen(control.open(ino, flags), OPEN_DIRECT_IO);
         const fs = state.live;
-        const attr = fs.create(parent, name, mode, state.owner);
+        const writing = (flags & ACCMODE) !== O_RDONLY;
+        if (state.readOnly && writing) throw new FsError('EROFS');
+        // atomic O_TRUNC: the kernel leaves the truncate to open (one request less).
+        if (writing && flags & O_TRUNC) fs.truncate(ino, 0);
+        fs.open(ino);
+        // No keep_cache: an open drops the kernel's cached pages, so stores the
+        // library made straight into the pool show through the mount.
+        setOpen(state.addHandle(ino, flags), 0);
+      });
+    },
+
+    create(parent, name, mode, flags) {
+      return run('create', name, () => {
+        if (Control.owns(parent) || Control.reserved(parent, name)) Control.refuseCreate(parent, name);
+        const fs = state.live;
+        const attr = fs.create(parent, name, mode, state.ownerIn(fs.getattr(parent)));
         fs.open(attr.ino);
-        // fuse-native does not pass create's open flags: assume O_RDWR without
-        // O_APPEND (for O_APPEND the kernel still sends offset = size).
-        return state.addHandle(attr.ino, O_RDWR);
+        state.putEntry(attr);
+        setOpen(state.addHandle(attr.ino, flags), 0);
       });
     },
 
-    read(path, fh, buf, len, position, cb) {
-      const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : String(path);
-      replyCount('read', what, cb, () => {
-        if (path !== null && Control.owns(path)) return control.read(path, fh, position, len === buf.length ? buf : buf.subarray(0, len));
-        const ino = state.handle(fh).ino;
-        return state.live.read(ino, position, len === buf.length ? buf : buf.subarray(0, len));
+    read(ino, fh, offset, size) {
+      return run('read', ino, () => {
+        const dst = state.io.data.subarray(0, size);
+        if (Control.owns(ino)) return control.read(ino, fh, offset, dst);
+        return state.live.read(state.handle(fh).ino, offset, dst);
       });
     },
 
-    write(path, fh, buf, len, position, cb) {
-      const what = log.enabled ? `${path} fh=${fh} ${len}@${position}` : String(path);
-      replyCount('write', what, cb, () => {
-        if (path !== null && Control.owns(path)) return control.write(path, fh, len === buf.length ? buf : buf.subarray(0, len));
+    write(ino, fh, offset, size, at) {
+      return run('write', ino, () => {
+        const src = state.io.recv.subarray(at, at + size);
+        if (Control.owns(ino)) return control.write(ino, fh, src);
         const h = state.handle(fh);
         const fs = state.live;
         // O_APPEND: every write lands at the current end, whatever offset came with it.
-        const at = h.flags & O_APPEND ? fs.getattr(h.ino).size : position;
-        return fs.write(h.ino, at, len === buf.length ? buf : buf.subarray(0, len));
+        const pos = h.flags & O_APPEND ? fs.getattr(h.ino).size : offset;
+        return fs.write(h.ino, pos, src);
       });
     },
 
-    release(path, fh, cb) {
-      reply('release', `${path} fh=${fh}`, cb, () => {
-        if (path !== null && Control.owns(path)) return control.release(fh);
+    release(ino, fh) {
+      return run('release', ino, () => {
+        if (Control.owns(ino)) return control.release(fh);
         const h = state.removeHandle(fh);
-        const fs = state.live;
-        fs.release(h.ino);
-        // Last close of an unlinked file: drop the hidden pin here rather than
-        // wait for libfuse's unlink of the hidden name, which never comes when
-        // the directory was removed meanwhile (libfuse has no path for it).
-        if (state.hiddenCount > 0 && !state.isOpen(h.ino)) {
-          const name = state.hiddenNameOf(h.ino);
-          if (name !== undefined) {
-            state.unhide(name);
-            fs.release(h.ino);
-          }
-        }
+        state.live.release(h.ino);
       });
     },
 
-    ftruncate(path, fh, size, cb) {
-      reply('ftruncate', `${path} fh=${fh} ${size}`, cb, () => {
-        if (path !== null && Control.owns(path)) return control.truncate(path);
-        state.live.truncate(state.inoOf(path, fh), size);
+    fsync(ino, _fh, datasync) {
+      return run('fsync', ino, () => {
+        if (Control.owns(ino)) return; // nothing to make durable: knobs persist when set
+        state.live.fsync(ino, datasync !== 0);
       });
     },
 
-    fallocate(path, fh, mode, offset, length, cb) {
-      reply('fallocate', `${path} fh=${fh} mode=0x${mode.toString(16)} ${length}@${offset}`, cb, () => {
-        if (path !== null && Control.owns(path)) throw new FsError('EOPNOTSUPP', 'a control file has no blocks');
+    fsyncdir(ino, _fh, datasync) {
+      return run('fsyncdir', ino, () => {
+        if (Control.owns(ino)) return;
+        state.live.fsync(ino, datasync !== 0);
+      });
+    },
+
+    fallocate(ino, fh, mode, offset, length) {
+      return run('fallocate', ino, () => {
+        if (Control.owns(ino)) throw new FsError('EOPNOTSUPP', 'a control file has no blocks');
         const h = state.handle(fh);
         // The kernel checks this before asking us; a handle of ours says the same.
         if ((h.flags & ACCMODE) === O_RDONLY) throw new FsError('EBADF', 'the file is not open for writing');
@@ -103,20 +107,16 @@ export function dataOps(state: MountState, control: Control): DataOps {
       });
     },
 
-    fsync(path, datasync, fh, cb) {
-      reply('fsync', `${path} fh=${fh}${datasync ? ' data' : ''}`, cb, () => {
-        if (path !== null && Control.owns(path)) return; // nothing to make durable: knobs persist when set
-        state.live.fsync(state.inoOf(path, fh), datasync !== 0);
-      });
-    },
-
-    fsyncdir(path, datasync, _fh, cb) {
-      // No opendir: directory handles are libfuse's, not in our table; go by path.
-      reply('fsyncdir', `${path}`, cb, () => {
-        // path null: the directory was removed while open; make that durable.
-        if (path === null) return state.live.sync();
-        if (Control.owns(path)) return;
-        state.live.fsync(state.resolve(path), datasync !== 0);
+    lseek(ino, _fh, offset, whence) {
+      // Only SEEK_DATA and SEEK_HOLE come here; the kernel does the others.
+      return run('lseek', ino, () => {
+        if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError('EINVAL');
+        if (Control.owns(ino)) {
+          const size = control.getattr(ino).size;
+          if (offset >= size) throw new FsError('ENXIO');
+          return whence === SEEK_DATA ? offset : size;
+        }
+        return state.live.seekData(ino, offset, whence);
       });
     },
   };

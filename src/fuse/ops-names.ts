@@ -1,160 +1,196 @@
 /**
- * Operations on names: directory listing, creating and removing names,
- * rename and links. Paths come from libfuse; `state` resolves them (hidden
- * names of unlinked open files included, see state.ts). Names under
- * `/.daxvm` are control.ts's: listed, never created, removed or renamed.
+ * Operations on names: lookup and forget, directory listing (READDIRPLUS
+ * included), creating and removing names, rename and links. Node ids are
+ * inode numbers; names are byte strings (latin1). The reserved `.daxvm` at
+ * the root and everything under it are control.ts's: listed and looked up,
+ * never created, removed or renamed.
  */
-import { FsError, S_IFDIR, S_IFMT, type DirEntry } from '../fs/api.js';
-import type { DaxOps } from './binding.js';
+import { FsError, ROOT_INO, S_IFDIR, S_IFMT, type DirEntry } from '../fs/api.js';
 import { Control } from './control.js';
-import { reply, requestsServed } from './reply.js';
-import { HIDDEN_NAME, type MountState } from './state.js';
+import { N, type LowLevelOps } from './lowlevel.js';
+import { run } from './reply.js';
+import { ENTRY_TIMEOUT_S, S_ISGID, type MountState } from './state.js';
 
-type NameOps = Pick<DaxOps,
-  'readdir' | 'readlink' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'rename' | 'link'>;
+type NameOps = Pick<LowLevelOps,
+  'lookup' | 'forget' | 'readlink' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'rename' | 'link' |
+  'opendir' | 'readdir' | 'releasedir'>;
+
+/** rename(2) flags (linux/fs.h). */
+const RENAME_NOREPLACE = 1;
 
 export function nameOps(state: MountState, control: Control): NameOps {
-  /** The open file libfuse just hid: a rename onto its name may follow in the same rename(2). */
-  let lastHide: { parent: number; name: string; ino: number; at: number } | null = null;
+  /** Refuse names of the control directory; `parent` may be the root (the reserved name) or a control node. */
+  const guardCreate = (parent: number, name: string): void => {
+    if (Control.owns(parent) || Control.reserved(parent, name)) Control.refuseCreate(parent, name);
+  };
+  const guardRemove = (parent: number, name: string): void => {
+    if (Control.owns(parent) || Control.reserved(parent, name)) Control.refuse(name);
+  };
+
+  /** Remove a name with `remove`, pinning its inode first if that was its last name and the kernel knows it. */
+  const removeName = (parent: number, name: string, remove: () => void): void => {
+    const ino = state.live.lookup(parent, name);
+    const undo = state.pinBeforeRemove(ino);
+    try {
+      remove();
+    } catch (err) {
+      undo();
+      throw err;
+    }
+  };
+
+  /** The listing a directory handle reads: the file system's, the control entry at the root. */
+  const listing = (ino: number): DirEntry[] => {
+    if (Control.owns(ino)) return control.readdir(ino);
+    const out = state.live.readdir(ino);
+    if (ino !== ROOT_INO) return out;
+    return [...out.filter(e => e.name !== control.rootEntry.name), control.rootEntry];
+  };
+
   return {
-    readdir(path, cb) {
-      reply('readdir', `${path}`, cb, () => {
-        // A directory removed while open (libfuse has no path for it) lists nothing, as on ext4.
-        if (path === null) return [];
-        if (Control.owns(path)) return control.readdir(path);
-        const ino = state.resolve(path);
-        const entries = state.live.readdir(ino);
-        const out: DirEntry[] = [];
-        let dot = false;
-        let dotdot = false;
-        for (const e of entries) {
-          if (e.name === '.') dot = true;
-          else if (e.name === '..') dotdot = true;
-          else if (state.isHidden(e.name)) continue; // never listed
-          else if (path === '/' && e.name === control.rootEntry.name) continue; // shadowed by the control dir
-          out.push(e);
-        }
-        if (path === '/') out.push(control.rootEntry);
-        // The kernel does not make up "." and ".."; the high-level API leaves them to us.
-        if (!dotdot) {
-          const up = path === '/' ? ino : state.resolve(path.slice(0, path.lastIndexOf('/')) || '/');
-          out.unshift({ name: '..', ino: up, type: S_IFDIR });
-        }
-        if (!dot) out.unshift({ name: '.', ino, type: S_IFDIR });
-        return out;
-      });
-    },
-
-    readlink(path, cb) {
-      reply('readlink', path, cb, () => {
-        if (Control.owns(path)) throw new FsError('EINVAL', `${path} is not a symbolic link`);
-        return state.live.readlink(state.resolve(path));
-      });
-    },
-
-    mknod(path, mode, dev, cb) {
-      reply('mknod', path, cb, () => {
-        if (Control.owns(path)) Control.refuseCreate(path);
-        const { parent, name } = state.split(path);
-        state.live.create(parent, name, mode, state.owner, dev);
-      });
-    },
-
-    mkdir(path, mode, cb) {
-      reply('mkdir', path, cb, () => {
-        if (Control.owns(path)) Control.refuseCreate(path);
-        const { parent, name } = state.split(path);
-        // The kernel passes permission bits only (umask applied); the type is ours to add.
-        state.live.mkdir(parent, name, (mode & ~S_IFMT) | S_IFDIR, state.owner);
-      });
-    },
-
-    unlink(path, cb) {
-      reply('unlink', path, cb, () => {
-        if (Control.owns(path)) Control.refuse(path);
-        const name = path.slice(path.lastIndexOf('/') + 1);
-        if (state.isHidden(name)) {
-          // A hidden name whose file is still open elsewhere (libfuse unlinks it
-          // at the last close, and we drop its pin then, see release): drop it now.
-          const ino = state.unhide(name)!;
-          state.live.release(ino);
+    lookup(parent, name) {
+      return run('lookup', name, () => {
+        if (Control.owns(parent) || Control.reserved(parent, name)) {
+          const a = control.lookup(parent, name);
+          state.putEntry(a, Control.volatile(a.ino) ? 0 : undefined);
           return;
         }
+        const fs = state.live;
+        const attr = fs.getattr(fs.lookup(parent, name));
+        state.putEntry(attr);
+      });
+    },
+
+    forget(ino, nlookup) {
+      if (!Control.owns(ino)) state.forget(ino, nlookup);
+      return 0;
+    },
+
+    readlink(ino) {
+      return run('readlink', ino, () => {
+        if (Control.owns(ino)) throw new FsError('EINVAL', 'not a symbolic link');
+        const target = state.live.readlink(ino);
+        return state.io.data.write(target, 0, 'latin1');
+      });
+    },
+
+    mknod(parent, name, mode, rdev) {
+      return run('mknod', name, () => {
+        guardCreate(parent, name);
+        const fs = state.live;
+        state.putEntry(fs.create(parent, name, mode, state.ownerIn(fs.getattr(parent)), rdev));
+      });
+    },
+
+    mkdir(parent, name, mode) {
+      return run('mkdir', name, () => {
+        guardCreate(parent, name);
+        const fs = state.live;
+        const p = fs.getattr(parent);
+        // A setgid directory passes its group and its setgid bit on to new subdirectories (ext4).
+        const bits = (mode & 0o7777 & ~S_IFMT) | (p.mode & S_ISGID);
+        state.putEntry(fs.mkdir(parent, name, bits | S_IFDIR, state.ownerIn(p)));
+      });
+    },
+
+    unlink(parent, name) {
+      return run('unlink', name, () => {
+        guardRemove(parent, name);
+        removeName(parent, name, () => state.live.unlink(parent, name));
+      });
+    },
+
+    rmdir(parent, name) {
+      return run('rmdir', name, () => {
+        guardRemove(parent, name);
+        removeName(parent, name, () => state.live.rmdir(parent, name));
+      });
+    },
+
+    symlink(parent, name, target) {
+      return run('symlink', name, () => {
+        guardCreate(parent, name);
+        const fs = state.live;
+        state.putEntry(fs.symlink(parent, name, target, state.ownerIn(fs.getattr(parent))));
+      });
+    },
+
+    rename(parent, name, newParent, newName, flags) {
+      return run('rename', name, () => {
+        guardRemove(parent, name);
+        guardCreate(newParent, newName);
+        if (flags & ~RENAME_NOREPLACE) throw new FsError('EINVAL', 'RENAME_EXCHANGE and RENAME_WHITEOUT are not supported');
+        const fs = state.live;
+        let target: number | undefined;
         try {
-          const { parent } = state.split(path);
-          state.live.unlink(parent, name);
+          target = fs.lookup(newParent, newName);
         } catch (err) {
-          // libfuse removing the hidden name after the last close: release already
-          // dropped it (the file was unlinked at the rename). Nothing left to do.
-          if (HIDDEN_NAME.test(name) && err instanceof FsError && err.code === 'ENOENT') return;
+          if (!(err instanceof FsError) || err.code !== 'ENOENT') throw err;
+        }
+        if (target === undefined) {
+          fs.rename(parent, name, newParent, newName);
+          return;
+        }
+        if (flags & RENAME_NOREPLACE) throw new FsError('EEXIST', 'the target exists');
+        // The target loses a name: keep it while the kernel knows it, as unlink does.
+        const undo = target !== fs.lookup(parent, name) ? state.pinBeforeRemove(target) : () => undefined;
+        try {
+          fs.rename(parent, name, newParent, newName);
+        } catch (err) {
+          undo();
           throw err;
         }
       });
     },
 
-    rmdir(path, cb) {
-      reply('rmdir', path, cb, () => {
-        if (Control.owns(path)) Control.refuse(path);
-        const { parent, name } = state.split(path);
-        state.live.rmdir(parent, name);
+    link(ino, newParent, newName) {
+      return run('link', newName, () => {
+        if (Control.owns(ino)) Control.refuse(ino);
+        guardCreate(newParent, newName);
+        state.putEntry(state.live.link(ino, newParent, newName));
       });
     },
 
-    symlink(target, path, cb) {
-      reply('symlink', `${path} -> ${target}`, cb, () => {
-        if (Control.owns(path)) Control.refuseCreate(path);
-        const { parent, name } = state.split(path);
-        state.live.symlink(parent, name, target, state.owner);
+    opendir(ino, _flags) {
+      return run('opendir', ino, () => {
+        if (!Control.owns(ino) && (state.live.getattr(ino).mode & S_IFMT) !== S_IFDIR) throw new FsError('ENOTDIR');
+        state.io.num[N.FH] = state.addDir(ino);
+        state.io.num[N.OPEN_FLAGS] = 0;
       });
     },
 
-    rename(src, dst, cb) {
-      reply('rename', `${src} -> ${dst}`, cb, () => {
-        if (Control.owns(src)) Control.refuse(src);
-        if (Control.owns(dst)) Control.refuseCreate(dst);
-        const from = state.split(src);
-        const dstName = dst.slice(dst.lastIndexOf('/') + 1);
-        if (HIDDEN_NAME.test(dstName)) {
-          // libfuse hiding a file that is being unlinked (or renamed over) while open.
-          const ino = state.live.lookup(from.parent, from.name);
-          if (state.isOpen(ino)) {
-            const fs = state.live;
-            fs.open(ino); // the pin that keeps the data until libfuse unlinks the hidden name
-            try {
-              fs.unlink(from.parent, from.name);
-            } catch (err) {
-              fs.release(ino);
-              throw err;
-            }
-            state.hide(dstName, ino);
-            lastHide = { ...from, ino, at: requestsServed() };
-            return;
+    readdir(ino, fh, offset, plus) {
+      return run('readdir', ino, () => {
+        const d = state.dir(fh);
+        // A listing per handle, taken at offset 0 (opendir, rewinddir): offsets are its indexes.
+        if (offset === 0 || !d.entries) d.entries = listing(d.ino);
+        const entries = d.entries;
+        const num = state.io.num;
+        const fs = state.live;
+        for (let i = offset; i < entries.length; i++) {
+          const e = entries[i]!;
+          const dots = e.name === '.' || e.name === '..';
+          if (plus && !dots) {
+            // A whole entry: the kernel counts it as a lookup, so `ls -l` needs none of its own.
+            const attr = Control.owns(e.ino) ? control.getattr(e.ino) : fs.getattr(e.ino);
+            state.putAttr(attr, Control.volatile(e.ino) ? 0 : undefined);
+            num[N.ENTRY_TIMEOUT] = ENTRY_TIMEOUT_S;
+            if (!state.io.dirAdd(e.name, i + 1)) break;
+            state.countLookup(e.ino);
+          } else {
+            num[N.INO] = e.ino;
+            num[N.MODE] = e.type;
+            num[N.GEN] = 0;
+            num[N.ATTR_TIMEOUT] = 0;
+            num[N.ENTRY_TIMEOUT] = 0;
+            if (!state.io.dirAdd(e.name, i + 1)) break;
           }
         }
-        const to = state.split(dst);
-        const hid = lastHide;
-        lastHide = null;
-        // rename(2) onto an open file: libfuse hides the target first, then renames. When source
-        // and target were two names of one file, POSIX says rename does nothing: put the name
-        // back. Only when this rename came right after the hide (with libfuse's threads, another
-        // request between them makes us miss it, never misfire).
-        if (hid && hid.at === requestsServed() - 1 && hid.parent === to.parent && hid.name === to.name &&
-            state.live.lookup(from.parent, from.name) === hid.ino) {
-          state.live.link(hid.ino, to.parent, to.name);
-          return;
-        }
-        state.live.rename(from.parent, from.name, to.parent, to.name);
       });
     },
 
-    link(src, dst, cb) {
-      reply('link', `${dst} => ${src}`, cb, () => {
-        if (Control.owns(src)) Control.refuse(src);
-        if (Control.owns(dst)) Control.refuseCreate(dst);
-        const ino = state.resolve(src);
-        const { parent, name } = state.split(dst);
-        state.live.link(ino, parent, name);
-      });
+    releasedir(_ino, fh) {
+      return run('releasedir', fh, () => state.removeDir(fh));
     },
   };
 }

@@ -11,7 +11,7 @@ export interface MountOptions {
   readOnly: boolean;
   allowOther: boolean;
   allowRoot: boolean;
-  /** Allow mounting over a non-empty directory (libfuse refuses otherwise). */
+  /** Allow mounting over a non-empty directory (the daemon refuses otherwise, as libfuse 2 did). */
   nonempty: boolean;
   /** commit=SECONDS: the file system's commit interval; undefined = its default. */
   commitIntervalMs?: number;
@@ -21,7 +21,7 @@ export interface MountOptions {
   ignored: string[];
 }
 
-/** Mount flags libfuse 2.9 itself turns into mount(2) flags. */
+/** Mount flags libfuse itself turns into mount(2) flags. */
 const KERNEL_FLAGS = new Set([
   'suid', 'nosuid', 'dev', 'nodev', 'exec', 'noexec',
   'sync', 'async', 'dirsync', 'atime', 'noatime',
@@ -34,7 +34,7 @@ function opposite(flag: string): string {
   return flag.startsWith('no') ? flag.slice(2) : 'no' + flag;
 }
 
-/** mount(8)'s generic and userspace options, and flags libfuse 2.9 does not take: accepted, ignored. */
+/** mount(8)'s generic and userspace options, and flags libfuse does not take: accepted, ignored. */
 const IGNORED = new Set([
   'defaults', 'auto', 'noauto', 'user', 'nouser', 'users', 'owner', 'group',
   '_netdev', 'nofail', 'relatime', 'norelatime', 'strictatime', 'nostrictatime',
@@ -44,17 +44,14 @@ const IGNORED = new Set([
 const IGNORED_PREFIXES = ['x-', 'comment=', 'user='];
 
 /**
- * libfuse options we always set. attr_timeout=0: libfuse 2.9's high-level API
- * gives every name of a hard-linked file its own kernel inode, so cached
- * attributes of one name go stale when the file changes through another (a
- * stale size even cuts reads short); the kernel also must see sizes that change
- * behind its back (.daxvm/ files, the library). Reads and writes do not pay
- * for it; stat does (one round trip each).
+ * libfuse options we always set: the kernel checks permissions
+ * (default_permissions) and the mount shows as fuse.daxvm. Caching, write
+ * size and the rest are set per session (lowlevel.ts, daemon.ts).
  */
-const FIXED = ['subtype=daxvm', 'use_ino', 'big_writes', 'max_write=131072', 'attr_timeout=0', 'default_permissions'];
+const FIXED = ['subtype=daxvm', 'default_permissions'];
 
-/** fuse-native copies the option string into a 1024-byte buffer. */
-const MAX_OPTION_STRING = 1023;
+/** The binding copies the option string into a 4096-byte buffer. */
+const MAX_OPTION_STRING = 4095;
 
 /** Parse -o values (each a comma-separated list; -o may repeat). Throws MountOptionError. */
 export function parseMountOptions(values: readonly string[]): MountOptions {
@@ -113,7 +110,7 @@ export function fuseOptionString(poolPath: string, o: MountOptions): string {
   if (o.readOnly) parts.push('ro');
   if (o.allowOther) parts.push('allow_other');
   if (o.allowRoot) parts.push('allow_root');
-  if (o.nonempty) parts.push('nonempty');
+  // nonempty: libfuse 3 mounts on a non-empty directory without asking; the daemon refuses unless told (daemon.ts).
   parts.push(...o.kernelFlags);
   const s = parts.join(',');
   if (Buffer.byteLength(s) + 2 > MAX_OPTION_STRING) {

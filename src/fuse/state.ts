@@ -1,60 +1,60 @@
 /**
- * What the FUSE layer keeps between operations: the file system, the table of
- * open file handles, and the names of open files that were unlinked.
+ * What the FUSE layer keeps between requests: the file system, the kernel's
+ * lookup counts, open file and directory handles, and the pins that keep an
+ * unlinked inode alive while the kernel still knows it.
  *
- * Unlinked open files. libfuse 2.9 renames a file that is unlinked while open
- * to `.fuse_hidden%08x%08x` in the same directory, and unlinks that name at
- * the last release. We give ext4 semantics on top: the rename to a hidden name
- * really unlinks the file (it vanishes from its directory, nlink drops, rmdir
- * of the directory works) and pins its inode; the hidden name lives only here
- * and resolves to the inode from any directory; its unlink, or the last
- * release, drops the pin, so the blocks are freed at the last close.
- *
- * Why not `-o hard_remove` (unlink for real, no hidden name): libfuse then
- * has no path for the file at once, and fstat(2) on it fails with ENOENT (the
- * kernel sends fstat's getattr without the file handle, and libfuse needs a
- * path for that); so do fchmod, fchown, futimens and fgetxattr. With the
- * hidden name they work as long as the directory exists. Once it is removed
- * too, libfuse passes the ops that carry a handle (read, write, fsync,
- * ftruncate, release...) with path null (fuse-native patched for
- * flag_nullpath_ok) and we go by the handle (inoOf).
+ * Node ids are inode numbers. Every reply that hands the kernel an inode
+ * (lookup, create, mknod, mkdir, symlink, link, a READDIRPLUS entry) counts
+ * one lookup; FORGET gives them back. An inode whose last name goes while the
+ * kernel still knows it (fstat on an open descriptor, a cwd inside a removed
+ * directory) is pinned (fs.open) before the unlink and released at its last
+ * FORGET, or at its last close: ext4's life of an unlinked inode, with no
+ * hidden names.
  */
-import { FsError, ROOT_INO, type FileSystemApi, type Owner } from '../fs/api.js';
+import { FsError, S_IFDIR, S_IFMT, type Attr, type DirEntry, type FileSystemApi, type Owner } from '../fs/api.js';
+import { N, type Io } from './lowlevel.js';
 
-export const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+export const S_ISGID = 0o2000;
+/** Node ids from here up are the control directory's (control.ts CONTROL_INO_BASE). */
+const CONTROL_INO_MIN = 0xffffff00;
 
 /** Name reserved at the mount root for the control directory (.daxvm/). */
 export const CONTROL_DIR = '.daxvm';
 
 export interface OpenFile {
   readonly ino: number;
-  /** open(2) flags as the kernel passed them (create: O_RDWR assumed). */
+  /** open(2) flags as the kernel passed them. */
   readonly flags: number;
 }
 
-const MAX_FH = 0xffffffff; // fuse-native passes file handles as uint32; 0 means "none"
+export interface DirHandle {
+  readonly ino: number;
+  /** The listing this handle reads, taken at its first readdir from offset 0. */
+  entries: DirEntry[] | null;
+}
+
+/** How long the kernel may keep entries and attributes: every change goes through us, or is told (invalInode). */
+export const ENTRY_TIMEOUT_S = 3600;
+export const ATTR_TIMEOUT_S = 3600;
 
 export class MountState {
   readonly fs: FileSystemApi;
   readonly readOnly: boolean;
-  /**
-   * Owner of new files and directories. Known limitation: fuse-native does not
-   * expose fuse_get_context(), so we cannot learn the caller's uid/gid; new
-   * inodes belong to the daemon's user (as with a FUSE fs mounted without
-   * default ownership mapping). With allow_other, chown afterwards if needed.
-   */
-  readonly owner: Owner;
+  /** Shared with the C side (or a test's fakeIo); set before the first request. */
+  io!: Io;
+  /** The per-opcode request counters (the session's), for .daxvm/stats. */
+  requestCounts: () => Record<string, number> = () => ({ total: 0 });
   private closed = false;
 
+  private readonly lookups = new Map<number, number>();
+  private readonly pins = new Set<number>();
   private readonly handles = new Map<number, OpenFile>();
-  private readonly openCount = new Map<number, number>();
+  private readonly dirs = new Map<number, DirHandle>();
   private nextFh = 1;
-  private readonly hidden = new Map<string, number>();
 
-  constructor(fs: FileSystemApi, opts: { readOnly?: boolean; owner?: Owner } = {}) {
+  constructor(fs: FileSystemApi, opts: { readOnly?: boolean } = {}) {
     this.fs = fs;
     this.readOnly = opts.readOnly ?? false;
-    this.owner = opts.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   }
 
   /** The file system, or EIO once the daemon has closed it (late requests during shutdown). */
@@ -63,48 +63,105 @@ export class MountState {
     return this.fs;
   }
 
-  // ---- paths ---------------------------------------------------------------
+  // ---- the caller ----------------------------------------------------------
 
-  /** Inode of a path from FUSE; hidden names resolve through the map, from any directory. */
-  resolve(path: string): number {
-    if (path === '/') return ROOT_INO;
-    const base = path.slice(path.lastIndexOf('/') + 1);
-    if (HIDDEN_NAME.test(base)) {
-      const ino = this.hidden.get(base);
-      if (ino !== undefined) return ino;
+  /** The owner of an inode the caller creates in `parent`: its fsuid, and its fsgid or a setgid parent's group. */
+  ownerIn(parent: Attr): Owner {
+    const num = this.io.num;
+    const gid = parent.mode & S_ISGID ? parent.gid : num[N.CTX_GID]!;
+    return { uid: num[N.CTX_UID]!, gid };
+  }
+
+  callerUid(): number {
+    return this.io.num[N.CTX_UID]!;
+  }
+
+  // ---- replies ---------------------------------------------------------------
+
+  /** Write attributes to the shared slots; `timeout` is the attribute timeout. */
+  putAttr(a: Attr, timeout = ATTR_TIMEOUT_S): void {
+    const n = this.io.num;
+    n[N.INO] = a.ino;
+    n[N.GEN] = a.generation;
+    n[N.MODE] = a.mode;
+    n[N.NLINK] = a.nlink;
+    n[N.UID] = a.uid;
+    n[N.GID] = a.gid;
+    n[N.RDEV] = a.rdev;
+    n[N.SIZE] = a.size;
+    n[N.BLOCKS] = a.blocks;
+    n[N.BLKSIZE] = a.blksize;
+    n[N.ATIME] = a.atimeMs;
+    n[N.MTIME] = a.mtimeMs;
+    n[N.CTIME] = a.ctimeMs;
+    n[N.ATTR_TIMEOUT] = timeout;
+  }
+
+  /** An entry reply: attributes, timeouts, and one more lookup the kernel now holds. */
+  putEntry(a: Attr, attrTimeout = ATTR_TIMEOUT_S, entryTimeout = ENTRY_TIMEOUT_S): void {
+    this.putAttr(a, attrTimeout);
+    this.io.num[N.ENTRY_TIMEOUT] = entryTimeout;
+    this.countLookup(a.ino);
+  }
+
+  /** The kernel got one more reference to `ino` (an entry reply). Control nodes are not counted. */
+  countLookup(ino: number): void {
+    if (ino >= CONTROL_INO_MIN) return;
+    this.lookups.set(ino, (this.lookups.get(ino) ?? 0) + 1);
+  }
+
+  // ---- lookup counts and pins ------------------------------------------------
+
+  forget(ino: number, n: number): void {
+    const left = (this.lookups.get(ino) ?? 0) - n;
+    if (left > 0) {
+      this.lookups.set(ino, left);
+      return;
     }
-    return this.live.resolve(path);
+    this.lookups.delete(ino);
+    this.unpin(ino);
   }
 
-  /** Parent inode and last component of a path (for creating and removing names). */
-  split(path: string): { parent: number; name: string } {
-    const slash = path.lastIndexOf('/');
-    if (slash < 0 || path === '/') throw new FsError('EINVAL', `no parent for ${path}`);
-    const dir = slash === 0 ? '/' : path.slice(0, slash);
-    return { parent: this.live.resolve(dir), name: path.slice(slash + 1) };
-  }
-
-  // ---- file handles --------------------------------------------------------
-
-  /** Register an open handle for an inode already pinned with fs.open(). */
-  addHandle(ino: number, flags: number): number {
-    let fh = this.nextFh;
-    while (this.handles.has(fh)) fh = fh >= MAX_FH ? 1 : fh + 1;
-    this.nextFh = fh >= MAX_FH ? 1 : fh + 1;
-    this.handles.set(fh, { ino, flags });
-    this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
-    return fh;
+  /** Inodes the kernel holds now (for invalidating their attributes). */
+  knownInodes(): IterableIterator<number> {
+    return this.lookups.keys();
   }
 
   /**
-   * The inode of an op that may carry a file handle: the handle's when there is
-   * one (fh 0: none), else the path's. Path null (libfuse could not name the
-   * file) without a handle cannot happen; EBADF if it does.
+   * Before removing a name of `ino`: when that is its last name (or it is a
+   * directory) and the kernel knows it, pin it so the file system keeps it.
+   * Returns an undo for a removal that then fails.
    */
-  inoOf(path: string | null, fh: number): number {
-    if (fh) return this.handle(fh).ino;
-    if (path === null) throw new FsError('EBADF', 'neither a path nor a file handle');
-    return this.resolve(path);
+  pinBeforeRemove(ino: number): () => void {
+    if (this.pins.has(ino) || !this.lookups.has(ino)) return () => undefined;
+    const a = this.live.getattr(ino);
+    if ((a.mode & S_IFMT) !== S_IFDIR && a.nlink > 1) return () => undefined;
+    this.live.open(ino);
+    this.pins.add(ino);
+    return () => this.unpin(ino);
+  }
+
+  private unpin(ino: number): void {
+    if (!this.pins.delete(ino)) return;
+    try {
+      this.live.release(ino);
+    } catch { /* shutting down */ }
+  }
+
+  // ---- file and directory handles -------------------------------------------
+
+  private newFh(): number {
+    let fh = this.nextFh;
+    while (this.handles.has(fh) || this.dirs.has(fh)) fh = fh >= Number.MAX_SAFE_INTEGER ? 1 : fh + 1;
+    this.nextFh = fh + 1;
+    return fh;
+  }
+
+  /** Register an open handle for an inode already pinned with fs.open(). */
+  addHandle(ino: number, flags: number): number {
+    const fh = this.newFh();
+    this.handles.set(fh, { ino, flags });
+    return fh;
   }
 
   handle(fh: number): OpenFile {
@@ -113,67 +170,50 @@ export class MountState {
     return h;
   }
 
-  /** Forget a handle; the caller drops the pin with fs.release(). */
+  /** Forget a handle; the caller drops its pin with fs.release(). */
   removeHandle(fh: number): OpenFile {
     const h = this.handle(fh);
     this.handles.delete(fh);
-    const n = (this.openCount.get(h.ino) ?? 1) - 1;
-    if (n > 0) this.openCount.set(h.ino, n);
-    else this.openCount.delete(h.ino);
     return h;
   }
 
-  isOpen(ino: number): boolean {
-    return this.openCount.has(ino);
+  addDir(ino: number): number {
+    const fh = this.newFh();
+    this.dirs.set(fh, { ino, entries: null });
+    return fh;
+  }
+
+  dir(fh: number): DirHandle {
+    const d = this.dirs.get(fh);
+    if (!d) throw new FsError('EBADF', `no directory handle ${fh}`);
+    return d;
+  }
+
+  removeDir(fh: number): void {
+    this.dirs.delete(fh);
   }
 
   get openHandles(): number {
     return this.handles.size;
   }
 
-  // ---- hidden (unlinked but open) files ------------------------------------
-
-  isHidden(name: string): boolean {
-    return HIDDEN_NAME.test(name) && this.hidden.has(name);
-  }
-
-  hide(name: string, ino: number): void {
-    this.hidden.set(name, ino);
-  }
-
-  /** Forget a hidden name; returns its inode (whose pin the caller releases). */
-  unhide(name: string): number | undefined {
-    const ino = this.hidden.get(name);
-    this.hidden.delete(name);
-    return ino;
-  }
-
-  /** The hidden name of an inode, if it is an unlinked open file. */
-  hiddenNameOf(ino: number): string | undefined {
-    for (const [name, i] of this.hidden) if (i === ino) return name;
-    return undefined;
-  }
-
-  get hiddenCount(): number {
-    return this.hidden.size;
-  }
-
   /**
-   * Shutdown: drop every pin we hold (open handles and hidden files) so the
-   * file system can free unlinked files before it is closed; later requests
-   * answer EIO.
+   * Shutdown: drop every pin we hold (open handles, unlinked inodes the kernel
+   * knew) so the file system can free unlinked files before it is closed;
+   * later requests answer EIO.
    */
   releaseAll(): void {
     const fs = this.fs;
     for (const h of this.handles.values()) {
       try { fs.release(h.ino); } catch { /* closing anyway */ }
     }
-    for (const ino of this.hidden.values()) {
+    for (const ino of this.pins) {
       try { fs.release(ino); } catch { /* closing anyway */ }
     }
     this.handles.clear();
-    this.openCount.clear();
-    this.hidden.clear();
+    this.pins.clear();
+    this.dirs.clear();
+    this.lookups.clear();
     this.closed = true;
   }
 }
