@@ -61,6 +61,11 @@ export class TempMount {
     return m;
   }
 
+  /** The daemon's pid (it runs in the foreground as our child). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** `daxvm umount` (the daemon commits and exits), then the directory goes. */
   async close(): Promise<void> {
     const exited = new Promise((r) => (this.child.exitCode !== null ? r(null) : this.child.once('exit', r)));
