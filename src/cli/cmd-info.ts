@@ -5,6 +5,7 @@ import { poolInfo, PoolError, type PoolInfo } from '../fs/index.js';
 import { daxvmMountAt, readMounts, FSTYPE, topMountAt } from '../fuse/mountinfo.js';
 import { CliError, EXIT, poolFailure } from './errors.js';
 import { formatBytes, percent, table } from './format.js';
+import { clearCommand, describeDeadMount, mountHealth } from './dead-mount.js';
 import { octal, warnIfLoose } from './pool-mode.js';
 
 export interface InfoOptions {
@@ -59,8 +60,13 @@ export function formatInfo(i: PoolInfo, mountpoint?: string, mode?: { mode: stri
   return table(rows);
 }
 
-export function cmdInfo(target: string, opts: InfoOptions): number {
+export async function cmdInfo(target: string, opts: InfoOptions): Promise<number> {
   const { pool, mountpoint } = resolvePoolTarget(target);
+  // A mount whose daemon is gone still reads as mounted in mountinfo: say so, and how to clear it.
+  const health = mountpoint ? await mountHealth(mountpoint) : undefined;
+  if (mountpoint && health === 'dead') {
+    process.stderr.write(`daxvm: ${describeDeadMount(mountpoint)}\ndaxvm: clear it with: ${clearCommand(mountpoint)}\n`);
+  }
   const mode = warnIfLoose(pool);
   let info: PoolInfo;
   try {
@@ -70,7 +76,8 @@ export function cmdInfo(target: string, opts: InfoOptions): number {
     throw new CliError(`cannot read ${pool}: ${(err as Error).message}`, EXIT.OPERATIONAL);
   }
   const poolMode = mode ? { mode: octal(mode.mode), uid: mode.uid, gid: mode.gid, loose: mode.loose } : null;
-  if (opts.json) process.stdout.write(JSON.stringify({ ...info, mountpoint: mountpoint ?? null, poolMode }, null, 2) + '\n');
-  else process.stdout.write(formatInfo(info, mountpoint, poolMode ?? undefined));
+  const mountState = health ?? 'not mounted';
+  if (opts.json) process.stdout.write(JSON.stringify({ ...info, mountpoint: mountpoint ?? null, mountState, poolMode }, null, 2) + '\n');
+  else process.stdout.write(formatInfo(info, mountpoint && health === 'dead' ? `${mountpoint} (DEAD: its daemon is gone; clear it with: ${clearCommand(mountpoint)})` : mountpoint, poolMode ?? undefined));
   return EXIT.OK;
 }

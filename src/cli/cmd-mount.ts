@@ -19,6 +19,7 @@ import { MountOptionError, parseMountOptions, type MountOptions } from '../fuse/
 import { decodeMessages, type DaemonMessage } from '../fuse/protocol.js';
 import { ensureRuntimeDir, logFilePath } from '../fuse/runtime.js';
 import { makePool } from './cmd-mkfs.js';
+import { askYes, clearCommand, clearDeadMount, describeDeadMount, mountHealth } from './dead-mount.js';
 import { gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
 import { CliError, EXIT } from './errors.js';
 import { formatBytes, parseSize } from './format.js';
@@ -35,6 +36,8 @@ export interface MountCliOptions {
   foreground?: boolean;
   /** -o values, each a comma-separated list. */
   o?: string[];
+  /** Clear a dead mount in the way without asking. */
+  clearDead?: boolean;
   /** Internal: the daemon reports readiness on this fd (set by the background parent). */
   readyFd?: string;
 }
@@ -45,7 +48,33 @@ interface Target {
   options: MountOptions;
 }
 
-function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Target {
+/**
+ * A daxvm mount in the way: false when it is alive. Dead (its daemon gone),
+ * say so and why, then clear it when asked to (--clear-dead, or yes on a
+ * terminal), else refuse with the command that clears it.
+ */
+async function clearIfDead(mnt: string, clear: boolean): Promise<boolean> {
+  if (await mountHealth(mnt) !== 'dead') return false;
+  const text = describeDeadMount(mnt);
+  if (!clear) {
+    process.stderr.write(`daxvm: ${text}\n`);
+    clear = await askYes(`clear it now (${clearCommand(mnt)})?`);
+    if (!clear) {
+      throw new CliError(`${mnt} is a dead mount in the way`, EXIT.MOUNT_FAILURE,
+        `clear it with: ${clearCommand(mnt)}  (or add --clear-dead to daxvm mount)`);
+    }
+  } else {
+    process.stderr.write(`daxvm: ${text}\ndaxvm: clearing it (--clear-dead): ${clearCommand(mnt)}\n`);
+  }
+  try {
+    await clearDeadMount(mnt);
+  } catch (err) {
+    throw new CliError(`cannot clear the dead mount ${mnt}: ${(err as Error).message}`, EXIT.MOUNT_FAILURE);
+  }
+  return true;
+}
+
+async function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Promise<Target> {
   let options: MountOptions;
   // allow_loose_pool is the CLI's (checked here, in the parent and again in the daemon), never libfuse's.
   const { rest: fuseOpts, allow: allowLoose } = takeAllowLoosePool(opts.o ?? []);
@@ -63,14 +92,17 @@ function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: 
     return { pool, mountpoint, options };
   }
 
-  const mounts = readMounts();
+  let mounts = readMounts();
   const here = daxvmMountAt(mountpoint, mounts);
   if (here) {
-    throw new CliError(`${mountpoint} is already mounted (pool ${here.source})`, EXIT.MOUNT_FAILURE,
-      `to remount, run 'daxvm umount ${mountpoint}' first`);
+    if (!await clearIfDead(mountpoint, opts.clearDead ?? false)) {
+      throw new CliError(`${mountpoint} is already mounted (pool ${here.source})`, EXIT.MOUNT_FAILURE,
+        `to remount, run 'daxvm umount ${mountpoint}' first`);
+    }
+    mounts = readMounts();
   }
   const elsewhere = mounts.find(m => m.fstype === FSTYPE && m.source === pool);
-  if (elsewhere) {
+  if (elsewhere && !await clearIfDead(elsewhere.mountpoint, opts.clearDead ?? false)) {
     throw new CliError(`${pool} is already mounted on ${elsewhere.mountpoint}`, EXIT.MOUNT_FAILURE,
       'a pool can be mounted once at a time');
   }
@@ -107,7 +139,7 @@ function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: 
 }
 
 export async function cmdMount(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Promise<number> {
-  const t = prepare(poolArg, mntArg, opts);
+  const t = await prepare(poolArg, mntArg, opts);
   if (opts.foreground || opts.readyFd !== undefined) {
     let readyFd: number | undefined;
     if (opts.readyFd !== undefined) {

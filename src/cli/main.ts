@@ -87,11 +87,13 @@ export function buildProgram(): Command {
     .option('-o, --options <options>', 'mount options, comma-separated: ro, rw, allow_other, allow_root, ' +
       'commit=SECONDS, nonempty, noexec, nosuid, nodev, noatime, allow_loose_pool (mount a pool others can read)...; ' +
       'mount(8)\'s generic options are accepted', collect, [])
+    .option('--clear-dead', 'clear a dead mount (its daemon gone) in the way without asking')
     .addOption(new Option('--ready-fd <fd>', 'internal: report readiness on this fd').hideHelp())
-    .action(async (pool: string | undefined, mnt: string, o: { foreground?: boolean; options: string[]; readyFd?: string }) =>
+    .action(async (pool: string | undefined, mnt: string, o: { foreground?: boolean; options: string[]; clearDead?: boolean; readyFd?: string }) =>
       run('mount', EXIT.MOUNT_FAILURE, async () => (await import('./cmd-mount.js')).cmdMount(pool, mnt, {
         o: o.options,
         ...(o.foreground ? { foreground: true } : {}),
+        ...(o.clearDead ? { clearDead: true } : {}),
         ...(o.readyFd !== undefined ? { readyFd: o.readyFd } : {}),
       })));
 
@@ -115,7 +117,7 @@ export function buildProgram(): Command {
     .argument('<pool|mountpoint>', 'pool file, or the mount point of a daxvm mount')
     .option('--json', 'print as JSON')
     .action(async (target: string, o: { json?: boolean }) =>
-      run('info', EXIT.OPERATIONAL, async () => (await import('./cmd-info.js')).cmdInfo(target, o)));
+      run('info', EXIT.OPERATIONAL, async () => await (await import('./cmd-info.js')).cmdInfo(target, o)));
 
   program.command('age')
     .description('age a mounted file system as Geriatrix does: fill to a level, then delete and create files until churn x capacity is written')

@@ -20,6 +20,7 @@ import { openFileSystem, PoolError, type FileSystem } from '../fs/index.js';
 import { FuseSession } from './lowlevel.js';
 import { daxvmMountAt, readMounts } from './mountinfo.js';
 import { buildOps } from './ops.js';
+import { installExitReport } from './exit-report.js';
 import { fuseOptionString, MountOptionError, type MountOptions } from './options.js';
 import { ReadyChannel } from './protocol.js';
 import { removePidFile, writePidFile } from './runtime.js';
@@ -75,6 +76,7 @@ function checkMountpoint(mnt: string, nonempty: boolean): { message: string; hin
 }
 
 export async function runDaemon(cfg: DaemonConfig): Promise<number> {
+  const exitReport = installExitReport({ pool: cfg.pool, mountpoint: cfg.mountpoint }); // every exit logs why (edges)
   const channel = new ReadyChannel(cfg.readyFd);
   const { pool, mountpoint: mnt, options } = cfg;
   const fail = (message: string, hint?: string): number => {
@@ -122,6 +124,7 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`daxvm: stopping (${reason})\n`);
+    exitReport.reason(reason);
     log('shutting down: %s', reason);
     const mounted = session !== undefined && stillMounted();
     if (mounted) {
