@@ -36,11 +36,14 @@ t.test('wrong arguments: usage and exit code 2', async (t) => {
   for (const cmd of ['mkfs', 'mount', 'umount', 'fsck', 'info']) t.match(h.stdout, new RegExp(`\\b${cmd}\\b`), `--help lists ${cmd}`);
 });
 
-t.test('mkfs: sparse pool of the size asked; refuses to overwrite without --force', async (t) => {
+t.test('mkfs: pool of the size asked, allocated on the host (--sparse: not); refuses to overwrite without --force', async (t) => {
   const { pool } = makePool(t, { size: '256M' });
   const st = fs.statSync(pool);
   t.equal(st.size, 256 * 1024 * 1024, 'pool size');
-  t.ok(st.blocks * 512 < 64 * 1024 * 1024, `sparse: ${st.blocks * 512} bytes allocated`);
+  t.ok(st.blocks * 512 >= 256 * 1024 * 1024, `allocated: ${st.blocks * 512} bytes`);
+  const sparse = join(tempDir(t), 'sparse.pool');
+  t.equal(cli(['mkfs', sparse, '--size', '256M', '--sparse']).status, 0);
+  t.ok(fs.statSync(sparse).blocks * 512 < 64 * 1024 * 1024, `--sparse: ${fs.statSync(sparse).blocks * 512} bytes allocated`);
   const before = sha(pool);
   let r = cli(['mkfs', pool, '--size', '128M']);
   t.not(r.status, 0, `refuses to overwrite\n${r.summary}`);

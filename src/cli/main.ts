@@ -75,8 +75,9 @@ export function buildProgram(): Command {
     .option('-s, --size <size>', 'pool size, binary units: 4G, 512M, 1T', sizeArg, '4G')
     .option('--force', 'overwrite an existing pool')
     .option('--group <group>', 'make the pool 0660 and give it to this group (trusted users of the direct path); default 0600')
+    .option('--sparse', 'do not allocate the pool on the host now (writes get ENOSPC if the host fills up)')
     .option('--json', 'print the result as JSON')
-    .action(async (pool: string, o: { size: string; force?: boolean; group?: string; json?: boolean }) =>
+    .action(async (pool: string, o: { size: string; force?: boolean; group?: string; sparse?: boolean; json?: boolean }) =>
       run('mkfs', EXIT.FAILURE, async () => (await import('./cmd-mkfs.js')).cmdMkfs(pool, o)));
 
   program.command('mount')

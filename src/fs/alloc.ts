@@ -57,6 +57,14 @@ export class BlockAllocator {
   preferZeroed = false;
   /** Keep `dirtyFree` (only while pre-zeroing is on). */
   queueDirty = false;
+  /**
+   * Called for each run allocate() hands out, before it returns: a sparse
+   * pool reserves host blocks (host-space.ts). A throw (ENOSPC) undoes the
+   * allocation and reaches the caller as the pool's own ENOSPC would.
+   */
+  hostReserve: ((start: number, count: number) => void) | undefined;
+  /** Blocks whose host backing is not known (a sparse pool's): avoided on a retry after the host said ENOSPC. */
+  hostUnbacked: (() => Run[]) | undefined;
 
   constructor(
     private readonly geometry: Geometry,
@@ -211,7 +219,57 @@ export class BlockAllocator {
       take(run.start, run.count);
       this[cursorName] = run.start + run.count;
     }
+    if (this.hostReserve) {
+      try {
+        this.reserveOnHost(runs);
+      } catch (err) {
+        // The host is full: free blocks it already backs may still do.
+        if ((err as FsError).code !== 'ENOSPC' || !this.hostUnbacked || this.avoiding) throw err;
+        return this.allocateAvoiding(req, this.hostUnbacked());
+      }
+    }
     return runs;
+  }
+
+  private avoiding = false;
+
+  /** allocate() with the free blocks of `avoid` out of reach (in memory only, for this call). */
+  private allocateAvoiding(req: AllocRequest, avoid: Run[]): Run[] {
+    const hidden: Run[] = [];
+    for (const r of avoid) {
+      for (let b = this.used.nextClear(r.start, r.start + r.count); b >= 0;) {
+        const n = this.used.clearRun(b, r.start + r.count - b);
+        this.used.setRange(b, n, true);
+        this.freeBlocks -= n;
+        hidden.push({ start: b, count: n });
+        b = this.used.nextClear(b + n, r.start + r.count);
+      }
+    }
+    this.avoiding = true;
+    try {
+      return this.allocate(req);
+    } finally {
+      this.avoiding = false;
+      for (const r of hidden) {
+        this.used.setRange(r.start, r.count, false);
+        this.freeBlocks += r.count;
+      }
+    }
+  }
+
+  /** hostReserve for each run; on a failure every run goes back as it was. */
+  private reserveOnHost(runs: Run[]): void {
+    try {
+      for (const r of runs) this.hostReserve!(r.start, r.count);
+    } catch (err) {
+      for (const r of runs) {
+        this.used.setRange(r.start, r.count, false);
+        this.media.setRange(r.start, r.count, false);
+        this.freeBlocks += r.count;
+        if (r.zeroed) this.zeroed.setRange(r.start, r.count, true);
+      }
+      throw err;
+    }
   }
 
   /** Free blocks whose references the running transaction drops. */

@@ -14,6 +14,7 @@ import type { Pool } from '../media/pool.js';
 import { FsError, S_IFDIR, S_IFLNK, S_IFREG } from './api.js';
 import type { BlockAllocator, Run } from './alloc.js';
 import { Directory } from './dir.js';
+import { hostLow } from './host-space.js';
 import type { Inode } from './inode.js';
 import { INODE_FLAG_INLINE_SYMLINK } from '../core/format/inode.js';
 import type { InodeTable } from './inodes.js';
@@ -202,7 +203,8 @@ export class FsCore {
    */
   reclaimIfLow(): void {
     if (this.readOnly || this.alloc.pending === 0) return;
-    if (this.alloc.freeNow > this.alloc.reserve * 2 + LOW_SPACE_BLOCKS) return;
+    const low = (this.alloc.reserve * 2 + LOW_SPACE_BLOCKS) * BLOCK_SIZE;
+    if (this.alloc.freeNow * BLOCK_SIZE > low && !hostLow(this.pool, low)) return; // a sparse pool's host counts too
     this.commit();
     this.checkpoint();
   }

@@ -1,6 +1,6 @@
 /** Errors that refuse a pool as a whole (mount, fsck, info), with the fix to suggest. */
 
-export type PoolErrorCode = 'ENOENT' | 'ENOTPOOL' | 'EFORMAT' | 'ECORRUPT' | 'ELOCKED' | 'ENEEDSFSCK' | 'ETRUNCATED';
+export type PoolErrorCode = 'ENOENT' | 'ENOTPOOL' | 'EFORMAT' | 'ECORRUPT' | 'ELOCKED' | 'ENEEDSFSCK' | 'ETRUNCATED' | 'ENOSPC';
 
 export class PoolError extends Error {
   readonly code: PoolErrorCode;

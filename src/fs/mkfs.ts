@@ -1,9 +1,11 @@
 /**
- * mkfs: lay out a new pool. The pool file is created sparse and reads as
- * zeros, so only the superblocks, the bitmaps and the root are written.
+ * mkfs: lay out a new pool. The pool file is allocated on the host (unless
+ * sparse) and reads as zeros, so only the superblocks, the bitmaps and the
+ * root are written. A sparse pool gets host blocks for its whole metadata
+ * area and the root's block here (the rest as the allocator hands blocks out).
  */
 import { randomBytes } from 'node:crypto';
-import { Pool } from '../media/pool.js';
+import { Pool, PoolError as MediaPoolError } from '../media/pool.js';
 import { ROOT_INO, S_IFDIR } from './api.js';
 import { Bits } from './bitmap.js';
 import { encodeInode, Inode } from './inode.js';
@@ -18,6 +20,10 @@ export interface MkfsOptions {
   /** Mode of the pool file (default 0600) and its group (default the caller's): see Pool.create. */
   mode?: number;
   gid?: number;
+  /** Leave the pool sparse on the host (default: allocate it all now). */
+  sparse?: boolean;
+  /** Progress of the host allocation, in bytes. */
+  onAllocate?: (done: number, total: number) => void;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -37,8 +43,12 @@ export function mkfs(poolPath: string, opts: MkfsOptions): MkfsResult {
     force: opts.force,
     ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
     ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+    ...(opts.sparse ? { sparse: true } : {}),
+    ...(opts.onAllocate ? { onAllocate: opts.onAllocate } : {}),
   });
   try {
+    // Everything up to and including the root's block is "used" from the start: backed before any store.
+    if (opts.sparse) reserveOrThrow(pool, (g.dataStart + 1) * BLOCK_SIZE);
     const total = g.inodeBitmapBlocks + g.blockBitmapBlocks + 3;
     let done = 0;
     const step = (): void => opts.onProgress?.(++done, total);
@@ -99,5 +109,14 @@ export function mkfs(poolPath: string, opts: MkfsOptions): MkfsResult {
     return { blocks: g.totalBlocks, inodes: g.inodeCount, dataBlocks: g.totalBlocks - g.dataStart };
   } finally {
     pool.close();
+  }
+}
+
+function reserveOrThrow(pool: Pool, bytes: number): void {
+  try {
+    pool.reserveHost(0, bytes);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+    throw new MediaPoolError('ENOSPC', `no space on the host for the pool's metadata (${bytes} bytes) at ${pool.path}`, pool.path, err);
   }
 }

@@ -14,6 +14,7 @@ import { BlockAllocator } from './alloc.js';
 import { MediaBitmap, type Bits } from './bitmap.js';
 import { crc32c } from '../core/format/checksum.js';
 import { FsCore } from './core.js';
+import { backOnHost } from './host-space.js';
 import { PoolError } from './errors.js';
 import { FileSystem } from './filesystem.js';
 import { InodeTable } from './inodes.js';
@@ -97,6 +98,7 @@ export function openCore(poolPath: string, opts: OpenOptions = {}): { core: FsCo
     // fsck with a corrupt inode bitmap: every record that decodes is taken as in use (the walk rebuilds the map).
     if (inodeBits.replaced) markRecordsInUse(store, g, usedInodes);
     const alloc = new BlockAllocator(g, used, blockBits);
+    backOnHost(pool, used, g, alloc); // a sparse pool: host blocks before any store (issue 12.2)
     const inodes = new InodeTable(store, g, usedInodes, inodeBits, alloc);
     const journal = new Journal(pool, g, replay.nextSeq);
     core = new FsCore({ pool, sb, store, journal, alloc, inodes, readOnly, commitIntervalMs: opts.commitIntervalMs ?? 1000 });

@@ -1,6 +1,7 @@
 /** Attributes, extended attributes and statfs. */
 import { FsError, S_IFMT, XATTR_CREATE, XATTR_REPLACE, type Attr, type StatFs } from './api.js';
 import type { FsCore } from './core.js';
+import { capByHost } from './host-space.js';
 import type { Inode } from './inode.js';
 import { BLOCK_SIZE, NAME_MAX } from '../core/format/pool.js';
 import { checkXattrName, loadXattrs, saveXattrs, XATTR_CAPACITY, xattrBytes } from './xattr.js';
@@ -98,7 +99,7 @@ export function removexattr(core: FsCore, ino: number, name: string): void {
 
 export function statfs(core: FsCore): StatFs {
   const free = core.alloc.freeSoon;
-  return {
+  return capByHost(core.pool, {
     bsize: BLOCK_SIZE,
     blocks: core.sb.geometry.totalBlocks,
     bfree: free,
@@ -106,5 +107,5 @@ export function statfs(core: FsCore): StatFs {
     files: core.sb.geometry.inodeCount - 1,
     ffree: core.inodes.free,
     namemax: NAME_MAX,
-  };
+  });
 }

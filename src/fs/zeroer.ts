@@ -1,9 +1,13 @@
 /**
  * Pre-zeroing, done for real: with `zeroout_blocks` 0, blocks that become
- * free are zeroed in the background, off the request path, by punching
- * holes in the pool file (no bytes written; the host gets the space back),
- * and allocation takes pre-zeroed blocks first. Only when none fit does a
- * write zero synchronously, and that is counted.
+ * free are zeroed in the background, off the request path, and allocation
+ * takes pre-zeroed blocks first. Only when none fit does a write zero
+ * synchronously, and that is counted. The method is the media layer's
+ * (Pool.zeroRange): a pool allocated on the host keeps its host blocks
+ * (FALLOC_FL_ZERO_RANGE, or zeros stored where the host lacks it, e.g.
+ * tmpfs), so nothing can turn into a hole that a store would SIGBUS on when
+ * the host is full; a sparse pool punches holes, which the allocator backs
+ * again before reuse (host-space.ts).
  *
  * A block is queued only once it is allocatable, i.e. once the transaction
  * that freed it is durable (and, for blocks the journal holds an image of,

@@ -7,11 +7,20 @@
  * windows of that one mapping (a Buffer holds at most 4 GiB, pools may be
  * bigger), made lazily and cached. An access that crosses a window boundary
  * is split into one piece per window.
+ *
+ * Read-only opens (fsck, info, `-o ro`) map nothing: they read with pread(2),
+ * so a pool with holes on a full host (a read fault on a tmpfs hole
+ * allocates a page) can never SIGBUS them. A writable pool is either
+ * allocated on the host (mkfs's default) or sparse, which it finds out at
+ * open; a sparse pool's host blocks are reserved before use (reserveHost),
+ * see host.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import createDebug from 'debug';
+import { HostBacking, preallocate, type ZeroMethod } from './host.js';
 import { native, type MapHandle } from './native.js';
+import { makePrivate, PoolError, syncDirectory, takeLock } from './pool-file.js';
 import type { MediaRecorder, PoolCreateOptions, PoolLock, PoolOpenOptions } from './types.js';
 
 const log = createDebug('daxvm:media');
@@ -28,43 +37,40 @@ const COPY_CHUNK = 1 << 20;
 /** Given to every Pool opened from now on (Pool.setDefaultRecorder). */
 let defaultRecorder: MediaRecorder | null = null;
 
-/** A user-facing failure of the media layer (bugs throw RangeError/TypeError instead). */
-export class PoolError extends Error {
-  readonly code: 'EEXIST' | 'ELOCKED' | 'EROFS' | 'EINVAL' | 'EBADF' | 'EPERM';
-  readonly path: string;
-  constructor(code: PoolError['code'], message: string, poolPath: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'PoolError';
-    this.code = code;
-    this.path = poolPath;
-  }
-}
+export { PoolError };
 
 export class Pool {
   readonly path: string;
   readonly size: number;
   readonly readOnly: boolean;
+  /** The host's blocks under the pool: sparse or not, reservations, zeroing (host.ts). */
+  private readonly host: HostBacking;
   private fd: number;
+  /** null: read-only, read with pread (or closed). */
   private handle: MapHandle | null;
+  private closed = false;
   private readonly lock: PoolLock;
   private readonly windows: (Buffer | undefined)[];
   private recorder: MediaRecorder | null = defaultRecorder;
 
-  private constructor(poolPath: string, fd: number, size: number, handle: MapHandle,
-    readOnly: boolean, lock: PoolLock) {
+  private constructor(poolPath: string, fd: number, size: number, handle: MapHandle | null,
+    readOnly: boolean, lock: PoolLock, sparse: boolean) {
     this.path = poolPath;
     this.fd = fd;
     this.size = size;
     this.handle = handle;
     this.readOnly = readOnly;
+    this.host = new HostBacking(poolPath, fd, size, sparse, !readOnly);
     this.lock = lock;
     this.windows = new Array<Buffer | undefined>(Math.ceil(size / WINDOW_SIZE));
   }
 
   /**
-   * Creates a sparse pool file of sizeBytes and opens it writable with an
-   * exclusive lock. An existing file is refused unless opts.force; even then
-   * a pool that is in use (locked) is never truncated.
+   * Creates a pool file of sizeBytes, allocated on the host unless
+   * opts.sparse, and opens it writable with an exclusive lock. An existing
+   * file is refused unless opts.force; even then a pool that is in use
+   * (locked) is never truncated. A host without the space: ENOSPC (the file
+   * is left empty).
    */
   static create(poolPath: string, sizeBytes: number, opts: PoolCreateOptions = {}): Pool {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % POOL_SIZE_ALIGN !== 0) {
@@ -89,9 +95,17 @@ export class Pool {
       // Truncating to 0 first drops old contents, so the new pool reads as zeros.
       fs.ftruncateSync(fd, 0);
       fs.ftruncateSync(fd, sizeBytes);
+      if (!opts.sparse) {
+        try {
+          preallocate(fd, sizeBytes, opts.onAllocate);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+          throw new PoolError('ENOSPC', `no space on the host for a ${sizeBytes}-byte pool at ${poolPath}`, poolPath, err);
+        }
+      }
       fs.fsyncSync(fd);
       syncDirectory(path.dirname(poolPath));
-      log('created %s: %d bytes (sparse)', poolPath, sizeBytes);
+      log('created %s: %d bytes (%s)', poolPath, sizeBytes, opts.sparse ? 'sparse' : 'allocated');
       return Pool.mapOpened(poolPath, fd, false, 'exclusive');
     } catch (err) {
       fs.closeSync(fd);
@@ -118,7 +132,12 @@ export class Pool {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new PoolError('EINVAL', `pool ${poolPath} is not a regular file`, poolPath);
     if (st.size === 0) throw new PoolError('EINVAL', `pool ${poolPath} is empty`, poolPath);
-    const handle = native.map(fd, st.size, !readOnly);
+    const sparse = st.blocks * 512 < st.size;
+    if (readOnly) {
+      log('opened %s read-only: %d bytes, read with pread, lock %s', poolPath, st.size, lock);
+      return new Pool(poolPath, fd, st.size, null, true, lock, sparse);
+    }
+    const handle = native.map(fd, st.size, true);
     try {
       // Huge pages make the pool's page walks cheap; a refusal only costs speed.
       native.madvise(handle, 0, st.size, 'hugepage');
@@ -126,8 +145,8 @@ export class Pool {
       log('madvise(hugepage) refused on %s: %s', poolPath, (err as Error).message);
     }
     log('opened %s: %d bytes, %s, lock %s, %d window(s)', poolPath, st.size,
-      readOnly ? 'read-only' : 'read-write', lock, Math.ceil(st.size / WINDOW_SIZE));
-    return new Pool(poolPath, fd, st.size, handle, readOnly, lock);
+      sparse ? 'sparse' : 'allocated on the host', lock, Math.ceil(st.size / WINDOW_SIZE));
+    return new Pool(poolPath, fd, st.size, handle, false, lock, sparse);
   }
 
   /** Reads [offset, offset+length) into a new Buffer (a copy). */
@@ -187,9 +206,10 @@ export class Pool {
   }
 
   /**
-   * Zero a block-aligned range by punching a hole in the pool file: no
-   * bytes are written, the host gets the space back, and every mapping
-   * reads zeros at once. Recorded as a write of zeros.
+   * Zero a block-aligned range (pre-zeroing), every mapping reading zeros
+   * at once, keeping the host blocks (ZERO_RANGE, else zeros stored: see
+   * host.ts); a sparse pool reserves them first (ENOSPC: nothing done).
+   * Recorded as a write of zeros.
    */
   zeroRange(offset: number, length: number): void {
     this.checkWritable();
@@ -197,8 +217,52 @@ export class Pool {
     if (offset % POOL_SIZE_ALIGN !== 0 || length % POOL_SIZE_ALIGN !== 0) {
       throw new RangeError(`zeroRange: ${offset}+${length} is not 4 KiB-aligned`);
     }
-    native.punchHole(this.fd, offset, length);
+    this.host.zero(offset, length, () => this.storeZeros(offset, length));
     this.recorder?.onWrite(offset, Buffer.alloc(length));
+  }
+
+  /** How zeroRange zeroes on this pool's host (undefined until it first did). */
+  get zeroMethod(): ZeroMethod | undefined {
+    return this.host.zeroMethod;
+  }
+
+  /** Some of the pool file has no host blocks (known at open): see HostBacking. */
+  get sparse(): boolean {
+    return this.host.sparse;
+  }
+
+  /**
+   * Make sure [offset, offset+length) has host blocks before anything is
+   * stored there: a no-op for a pool allocated on the host, fallocate of the
+   * 2 MiB chunks around it for a sparse one. Throws the host's ENOSPC (code
+   * 'ENOSPC'), never a signal later.
+   */
+  reserveHost(offset: number, length: number): void {
+    this.checkWritable();
+    this.checkRange(offset, length);
+    this.host.reserve(offset, length);
+  }
+
+  /** Sparse pools: [offset, length] of the chunks not known to be backed (none for an allocated pool). */
+  unbackedRanges(): Array<[number, number]> {
+    return this.host.unbacked();
+  }
+
+  /** The host's side: is the pool sparse, bytes backed by host blocks, bytes the host still has. */
+  hostSpace(): { sparse: boolean; allocated: number; available: number } {
+    this.checkOpen();
+    return this.host.space();
+  }
+
+  private storeZeros(offset: number, length: number): void {
+    for (let pos = offset, done = 0; done < length;) {
+      const w = this.windowAt(pos);
+      const wo = pos % WINDOW_SIZE;
+      const n = Math.min(length - done, w.length - wo);
+      w.fill(0, wo, wo + n);
+      pos += n;
+      done += n;
+    }
   }
 
   /** memmove within the pool: the ranges may overlap. Recorded as a write at dstOffset. */
@@ -268,12 +332,13 @@ export class Pool {
 
   /** Unmaps (detaching every window Buffer), unlocks, closes. Idempotent. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     const handle = this.handle;
-    if (handle === null) return;
     this.handle = null;
     this.windows.fill(undefined);
     try {
-      native.unmap(handle);
+      if (handle !== null) native.unmap(handle);
     } finally {
       // Closing the only descriptor drops the flock; unlock first anyway so a
       // descriptor leaked by a child (fork/exec) cannot keep the pool locked.
@@ -304,6 +369,14 @@ export class Pool {
 
   /** Pool → dst, range already checked. */
   private copyOut(offset: number, dst: Uint8Array, dstOffset: number, length: number): void {
+    if (this.handle === null) {
+      for (let done = 0; done < length;) {
+        const n = fs.readSync(this.fd, dst, dstOffset + done, length - done, offset + done);
+        if (n === 0) throw new PoolError('EINVAL', `pool ${this.path} is shorter than ${this.size} bytes now`, this.path);
+        done += n;
+      }
+      return;
+    }
     let pos = offset;
     let done = 0;
     while (done < length) {
@@ -341,55 +414,10 @@ export class Pool {
   }
 
   private checkOpen(): void {
-    if (this.handle === null) throw new PoolError('EBADF', `pool ${this.path} is closed`, this.path);
+    if (this.closed) throw new PoolError('EBADF', `pool ${this.path} is closed`, this.path);
   }
 
   private checkWritable(): void {
     if (this.readOnly) throw new PoolError('EROFS', `pool ${this.path} is open read-only`, this.path);
-  }
-}
-
-/**
- * The pool is the disk: whoever reads it reads every file. open(O_CREAT)
- * leaves an existing file's mode and owner alone (a file made by
- * `truncate -s`, an old pool, a copy), so both are set here, before the old
- * contents are dropped: mode 0600 (or opts.mode), owned by the caller, the
- * group opts.gid when given.
- */
-function makePrivate(poolPath: string, fd: number, opts: PoolCreateOptions): void {
-  const mode = opts.mode ?? 0o600;
-  const st = fs.fstatSync(fd);
-  const euid = process.geteuid?.() ?? st.uid;
-  try {
-    // Only root can take a file over from another user; anyone may set a group they are in.
-    if (st.uid !== euid) fs.fchownSync(fd, euid, opts.gid ?? process.getegid?.() ?? st.gid);
-    else if (opts.gid !== undefined && opts.gid !== st.gid) fs.fchownSync(fd, -1, opts.gid);
-    fs.fchmodSync(fd, mode);
-  } catch (err) {
-    throw new PoolError('EPERM', `cannot make ${poolPath} mode ${mode.toString(8).padStart(4, '0')}` +
-      ` owned by uid ${euid}${opts.gid !== undefined ? ` group ${opts.gid}` : ''}: ${(err as Error).message}`, poolPath, err);
-  }
-}
-
-/** flock without waiting: a held lock means another mount or tool has the pool. */
-function takeLock(poolPath: string, fd: number, lock: PoolLock): void {
-  if (lock === 'none') return;
-  try {
-    native.flock(fd, lock);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EWOULDBLOCK') {
-      throw new PoolError('ELOCKED', `pool ${poolPath} is in use (mounted?)`, poolPath, err);
-    }
-    throw err;
-  }
-}
-
-/** Makes a newly created directory entry durable. */
-function syncDirectory(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }

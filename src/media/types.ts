@@ -40,4 +40,8 @@ export interface PoolCreateOptions {
    * existed before.
    */
   gid?: number;
+  /** Leave the file sparse (default: allocate it on the host, so no store can ever meet a full host). */
+  sparse?: boolean;
+  /** Progress of the host allocation, in bytes. */
+  onAllocate?: (done: number, total: number) => void;
 }
