@@ -68,7 +68,7 @@ t.test('SIGKILL: info and mount recognise the dead mount, quote the log, and the
   process.kill(pid, 'SIGKILL');
   t.ok(await until(() => !alive(pid)), 'daemon killed');
   t.ok(isMounted(mnt), 'the kernel still lists the mount');
-  t.match(sh(`stat ${mnt} || true`).stderr, /Transport endpoint is not connected/, 'a dead mount (control)');
+  t.match(sh(`stat -f ${mnt} || true`).stderr, /Transport endpoint is not connected/, 'a dead mount (control)');
 
   let r = cli(['info', mnt]);
   t.equal(r.status, 0, 'info still reads the pool\n' + r.summary);

@@ -8,22 +8,26 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { EXIT_LINE } from '../fuse/exit-report.js';
 import { logFilePath, processAlive, readPidFile, removePidFile } from '../fuse/runtime.js';
 
-/** A live daemon answers a stat at once; a dead mount answers ENOTCONN at once. */
+/** A live daemon answers a statfs at once; a dead mount answers ENOTCONN at once. */
 const STAT_TIMEOUT_MS = 5000;
 
 export type MountHealth = 'alive' | 'dead' | 'unresponsive';
 
-/** Stat the mount point from this process (never from a daemon: it would call into its own mount). */
+/**
+ * statfs of the mount point from this process (never from a daemon: it
+ * would call into its own mount). statfs always reaches the daemon; a stat
+ * may be answered from the kernel's attribute cache, even on a dead mount.
+ */
 export async function mountHealth(mnt: string): Promise<MountHealth> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'unresponsive'>(resolve => { timer = setTimeout(() => resolve('unresponsive'), STAT_TIMEOUT_MS); });
-  const probe = stat(mnt).then(() => 'alive' as const, (err: NodeJS.ErrnoException) =>
+  const probe = statfs(mnt).then(() => 'alive' as const, (err: NodeJS.ErrnoException) =>
     err.code === 'ENOTCONN' ? 'dead' as const : 'alive' as const);
   try {
     return await Promise.race([probe, timeout]);
