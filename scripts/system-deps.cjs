@@ -6,14 +6,12 @@
 //   node scripts/system-deps.cjs --strict   like the default, but exit 1 when it could not
 //                                           install (used by .ci/run)
 //
-// Wired as package.json "preinstall". Mind the ordering: npm 11 runs the root
-// package's preinstall AFTER it has installed and built the dependencies
-// (arborist reifies the tree, dependency install scripts included, and only
-// then runs the root's own lifecycle scripts). @cocalc/fuse-native builds from
-// source at that earlier step and needs libfuse-dev and pkg-config, so on a
-// fresh machine this script must run BEFORE `npm install`: .ci/run does that,
-// and the README says so. As a preinstall it still completes the run-time and
-// test packages (fuse for fusermount, libfuse2, fio, attr).
+// Wired as package.json "preinstall": npm 11 runs it after the dependencies
+// are installed and before the root's own "install" script (node-gyp, whose
+// daxvm_fuse target needs libfuse3-dev and pkg-config), so a plain `npm
+// install` as root on a fresh machine works. .ci/run still runs it first, and
+// strictly. Debian's fuse3 Breaks fuse (libfuse 2's fusermount): installing
+// fuse3 removes it, and its fusermount3 answers as fusermount too.
 //
 // Plain CommonJS with no dependencies, so that it runs before node_modules exists.
 'use strict';
@@ -24,14 +22,12 @@ const { spawnSync } = require('node:child_process');
 const PACKAGES = {
   fuse3: 'fusermount3 (and fusermount), /etc/fuse.conf (mount and unmount as a user)',
   'libfuse3-dev': 'libfuse 3 and its headers, for the daemon\'s binding (build/Release/daxvm_fuse.node)',
-  libfuse2: 'libfuse 2.9, loaded by @cocalc/fuse-native at run time',
-  'libfuse-dev': 'fuse.h, to build @cocalc/fuse-native',
-  'pkg-config': 'finds libfuse when building the FUSE bindings',
+  'pkg-config': 'finds libfuse 3 when building that binding',
   fio: 'the test suite runs a short fio verify job',
   attr: 'setfattr/getfattr, used by the test suite',
 };
 
-/** Build tools node-gyp needs (native-shim, fuse-native): package -> command that proves it is there. */
+/** Build tools node-gyp needs (native-shim): package -> command that proves it is there. */
 const TOOLS = {
   make: 'make',
   'g++': 'g++',
@@ -66,8 +62,8 @@ function main() {
     return 0;
   }
   if (!has('dpkg-query') || !has('apt-get')) {
-    log('not a Debian-like system (no dpkg/apt-get). Install by hand: FUSE 2.9 (libfuse2, its');
-    log('headers and fusermount), pkg-config, and for the tests fio and attr.');
+    log('not a Debian-like system (no dpkg/apt-get). Install by hand: FUSE 3 (libfuse 3, its');
+    log('headers and fusermount3), pkg-config, and for the tests fio and attr.');
     return 0;
   }
 

@@ -96,8 +96,7 @@ t.test('rmdir of a dir with an open-and-unlinked file inside succeeds', async (t
   t.equal(errCode(() => fs.rmdirSync(dir)), 'no error', 'rmdir succeeds');
   t.equal(errCode(() => fs.statSync(dir)), 'ENOENT', 'dir gone');
   const want = createHash('sha256').update('still here').digest('hex');
-  // libfuse has no path for it any more: the read comes with path null and the
-  // file handle (fuse-native patched for nullpath_ok), as ext4 reads on.
+  // Its name is gone: the read comes by node id and file handle, as ext4 reads on.
   t.equal(await h.send('read'), `sha ${want} 10`, 'the open file still reads');
   t.equal(await hb.send('read'), `sha ${createHash('sha256').update(Buffer.alloc(16 * MiB, 1)).digest('hex')} ${16 * MiB}`, 'so does the big one');
   t.equal(await h.send('close'), 'closed');

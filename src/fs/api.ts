@@ -8,8 +8,8 @@
  * - Failures throw FsError with the errno ext4 would give; nothing else is
  *   thrown for a user's mistake. An operation that throws changed nothing.
  * - Inode numbers are stable for the life of a file (they are what `stat`
- *   shows, via use_ino). The root directory is ROOT_INO.
- * - Times are milliseconds since the epoch (fuse-native's precision).
+ *   shows, and the kernel's node ids). The root directory is ROOT_INO.
+ * - Times are milliseconds since the epoch (the pool's precision; the kernel is told).
  * - Names, paths, symlink targets and extended attribute names are byte
  *   strings: one code unit per raw byte (latin1), any byte but '/' and NUL,
  *   UTF-8 or not (bytestr.ts). `utf8Name(text)` makes one from Unicode text.

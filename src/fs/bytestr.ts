@@ -5,7 +5,7 @@
  * caller gave, and counted in bytes (NAME_MAX 255).
  *
  * In JavaScript they are byte strings: one code unit per byte (latin1), as
- * the FUSE binding hands them over (patches/: fuse-native passes paths as
+ * the FUSE binding hands them over (native-shim/fuse passes names as
  * latin1). Decoding them as UTF-8 would turn every invalid sequence into
  * U+FFFD, and distinct names would collide. A string with a code unit above
  * 0xff cannot be a byte string: the API refuses it (EINVAL).
