@@ -11,7 +11,7 @@
     },
     {
       "target_name": "daxvm_fuse",
-      "sources": ["native-shim/fuse/session.c", "native-shim/fuse/ops.c"],
+      "sources": ["native-shim/fuse/session.c", "native-shim/fuse/ops.c", "native-shim/fuse/reply.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config --cflags fuse3)"],
       "libraries": ["<!@(pkg-config --libs fuse3)"]

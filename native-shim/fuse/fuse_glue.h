@@ -19,6 +19,7 @@
 #include <node_api.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 /* Slots of `num`: attributes and entry parameters (JS fills them for replies). */
@@ -74,6 +75,23 @@ typedef struct session {
   double neg_timeout;        /* seconds a negative lookup may be cached; 0: never */
   unsigned max_write;
 } session;
+
+/* reply.c */
+session *sess(fuse_req_t req);
+napi_value jnum(napi_env env, double v);
+napi_value jstr(napi_env env, const char *s);
+struct timespec ts_of(double ms);
+double ms_of(struct timespec t);
+void fill_stat(const double *n, struct stat *st);
+void fill_entry(const double *n, struct fuse_entry_param *e);
+/* Reply an entry (r >= 0), a cacheable negative entry (ENOENT, neg_timeout), or the error. */
+void reply_entry(session *s, fuse_req_t req, double r);
+void reply_attr(session *s, fuse_req_t req, double r);
+void reply_status(fuse_req_t req, double r);
+void set_open(session *s, struct fuse_file_info *fi);
+double fh_of(struct fuse_file_info *fi);
+/* Offset of p in the receive buffer (write data, xattr values), or -1. */
+double recv_offset(session *s, const void *p);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops DAXVM_LL_OPS;

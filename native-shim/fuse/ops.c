@@ -2,8 +2,9 @@
  * libfuse3 low-level ops -> JavaScript: each op turns its arguments into
  * numbers and latin1 strings, calls the JS function of the same name
  * synchronously (we are on the JS thread, see session.c), and replies from
- * the number it returns and the shared `num` / `data` buffers. Errors and
- * replies are kept apart: a negative return is fuse_reply_err, nothing else.
+ * the number it returns and the shared `num` / `data` buffers (reply.c).
+ * Errors and replies are kept apart: a negative return is fuse_reply_err,
+ * nothing else.
  */
 #include <errno.h>
 #include <math.h>
@@ -21,137 +22,6 @@ const char *const OP_NAMES[OP_COUNT] = {
   "statfs", "setxattr", "getxattr", "listxattr", "removexattr", "create",
   "fallocate", "lseek",
 };
-
-static session *sess(fuse_req_t req) { return (session *)fuse_req_userdata(req); }
-
-static napi_value num(napi_env env, double v) {
-  napi_value r;
-  napi_create_double(env, v, &r);
-  return r;
-}
-
-static napi_value str(napi_env env, const char *s) {
-  napi_value r;
-  napi_create_string_latin1(env, s, NAPI_AUTO_LENGTH, &r);
-  return r;
-}
-
-void report_error(session *s, napi_value err) {
-  napi_env env = s->env;
-  napi_value fn, undef;
-  if (!s->on_error || napi_get_reference_value(env, s->on_error, &fn) != napi_ok || !fn) return;
-  napi_get_undefined(env, &undef);
-  if (napi_call_function(env, undef, fn, 1, &err, NULL) == napi_pending_exception) {
-    napi_value again;
-    napi_get_and_clear_last_exception(env, &again);
-  }
-}
-
-double call_op(session *s, fuse_req_t req, int op, size_t argc, napi_value *argv) {
-  napi_env env = s->env;
-  napi_value fn, undef, result;
-  if (!s->fn[op] || napi_get_reference_value(env, s->fn[op], &fn) != napi_ok || !fn) return -ENOSYS;
-  if (req) {
-    const struct fuse_ctx *c = fuse_req_ctx(req);
-    s->num[N_CTX_UID] = c->uid;
-    s->num[N_CTX_GID] = c->gid;
-    s->num[N_CTX_PID] = c->pid;
-    s->num[N_CTX_UMASK] = c->umask;
-  }
-  napi_get_undefined(env, &undef);
-  napi_status st = napi_call_function(env, undef, fn, argc, argv, &result);
-  if (st != napi_ok) {
-    napi_value err;
-    if (napi_get_and_clear_last_exception(env, &err) == napi_ok && err) report_error(s, err);
-    return -EIO;
-  }
-  double v;
-  if (napi_get_value_double(env, result, &v) != napi_ok || isnan(v)) return -EIO;
-  return v;
-}
-
-/* ms since the epoch -> timespec (floor, so times before 1970 stay right). */
-static struct timespec ts_of(double ms) {
-  struct timespec t;
-  double sec = floor(ms / 1000.0);
-  t.tv_sec = (time_t)sec;
-  long ns = (long)llround((ms - sec * 1000.0) * 1e6);
-  if (ns >= 1000000000L) ns = 999999999L;
-  if (ns < 0) ns = 0;
-  t.tv_nsec = ns;
-  return t;
-}
-
-static double ms_of(struct timespec t) { return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6; }
-
-static void fill_stat(const double *n, struct stat *st) {
-  memset(st, 0, sizeof *st);
-  st->st_ino = (ino_t)n[N_INO];
-  st->st_mode = (mode_t)n[N_MODE];
-  st->st_nlink = (nlink_t)n[N_NLINK];
-  st->st_uid = (uid_t)n[N_UID];
-  st->st_gid = (gid_t)n[N_GID];
-  st->st_rdev = (dev_t)n[N_RDEV];
-  st->st_size = (off_t)n[N_SIZE];
-  st->st_blocks = (blkcnt_t)n[N_BLOCKS];
-  st->st_blksize = (blksize_t)n[N_BLKSIZE];
-  st->st_atim = ts_of(n[N_ATIME]);
-  st->st_mtim = ts_of(n[N_MTIME]);
-  st->st_ctim = ts_of(n[N_CTIME]);
-}
-
-static void fill_entry(const double *n, struct fuse_entry_param *e) {
-  memset(e, 0, sizeof *e);
-  e->ino = (fuse_ino_t)n[N_INO];
-  e->generation = (uint64_t)n[N_GEN];
-  fill_stat(n, &e->attr);
-  e->attr_timeout = n[N_ATTR_TIMEOUT];
-  e->entry_timeout = n[N_ENTRY_TIMEOUT];
-}
-
-static void reply_entry(session *s, fuse_req_t req, double r) {
-  if (r < 0) {
-    if (r == -ENOENT && s->neg_timeout > 0) {
-      /* A negative entry the kernel may cache: every name is made through it. */
-      struct fuse_entry_param e;
-      memset(&e, 0, sizeof e);
-      e.entry_timeout = s->neg_timeout;
-      fuse_reply_entry(req, &e);
-      return;
-    }
-    fuse_reply_err(req, (int)-r);
-    return;
-  }
-  struct fuse_entry_param e;
-  fill_entry(s->num, &e);
-  fuse_reply_entry(req, &e);
-}
-
-static void reply_attr(session *s, fuse_req_t req, double r) {
-  if (r < 0) { fuse_reply_err(req, (int)-r); return; }
-  struct stat st;
-  fill_stat(s->num, &st);
-  fuse_reply_attr(req, &st, s->num[N_ATTR_TIMEOUT]);
-}
-
-static void reply_status(fuse_req_t req, double r) { fuse_reply_err(req, r < 0 ? (int)-r : 0); }
-
-static void set_open(session *s, struct fuse_file_info *fi) {
-  unsigned f = (unsigned)s->num[N_OPEN_FLAGS];
-  fi->fh = (uint64_t)s->num[N_FH];
-  fi->direct_io = (f & OPEN_DIRECT_IO) != 0;
-  fi->keep_cache = (f & OPEN_KEEP_CACHE) != 0;
-  fi->cache_readdir = (f & OPEN_CACHE_DIR) != 0;
-}
-
-static double fh_of(struct fuse_file_info *fi) { return fi ? (double)fi->fh : 0; }
-
-/* Offset of p in the receive buffer (write data, xattr values), or -1. */
-static double recv_offset(session *s, const void *p) {
-  const unsigned char *c = p;
-  if (c < s->recv || c > s->recv + s->recv_size) return -1;
-  return (double)(c - s->recv);
-}
 
 #define ENV napi_env env = s->env
 
@@ -171,13 +41,13 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, parent), str(env, name)};
+  napi_value a[2] = {jnum(env, parent), jstr(env, name)};
   reply_entry(s, req, call_op(s, req, OP_LOOKUP, 2, a));
 }
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, ino), num(env, (double)nlookup)};
+  napi_value a[2] = {jnum(env, ino), jnum(env, (double)nlookup)};
   call_op(s, req, OP_FORGET, 2, a);
   fuse_reply_none(req);
 }
@@ -187,7 +57,7 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
   for (size_t i = 0; i < count; i++) {
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
-    napi_value a[2] = {num(env, f[i].ino), num(env, (double)f[i].nlookup)};
+    napi_value a[2] = {jnum(env, f[i].ino), jnum(env, (double)f[i].nlookup)};
     call_op(s, req, OP_FORGET, 2, a);
     napi_close_handle_scope(env, scope);
   }
@@ -196,23 +66,23 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, ino), num(env, fh_of(fi))};
+  napi_value a[2] = {jnum(env, ino), jnum(env, fh_of(fi))};
   reply_attr(s, req, call_op(s, req, OP_GETATTR, 2, a));
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
   napi_value a[9] = {
-    num(env, ino), num(env, fh_of(fi)), num(env, to_set), num(env, attr->st_mode),
-    num(env, attr->st_uid), num(env, attr->st_gid), num(env, (double)attr->st_size),
-    num(env, ms_of(attr->st_atim)), num(env, ms_of(attr->st_mtim)),
+    jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, to_set), jnum(env, attr->st_mode),
+    jnum(env, attr->st_uid), jnum(env, attr->st_gid), jnum(env, (double)attr->st_size),
+    jnum(env, ms_of(attr->st_atim)), jnum(env, ms_of(attr->st_mtim)),
   };
   reply_attr(s, req, call_op(s, req, OP_SETATTR, 9, a));
 }
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
   session *s = sess(req); ENV;
-  napi_value a[1] = {num(env, ino)};
+  napi_value a[1] = {jnum(env, ino)};
   double r = call_op(s, req, OP_READLINK, 1, a);
   if (r < 0) { fuse_reply_err(req, (int)-r); return; }
   if (r >= (double)s->data_size) { fuse_reply_err(req, ENAMETOOLONG); return; }
@@ -222,13 +92,13 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
   session *s = sess(req); ENV;
-  napi_value a[4] = {num(env, parent), str(env, name), num(env, mode), num(env, (double)rdev)};
+  napi_value a[4] = {jnum(env, parent), jstr(env, name), jnum(env, mode), jnum(env, (double)rdev)};
   reply_entry(s, req, call_op(s, req, OP_MKNOD, 4, a));
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
   session *s = sess(req); ENV;
-  napi_value a[3] = {num(env, parent), str(env, name), num(env, mode)};
+  napi_value a[3] = {jnum(env, parent), jstr(env, name), jnum(env, mode)};
   double r = call_op(s, req, OP_MKDIR, 3, a);
   if (r < 0) fuse_reply_err(req, (int)-r); /* never a negative entry for a failed create */
   else reply_entry(s, req, r);
@@ -236,19 +106,19 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, parent), str(env, name)};
+  napi_value a[2] = {jnum(env, parent), jstr(env, name)};
   reply_status(req, call_op(s, req, OP_UNLINK, 2, a));
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, parent), str(env, name)};
+  napi_value a[2] = {jnum(env, parent), jstr(env, name)};
   reply_status(req, call_op(s, req, OP_RMDIR, 2, a));
 }
 
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
   session *s = sess(req); ENV;
-  napi_value a[3] = {num(env, parent), str(env, name), str(env, link)};
+  napi_value a[3] = {jnum(env, parent), jstr(env, name), jstr(env, link)};
   double r = call_op(s, req, OP_SYMLINK, 3, a);
   if (r < 0) fuse_reply_err(req, (int)-r);
   else reply_entry(s, req, r);
@@ -257,13 +127,13 @@ static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags) {
   session *s = sess(req); ENV;
-  napi_value a[5] = {num(env, parent), str(env, name), num(env, newparent), str(env, newname), num(env, flags)};
+  napi_value a[5] = {jnum(env, parent), jstr(env, name), jnum(env, newparent), jstr(env, newname), jnum(env, flags)};
   reply_status(req, call_op(s, req, OP_RENAME, 5, a));
 }
 
 static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
   session *s = sess(req); ENV;
-  napi_value a[3] = {num(env, ino), num(env, newparent), str(env, newname)};
+  napi_value a[3] = {jnum(env, ino), jnum(env, newparent), jstr(env, newname)};
   double r = call_op(s, req, OP_LINK, 3, a);
   if (r < 0) fuse_reply_err(req, (int)-r);
   else reply_entry(s, req, r);
@@ -271,13 +141,13 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, ino), num(env, fi->flags)};
+  napi_value a[2] = {jnum(env, ino), jnum(env, fi->flags)};
   double r = call_op(s, req, OP_OPEN, 2, a);
   if (r < 0) { fuse_reply_err(req, (int)-r); return; }
   set_open(s, fi);
   if (fuse_reply_open(req, fi) == -ENOENT) {
     /* The caller was interrupted: nobody will release this handle but us. */
-    napi_value b[3] = {num(env, ino), num(env, (double)fi->fh), num(env, fi->flags)};
+    napi_value b[3] = {jnum(env, ino), jnum(env, (double)fi->fh), jnum(env, fi->flags)};
     call_op(s, NULL, OP_RELEASE, 3, b);
   }
 }
@@ -285,7 +155,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
   if (size > s->data_size) size = s->data_size;
-  napi_value a[4] = {num(env, ino), num(env, fh_of(fi)), num(env, (double)off), num(env, (double)size)};
+  napi_value a[4] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, (double)off), jnum(env, (double)size)};
   double r = call_op(s, req, OP_READ, 4, a);
   if (r < 0) { fuse_reply_err(req, (int)-r); return; }
   fuse_reply_buf(req, (const char *)s->data, r > (double)size ? size : (size_t)r);
@@ -296,7 +166,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   session *s = sess(req); ENV;
   double at = recv_offset(s, buf);
   if (at < 0 || at + (double)size > (double)s->recv_size) { fuse_reply_err(req, EIO); return; }
-  napi_value a[5] = {num(env, ino), num(env, fh_of(fi)), num(env, (double)off), num(env, (double)size), num(env, at)};
+  napi_value a[5] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, (double)off), jnum(env, (double)size), jnum(env, at)};
   double r = call_op(s, req, OP_WRITE, 5, a);
   if (r < 0) fuse_reply_err(req, (int)-r);
   else fuse_reply_write(req, (size_t)r);
@@ -304,24 +174,24 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[3] = {num(env, ino), num(env, fh_of(fi)), num(env, fi->flags)};
+  napi_value a[3] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, fi->flags)};
   reply_status(req, call_op(s, req, OP_RELEASE, 3, a));
 }
 
 static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[3] = {num(env, ino), num(env, fh_of(fi)), num(env, datasync)};
+  napi_value a[3] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, datasync)};
   reply_status(req, call_op(s, req, OP_FSYNC, 3, a));
 }
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, ino), num(env, fi->flags)};
+  napi_value a[2] = {jnum(env, ino), jnum(env, fi->flags)};
   double r = call_op(s, req, OP_OPENDIR, 2, a);
   if (r < 0) { fuse_reply_err(req, (int)-r); return; }
   set_open(s, fi);
   if (fuse_reply_open(req, fi) == -ENOENT) {
-    napi_value b[2] = {num(env, ino), num(env, (double)fi->fh)};
+    napi_value b[2] = {jnum(env, ino), jnum(env, (double)fi->fh)};
     call_op(s, NULL, OP_RELEASEDIR, 2, b);
   }
 }
@@ -335,7 +205,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
   s->dir_size = size;
   s->dir_len = 0;
   s->dir_plus = plus;
-  napi_value a[4] = {num(env, ino), num(env, fh_of(fi)), num(env, (double)off), num(env, plus)};
+  napi_value a[4] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, (double)off), jnum(env, plus)};
   double r = call_op(s, req, OP_READDIR, 4, a);
   s->dir_req = NULL;
   s->dir_buf = NULL;
@@ -395,19 +265,19 @@ napi_value js_dir_add(napi_env env, napi_callback_info info) {
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, ino), num(env, fh_of(fi))};
+  napi_value a[2] = {jnum(env, ino), jnum(env, fh_of(fi))};
   reply_status(req, call_op(s, req, OP_RELEASEDIR, 2, a));
 }
 
 static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[3] = {num(env, ino), num(env, fh_of(fi)), num(env, datasync)};
+  napi_value a[3] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, datasync)};
   reply_status(req, call_op(s, req, OP_FSYNCDIR, 3, a));
 }
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
   session *s = sess(req); ENV;
-  napi_value a[1] = {num(env, ino)};
+  napi_value a[1] = {jnum(env, ino)};
   double r = call_op(s, req, OP_STATFS, 1, a);
   if (r < 0) { fuse_reply_err(req, (int)-r); return; }
   const double *n = s->num; /* bsize, frsize, blocks, bfree, bavail, files, ffree, favail, namemax */
@@ -429,7 +299,7 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
   session *s = sess(req); ENV;
   double at = size ? recv_offset(s, value) : 0;
   if (at < 0) { fuse_reply_err(req, EIO); return; }
-  napi_value a[5] = {num(env, ino), str(env, name), num(env, at), num(env, (double)size), num(env, flags)};
+  napi_value a[5] = {jnum(env, ino), jstr(env, name), jnum(env, at), jnum(env, (double)size), jnum(env, flags)};
   reply_status(req, call_op(s, req, OP_SETXATTR, 5, a));
 }
 
@@ -443,45 +313,45 @@ static void reply_xattr(session *s, fuse_req_t req, double r, size_t size) {
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   session *s = sess(req); ENV;
-  napi_value a[3] = {num(env, ino), str(env, name), num(env, (double)size)};
+  napi_value a[3] = {jnum(env, ino), jstr(env, name), jnum(env, (double)size)};
   reply_xattr(s, req, call_op(s, req, OP_GETXATTR, 3, a), size);
 }
 
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, ino), num(env, (double)size)};
+  napi_value a[2] = {jnum(env, ino), jnum(env, (double)size)};
   reply_xattr(s, req, call_op(s, req, OP_LISTXATTR, 2, a), size);
 }
 
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
   session *s = sess(req); ENV;
-  napi_value a[2] = {num(env, ino), str(env, name)};
+  napi_value a[2] = {jnum(env, ino), jstr(env, name)};
   reply_status(req, call_op(s, req, OP_REMOVEXATTR, 2, a));
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[4] = {num(env, parent), str(env, name), num(env, mode), num(env, fi->flags)};
+  napi_value a[4] = {jnum(env, parent), jstr(env, name), jnum(env, mode), jnum(env, fi->flags)};
   double r = call_op(s, req, OP_CREATE, 4, a);
   if (r < 0) { fuse_reply_err(req, (int)-r); return; }
   struct fuse_entry_param e;
   fill_entry(s->num, &e);
   set_open(s, fi);
   if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-    napi_value b[3] = {num(env, e.ino), num(env, (double)fi->fh), num(env, fi->flags)};
+    napi_value b[3] = {jnum(env, e.ino), jnum(env, (double)fi->fh), jnum(env, fi->flags)};
     call_op(s, NULL, OP_RELEASE, 3, b);
   }
 }
 
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[5] = {num(env, ino), num(env, fh_of(fi)), num(env, mode), num(env, (double)off), num(env, (double)len)};
+  napi_value a[5] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, mode), jnum(env, (double)off), jnum(env, (double)len)};
   reply_status(req, call_op(s, req, OP_FALLOCATE, 5, a));
 }
 
 static void ll_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
-  napi_value a[4] = {num(env, ino), num(env, fh_of(fi)), num(env, (double)off), num(env, whence)};
+  napi_value a[4] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, (double)off), jnum(env, whence)};
   double r = call_op(s, req, OP_LSEEK, 4, a);
   if (r < 0) fuse_reply_err(req, (int)-r);
   else fuse_reply_lseek(req, (off_t)r);
