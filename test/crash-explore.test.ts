@@ -29,9 +29,9 @@ t.test('thousands of crash states over every workload: all recover to a state th
 
 t.test('the explorer finds a commit block that may reach the media before the data it points at', async (t) => {
   const commit = FsCore.prototype.commit;
-  // The bug as it was: no barrier between the file data and the journal.
+  // The bug as it was: no barrier between the data of new blocks and the journal.
   FsCore.prototype.commit = function (this: FsCore): void {
-    this.dataDirty = false;
+    this.dataOrdered = false;
     commit.call(this);
   };
   let r;

@@ -59,6 +59,14 @@ export class FsCore {
   private readonly shrunk = new Set<Inode>();
   /** File data was stored since the last barrier. */
   dataDirty = false;
+  /**
+   * Of which some went where this transaction makes it reachable (new
+   * blocks written or zeroed, a move, bytes past the old end of a file):
+   * those must be durable before the commit that points at them. Stores
+   * that overwrite blocks already reachable need no such order (ext4's
+   * data=ordered orders only new blocks): they share the commit's barrier.
+   */
+  dataOrdered = false;
   private timer: NodeJS.Timeout | null = null;
   stats = { commits: 0, checkpoints: 0, journalBlocksWritten: 0, tablesBuilt: 0, tablesDeleted: 0, blocksZeroedSync: 0 };
   readonly zeroer: Zeroer;
@@ -238,6 +246,7 @@ export class FsCore {
     if (this.store.dirtyCount === 0) {
       if (this.dataDirty) this.pool.persistAll();
       this.dataDirty = false;
+      this.dataOrdered = false;
       return;
     }
     if (!this.journal.fits(this.store.dirtyCount)) this.checkpoint();
@@ -246,10 +255,11 @@ export class FsCore {
     }
     const images = this.store.takeDirty();
     this.sb.lastWriteMs = Date.now();
-    // Stores reach the media in any order until a barrier: file data, and the
-    // zeroing of new blocks, must be durable before a commit block that
-    // points at them can be (as ext4's data=ordered).
-    if (this.dataDirty) this.pool.persistAll();
+    // Stores reach the media in any order until a barrier: data in new
+    // blocks, and their zeroing, must be durable before a commit block that
+    // points at them can be (as ext4's data=ordered). Overwrites need not:
+    // an fsync after them is one fdatasync of the pool.
+    if (this.dataOrdered) this.pool.persistAll();
     this.journal.append(images);
     this.pool.persistAll();
     this.writeHome(images);
@@ -258,6 +268,7 @@ export class FsCore {
     for (const inode of this.shrunk) inode.shrunkSinceCommit = false;
     this.shrunk.clear();
     this.dataDirty = false;
+    this.dataOrdered = false;
     this.stats.commits++;
     this.stats.journalBlocksWritten += transactionBlocks(images.length);
     log('commit %d blocks, journal at %d/%d', images.length, this.journal.pos, this.journal.capacity);

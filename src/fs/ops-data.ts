@@ -74,6 +74,7 @@ export function zeroMapped(core: FsCore, inode: Inode, from: number, to: number)
     core.pool.fill(seg.physical * BLOCK_SIZE + (a - seg.logical * BLOCK_SIZE), b - a, 0);
   }
   core.dataDirty = true;
+  core.dataOrdered = true;
 }
 
 /** Zero the stale tail of the block holding the old EOF, up to `upTo`. */
@@ -128,6 +129,7 @@ export function alignForHuge(core: FsCore, inode: Inode): boolean {
   // The old blocks' contents now live in the new region: free them after the commit.
   core.dropBlocks(inode, old, true);
   core.dataDirty = true;
+  core.dataOrdered = true;
   return true;
 }
 
@@ -218,6 +220,8 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
     done += segEnd - segStart;
   }
   const now = Date.now();
+  // Bytes past the old end (in a block already mapped or not) become reachable with the new size: ordered too.
+  const grows = position + length > inode.size;
   inode.size = Math.max(inode.size, position + length);
   inode.mtimeMs = inode.ctimeMs = now;
   if (moved) core.syncTables(inode, 0, Math.max(HUGE_BLOCKS, limit));
@@ -225,6 +229,7 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
   else core.syncTables(inode, 0, 0);
   core.save(inode);
   core.dataDirty = true;
+  if (fresh.length || moved || grows) core.dataOrdered = true;
   return length;
 }
 

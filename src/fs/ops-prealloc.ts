@@ -97,6 +97,7 @@ function allocate(core: FsCore, inode: Inode, start: number, end: number, keepSi
     core.stats.blocksZeroedSync += f.count;
   }
   if (fresh.length || moved || zeroRange) core.dataDirty = true;
+  if (fresh.length || moved) core.dataOrdered = true;
 
   const now = Date.now();
   if (grows) inode.size = end;
