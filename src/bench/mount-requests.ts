@@ -9,7 +9,7 @@
  *   entries, stat and open of a file 4 directories deep, cp -a, find, du,
  *   rm -r, touch of 10 000 files, 2000 x 16 KiB open+read+close, fsync.
  *
- *   npm run bench:mount -- [--host DIR] [--tree DIR] [--no-drop] [--json]
+ *   npm run bench:mount -- [--host DIR] [--tree DIR] [--targets daxvm,bindfs,host] [--no-drop] [--json]
  *
  * Caches (dentries, inodes, pages) are dropped before each cold step unless
  * --no-drop. A benchmark, not a test: it reports, it never judges.
@@ -155,10 +155,12 @@ async function main(): Promise<void> {
   const opts = new Command()
     .option('--host <dir>', 'host directory for the pool, bindfs and the host runs', tmpdir())
     .option('--tree <dir>', 'tree to tar and extract', join(ROOT, 'node_modules'))
+    .option('--targets <list>', 'which to run, of daxvm,bindfs,host', 'daxvm,bindfs,host')
     .option('--no-drop', 'do not drop the caches before cold steps')
     .option('--json', 'print JSON')
     .parse()
-    .opts<{ host: string; tree: string; drop: boolean; json?: boolean }>();
+    .opts<{ host: string; tree: string; targets: string; drop: boolean; json?: boolean }>();
+  const want = new Set(opts.targets.split(','));
   const base = mkdtempSync(join(resolve(opts.host), 'daxvm-bench-mount-'));
   const tarball = join(base, 'tree.tar');
   sh(`tar -cf ${tarball} -C ${dirname(resolve(opts.tree))} ${resolve(opts.tree).split('/').pop()}`);
@@ -170,24 +172,28 @@ async function main(): Promise<void> {
   if (why) notes.push(`kernel request counts: ${why}`);
   const results: Record<string, Step[]> = {};
   try {
-    const m = await TempMount.create(base, '4G');
-    try {
-      results.daxvm = runAll({ name: 'daxvm', dir: m.mnt, mnt: m.mnt, pid: m.pid, stats: join(m.mnt, '.daxvm', 'stats') },
-        tarball, entries, deep, trace, opts.drop);
-    } finally {
-      await m.close();
+    if (want.has('daxvm')) {
+      const m = await TempMount.create(base, '4G');
+      try {
+        results.daxvm = runAll({ name: 'daxvm', dir: m.mnt, mnt: m.mnt, pid: m.pid, stats: join(m.mnt, '.daxvm', 'stats') },
+          tarball, entries, deep, trace, opts.drop);
+      } finally {
+        await m.close();
+      }
     }
-    const b = await startBindfs(base);
+    const b = want.has('bindfs') ? await startBindfs(base) : undefined;
     if (typeof b === 'string') notes.push(b);
-    else {
+    else if (b) {
       try {
         results.bindfs = runAll(b.target, tarball, entries, deep, trace, opts.drop);
       } finally {
         b.stop();
       }
     }
-    mkdirSync(join(base, 'host'));
-    results.host = runAll({ name: 'host', dir: join(base, 'host') }, tarball, entries, deep, undefined, opts.drop);
+    if (want.has('host')) {
+      mkdirSync(join(base, 'host'));
+      results.host = runAll({ name: 'host', dir: join(base, 'host') }, tarball, entries, deep, undefined, opts.drop);
+    }
   } finally {
     trace?.close();
     rmSync(base, { recursive: true, force: true });
