@@ -26,7 +26,7 @@ t.test('doctor --json and its human form, with a mount', async (t) => {
   t.match(r.stdout, /PAGEMAP_SCAN/);
   t.match(r.stdout, /pool huge pages .*FilePmdMapped/);
   r = cli(['doctor', '/tmp', '--json']);
-  t.equal(r.status, 1, 'not a daxvm mount: exit 1');
+  t.equal(r.status, 2, 'not a daxvm mount, nor a pool file: exit 2 (wrong argument)');
   t.match(r.stderr, /not a daxvm mount/);
 
   r = cli(['doctor', '--json'], { env: { ...process.env, DAXVM_NO_TRACKING: '1' } });

@@ -16,6 +16,7 @@
  *   close(session, unmount = true)                    (stop, unmount unless told not to, destroy)
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,36 @@ typedef struct shared { napi_ref num, data, recv, counts; } shared;
 static void free_memory(napi_env env, void *data, void *hint) { free(data); }
 
 static void throw_msg(napi_env env, const char *msg) { napi_throw_error(env, NULL, msg); }
+
+/*
+ * libfuse says why a mount fails through its log ("fuse: failed to open
+ * /dev/fuse: Permission denied"); while mounting we keep its words for the
+ * error we throw (the user sees them, not a pointer to a log), and still
+ * print them on stderr as libfuse would. Only the JS thread mounts.
+ */
+static char mount_log[1024];
+
+static void capture_log(enum fuse_log_level level, const char *fmt, va_list ap) {
+  char line[512];
+  va_list copy;
+  va_copy(copy, ap);
+  vsnprintf(line, sizeof line, fmt, copy);
+  va_end(copy);
+  fputs(line, stderr);
+  if (level > FUSE_LOG_ERR) return;
+  line[strcspn(line, "\n")] = '\0';
+  size_t used = strlen(mount_log);
+  if (used > 0 && used + 2 < sizeof mount_log) { strcpy(mount_log + used, "; "); used += 2; }
+  snprintf(mount_log + used, sizeof mount_log - used, "%s", line);
+}
+
+/* "what failed: libfuse's words", or "what failed (libfuse said nothing)". */
+static void throw_mount_error(napi_env env, const char *what) {
+  char msg[1200];
+  if (mount_log[0]) snprintf(msg, sizeof msg, "%s: %s", what, mount_log);
+  else snprintf(msg, sizeof msg, "%s (libfuse said nothing more)", what);
+  throw_msg(env, msg);
+}
 
 static session *get_session(napi_env env, napi_value v) {
   void *p = NULL;
@@ -169,15 +200,23 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
   char *args_v[] = {"daxvm", "-o", opts, NULL};
   struct fuse_args args = FUSE_ARGS_INIT(3, args_v);
+  mount_log[0] = '\0';
+  fuse_set_log_func(capture_log);
   s->se = fuse_session_new(&args, &DAXVM_LL_OPS, sizeof DAXVM_LL_OPS, s);
   fuse_opt_free_args(&args);
-  if (!s->se) { throw_msg(env, "libfuse refused the options (see its message on stderr)"); return NULL; }
+  if (!s->se) {
+    fuse_set_log_func(NULL);
+    throw_mount_error(env, "libfuse refused the options");
+    return NULL;
+  }
   if (fuse_session_mount(s->se, mnt) != 0) {
     fuse_session_destroy(s->se);
     s->se = NULL;
-    throw_msg(env, "fuse mount failed (see libfuse's message on stderr)");
+    fuse_set_log_func(NULL);
+    throw_mount_error(env, "fuse mount failed");
     return NULL;
   }
+  fuse_set_log_func(NULL);
   int fd = fuse_session_fd(s->se);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   s->buf.mem = s->recv;
@@ -283,6 +322,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "NUM_SLOTS", v);
   napi_create_uint32(env, OP_COUNT, &v);
   napi_set_named_property(env, exports, "OP_COUNT", v);
+  napi_create_string_utf8(env, fuse_pkgversion(), NAPI_AUTO_LENGTH, &v); /* the libfuse loaded, for daxvm --version */
+  napi_set_named_property(env, exports, "LIBFUSE_VERSION", v);
   return exports;
 }
 

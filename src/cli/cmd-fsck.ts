@@ -1,7 +1,10 @@
 /** daxvm fsck POOL [--repair] [--json]: exit code as e2fsck's (0 clean, 1 corrected, 4 uncorrected, 8 error). */
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { fsck, PoolError, type FsckReport } from '../fs/index.js';
+import { readMounts, FSTYPE } from '../fuse/mountinfo.js';
 import { CliError, EXIT, poolFailure } from './errors.js';
+import { pasteable } from './invocation.js';
 import { warnIfLoose } from './pool-mode.js';
 import { progressBar } from './progress.js';
 
@@ -31,11 +34,26 @@ export function formatFsckReport(pool: string, r: FsckReport, repair: boolean): 
       break;
     default: lines.push(`${pool}: fsck could not complete`);
   }
-  return lines.join('\n') + '\n';
+  return pasteable(lines.join('\n') + '\n');
+}
+
+/** Why fsck could not run, as e2fsck says it: the path and the reason, then the fix. */
+function couldNotCheck(pool: string, report: FsckReport): CliError {
+  const [reason = 'unknown error', ...fix] = (report.error ?? '').split('\n');
+  let hint = fix.join(' ') || undefined;
+  if (/in use/.test(reason)) {
+    const at = readMounts().find(m => m.fstype === FSTYPE && m.source === pool);
+    if (at) return new CliError(`${pool} is mounted on ${at.mountpoint}: fsck checks an unmounted pool`, EXIT.OPERATIONAL, `unmount it first: daxvm umount ${at.mountpoint}`);
+  }
+  if (/does not exist/.test(reason)) hint = 'check the path';
+  return new CliError(`fsck of ${pool} could not complete: ${reason.startsWith(`${pool}: `) ? reason.slice(pool.length + 2) : reason}`, EXIT.OPERATIONAL, hint);
 }
 
 export function cmdFsck(poolArg: string, opts: FsckOptions): number {
   const pool = path.resolve(poolArg);
+  let isDir = false;
+  try { isDir = statSync(pool).isDirectory(); } catch { /* missing: fsck says so */ }
+  if (isDir) throw new CliError(`${pool} is a directory, not a pool file`, EXIT.OPERATIONAL, 'give the pool file (daxvm info MOUNTPOINT names a mount\'s pool)');
   warnIfLoose(pool);
   const bar = progressBar(opts.repair ? 'fsck --repair' : 'fsck');
   let report: FsckReport;
@@ -48,6 +66,8 @@ export function cmdFsck(poolArg: string, opts: FsckOptions): number {
     bar.stop();
   }
   if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else if (report.exitCode === EXIT.OPERATIONAL && report.problems.length === 0) throw couldNotCheck(pool, report);
   else process.stdout.write(formatFsckReport(pool, report, opts.repair ?? false));
+  if (report.exitCode === EXIT.OPERATIONAL && report.error && report.problems.length > 0) throw couldNotCheck(pool, report);
   return report.exitCode;
 }

@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { poolInfo, PoolError, type PoolInfo } from '../fs/index.js';
 import { daxvmMountAt, readMounts, FSTYPE, topMountAt } from '../fuse/mountinfo.js';
+import { KNOB_FILES } from '../core/format/superblock.js';
 import { CliError, EXIT, poolFailure } from './errors.js';
 import { formatBytes, percent, table } from './format.js';
 import { clearCommand, describeDeadMount, mountHealth } from './dead-mount.js';
@@ -26,7 +27,7 @@ export function resolvePoolTarget(target: string): { pool: string; mountpoint?: 
     const other = topMountAt(abs, mounts);
     throw new CliError(
       `${abs} is a directory, not a daxvm pool or mount` + (other ? ` (it is a ${other.fstype} mount)` : ''),
-      EXIT.OPERATIONAL,
+      EXIT.USAGE,
       'give a pool file or the mount point of a daxvm mount',
     );
   }
@@ -55,8 +56,8 @@ export function formatInfo(i: PoolInfo, mountpoint?: string, mode?: { mode: stri
     ['free 2 MiB regions', `${f.freeHugeRegions}`],
     ['file extents', fileExtentsLine(i.fileExtents)],
   ];
-  const knobs = Object.entries(i.knobs);
-  for (const [k, v] of knobs) rows.push([`knob ${k}`, String(v)]);
+  // Named as the .daxvm/ knob files spell them (what `cat MNT/.daxvm/NAME` reads).
+  for (const [file, key] of Object.entries(KNOB_FILES)) rows.push([`knob ${file}`, String(i.knobs[key])]);
   return table(rows);
 }
 

@@ -36,6 +36,7 @@ function writeFailure(err: unknown, target: string): CliError {
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new CliError(`cannot write ${target}: ${code}`, EXIT.FAILURE, 'run it as root: sudo daxvm install-helper');
   }
+  if (code === 'ENOENT') return new CliError(`cannot write ${target}: directory ${path.dirname(target)} does not exist`, EXIT.FAILURE);
   return new CliError(`cannot write ${target}: ${(err as Error).message}`, EXIT.FAILURE);
 }
 

@@ -5,7 +5,7 @@
  * terminal), so the pool can never meet a full host disk later; a size the
  * host cannot hold is refused with the figures, unless --sparse.
  */
-import { existsSync, mkdirSync, statSync, statfsSync } from 'node:fs';
+import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { mkfs, PoolError } from '../fs/index.js';
 import { PoolError as MediaPoolError } from '../media/pool.js';
@@ -14,6 +14,7 @@ import { CliError, EXIT, poolFailure } from './errors.js';
 import { formatBytes, parseSize } from './format.js';
 import { DEFAULT_POOL_SIZE } from './paths.js';
 import { checkGroupMember, octal, resolveGroup } from './pool-mode.js';
+import { pasteable } from './invocation.js';
 import { progressBar } from './progress.js';
 
 export interface MkfsOptions {
@@ -38,7 +39,6 @@ export interface MkfsResult {
   dataBlocks: number;
 }
 
-/** Create a pool (also used by `daxvm mount` for the default pool). Throws CliError. */
 /**
  * Refuse a size the host cannot hold (unless sparse: then a note), with the
  * figures. An existing file's blocks count as free: --force drops them first.
@@ -60,15 +60,51 @@ function checkHostSpace(pool: string, size: number, sparse: boolean): void {
     'or add --sparse to allocate host blocks only as files need them (writes get ENOSPC when the host fills up)');
 }
 
-export function makePool(pool: string, size: number, force: boolean, group?: { gid: number; name: string }, sparse = false): MkfsResult {
-  if (existsSync(pool) && !force) {
+/**
+ * The directory that will hold the pool: it must exist (mkfs never makes
+ * directories, as mkfs.ext4 makes no device nodes), unless `makeParents`
+ * (the default pool of `daxvm mount`, under the user's data directory).
+ */
+export function poolDirectory(pool: string, makeParents: boolean): void {
+  const dir = path.dirname(pool);
+  if (makeParents) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new CliError(`cannot create ${dir} for the default pool: ${(err as Error).message.split(',')[0]}`,
+        EXIT.FAILURE, 'give a pool file where you can write: daxvm mount POOL MOUNTPOINT (or set XDG_DATA_HOME or HOME)');
+    }
+    return;
+  }
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError(code === 'ENOENT' ? `directory ${dir} does not exist` : `directory ${dir}: ${code ?? (err as Error).message}`,
+      EXIT.FAILURE, code === 'ENOENT' ? `create it first (mkdir -p ${dir}), or give another path` : undefined);
+  }
+  if (!st.isDirectory()) throw new CliError(`${dir} is not a directory`, EXIT.FAILURE);
+}
+
+/** Create a pool (also used by `daxvm mount` for the default pool). Throws CliError. */
+export function makePool(pool: string, size: number, force: boolean, group?: { gid: number; name: string }, sparse = false, makeParents = false): MkfsResult {
+  let existing;
+  try { existing = statSync(pool); } catch { /* a new file */ }
+  if (existing?.isDirectory()) {
+    throw new CliError(`${pool} is a directory`, EXIT.FAILURE, 'give the path of a pool file to create, e.g. ' + path.join(pool, 'pool.daxvm'));
+  }
+  if (existing && !force) {
     throw new CliError(`${pool} already exists`, EXIT.FAILURE, 'add --force to overwrite it (everything in it is lost)');
+  }
+  if (existing && !existing.isFile()) {
+    throw new CliError(`${pool} is not a regular file`, EXIT.FAILURE, 'a pool is a regular file on the host');
   }
   const mounted = readMounts().find(m => m.fstype === FSTYPE && m.source === pool);
   if (mounted) {
     throw new CliError(`${pool} is mounted on ${mounted.mountpoint}`, EXIT.FAILURE, `unmount it first: daxvm umount ${mounted.mountpoint}`);
   }
-  mkdirSync(path.dirname(pool), { recursive: true });
+  poolDirectory(pool, makeParents);
   checkHostSpace(pool, size, sparse);
   const allocBar = progressBar('allocating on the host');
   const bar = progressBar('mkfs');
@@ -86,6 +122,11 @@ export function makePool(pool: string, size: number, force: boolean, group?: { g
     if (err instanceof PoolError) throw poolFailure(err, EXIT.FAILURE);
     if (err instanceof MediaPoolError) {
       throw new CliError(err.message, EXIT.FAILURE, err.code === 'ENOSPC' ? 'free space on the host, or use a smaller --size' : undefined);
+    }
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      // The host said no (EACCES, EROFS, ...): its words, not a stack.
+      throw new CliError(`cannot create ${pool}: ${(err as Error).message}`, EXIT.FAILURE);
     }
     throw err;
   } finally {
@@ -110,7 +151,7 @@ export function cmdMkfs(poolArg: string, opts: MkfsOptions): number {
       `Created daxvm pool ${pool}: ${formatBytes(size)}, ${r.blocks} blocks, ` +
       `${r.inodes} inodes, ${r.dataBlocks} data blocks; ${r.sparse ? 'sparse on the host' : 'allocated on the host'}; ` +
       `mode ${r.mode}${group ? ` (group ${group.name})` : ''}.\n` +
-      `Mount it with: daxvm mount ${pool} /mnt/nvmm1\n`,
+      pasteable(`Mount it with: daxvm mount ${pool} /mnt/nvmm1\n`),
     );
   }
   return EXIT.OK;

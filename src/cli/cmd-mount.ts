@@ -9,7 +9,7 @@
  * otherwise it prints the daemon's reason and exits 32, as mount(8).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, rmdirSync, statSync, writeSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -18,7 +18,7 @@ import { daxvmMountAt, readMounts, FSTYPE } from '../fuse/mountinfo.js';
 import { MountOptionError, parseMountOptions, type MountOptions } from '../fuse/options.js';
 import { decodeMessages, type DaemonMessage } from '../fuse/protocol.js';
 import { ensureRuntimeDir, logFilePath } from '../fuse/runtime.js';
-import { makePool } from './cmd-mkfs.js';
+import { makePool, poolDirectory } from './cmd-mkfs.js';
 import { askYes, clearCommand, clearDeadMount, describeDeadMount, mountHealth } from './dead-mount.js';
 import { gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
 import { CliError, EXIT } from './errors.js';
@@ -46,6 +46,8 @@ interface Target {
   pool: string;
   mountpoint: string;
   options: MountOptions;
+  /** The topmost directory this command made for the mount point: removed again if the mount fails. */
+  made?: string;
 }
 
 /**
@@ -75,6 +77,13 @@ async function clearIfDead(mnt: string, clear: boolean): Promise<boolean> {
 }
 
 async function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Promise<Target> {
+  const words = (opts.o ?? []).flatMap(v => v.split(',').map(w => w.trim()));
+  if (words.includes('remount')) {
+    // The kernel would flip the VFS flag alone, while the daemon and the library's direct path kept writing: refuse, plainly.
+    const mnt = path.resolve(mntArg ?? poolArg ?? DEFAULT_MOUNTPOINT);
+    throw new CliError('remount is not supported by daxvm', EXIT.MOUNT_FAILURE,
+      `unmount, then mount again with the options you want: daxvm umount ${mnt} && daxvm mount POOL ${mnt} -o ro`);
+  }
   let options: MountOptions;
   // allow_loose_pool is the CLI's (checked here, in the parent and again in the daemon), never libfuse's.
   const { rest: fuseOpts, allow: allowLoose } = takeAllowLoosePool(opts.o ?? []);
@@ -112,11 +121,26 @@ async function prepare(poolArg: string | undefined, mntArg: string | undefined, 
       throw new CliError(`pool ${pool} does not exist`, EXIT.MOUNT_FAILURE, `create it with: daxvm mkfs ${pool} --size 4G`);
     }
     const size = parseSize(DEFAULT_POOL_SIZE);
-    process.stderr.write(`daxvm: creating the default pool ${pool} (${formatBytes(size)})\n`);
-    makePool(pool, size, false);
+    try {
+      poolDirectory(pool, true);
+      process.stderr.write(`daxvm: creating the default pool ${pool} (${formatBytes(size)})\n`);
+      makePool(pool, size, false, undefined, false, true);
+    } catch (err) {
+      // mkfs's reason, with mount's exit code (mount(8): 32)
+      if (err instanceof CliError) throw new CliError(err.message, EXIT.MOUNT_FAILURE, err.hint);
+      throw err;
+    }
+  }
+  try {
+    if (statSync(pool).isDirectory()) {
+      throw new CliError(`${pool} is a directory, not a pool file`, EXIT.MOUNT_FAILURE, 'give the pool file first, then the mount point: daxvm mount POOL MOUNTPOINT');
+    }
+  } catch (err) {
+    if (err instanceof CliError) throw err; // else: the open below says what is wrong
   }
   gateLoosePool(pool, allowLoose);
 
+  let made: string | undefined;
   try {
     if (!statSync(mountpoint).isDirectory()) {
       throw new CliError(`mount point ${mountpoint} is not a directory`, EXIT.MOUNT_FAILURE);
@@ -124,7 +148,12 @@ async function prepare(poolArg: string | undefined, mntArg: string | undefined, 
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      mkdirSync(mountpoint, { recursive: true });
+      try {
+        made = mkdirSync(mountpoint, { recursive: true });
+      } catch (e) {
+        throw new CliError(`cannot create the mount point ${mountpoint}: ${(e as Error).message}`, EXIT.MOUNT_FAILURE,
+          'create it yourself, or give a mount point you can write to');
+      }
       log('created mount point %s', mountpoint);
     } else if (code === 'ENOTCONN') {
       throw new CliError(`${mountpoint}: a dead FUSE mount is in the way`, EXIT.MOUNT_FAILURE,
@@ -135,10 +164,30 @@ async function prepare(poolArg: string | undefined, mntArg: string | undefined, 
       throw new CliError(`mount point ${mountpoint}: ${(err as Error).message}`, EXIT.MOUNT_FAILURE);
     }
   }
-  return { pool, mountpoint, options };
+  return { pool, mountpoint, options, ...(made !== undefined ? { made } : {}) };
+}
+
+/** A failed mount leaves no directory behind that it made: rmdir up from the mount point to `made` (empty ones only). */
+function removeMade(t: Target): void {
+  if (t.made === undefined) return;
+  for (let d = t.mountpoint; d.startsWith(t.made); d = path.dirname(d)) {
+    try {
+      rmdirSync(d);
+      log('removed the mount point %s it made', d);
+    } catch {
+      return;
+    }
+    if (d === t.made) return;
+  }
 }
 
 export async function cmdMount(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Promise<number> {
+  if (poolArg !== undefined && opts.readyFd === undefined && !existsSync(path.resolve(poolArg)) &&
+      (opts.o ?? []).some(v => v.split(',').some(w => w.trim() === 'nofail'))) {
+    // fstab's nofail: a missing pool is no error, and quiet (mount -a exits 0, as for ext4 on a missing device).
+    log('nofail: %s does not exist, nothing mounted', poolArg);
+    return EXIT.OK;
+  }
   const t = await prepare(poolArg, mntArg, opts);
   if (opts.foreground || opts.readyFd !== undefined) {
     let readyFd: number | undefined;
@@ -148,9 +197,16 @@ export async function cmdMount(poolArg: string | undefined, mntArg: string | und
     }
     // Loaded only here: the FUSE binding is a native module the other commands do not need.
     const { runDaemon } = await import('../fuse/daemon.js');
-    return runDaemon({ pool: t.pool, mountpoint: t.mountpoint, options: t.options, ...(readyFd !== undefined ? { readyFd } : {}) });
+    const code = await runDaemon({ pool: t.pool, mountpoint: t.mountpoint, options: t.options, ...(readyFd !== undefined ? { readyFd } : {}) });
+    if (code !== EXIT.OK) removeMade(t);
+    return code;
   }
-  return spawnDaemon(t, opts.o ?? []);
+  try {
+    return await spawnDaemon(t, opts.o ?? []);
+  } catch (err) {
+    removeMade(t);
+    throw err;
+  }
 }
 
 /** The log's text written since `from`, last lines only. */

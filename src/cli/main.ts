@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import debug from 'debug';
 import { CliError, EXIT } from './errors.js';
-import { parseSize } from './format.js';
+import { formatBytes, parseSize } from './format.js';
+import { pasteable } from './invocation.js';
+import { FORMAT_VERSION, MIN_POOL_BYTES } from '../core/format/pool.js';
 
 const log = debug('daxvm:cli');
 
@@ -36,8 +38,17 @@ function sizeArg(value: string): string {
   return value;
 }
 
+/** mkfs --size: parsed, and at least the smallest pool mkfs makes (a usage error otherwise). */
+function poolSizeArg(value: string): string {
+  sizeArg(value);
+  if (parseSize(value) < MIN_POOL_BYTES) {
+    throw new InvalidArgumentError(`a pool is at least ${formatBytes(MIN_POOL_BYTES)} (examples: 64M, 4G)`);
+  }
+  return value;
+}
+
 function report(err: CliError): void {
-  process.stderr.write(`daxvm: ${err.message}\n` + (err.hint ? `hint: ${err.hint}\n` : ''));
+  process.stderr.write(pasteable(`daxvm: ${err.message}\n` + (err.hint ? `hint: ${err.hint}\n` : '')));
 }
 
 /** Run a command body; its failures become messages and exit codes, never stack traces for the user. */
@@ -63,16 +74,16 @@ export function buildProgram(): Command {
   // Before adding commands, so that they inherit it: usage errors throw (exit 2 below).
   program
     .exitOverride()
-    .showHelpAfterError('(run daxvm --help for usage)')
+    .showHelpAfterError(pasteable('(run daxvm --help for usage)'))
     .configureOutput({ writeErr: s => process.stderr.write(s), writeOut: s => process.stdout.write(s) });
   program
     .description('DaxVM in user space: a FUSE file system over a pool file, with persistent page tables')
-    .version(version(), '-V, --version');
+    .version(version(), '-V, --version', 'print the versions of daxvm, node, libfuse and the pool format'); // answered in main()
 
   program.command('mkfs')
     .description('create a pool file (a PMem-like device) and format it')
     .argument('<pool>', 'pool file to create')
-    .option('-s, --size <size>', 'pool size, binary units: 4G, 512M, 1T', sizeArg, '4G')
+    .option('-s, --size <size>', 'pool size, binary units: 4G, 512M, 1T', poolSizeArg, '4G')
     .option('--force', 'overwrite an existing pool')
     .option('--group <group>', 'make the pool 0660 and give it to this group (trusted users of the direct path); default 0600')
     .option('--sparse', 'do not allocate the pool on the host now (writes get ENOSPC if the host fills up)')
@@ -210,7 +221,23 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** --version: what a bug report needs, each on its own line. */
+async function versions(): Promise<string> {
+  let libfuse: string;
+  try {
+    libfuse = (await import('../fuse/lowlevel.js')).libfuseVersion();
+  } catch (err) {
+    libfuse = `not loaded (${(err as Error).message.split('\n')[0]})`;
+  }
+  return `daxvm ${version()}\nnode ${process.version}\nlibfuse ${libfuse}\npool format ${FORMAT_VERSION}\n`;
+}
+
 async function main(argv: string[]): Promise<void> {
+  const args = argv.slice(2);
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    process.stdout.write(await versions());
+    process.exit(EXIT.OK);
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

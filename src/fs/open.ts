@@ -19,7 +19,7 @@ import { PoolError } from './errors.js';
 import { FileSystem } from './filesystem.js';
 import { InodeTable } from './inodes.js';
 import { Journal, readJournal } from './journal.js';
-import { BLOCK_SIZE, INODE_SIZE, INODES_PER_BLOCK, PoolState, type Geometry } from '../core/format/pool.js';
+import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, INODE_SIZE, INODES_PER_BLOCK, PoolState, type Geometry } from '../core/format/pool.js';
 import { decodeSuperblock, type Superblock } from '../core/format/superblock.js';
 import { MetaStore } from './metastore.js';
 
@@ -52,24 +52,37 @@ export function readSuperblock(poolPath: string): Superblock {
     const head = Buffer.alloc(BLOCK_SIZE);
     const got = fs.readSync(fd, head, 0, BLOCK_SIZE, 0);
     const decoded = decodeSuperblock(got === BLOCK_SIZE ? head : Buffer.alloc(BLOCK_SIZE));
+    // A damaged primary in front of a good backup is a repair, never a new mkfs.
+    const repair = `run: daxvm fsck --repair ${poolPath} (it restores the superblock from its backup)`;
     if (!decoded.ok) {
       switch (decoded.problem) {
         case 'not-ours':
+          if (goodBackup(fd, size)) {
+            throw new PoolError('ENOTPOOL', `${poolPath}: the primary superblock is damaged (${decoded.detail}); the backup superblock is good`, repair);
+          }
           throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, `check the path (daxvm fsck ${poolPath} says what it finds there); to make it a pool, destroying its contents: daxvm mkfs --force ${poolPath}`);
         case 'newer-format':
           throw new PoolError('EFORMAT', `${poolPath} has a newer pool format: ${decoded.detail}`, 'upgrade daxvm to use this pool (this version can neither mount nor fsck it)');
         default:
-          throw new PoolError('ECORRUPT', `${poolPath}: corrupt superblock (${decoded.detail})`, `run: daxvm fsck --repair ${poolPath} (it restores the superblock from its backup)`);
+          throw new PoolError('ECORRUPT', `${poolPath}: corrupt superblock (${decoded.detail})`, repair);
       }
     }
     const want = decoded.sb.geometry.totalBlocks * BLOCK_SIZE;
     if (size < want) {
-      throw new PoolError('ETRUNCATED', `${poolPath} is truncated: ${size} bytes, its superblock says ${want}`, `restore the pool file to its full size (truncate -s ${want} would keep what is left; then run daxvm fsck ${poolPath})`);
+      throw new PoolError('ETRUNCATED', `${poolPath} is truncated: ${size} bytes, its superblock says ${want}`, goodBackup(fd, size) ? `the backup superblock fits the file: ${repair}` : `restore the pool file to its full size (truncate -s ${want} would keep what is left; then run daxvm fsck ${poolPath})`);
     }
     return decoded.sb;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The backup superblock checks out and fits the file: fsck --repair can restore the primary from it. */
+function goodBackup(fd: number, size: number): boolean {
+  const image = Buffer.alloc(BLOCK_SIZE);
+  if (fs.readSync(fd, image, 0, BLOCK_SIZE, BACKUP_SUPERBLOCK_BLOCK * BLOCK_SIZE) !== BLOCK_SIZE) return false;
+  const backup = decodeSuperblock(image);
+  return backup.ok && backup.sb.geometry.totalBlocks * BLOCK_SIZE <= size;
 }
 
 /** Open the pool's structures (no mount-state changes): used by mount, fsck and info. */

@@ -162,8 +162,11 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     // Never leave a dead mount behind.
     if (daxvmMountAt(mnt)) await fusermount(mnt, true).catch(() => undefined);
     try { fs.close(); } catch { /* report the mount error */ }
-    return fail(`FUSE refused to mount ${pool} on ${mnt}: ${(err as Error).message}`,
-      'check that /dev/fuse exists and that fusermount3 (Debian: fuse3) is installed');
+    const why = (err as Error).message;
+    return fail(`FUSE refused to mount ${pool} on ${mnt}: ${why}`,
+      /\/dev\/fuse: Permission denied/.test(why) ? 'this user may not open /dev/fuse: mount as root, or ask root to let users open it (Debian makes it 0666)'
+        : /\/dev\/fuse: No such file/.test(why) ? 'load the fuse kernel module (modprobe fuse) or, in a container, pass /dev/fuse in'
+          : 'check that /dev/fuse exists and that fusermount3 (Debian: fuse3) is installed');
   }
   state.requestCounts = () => session!.requestCounts();
   mountId = daxvmMountAt(mnt)?.id;

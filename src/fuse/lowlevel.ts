@@ -101,6 +101,7 @@ interface Addon {
   invalInode(s: SessionHandle, ino: number): number;
   close(s: SessionHandle, unmount: boolean): void;
   NUM_SLOTS: number;
+  LIBFUSE_VERSION: string;
 }
 
 let addon: Addon | undefined;
@@ -111,6 +112,11 @@ function load(): Addon {
     if (addon.NUM_SLOTS !== NUM_SLOTS) throw new Error(`daxvm_fuse.node has ${addon.NUM_SLOTS} slots, expected ${NUM_SLOTS}: rebuild it`);
   }
   return addon;
+}
+
+/** The version of the libfuse the binding loaded (fuse_pkgversion()), e.g. "3.14.0". Throws when the binding is not built. */
+export function libfuseVersion(): string {
+  return load().LIBFUSE_VERSION;
 }
 
 function asBuffer(a: Uint8Array): Buffer {
