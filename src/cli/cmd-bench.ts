@@ -31,5 +31,6 @@ export async function cmdBench(name: string | undefined, o: BenchCommandOptions)
   if (name === undefined) throw new CliError('daxvm bench needs the name of a bench', EXIT.USAGE, `one of: ${names} (daxvm bench --list)`);
   const bench = findBench(name);
   if (!bench) throw new CliError(`no bench named '${name}'`, EXIT.USAGE, `one of: ${names} (daxvm bench --list)`);
+  if (o.from !== undefined) return (await import('../bench/micro/redraw.js')).redraw(bench, o.from, o.chart);
   return runBench(bench, o);
 }

@@ -197,6 +197,7 @@ export function buildProgram(): Command {
     .option('--native <dir>', 'host directory for the native variants (default: beside the pool file)')
     .option('--json <file>', 'write every figure and run, with the environment, as JSON (- for stdout)')
     .option('--chart <file.svg>', 'draw the medians as an SVG chart')
+    .option('--from <run.json>', 'no run: print the table (and draw --chart) of a run from its --json file')
     .option('--sizes <list>', 'file (or access) sizes, e.g. 4k,64k,1m,1g')
     .option('--files <n>', 'files (or accesses) per run, instead of the bench\'s count')
     .option('--runs <n>', 'timed runs per case and variant (default 5, --quick 2)')

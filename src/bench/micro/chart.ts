@@ -1,10 +1,11 @@
 /**
  * The chart of a bench run, an SVG drawn by vega-lite + vega in Node (no
- * browser, no canvas): median MiB/s per variant (one colour each) over the
+ * browser, no canvas): median MiB/s per variant (one colour, shape and dash
+ * each, the same in every chart) over the
  * sizes (or the thread counts), log scale, with the min..max of the runs as
  * error bars; a panel per thread count (or size) and per value of the
  * bench's own params (e.g. pattern=rand) when there are several.
- * The title names the bench and the machine.
+ * The title names the bench, whether the image was aged, and the machine.
  */
 import { writeFileSync } from 'node:fs';
 import { formatBytes } from '../../cli/format.js';
@@ -20,6 +21,32 @@ interface Point {
   median: number;
   min: number;
   max: number;
+}
+
+/** Every variant of every bench, its look: same name, same colour, in every chart. */
+const STYLES: Record<string, { color: string; shape: string; dash: number[] }> = {
+  read: { color: '#1f77b4', shape: 'circle', dash: [1, 0] },
+  write: { color: '#1f77b4', shape: 'circle', dash: [1, 0] }, // write is append's and db-write's read: the syscall through the mount
+  mmap: { color: '#ff7f0e', shape: 'square', dash: [1, 0] },
+  populate: { color: '#8c564b', shape: 'triangle-up', dash: [6, 3] },
+  daxvm: { color: '#d62728', shape: 'diamond', dash: [1, 0] },
+  'daxvm-nosync': { color: '#e377c2', shape: 'triangle-down', dash: [6, 3] },
+  'daxvm-ephemeral': { color: '#bcbd22', shape: 'triangle-down', dash: [6, 3] },
+  'daxvm-batching': { color: '#17becf', shape: 'triangle-up', dash: [2, 2] },
+  native: { color: '#2ca02c', shape: 'cross', dash: [8, 4] },
+  'native-mmap': { color: '#7f7f7f', shape: 'cross', dash: [2, 2] },
+};
+const OTHER = ['#9467bd', '#393b79', '#637939', '#8c6d31'];
+
+export function variantStyle(name: string, i: number): { color: string; shape: string; dash: number[] } {
+  return STYLES[name] ?? { color: OTHER[i % OTHER.length]!, shape: 'circle', dash: [4, 2] };
+}
+
+/** " on an aged image" / " on a fresh image": db-read fresh and aged must not look alike. */
+function imageNote(env: Environment): string {
+  const aged = env.mount.aged;
+  if (aged === null) return '';
+  return aged === false || aged.length === 0 ? ' (fresh image)' : ' (aged image: daxvm age)';
 }
 
 export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Environment, runs: number): Promise<string> {
@@ -43,21 +70,32 @@ export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Enviro
   const xOrder = [...new Map(points.map((p) => [p.x, p.order])).entries()].sort((a, b) => a[1] - b[1]).map(([x]) => x);
   const xTitle = byThreads ? 'worker threads' : `${bench.countLabel === 'files' ? 'file' : 'access'} size`;
   const x = { field: 'x', type: 'ordinal', sort: xOrder, title: xTitle, axis: { labelAngle: 0 } };
-  const y = { field: 'median', type: 'quantitative', scale: { type: 'log' }, title: `MiB/s (median of ${runs}; bars: min..max)` };
-  const color = { field: 'variant', type: 'nominal', sort: variants, title: 'variant', scale: { scheme: 'category10' } };
+  // nice: false: the axis spans the data, not the powers of ten around it (no empty band under the lowest line).
+  const y = { field: 'median', type: 'quantitative', scale: { type: 'log', nice: false, padding: 12 }, title: `MiB/s (median of ${runs}; bars: min..max)` };
+  // The same colour, shape and dash for a variant in every chart (not the order it came in); dashes and
+  // shapes keep a line that lies on another one visible.
+  const shown = variants.filter((v) => points.some((p) => p.variant === v));
+  const style = shown.map(variantStyle);
+  const legend = { field: 'variant', type: 'nominal', sort: shown, title: 'variant' };
+  const color = { ...legend, scale: { domain: shown, range: style.map((s) => s.color) } };
+  const shape = { ...legend, scale: { domain: shown, range: style.map((s) => s.shape) } };
+  const strokeDash = { ...legend, scale: { domain: shown, range: style.map((s) => s.dash) } };
   const layer = [
-    { mark: { type: 'line', point: { size: 50 } }, encoding: { x, y, color } },
-    { mark: { type: 'rule' }, encoding: { x, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' }, color } },
+    { mark: { type: 'line', strokeWidth: 2, opacity: 0.85 }, encoding: { x, y, color, strokeDash } },
+    { mark: { type: 'rule', opacity: 0.7 }, encoding: { x, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' }, color } },
+    { mark: { type: 'point', filled: true, size: 55, opacity: 0.9 }, encoding: { x, y, color, shape } },
   ];
   const m = env.machine;
   const title = {
-    text: `daxvm bench ${bench.name}: MiB/s by ${byThreads ? 'thread count' : 'size'}, ${env.cache.done} cache`,
-    subtitle: `${m.cpu}, ${m.cores} cores, ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GiB, Linux ${env.kernel}, node ${env.node}, daxvm ${env.daxvm.version}`,
+    text: `daxvm bench ${bench.name}${imageNote(env)}: MiB/s by ${byThreads ? 'thread count' : 'size'}, ${env.cache.done} cache`,
+    subtitle: [`${m.cpu}, ${m.cores} cores, ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GiB`, `Linux ${env.kernel}, node ${env.node}, daxvm ${env.daxvm.version}`],
+    anchor: 'start',
   };
-  const inner = { width: 420, height: 280, layer };
+  const inner = { width: panels ? 360 : 520, height: 300, layer };
+  const config = { legend: { orient: 'right' }, padding: 8 };
   const spec = panels
-    ? { title, data: { values: points }, facet: { column: { field: 'panel', type: 'nominal', title: null } }, spec: inner }
-    : { title, data: { values: points }, ...inner };
+    ? { title, config, data: { values: points }, facet: { column: { field: 'panel', type: 'nominal', title: null } }, spec: inner }
+    : { title, config, data: { values: points }, ...inner };
   const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
   // The spec is built above from our own fields; vega-lite checks it at compile.
   const compiled = vl.compile(spec as unknown as Parameters<typeof vl.compile>[0]).spec;

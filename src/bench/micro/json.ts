@@ -39,6 +39,9 @@ export interface BenchJson {
   summary: string;
   started: string;
   seconds: number;
+  /** False while the run goes on, and in what a run that stopped early left; `stopped` says why. */
+  complete: boolean;
+  stopped?: string;
   options: BenchOptions;
   environment: Environment;
   /** Facts of the method the bench found or decided at run time (BenchContext.record). */

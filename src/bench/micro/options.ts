@@ -25,6 +25,8 @@ export interface RawBenchOptions {
   dbSize?: string;
   pattern?: string;
   syncEvery?: string;
+  /** Draw the table and --chart of a run's JSON instead of running. */
+  from?: string;
 }
 
 const usage = (message: string, hint?: string): CliError => new CliError(message, EXIT.USAGE, hint);

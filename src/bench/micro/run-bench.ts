@@ -5,18 +5,20 @@
  * scratch and host directories go, knobs are restored and a temporary pool
  * is unmounted and removed.
  */
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import debug from 'debug';
 import { CliError, EXIT } from '../../cli/errors.js';
 import { writeChart } from './chart.js';
 import { environment, type Environment } from './env.js';
-import { records, type BenchJson } from './json.js';
-import { BenchMount } from './mount.js';
+import { daxvmMountAt, readMounts } from '../../fuse/mountinfo.js';
+import { BenchMount, DEFAULT_MNT } from './mount.js';
+import { BenchOutput } from './output.js';
 import { parseBenchOptions, type RawBenchOptions } from './options.js';
 import { benchProgress } from './progress.js';
 import { ChecksumError, dropCaches, runCase, type CaseResult } from './runner.js';
-import { formatTable } from './table.js';
+import { checkSpace, hostStores, mountStores, needs } from './space.js';
 import type { BenchContext, BenchDef } from './types.js';
 
 const log = debug('daxvm:bench');
@@ -48,19 +50,29 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
   const cases = bench.plan(options);
   if (cases.length === 0) throw new CliError(`bench ${bench.name}: nothing to run`, EXIT.USAGE);
   const selected = bench.variants.filter((v) => options.variants.includes(v.name));
-  const jsonToStdout = raw.json === '-';
   let note = (m: string): void => { process.stderr.write(`${m}\n`); };
 
   const poolBytes = Math.max(...cases.map((c) => bench.scratchBytes?.(c, options) ?? c.size * c.count));
+  const wantNative = selected.some((v) => v.native);
+  const need = needs(bench, cases, options, wantNative);
+  const nativeHost = raw.native !== undefined ? resolve(raw.native) : tmpdir();
+  const usesTemp = raw.mnt === undefined && !daxvmMountAt(DEFAULT_MNT, readMounts());
+  // Before a temporary pool is even made: it is sparse, so the host must hold what the run writes.
+  let space = usesTemp && existsSync(nativeHost) ? checkSpace(need, hostStores(tmpdir(), wantNative ? nativeHost : undefined)) : '';
   const mount = await BenchMount.open({
     ...(raw.mnt !== undefined ? { mnt: raw.mnt } : {}),
     ...(raw.native !== undefined ? { native: raw.native } : {}),
     poolBytes,
-    wantNative: selected.some((v) => v.native),
+    wantNative,
     note: (m) => note(m),
   });
+  const results: CaseResult[] = [];
+  let env: Environment | undefined;
+  // What was measured is kept whatever happens: the JSON is rewritten after every case, and an interrupted run prints its table.
+  const output = new BenchOutput(bench, options, raw, started);
   const onSignal = (): void => {
     mount.closeNow();
+    output.interrupted(results, env, 'interrupted (signal)');
     process.stderr.write(`\ndaxvm bench ${bench.name}: interrupted; its files are removed${mount.temp ? ' and the temporary pool unmounted' : ''}\n`);
     process.exit(130);
   };
@@ -68,10 +80,9 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
   process.once('SIGTERM', onSignal);
   process.once('exit', () => mount.closeNow());
 
-  const results: CaseResult[] = [];
-  const method: Record<string, string | number | boolean> = {};
-  let env: Environment;
   try {
+    if (!usesTemp) space = checkSpace(need, mountStores(mount.mnt, mount.nativeDir));
+    if (space) note(space);
     if (selected.some((v) => v.needsTables) && mount.knob('page_tables_on') === '0') {
       mount.setKnob('page_tables_on', 1);
       note(`knob page_tables_on was 0: set to 1 so the bench's files get page tables (MAP_DAXVM); restored at the end`);
@@ -89,18 +100,27 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
       options,
       setKnob: (name, value) => mount.setKnob(name, value),
       knob: (name) => mount.knob(name),
-      record: (name, value) => { method[name] = value; },
+      record: (name, value) => { output.method[name] = value; },
       note: (m) => note(m),
       debug: log,
     };
     try {
-      for (const c of cases) results.push(await runCase(bench, ctx, c, progress, cache.done === 'cold'));
+      for (const c of cases) {
+        results.push(await runCase(bench, ctx, c, progress, cache.done === 'cold'));
+        output.checkpoint(results, env);
+      }
     } finally {
       progress.stop();
       note = (m) => { process.stderr.write(`${m}\n`); };
     }
   } catch (err) {
+    output.interrupted(results, env, `stopped by an error: ${(err as Error).message}`);
     if (err instanceof ChecksumError) throw new CliError(err.message, EXIT.FAILURE, 'this is a bug in daxvm (or the files changed under the bench): please report it');
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new CliError(`the bench ran out of space (${code}${(err as NodeJS.ErrnoException).path ? `: ${(err as NodeJS.ErrnoException).path}` : ''})`, EXIT.FAILURE,
+        'run fewer files (--files N) or smaller --sizes; the cases measured before are above');
+    }
     throw err;
   } finally {
     await mount.close();
@@ -108,23 +128,10 @@ export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<n
     process.removeListener('SIGTERM', onSignal);
   }
 
-  const table = formatTable(bench, results, { runs: options.runs, cache: env.cache.done });
-  (jsonToStdout ? process.stderr : process.stdout).write(table);
-  if (raw.json !== undefined) {
-    const doc: BenchJson = {
-      bench: bench.name,
-      summary: bench.summary,
-      started: started.toISOString(),
-      seconds: (Date.now() - started.getTime()) / 1000,
-      options,
-      environment: env,
-      method,
-      records: records(bench, results),
-    };
-    const text = JSON.stringify(doc, null, 2) + '\n';
-    if (jsonToStdout) process.stdout.write(text);
-    else writeFileSync(raw.json, text);
+  output.done(results, env!);
+  if (raw.chart !== undefined) {
+    await writeChart(raw.chart, bench, results, env!, options.runs);
+    process.stderr.write(`chart: ${resolve(raw.chart)}\n`);
   }
-  if (raw.chart !== undefined) await writeChart(raw.chart, bench, results, env, options.runs);
   return EXIT.OK;
 }

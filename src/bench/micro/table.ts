@@ -1,8 +1,9 @@
 /**
- * The table on stdout: one row per case (size, count, threads), per variant
- * its median MiB/s with the spread (± half the min..max range, as a share of
- * the median) and its ratio to the baseline; then the same for files (or
- * accesses) per second; then what the library's mappings were.
+ * The table on stdout, at most 100 columns for the read bench's six
+ * variants: one row per case (size, count, threads), per variant its median
+ * MiB/s with the spread (± half the min..max range, as a share of the
+ * median); then the ratios to the baseline; then files (or accesses) per
+ * second; then what the library's mappings were.
  */
 import { formatBytes } from '../../cli/format.js';
 import type { CaseResult } from './runner.js';
@@ -15,9 +16,28 @@ function grid(head: string[], rows: string[][]): string {
   return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
-/** 3 significant digits at least, no exponent. */
+/** Prose folded at spaces to lines of at most `width` columns (continuation lines indented by two). */
+export function fold(text: string, width = 100): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = '  ' + word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+/** 3 significant digits at least, no exponent; from 100 000 on in k and M (the columns stay narrow). */
 export function fmtNum(x: number): string {
   if (!Number.isFinite(x)) return '-';
+  if (x >= 1e7) return `${Math.round(x / 1e6)}M`;
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
+  if (x >= 1e5) return `${Math.round(x / 1e3)}k`;
   if (x >= 100) return Math.round(x).toString();
   if (x >= 10) return x.toFixed(1);
   return x.toFixed(2);
@@ -35,11 +55,13 @@ export function formatTable(bench: BenchDef, cases: CaseResult[], o: { runs: num
   ];
   const leadHead = ['size', bench.countLabel, ...(showThreads ? ['threads'] : []), ...paramKeys];
   const out: string[] = [];
-  out.push(`daxvm bench ${bench.name}: medians of ${o.runs} run${o.runs > 1 ? 's' : ''}, ${o.cache} cache; ` +
-    `± is half the min..max range as a share of the median; x is the ratio to '${bench.baseline}'`);
-  const mib = cases.map((c) => [...lead(c), ...c.variants.flatMap((v) =>
-    v.figures ? [cell(v.figures.mibps), v.ratio !== undefined ? `${v.ratio.toFixed(2)}x` : '-'] : ['n/a', ''])]);
-  out.push('', 'MiB/s', grid([...leadHead, ...variants.flatMap((v) => [v, 'x'])], mib));
+  out.push(...fold(`daxvm bench ${bench.name}: medians of ${o.runs} run${o.runs > 1 ? 's' : ''}, ${o.cache} cache; ` +
+    `± is half the min..max range as a share of the median; x is the ratio to '${bench.baseline}'`));
+  // The ratios in a grid of their own: beside each median they made a row of 129 columns; a terminal has 100.
+  const mib = cases.map((c) => [...lead(c), ...c.variants.map((v) => (v.figures ? cell(v.figures.mibps) : 'n/a'))]);
+  out.push('', 'MiB/s', grid([...leadHead, ...variants], mib));
+  const ratios = cases.map((c) => [...lead(c), ...c.variants.map((v) => (v.ratio !== undefined ? `${v.ratio.toFixed(2)}x` : '-'))]);
+  out.push('', `x '${bench.baseline}' (median MiB/s over the baseline's)`, grid([...leadHead, ...variants], ratios));
   const ops = cases.map((c) => [...lead(c), ...c.variants.map((v) => (v.figures ? cell(v.figures.opsPerS) : 'n/a'))]);
   out.push('', `${bench.countLabel}/s`, grid([...leadHead, ...variants], ops));
   const notes: string[] = [];
@@ -63,6 +85,6 @@ export function formatTable(bench: BenchDef, cases: CaseResult[], o: { runs: num
   if (mapped.length) notes.push(`mappings made in the timed runs: ${mapped.join('; ')}`);
   const sums = cases.filter((c) => c.checksum !== undefined).length;
   if (sums) notes.push(`checksums: every pass of every variant agreed (${sums} case${sums > 1 ? 's' : ''})`);
-  if (notes.length) out.push('', ...notes);
+  if (notes.length) out.push('', ...notes.flatMap((n) => fold(n)));
   return out.join('\n') + '\n';
 }
