@@ -3,11 +3,11 @@
 // protocol, the mount helper's baking.
 import t from 'tap';
 import type * as Tap from 'tap';
-import { parseSize, formatBytes } from '../src/cli/format.js';
-import { CliError } from '../src/cli/errors.js';
+import { parseSize, formatBytes } from '../src/core/output.js';
+import { CliError } from '../src/core/errors.js';
 import { bakeHelper } from '../src/cli/cmd-install-helper.js';
 import { parseMountOptions, fuseOptionString, escapeOptionValue, MountOptionError } from '../src/fuse/options.js';
-import { parseMountinfo, topMountAt, daxvmMountAt, unescapeMountField } from '../src/fuse/mountinfo.js';
+import { parseMountinfo, topMountAt, daxvmMountAt, unescapeMountField } from '../src/core/mountinfo.js';
 import { escapeMountpoint } from '../src/fuse/runtime.js';
 import { decodeMessages, encodeMessage } from '../src/fuse/protocol.js';
 

@@ -8,7 +8,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { native } from '../src/media/native.js';
+import { native } from '../src/lib/native.js';
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;

@@ -3,7 +3,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Pool, PoolError, WINDOW_SIZE } from '../src/media/pool.js';
+import { PoolError } from '../src/core/errors.js';
+import { Pool, WINDOW_SIZE } from '../src/media/pool.js';
 
 const MiB = 1 << 20;
 

@@ -15,16 +15,15 @@
  * holding that mount's pool (read from MNT/.daxvm/pool). A benchmark, not a
  * test: it reports, it never judges. MB/s are 10^6 bytes per second, as dd's.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { TempMount } from '../core/temp-mount.js';
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const MB = 1e6;
 
 interface Figures {
@@ -141,57 +140,6 @@ function measure(dir: string, fileBytes: number, nSmall: number, smallBytes: num
   }
 }
 
-function mountedFstype(mnt: string): string | undefined {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!left || !right) continue;
-    if (left.split(' ')[4] === mnt) return right.split(' ')[0];
-  }
-  return undefined;
-}
-
-interface TempMount {
-  mnt: string;
-  pool: string;
-  child: ChildProcess;
-  base: string;
-}
-
-async function mountTemp(hostDir: string, log: (s: string) => void): Promise<TempMount> {
-  const base = mkdtempSync(join(hostDir, 'daxvm-bench-pool-'));
-  const pool = join(base, 'bench.pool');
-  const mnt = join(base, 'mnt');
-  mkdirSync(mnt);
-  log(`mkfs ${pool} (2 GiB)`);
-  must(process.execPath, [CLI, 'mkfs', pool, '--size', '2G']);
-  const logPath = join(base, 'daemon.log');
-  const fd = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '-f'], { stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const deadline = Date.now() + 30_000;
-  while (mountedFstype(mnt) !== 'fuse.daxvm') {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`mount of ${pool} at ${mnt} failed:\n${readFileSync(logPath, 'utf8')}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  log(`mounted at ${mnt}`);
-  return { mnt, pool, child, base };
-}
-
-async function unmountTemp(m: TempMount): Promise<void> {
-  const exited = new Promise((r) => (m.child.exitCode !== null ? r(null) : m.child.once('exit', r)));
-  sh(process.execPath, [CLI, 'umount', m.mnt]);
-  const ok = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 30_000))]);
-  if (!ok) {
-    m.child.kill('SIGKILL');
-    await exited;
-  }
-  if (mountedFstype(m.mnt)) sh('fusermount', ['-uz', m.mnt]);
-  rmSync(m.base, { recursive: true, force: true });
-}
-
 function table(res: Result): string {
   const size = res.fileBytes >= 2 ** 30 ? `${res.fileBytes / 2 ** 30} GiB` : `${res.fileBytes / 2 ** 20} MiB`;
   const rows: Array<[string, string, number, number]> = [
@@ -248,17 +196,13 @@ async function main(): Promise<void> {
     }
   } else {
     hostDir ??= tmpdir();
-    temp = await mountTemp(hostDir, log);
+    log(`mkfs and mount a 2 GiB pool in ${hostDir}`);
+    temp = await TempMount.create(hostDir, '2G', 'daxvm-bench-pool-');
+    log(`mounted at ${temp.mnt}`);
     mnt = temp.mnt;
   }
-  const cleanup = () => {
-    if (temp && mountedFstype(temp.mnt)) spawnSync('fusermount', ['-uz', temp.mnt]);
-    temp?.child.kill('SIGKILL');
-  };
-  process.once('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+  // The harness's exit hook kills the daemon, detaches the mount and removes the pool.
+  process.once('SIGINT', () => process.exit(130));
   try {
     const cachesDropped = dropCaches();
     const mountRuns: Figures[] = [];
@@ -280,7 +224,7 @@ async function main(): Promise<void> {
       for (const n of notes) process.stdout.write(`note: ${n}\n`);
     }
   } finally {
-    if (temp) await unmountTemp(temp);
+    if (temp) await temp.close();
   }
 }
 

@@ -22,9 +22,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { readMounts, topMountAt } from '../fuse/mountinfo.js';
+import { readMounts, topMountAt } from '../core/mountinfo.js';
 import { FuseTrace } from './fuse-trace.js';
-import { TempMount } from './temp-mount.js';
+import { TempMount } from '../core/temp-mount.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

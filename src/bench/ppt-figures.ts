@@ -17,14 +17,14 @@
  * OS temp dir), mounted with `daxvm mount -f` in a child process, unmounted
  * and removed afterwards. It reports and never judges; times vary by machine.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { Command } from 'commander';
+import { parsePpt, PPT_XATTR, type PptInfo } from '../core/format/ppt.js';
+import { TempMount } from '../core/temp-mount.js';
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
@@ -41,44 +41,18 @@ function seconds(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-function fstypeAt(mnt: string): string | undefined {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (left && right && left.split(' ')[4] === mnt) return right.split(' ')[0];
+/** A temporary pool mounted by a child daemon (core's harness), with the control files this bench reads. */
+class FigureMount {
+  private constructor(private readonly temp: TempMount) {}
+
+  static async create(hostDir: string, size: string, log: Log): Promise<FigureMount> {
+    const temp = await TempMount.create(hostDir, size, 'daxvm-ppt-figures-');
+    log(`  mounted ${size} pool at ${temp.mnt}`);
+    return new FigureMount(temp);
   }
-  return undefined;
-}
 
-/** A temporary pool mounted by a child daemon; the bench process only talks to it through the mount. */
-class TempMount {
-  private constructor(
-    readonly base: string,
-    readonly pool: string,
-    readonly mnt: string,
-    private readonly child: ChildProcess,
-  ) {}
-
-  static async create(hostDir: string, size: string, log: Log): Promise<TempMount> {
-    const base = mkdtempSync(join(hostDir, 'daxvm-ppt-figures-'));
-    const pool = join(base, 'pool.daxvm');
-    const mnt = join(base, 'mnt');
-    mkdirSync(mnt);
-    run(process.execPath, [CLI, 'mkfs', pool, '--size', size]);
-    const logFd = openSync(join(base, 'daemon.log'), 'a');
-    const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '-f'], { stdio: ['ignore', logFd, logFd] });
-    closeSync(logFd);
-    const m = new TempMount(base, pool, mnt, child);
-    log(`  mounted ${size} pool at ${mnt}`);
-    live.add(m);
-    const deadline = Date.now() + 30_000;
-    while (fstypeAt(mnt) !== 'fuse.daxvm') {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        m.kill();
-        throw new Error(`mount of ${pool} failed:\n${readFileSync(join(base, 'daemon.log'), 'utf8')}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return m;
+  get mnt(): string {
+    return this.temp.mnt;
   }
 
   ctl(name: string): string {
@@ -100,36 +74,19 @@ class TempMount {
   }
 
   /** user.daxvm.ppt of a file (getfattr commits first: the pool is current afterwards). */
-  ppt(rel: string): Record<string, number> {
-    const text = run('getfattr', ['--only-values', '--absolute-names', '-n', 'user.daxvm.ppt', join(this.mnt, rel)]);
-    return Object.fromEntries(text.trim().split(' ').map((kv) => {
-      const [k, v] = kv.split('=');
-      return [k!, Number(v)];
-    }));
+  ppt(rel: string): PptInfo {
+    const text = run('getfattr', ['--only-values', '--absolute-names', '-n', PPT_XATTR, join(this.mnt, rel)]);
+    const info = parsePpt(text);
+    if (!info) throw new Error(`${rel}: ${PPT_XATTR} is ${JSON.stringify(text)}`);
+    return info;
   }
 
   async close(log: Log): Promise<void> {
     log('  unmounting');
-    const exited = new Promise((r) => (this.child.exitCode !== null ? r(null) : this.child.once('exit', r)));
-    // Not spawnSync: the daemon is our child, and `daxvm umount` waits for it to
-    // be gone, which takes our event loop reaping it.
-    await new Promise((r) => spawn(process.execPath, [CLI, 'umount', this.mnt], { stdio: 'ignore' }).once('exit', r));
-    const ok = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 60_000).unref())]);
-    if (!ok) this.child.kill('SIGKILL');
-    this.kill();
-  }
-
-  /** Last resort (also at exit): kill the daemon, lazy-unmount, remove the pool. */
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    if (fstypeAt(this.mnt)) spawnSync('fusermount', ['-uz', this.mnt], { stdio: 'ignore' });
-    rmSync(this.base, { recursive: true, force: true });
-    live.delete(this);
+    await this.temp.close();
   }
 }
 
-const live = new Set<TempMount>();
-process.on('exit', () => { for (const m of [...live]) m.kill(); });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
 /** Non-zero content, so nothing could be mistaken for a hole. */
@@ -181,8 +138,8 @@ interface BuildRow {
 type Log = (s: string) => void;
 
 async function storage(hostDir: string, name: string, size: string, log: Log,
-  prepare: (m: TempMount) => void, work: (m: TempMount) => { dataBytes: number; big?: string }): Promise<StorageRow> {
-  const m = await TempMount.create(hostDir, size, log);
+  prepare: (m: FigureMount) => void, work: (m: FigureMount) => { dataBytes: number; big?: string }): Promise<StorageRow> {
+  const m = await FigureMount.create(hostDir, size, log);
   try {
     prepare(m);
     m.setKnob('page_tables_on', 1);
@@ -210,7 +167,7 @@ async function storage(hostDir: string, name: string, size: string, log: Log,
 }
 
 /** Cut the pool's free space into unaligned pieces: fill it with 64 KiB files, keep one in 32. */
-function fragmentFreeSpace(m: TempMount, log: Log): void {
+function fragmentFreeSpace(m: FigureMount, log: Log): void {
   const data = fill(64 * KiB, 3);
   const names: string[] = [];
   log('  fragmenting: filling the pool with 64 KiB files');
@@ -235,7 +192,7 @@ function fragmentFreeSpace(m: TempMount, log: Log): void {
 }
 
 async function buildTime(hostDir: string, name: string, files: number, fileSize: number, log: Log): Promise<BuildRow> {
-  const m = await TempMount.create(hostDir, '2G', log);
+  const m = await FigureMount.create(hostDir, '2G', log);
   try {
     log(`  ${name}: writing ${files} files with page_tables_on 0`);
     if (files === 1) writeBig(join(m.mnt, 'f'), fileSize);

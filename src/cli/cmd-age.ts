@@ -4,9 +4,9 @@ import path from 'node:path';
 import { age, AgeError, type AgeResult } from '../bench/age/ager.js';
 import type { Snapshot } from '../bench/age/snapshot.js';
 import { readMarker, verifyAged } from '../bench/age/tree.js';
-import { daxvmMountAt, readMounts, topMountAt } from '../fuse/mountinfo.js';
-import { CliError, EXIT } from './errors.js';
-import { formatBytes, parseSize, table } from './format.js';
+import { daxvmMountAt, readMounts, topMountAt } from '../core/mountinfo.js';
+import { CliError, EXIT } from '../core/errors.js';
+import { formatBytes, parseSize, table } from '../core/output.js';
 import { progressBar } from './progress.js';
 
 export interface AgeCliOptions {

@@ -5,7 +5,7 @@
 import { findBench, BENCHES } from '../bench/micro/registry.js';
 import { runBench } from '../bench/micro/run-bench.js';
 import type { RawBenchOptions } from '../bench/micro/options.js';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT } from '../core/errors.js';
 
 export interface BenchCommandOptions extends RawBenchOptions {
   list?: boolean;

@@ -11,10 +11,10 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { readSuperblock } from '../fs/open.js';
-import { daxvmMountAt, readMounts } from '../fuse/mountinfo.js';
+import { daxvmMountAt, readMounts } from '../core/mountinfo.js';
 import { libraryFeatures, poolHugePages, type LibraryFeatures, type PoolHugePages } from '../lib/features.js';
-import { CliError, EXIT } from './errors.js';
-import { formatBytes, table } from './format.js';
+import { CliError, EXIT } from '../core/errors.js';
+import { formatBytes, table } from '../core/output.js';
 import { DEFAULT_MOUNTPOINT } from './paths.js';
 import { fixCommand, looseMessage, octal, poolMode } from './pool-mode.js';
 

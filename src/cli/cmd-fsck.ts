@@ -2,8 +2,8 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { fsck, PoolError, type FsckReport } from '../fs/index.js';
-import { readMounts, FSTYPE } from '../fuse/mountinfo.js';
-import { CliError, EXIT, poolFailure } from './errors.js';
+import { readMounts, FSTYPE } from '../core/mountinfo.js';
+import { CliError, EXIT, poolFailure } from '../core/errors.js';
 import { pasteable } from './invocation.js';
 import { warnIfLoose } from './pool-mode.js';
 import { progressBar } from './progress.js';

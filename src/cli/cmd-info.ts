@@ -2,10 +2,10 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { poolInfo, PoolError, type PoolInfo } from '../fs/index.js';
-import { daxvmMountAt, readMounts, FSTYPE, topMountAt } from '../fuse/mountinfo.js';
+import { daxvmMountAt, readMounts, FSTYPE, topMountAt } from '../core/mountinfo.js';
 import { KNOB_FILES } from '../core/format/superblock.js';
-import { CliError, EXIT, poolFailure } from './errors.js';
-import { formatBytes, percent, table } from './format.js';
+import { CliError, EXIT, poolFailure } from '../core/errors.js';
+import { formatBytes, percent, table } from '../core/output.js';
 import { clearCommand, describeDeadMount, mountHealth } from './dead-mount.js';
 import { octal, warnIfLoose } from './pool-mode.js';
 

@@ -5,8 +5,8 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CliError, EXIT } from './errors.js';
-import { mainScript, packageRoot } from './paths.js';
+import { CliError, EXIT } from '../core/errors.js';
+import { mainScript, packageRoot } from '../core/paths.js';
 
 export const HELPER_NAME = 'mount.fuse.daxvm';
 

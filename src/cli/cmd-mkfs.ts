@@ -8,10 +8,9 @@
 import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { mkfs, PoolError } from '../fs/index.js';
-import { PoolError as MediaPoolError } from '../media/pool.js';
-import { readMounts, FSTYPE } from '../fuse/mountinfo.js';
-import { CliError, EXIT, poolFailure } from './errors.js';
-import { formatBytes, parseSize } from './format.js';
+import { readMounts, FSTYPE } from '../core/mountinfo.js';
+import { CliError, EXIT, poolFailure } from '../core/errors.js';
+import { formatBytes, parseSize } from '../core/output.js';
 import { DEFAULT_POOL_SIZE } from './paths.js';
 import { checkGroupMember, octal, resolveGroup } from './pool-mode.js';
 import { pasteable } from './invocation.js';
@@ -119,9 +118,10 @@ export function makePool(pool: string, size: number, force: boolean, group?: { g
     });
     return { pool, size, mode: octal(mode), sparse, ...r };
   } catch (err) {
-    if (err instanceof PoolError) throw poolFailure(err, EXIT.FAILURE);
-    if (err instanceof MediaPoolError) {
-      throw new CliError(err.message, EXIT.FAILURE, err.code === 'ENOSPC' ? 'free space on the host, or use a smaller --size' : undefined);
+    if (err instanceof PoolError) {
+      // The media layer's refusals carry no hint: the host's space is the one we can name.
+      const hint = err.hint ?? (err.code === 'ENOSPC' ? 'free space on the host, or use a smaller --size' : undefined);
+      throw poolFailure({ message: err.message, hint }, EXIT.FAILURE);
     }
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {

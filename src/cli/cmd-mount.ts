@@ -14,16 +14,17 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import debug from 'debug';
-import { daxvmMountAt, readMounts, FSTYPE } from '../fuse/mountinfo.js';
+import { daxvmMountAt, readMounts, FSTYPE } from '../core/mountinfo.js';
 import { MountOptionError, parseMountOptions, type MountOptions } from '../fuse/options.js';
 import { decodeMessages, type DaemonMessage } from '../fuse/protocol.js';
 import { ensureRuntimeDir, logFilePath } from '../fuse/runtime.js';
 import { makePool, poolDirectory } from './cmd-mkfs.js';
 import { askYes, clearCommand, clearDeadMount, describeDeadMount, mountHealth } from './dead-mount.js';
 import { gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
-import { CliError, EXIT } from './errors.js';
-import { formatBytes, parseSize } from './format.js';
-import { DEFAULT_MOUNTPOINT, DEFAULT_POOL_SIZE, defaultPoolPath, mainScript } from './paths.js';
+import { CliError, EXIT } from '../core/errors.js';
+import { formatBytes, parseSize } from '../core/output.js';
+import { mainScript } from '../core/paths.js';
+import { DEFAULT_MOUNTPOINT, DEFAULT_POOL_SIZE, defaultPoolPath } from './paths.js';
 
 const log = debug('daxvm:cli');
 

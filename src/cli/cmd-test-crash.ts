@@ -1,7 +1,7 @@
 /** daxvm test-crash [--states N] [--seed S] [--workload NAME] [--keep DIR] [--replay STATE]: crash-state exploration. */
 import { runCrashExplorer } from '../reliability/crash.js';
 import { WORKLOADS } from '../reliability/workloads.js';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT } from '../core/errors.js';
 
 export interface TestCrashOptions {
   states: string;

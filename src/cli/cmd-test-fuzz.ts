@@ -1,6 +1,6 @@
 /** daxvm test-fuzz [--cases N] [--seed S] [--case K] [--keep DIR]: hostile-image fuzzing of fsck and mount. */
 import { runFuzzer } from '../reliability/fuzz.js';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT } from '../core/errors.js';
 
 export interface TestFuzzOptions {
   cases: string;

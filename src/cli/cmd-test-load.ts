@@ -1,6 +1,6 @@
 /** daxvm test-load [--kill-rounds N] [--fill-rounds N] [--clients N] [--minutes M] [--seed S] [--only PART] [--keep DIR] [--json]: faults under load through the mount. */
 import { abortLoad, LOAD_PARTS, runLoad, type LoadPart } from '../reliability/load.js';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT } from '../core/errors.js';
 
 export interface TestLoadOptions {
   killRounds: string;

@@ -8,9 +8,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import debug from 'debug';
 import { fusermount } from '../fuse/unmount.js';
-import { daxvmMountAt, readMounts, topMountAt } from '../fuse/mountinfo.js';
+import { daxvmMountAt, readMounts, topMountAt } from '../core/mountinfo.js';
 import { pidFilePath, processAlive, readPidFile, removePidFile } from '../fuse/runtime.js';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT } from '../core/errors.js';
 
 const log = debug('daxvm:cli');
 

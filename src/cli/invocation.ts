@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { mainScript, packageRoot } from './paths.js';
+import { mainScript, packageRoot } from '../core/paths.js';
 
 /** Every command of the CLI, for rewriting "daxvm CMD" in hints. */
 const COMMANDS = ['mkfs', 'mount', 'umount', 'unmount', 'fsck', 'info', 'age', 'doctor', 'bench',

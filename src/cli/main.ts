@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import debug from 'debug';
-import { CliError, EXIT } from './errors.js';
-import { formatBytes, parseSize } from './format.js';
+import { CliError, EXIT } from '../core/errors.js';
+import { formatBytes, parseSize } from '../core/output.js';
 import { pasteable } from './invocation.js';
 import { FORMAT_VERSION, MIN_POOL_BYTES } from '../core/format/pool.js';
 

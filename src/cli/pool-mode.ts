@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT } from '../core/errors.js';
 
 /** The mount option that mounts a loose pool anyway (handled here, never passed to FUSE). */
 export const ALLOW_LOOSE_POOL = 'allow_loose_pool';

@@ -3,6 +3,7 @@
  * (block units). Holes are simply absent. This is the file system's own
  * index; page tables (src/ppt) are a second, optional structure built from it.
  */
+import type { Segment } from '../ppt/tables.js';
 import type { Run } from './alloc.js';
 
 export interface Extent {
@@ -11,12 +12,6 @@ export interface Extent {
   count: number;
 }
 
-/** A piece of a logical range: mapped (physical >= 0) or a hole (physical = -1). */
-export interface Segment {
-  logical: number;
-  physical: number;
-  count: number;
-}
 
 export class ExtentList {
   constructor(public items: Extent[] = []) {}

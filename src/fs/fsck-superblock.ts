@@ -3,7 +3,7 @@
  * that gets past corrupt bitmaps, before the walk of fsck.ts.
  */
 import fs from 'node:fs';
-import { PoolError } from './errors.js';
+import { PoolError } from '../core/errors.js';
 import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, PoolState, type Geometry } from '../core/format/pool.js';
 import { decodeSuperblock, encodeSuperblock, type Superblock } from '../core/format/superblock.js';
 import { openCore, readSuperblock } from './open.js';
@@ -56,7 +56,7 @@ export function checkSuperblock(poolPath: string, repair: boolean, report: Repor
         // A primary without the magic in front of a backup with it was a pool: say so, not "not a pool".
         const ours = decoded.ok || decoded.problem !== 'not-ours';
         if (problem!.code !== 'ECORRUPT' && !(problem!.code === 'ENOTPOOL' && ours)) throw problem!;
-        throw new PoolError('ECORRUPT', `${poolPath}: both superblocks are corrupt (${decoded.ok ? 'the backup claims more blocks than the file has' : decoded.detail})`, 'the pool cannot be recovered by fsck');
+        throw new PoolError('ECORRUPT', `${poolPath}: both superblocks are corrupt (${decoded.ok ? 'the backup claims more blocks than the file has' : decoded.detail})`, { hint: 'the pool cannot be recovered by fsck', path: poolPath });
       }
       fixed = { ...backup, state: PoolState.Mounted }; // force the full check and orphan pass
       message = problem!.message;

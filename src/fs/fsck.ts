@@ -22,7 +22,7 @@ import { FsError, S_IFDIR, S_IFLNK, S_IFREG } from './api.js';
 import { Bits } from './bitmap.js';
 import { showName } from './bytestr.js';
 import type { FsCore } from './core.js';
-import { PoolError } from './errors.js';
+import { PoolError } from '../core/errors.js';
 import type { Inode } from './inode.js';
 import { INODE_FLAG_INLINE_SYMLINK } from '../core/format/inode.js';
 import { BLOCK_SIZE, PoolState } from '../core/format/pool.js';
@@ -85,7 +85,7 @@ export function fsck(poolPath: string, opts: FsckOptions = {}): FsckReport {
       core.pool.close();
     }
   } catch (err) {
-    if (err instanceof PoolError) return { exitCode: 8, problems, summary, error: `${err.message}\n${err.hint}` };
+    if (err instanceof PoolError) return { exitCode: 8, problems, summary, error: err.hint ? `${err.message}\n${err.hint}` : err.message };
     if (err instanceof FsError) return { exitCode: 8, problems, summary, error: err.message };
     throw err;
   }

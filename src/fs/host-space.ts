@@ -13,7 +13,7 @@ import type { Pool } from '../media/pool.js';
 import { FsError, type StatFs } from './api.js';
 import type { BlockAllocator } from './alloc.js';
 import type { Bits } from './bitmap.js';
-import { PoolError } from './errors.js';
+import { PoolError } from '../core/errors.js';
 import { BLOCK_SIZE, type Geometry } from '../core/format/pool.js';
 
 const isNoSpace = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOSPC';
@@ -35,8 +35,7 @@ export function backOnHost(pool: Pool, used: Bits, g: Geometry, alloc: BlockAllo
     if (!isNoSpace(err)) throw err;
     const h = pool.hostSpace();
     throw new PoolError('ENOSPC', `${pool.path} is sparse and the host has no space for the blocks in use ` +
-      `(${h.available} bytes available, ${h.allocated} of the pool's bytes backed)`,
-      'free space on the host file system holding the pool, then mount again');
+      `(${h.available} bytes available, ${h.allocated} of the pool's bytes backed)`, { hint: 'free space on the host file system holding the pool, then mount again' });
   }
   alloc.hostUnbacked = () => pool.unbackedRanges().map(([o, n]) => ({ start: o / BLOCK_SIZE, count: Math.ceil(n / BLOCK_SIZE) }));
   alloc.hostReserve = (start, count) => {

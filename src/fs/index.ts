@@ -2,7 +2,7 @@
 export * from './api.js';
 export { utf8Name, showName } from './bytestr.js';
 export { FileSystem } from './filesystem.js';
-export { PoolError, type PoolErrorCode } from './errors.js';
+export { PoolError, type PoolErrorCode } from '../core/errors.js';
 export { mkfs, type MkfsOptions, type MkfsResult } from './mkfs.js';
 export { openFileSystem, type OpenOptions } from './open.js';
 export { fsck, type FsckReport, type FsckProblem, type FsckOptions } from './fsck.js';

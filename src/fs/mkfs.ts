@@ -5,7 +5,8 @@
  * area and the root's block here (the rest as the allocator hands blocks out).
  */
 import { randomBytes } from 'node:crypto';
-import { Pool, PoolError as MediaPoolError } from '../media/pool.js';
+import { PoolError } from '../core/errors.js';
+import { Pool } from '../media/pool.js';
 import { ROOT_INO, S_IFDIR } from './api.js';
 import { Bits } from './bitmap.js';
 import { encodeInode, Inode } from './inode.js';
@@ -117,6 +118,6 @@ function reserveOrThrow(pool: Pool, bytes: number): void {
     pool.reserveHost(0, bytes);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-    throw new MediaPoolError('ENOSPC', `no space on the host for the pool's metadata (${bytes} bytes) at ${pool.path}`, pool.path, err);
+    throw new PoolError('ENOSPC', `no space on the host for the pool's metadata (${bytes} bytes) at ${pool.path}`, { path: pool.path, cause: err });
   }
 }

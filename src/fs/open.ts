@@ -8,14 +8,14 @@
  */
 import fs from 'node:fs';
 import createDebug from 'debug';
-import { Pool, PoolError as MediaPoolError } from '../media/pool.js';
+import { Pool } from '../media/pool.js';
 import { FsError, S_IFDIR, S_IFREG } from './api.js';
 import { BlockAllocator } from './alloc.js';
 import { MediaBitmap, type Bits } from './bitmap.js';
 import { crc32c } from '../core/format/checksum.js';
 import { FsCore } from './core.js';
 import { backOnHost } from './host-space.js';
-import { PoolError } from './errors.js';
+import { PoolError } from '../core/errors.js';
 import { FileSystem } from './filesystem.js';
 import { InodeTable } from './inodes.js';
 import { Journal, readJournal } from './journal.js';
@@ -44,8 +44,8 @@ export function readSuperblock(poolPath: string): Superblock {
     fd = fs.openSync(poolPath, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new PoolError('ENOENT', `pool ${poolPath} does not exist`, `create it with: daxvm mkfs ${poolPath} --size 4G`);
-    throw new PoolError('ENOENT', `cannot open pool ${poolPath}: ${(err as Error).message}`, 'check the path and its permissions');
+    if (code === 'ENOENT') throw new PoolError('ENOENT', `pool ${poolPath} does not exist`, { hint: `create it with: daxvm mkfs ${poolPath} --size 4G`, path: poolPath });
+    throw new PoolError('ENOENT', `cannot open pool ${poolPath}: ${(err as Error).message}`, { hint: 'check the path and its permissions', path: poolPath });
   }
   try {
     const size = fs.fstatSync(fd).size;
@@ -58,18 +58,18 @@ export function readSuperblock(poolPath: string): Superblock {
       switch (decoded.problem) {
         case 'not-ours':
           if (goodBackup(fd, size)) {
-            throw new PoolError('ENOTPOOL', `${poolPath}: the primary superblock is damaged (${decoded.detail}); the backup superblock is good`, repair);
+            throw new PoolError('ENOTPOOL', `${poolPath}: the primary superblock is damaged (${decoded.detail}); the backup superblock is good`, { hint: repair });
           }
-          throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, `check the path (daxvm fsck ${poolPath} says what it finds there); to make it a pool, destroying its contents: daxvm mkfs --force ${poolPath}`);
+          throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, { hint: `check the path (daxvm fsck ${poolPath} says what it finds there); to make it a pool, destroying its contents: daxvm mkfs --force ${poolPath}` });
         case 'newer-format':
-          throw new PoolError('EFORMAT', `${poolPath} has a newer pool format: ${decoded.detail}`, 'upgrade daxvm to use this pool (this version can neither mount nor fsck it)');
+          throw new PoolError('EFORMAT', `${poolPath} has a newer pool format: ${decoded.detail}`, { hint: 'upgrade daxvm to use this pool (this version can neither mount nor fsck it)', path: poolPath });
         default:
-          throw new PoolError('ECORRUPT', `${poolPath}: corrupt superblock (${decoded.detail})`, repair);
+          throw new PoolError('ECORRUPT', `${poolPath}: corrupt superblock (${decoded.detail})`, { hint: repair });
       }
     }
     const want = decoded.sb.geometry.totalBlocks * BLOCK_SIZE;
     if (size < want) {
-      throw new PoolError('ETRUNCATED', `${poolPath} is truncated: ${size} bytes, its superblock says ${want}`, goodBackup(fd, size) ? `the backup superblock fits the file: ${repair}` : `restore the pool file to its full size (truncate -s ${want} would keep what is left; then run daxvm fsck ${poolPath})`);
+      throw new PoolError('ETRUNCATED', `${poolPath} is truncated: ${size} bytes, its superblock says ${want}`, { hint: goodBackup(fd, size) ? `the backup superblock fits the file: ${repair}` : `restore the pool file to its full size (truncate -s ${want} would keep what is left; then run daxvm fsck ${poolPath})` });
     }
     return decoded.sb;
   } finally {
@@ -93,8 +93,8 @@ export function openCore(poolPath: string, opts: OpenOptions = {}): { core: FsCo
   try {
     pool = Pool.open(poolPath, { readOnly, lock: opts.noLock ? 'none' : undefined });
   } catch (err) {
-    if (err instanceof MediaPoolError && err.code === 'ELOCKED') {
-      throw new PoolError('ELOCKED', `pool ${poolPath} is in use (mounted, or being checked)`, 'unmount it first: daxvm umount MOUNTPOINT');
+    if (err instanceof PoolError && err.code === 'ELOCKED' && err.hint === undefined) {
+      throw new PoolError('ELOCKED', `pool ${poolPath} is in use (mounted, or being checked)`, { hint: 'unmount it first: daxvm umount MOUNTPOINT', path: poolPath });
     }
     throw err;
   }
@@ -116,7 +116,7 @@ export function openCore(poolPath: string, opts: OpenOptions = {}): { core: FsCo
     const journal = new Journal(pool, g, replay.nextSeq);
     core = new FsCore({ pool, sb, store, journal, alloc, inodes, readOnly, commitIntervalMs: opts.commitIntervalMs ?? 1000 });
     const root = opts.anyRoot ? null : asPoolError(poolPath, () => core!.inode(sb.rootIno));
-    if (root && root.type !== S_IFDIR) throw new PoolError('ECORRUPT', `${poolPath}: the root inode is not a directory`, `run: daxvm fsck --repair ${poolPath}`);
+    if (root && root.type !== S_IFDIR) throw new PoolError('ECORRUPT', `${poolPath}: the root inode is not a directory`, { hint: `run: daxvm fsck --repair ${poolPath}`, path: poolPath });
     return { core, replayed: replay.transactions, replayNextSeq: replay.nextSeq, replayImages: replay.images };
   } catch (err) {
     pool.close();
@@ -137,7 +137,7 @@ function asPoolError<T>(poolPath: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof FsError) throw new PoolError('ECORRUPT', `${poolPath}: ${err.message.replace(/^EIO: /, '')}`, `run: daxvm fsck --repair ${poolPath}`);
+    if (err instanceof FsError) throw new PoolError('ECORRUPT', `${poolPath}: ${err.message.replace(/^EIO: /, '')}`, { hint: `run: daxvm fsck --repair ${poolPath}`, path: poolPath });
     throw err;
   }
 }
@@ -154,7 +154,7 @@ export function applyReplay(core: FsCore, images: Map<number, Buffer>, nextSeq: 
 export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSystem {
   const sb = readSuperblock(poolPath);
   if (sb.state === PoolState.Errors) {
-    throw new PoolError('ENEEDSFSCK', `${poolPath} has recorded errors (corruption was found while it was in use)`, `run: daxvm fsck --repair ${poolPath}`);
+    throw new PoolError('ENEEDSFSCK', `${poolPath} has recorded errors (corruption was found while it was in use)`, { hint: `run: daxvm fsck --repair ${poolPath}`, path: poolPath });
   }
   const { core, replayed, replayNextSeq, replayImages } = openCore(poolPath, opts);
   try {

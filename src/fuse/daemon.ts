@@ -18,7 +18,7 @@ import { readdirSync, statSync } from 'node:fs';
 import debug from 'debug';
 import { openFileSystem, PoolError, type FileSystem } from '../fs/index.js';
 import { FuseSession } from './lowlevel.js';
-import { daxvmMountAt, readMounts } from './mountinfo.js';
+import { daxvmMountAt, readMounts } from '../core/mountinfo.js';
 import { buildOps } from './ops.js';
 import { installExitReport } from './exit-report.js';
 import { fuseOptionString, MountOptionError, type MountOptions } from './options.js';

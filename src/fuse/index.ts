@@ -2,7 +2,6 @@
 export { runDaemon, EXIT_MOUNT_FAILURE, type DaemonConfig } from './daemon.js';
 export { fusermount } from './unmount.js';
 export { parseMountOptions, fuseOptionString, escapeOptionValue, MountOptionError, type MountOptions } from './options.js';
-export { readMounts, parseMountinfo, topMountAt, daxvmMountAt, unescapeMountField, FSTYPE, type MountEntry } from './mountinfo.js';
 export {
   runtimeDir, ensureRuntimeDir, escapeMountpoint, pidFilePath, logFilePath,
   readPidFile, removePidFile, processAlive,

@@ -3,7 +3,7 @@
  * `daxvm doctor`); batched unmaps on demand; counters.
  */
 import fs from 'node:fs';
-import { native, type LibStats } from '../media/native.js';
+import { native, type LibStats } from './native.js';
 import { PoolAccess } from './pool.js';
 
 export interface LibraryFeatures {

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
-import { native, type MapHandle, type PoolView } from '../media/native.js';
+import { native, type MapHandle, type PoolView } from './native.js';
 import { DaxvmError, invalid } from './errors.js';
 import { KNOWN_FLAGS, MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC } from './flags.js';
 import { Mapping, type MappingParts, type Tracking } from './mapping.js';

@@ -5,7 +5,7 @@
  * file handle that is the lease on its blocks until the memory is gone.
  */
 import fs from 'node:fs';
-import { native, type MapHandle } from '../media/native.js';
+import { native, type MapHandle } from './native.js';
 import { DaxvmError } from './errors.js';
 import type { VanillaMap } from './vanilla.js';
 

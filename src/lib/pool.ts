@@ -15,7 +15,7 @@ import { S_IFMT, S_IFREG } from '../core/format/mode.js';
 import { BLOCK_SIZE, INODE_SIZE, INODES_PER_BLOCK, type Geometry } from '../core/format/pool.js';
 import { BLOCKS_PER_ENTRY, ENTRIES_PER_NODE, readEntry } from '../core/format/ppt.js';
 import { decodeSuperblock, SB_MSYNC as SB_KNOB_MSYNC, SB_ZOMBIE_MAX_PAGES as SB_KNOB_ZOMBIE_MAX_PAGES } from '../core/format/superblock.js';
-import { native, type PoolView, type PoolViewKind } from '../media/native.js';
+import { native, type PoolView, type PoolViewKind } from './native.js';
 import { DaxvmError } from './errors.js';
 
 

@@ -8,8 +8,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readMounts, FSTYPE } from '../fuse/mountinfo.js';
-import { native } from '../media/native.js';
+import { readMounts, FSTYPE } from '../core/mountinfo.js';
+import { native } from './native.js';
 import { S_IFDIR, S_IFMT, S_IFREG } from '../core/format/mode.js';
 import { parsePpt, PPT_XATTR, type PptInfo } from '../core/format/ppt.js';
 import { DaxvmError } from './errors.js';

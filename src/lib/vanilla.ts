@@ -8,7 +8,7 @@
  * once and mmap-io's finalizer later unmaps only the placeholder.
  */
 import { createRequire } from 'node:module';
-import { native, type MapHandle } from '../media/native.js';
+import { native, type MapHandle } from './native.js';
 import { DaxvmError } from './errors.js';
 
 const require = createRequire(import.meta.url);

@@ -1,22 +1,13 @@
 /**
  * The pool file itself, before it is mapped: its lock, its mode and owner,
- * the directory entry made durable; and the media layer's error.
+ * the directory entry made durable. Its failures are core's PoolError (no hint:
+ * the layers above say what to do).
  */
 import fs from 'node:fs';
+import { PoolError } from '../core/errors.js';
 import { native } from './native.js';
 import type { PoolCreateOptions, PoolLock } from './types.js';
 
-/** A user-facing failure of the media layer (bugs throw RangeError/TypeError instead). */
-export class PoolError extends Error {
-  readonly code: 'EEXIST' | 'ELOCKED' | 'EROFS' | 'EINVAL' | 'EBADF' | 'EPERM' | 'ENOSPC';
-  readonly path: string;
-  constructor(code: PoolError['code'], message: string, poolPath: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'PoolError';
-    this.code = code;
-    this.path = poolPath;
-  }
-}
 
 /**
  * The pool is the disk: whoever reads it reads every file. open(O_CREAT)
@@ -36,7 +27,7 @@ export function makePrivate(poolPath: string, fd: number, opts: PoolCreateOption
     fs.fchmodSync(fd, mode);
   } catch (err) {
     throw new PoolError('EPERM', `cannot make ${poolPath} mode ${mode.toString(8).padStart(4, '0')}` +
-      ` owned by uid ${euid}${opts.gid !== undefined ? ` group ${opts.gid}` : ''}: ${(err as Error).message}`, poolPath, err);
+      ` owned by uid ${euid}${opts.gid !== undefined ? ` group ${opts.gid}` : ''}: ${(err as Error).message}`, { path: poolPath, cause: err });
   }
 }
 
@@ -47,7 +38,7 @@ export function takeLock(poolPath: string, fd: number, lock: PoolLock): void {
     native.flock(fd, lock);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EWOULDBLOCK') {
-      throw new PoolError('ELOCKED', `pool ${poolPath} is in use (mounted?)`, poolPath, err);
+      throw new PoolError('ELOCKED', `pool ${poolPath} is in use (mounted?)`, { path: poolPath, cause: err });
     }
     throw err;
   }

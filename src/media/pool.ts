@@ -20,7 +20,8 @@ import path from 'node:path';
 import createDebug from 'debug';
 import { HostBacking, preallocate, type ZeroMethod } from './host.js';
 import { native, type MapHandle } from './native.js';
-import { makePrivate, PoolError, syncDirectory, takeLock } from './pool-file.js';
+import { PoolError } from '../core/errors.js';
+import { makePrivate, syncDirectory, takeLock } from './pool-file.js';
 import type { MediaRecorder, PoolCreateOptions, PoolLock, PoolOpenOptions } from './types.js';
 
 const log = createDebug('daxvm:media');
@@ -37,7 +38,6 @@ const COPY_CHUNK = 1 << 20;
 /** Given to every Pool opened from now on (Pool.setDefaultRecorder). */
 let defaultRecorder: MediaRecorder | null = null;
 
-export { PoolError };
 
 export class Pool {
   readonly path: string;
@@ -75,7 +75,7 @@ export class Pool {
   static create(poolPath: string, sizeBytes: number, opts: PoolCreateOptions = {}): Pool {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % POOL_SIZE_ALIGN !== 0) {
       throw new PoolError('EINVAL',
-        `pool size ${sizeBytes} must be a positive multiple of ${POOL_SIZE_ALIGN} bytes`, poolPath);
+        `pool size ${sizeBytes} must be a positive multiple of ${POOL_SIZE_ALIGN} bytes`, { path: poolPath });
     }
     const { O_RDWR, O_CREAT, O_EXCL } = fs.constants;
     let fd: number;
@@ -84,8 +84,7 @@ export class Pool {
       fd = fs.openSync(poolPath, O_RDWR | O_CREAT | (opts.force ? 0 : O_EXCL), opts.mode ?? 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new PoolError('EEXIST', `pool ${poolPath} already exists (use --force to overwrite it)`,
-          poolPath, err);
+        throw new PoolError('EEXIST', `pool ${poolPath} already exists (use --force to overwrite it)`, { path: poolPath, cause: err });
       }
       throw err;
     }
@@ -100,7 +99,7 @@ export class Pool {
           preallocate(fd, sizeBytes, opts.onAllocate);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-          throw new PoolError('ENOSPC', `no space on the host for a ${sizeBytes}-byte pool at ${poolPath}`, poolPath, err);
+          throw new PoolError('ENOSPC', `no space on the host for a ${sizeBytes}-byte pool at ${poolPath}`, { path: poolPath, cause: err });
         }
       }
       fs.fsyncSync(fd);
@@ -130,8 +129,8 @@ export class Pool {
   /** Maps an open (and already locked) pool file. */
   private static mapOpened(poolPath: string, fd: number, readOnly: boolean, lock: PoolLock): Pool {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new PoolError('EINVAL', `pool ${poolPath} is not a regular file`, poolPath);
-    if (st.size === 0) throw new PoolError('EINVAL', `pool ${poolPath} is empty`, poolPath);
+    if (!st.isFile()) throw new PoolError('EINVAL', `pool ${poolPath} is not a regular file`, { path: poolPath });
+    if (st.size === 0) throw new PoolError('EINVAL', `pool ${poolPath} is empty`, { path: poolPath });
     const sparse = st.blocks * 512 < st.size;
     if (readOnly) {
       log('opened %s read-only: %d bytes, read with pread, lock %s', poolPath, st.size, lock);
@@ -372,7 +371,7 @@ export class Pool {
     if (this.handle === null) {
       for (let done = 0; done < length;) {
         const n = fs.readSync(this.fd, dst, dstOffset + done, length - done, offset + done);
-        if (n === 0) throw new PoolError('EINVAL', `pool ${this.path} is shorter than ${this.size} bytes now`, this.path);
+        if (n === 0) throw new PoolError('EINVAL', `pool ${this.path} is shorter than ${this.size} bytes now`, { path: this.path });
         done += n;
       }
       return;
@@ -414,10 +413,10 @@ export class Pool {
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new PoolError('EBADF', `pool ${this.path} is closed`, this.path);
+    if (this.closed) throw new PoolError('EBADF', `pool ${this.path} is closed`, { path: this.path });
   }
 
   private checkWritable(): void {
-    if (this.readOnly) throw new PoolError('EROFS', `pool ${this.path} is open read-only`, this.path);
+    if (this.readOnly) throw new PoolError('EROFS', `pool ${this.path} is open read-only`, { path: this.path });
   }
 }

@@ -7,7 +7,6 @@
  * one huge PMD entry; a 1 GiB range likewise one huge PUD entry. Anything
  * else gets a node below. Empty ranges have no entry and no node.
  */
-import type { Segment } from '../fs/extents.js';
 import { BLOCKS_PER_ENTRY, clearEntry, ENTRIES_PER_NODE, levelForSize, readEntry, writeEntry } from '../core/format/ppt.js';
 
 /** Where the table's nodes live: the file system's metadata store. */
@@ -19,6 +18,13 @@ export interface NodeStore {
   freeNode(block: number): void;
   /** The node's image changed. */
   dirty(block: number): void;
+}
+
+/** A piece of a logical range: mapped (physical >= 0) or a hole (physical = -1). */
+export interface Segment {
+  logical: number;
+  physical: number;
+  count: number;
 }
 
 /** What the table maps: the file's extent index. */

@@ -15,7 +15,7 @@
  * that does not finish within its time limit is a hang (the runner kills it).
  */
 import { fsck, FsError, openFileSystem, PoolError, ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileSystem, type FsckReport } from '../fs/index.js';
-import { Pool, PoolError as MediaPoolError } from '../media/pool.js';
+import { Pool } from '../media/pool.js';
 import type { WorkImage } from './image.js';
 import type { FuzzCase } from './structures.js';
 
@@ -136,7 +136,7 @@ export function checkCase(img: WorkImage, c: FuzzCase): CaseOutcome {
     try {
       fsys = openFileSystem(img.path, { commitIntervalMs: 0 });
     } catch (err) {
-      if (!(err instanceof PoolError)) throw new Unexpected(`open threw ${describe(err)} (a damaged pool is refused with a PoolError)`);
+      if (!(err instanceof PoolError && err.hint !== undefined)) throw new Unexpected(`open threw ${describe(err)} (a damaged pool is refused with a PoolError that says what to do)`);
     }
     if (fsys) {
       out.open = 'served';
@@ -145,7 +145,7 @@ export function checkCase(img: WorkImage, c: FuzzCase): CaseOutcome {
         try {
           fsys.close();
         } catch (err) {
-          if (!(err instanceof FsError || err instanceof PoolError)) throw new Unexpected(`unmount threw ${describe(err)}`);
+          if (!(err instanceof FsError || (err instanceof PoolError && err.hint !== undefined))) throw new Unexpected(`unmount threw ${describe(err)}`);
         }
       } finally {
         closeQuietly(fsys);
@@ -210,7 +210,7 @@ function firstLine(s: string | undefined): string {
 
 export function describe(err: unknown): string {
   if (err instanceof Error) {
-    const kind = err instanceof MediaPoolError ? 'PoolError(media)' : err.constructor?.name ?? 'Error';
+    const kind = err instanceof PoolError && err.hint === undefined ? 'PoolError(media)' : err.constructor?.name ?? 'Error';
     const where = err.stack?.split('\n').slice(1, 4).map((l) => l.trim().replace(/^at /, '')).join(' < ') ?? '';
     return `${kind}: ${err.message}${where ? ` [${where}]` : ''}`;
   }

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ChurnSummary } from './load-churn-client.js';
 import { LoadContext } from './load-context.js';
-import { Daemon, exitWithin, fsckPool, mkfsPool, spawnClient } from './load-mount.js';
+import { exitWithin, fsckPool, mkfsPool, spawnClient, mountDaemon, stopDaemon } from './load-mount.js';
 import { checkDescribed } from './load-pattern.js';
 
 export interface ClientsRun {
@@ -73,7 +73,7 @@ export async function runClients(ctx: LoadContext, clients: number, seconds: num
   mkfsPool(pool, '256M');
   const mnt = path.join(ctx.work, 'mnt');
   let problem: string | null = null;
-  const d = await Daemon.mount(pool, mnt, path.join(host, 'daemon.log'));
+  const d = await mountDaemon(pool, mnt, path.join(host, 'daemon.log'));
   try {
     const root = path.join(mnt, 'clients');
     for (let k = 0; k < DIRS; k++) fs.mkdirSync(path.join(root, `D${k}`), { recursive: true });
@@ -107,7 +107,7 @@ export async function runClients(ctx: LoadContext, clients: number, seconds: num
       problems.push(...w.problems);
     }
     if (!problems.length) {
-      const st = await d.stop();
+      const st = await stopDaemon(d);
       if (!st.ok) problems.push(`clean unmount failed: ${st.detail}`);
       else {
         const f = fsckPool(pool);
@@ -118,7 +118,7 @@ export async function runClients(ctx: LoadContext, clients: number, seconds: num
   } catch (err) {
     problem = `harness error: ${(err as Error).stack ?? String(err)}`;
   } finally {
-    d.forget(true);
+    d.cleanup();
   }
   out.problem = problem;
   const total = Object.values(out.ops).reduce((n, v) => n + v, 0);

@@ -21,7 +21,7 @@ import { mixSeed, rng } from './image.js';
 import { LoadContext } from './load-context.js';
 import type { FillLine } from './load-fill-client.js';
 import { checkMetaTree } from './load-meta-check.js';
-import { Daemon, exitWithin, fsckPool, mkfsPool, readJsonLines, spawnClient, statfsBytes } from './load-mount.js';
+import { exitWithin, fsckPool, mkfsPool, readJsonLines, spawnClient, statfsBytes, mountDaemon, stopDaemon } from './load-mount.js';
 import { patternAt, patternMismatch } from './load-pattern.js';
 
 export interface FillRound {
@@ -80,7 +80,7 @@ async function round(ctx: LoadContext, i: number, seed: number): Promise<FillRou
   const pool = path.join(host, 'fill.pool');
   const mnt = path.join(ctx.work, 'mnt');
   mkfsPool(pool, POOL_SIZE);
-  const d = await Daemon.mount(pool, mnt, path.join(host, 'daemon.log'), commit === undefined ? {} : { commitSeconds: commit });
+  const d = await mountDaemon(pool, mnt, path.join(host, 'daemon.log'), commit === undefined ? {} : { commitSeconds: commit });
   try {
     const root = path.join(mnt, 'fill');
     for (let w = 0; w < WRITERS; w++) fs.mkdirSync(path.join(root, `w${w}`), { recursive: true });
@@ -138,13 +138,13 @@ async function round(ctx: LoadContext, i: number, seed: number): Promise<FillRou
     }
     const back = fs.readFileSync(again);
     if (back.length !== size || patternMismatch(s2, 0, back) >= 0) return fail(`the file written after the deletes does not read back`);
-    const st = await d.stop();
+    const st = await stopDaemon(d);
     if (!st.ok) return fail(`clean unmount failed: ${st.detail}`);
     const f = fsckPool(pool);
     if (f.exit !== 0) return fail(`fsck after the fill: exit ${f.exit}: ${f.problems.slice(0, 5).join('; ')}`);
     return out;
   } finally {
-    d.forget(true);
+    d.cleanup();
   }
 }
 

@@ -21,7 +21,7 @@ import { mixSeed, rng } from './image.js';
 import { LoadContext } from './load-context.js';
 import { fioLayout, fioStart, fioStateFile, fioVerify, fioWriteOutcome, type FioJob } from './load-fio.js';
 import { checkMetaTree, parseMetaLog } from './load-meta-check.js';
-import { Daemon, exitWithin, fsckPool, mkfsPool, spawnClient } from './load-mount.js';
+import { exitWithin, fsckPool, mkfsPool, spawnClient, mountDaemon, stopDaemon } from './load-mount.js';
 
 /** errno values (fio reports numbers) that a client may see once the daemon is gone. */
 const GONE_ERRNOS = new Set([103 /* ECONNABORTED */, 107 /* ENOTCONN */]);
@@ -99,7 +99,7 @@ async function round(ctx: LoadContext, pool: string, i: number, seed: number, ma
   const t0 = Date.now();
   const step = (what: string): void => dbg('kill round %d: %s at %d ms', i, what, Date.now() - t0);
 
-  let d = await Daemon.mount(pool, mnt, path.join(host, 'daemon-workload.log'), commit === undefined ? {} : { commitSeconds: commit });
+  let d = await mountDaemon(pool, mnt, path.join(host, 'daemon-workload.log'), commit === undefined ? {} : { commitSeconds: commit });
   try {
     step('mounted');
     fs.mkdirSync(path.join(mnt, `r${i}`));
@@ -144,7 +144,7 @@ async function round(ctx: LoadContext, pool: string, i: number, seed: number, ma
     out.orphans = orphans;
 
     step('fsck of the crashed pool');
-    d = await Daemon.mount(pool, mnt, path.join(host, 'daemon-recovery.log'));
+    d = await mountDaemon(pool, mnt, path.join(host, 'daemon-recovery.log'));
     step('remounted');
     // Nothing to verify when the kill came before fio's first write.
     if (w.ios > 0) {
@@ -162,7 +162,7 @@ async function round(ctx: LoadContext, pool: string, i: number, seed: number, ma
     step('metadata checked');
     fs.rmSync(path.join(mnt, `r${i}`), { recursive: true, force: true });
     step('removed');
-    const st = await d.stop();
+    const st = await stopDaemon(d);
     if (!st.ok) return fail(`clean unmount after recovery failed: ${st.detail}`);
     step('unmounted');
     const f1 = fsckPool(pool);
@@ -170,7 +170,7 @@ async function round(ctx: LoadContext, pool: string, i: number, seed: number, ma
     if (f1.exit !== 0) return fail(`fsck after recovery and a clean unmount: exit ${f1.exit}: ${f1.problems.slice(0, 5).join('; ')}`);
     return out;
   } finally {
-    d.forget(true);
+    d.cleanup();
   }
 }
 

@@ -1,28 +1,26 @@
 /**
  * Mount harness for integration tests: temp pools made with the built CLI, and
- * the daemon run as a CHILD PROCESS in the foreground (the daemon must never
- * make a synchronous call into its own mount, and neither may a process that
- * hosts it, so tests never mount in-process).
- *
- * The daemon's stdout/stderr go to a log file, not a pipe: tests block in
- * spawnSync (cp, dd...) while the daemon serves them, and a daemon stuck on a
- * full pipe would deadlock the test. The log is printed when a test fails.
+ * the daemon run as a CHILD PROCESS in the foreground through core's harness
+ * (src/core/temp-mount.ts: the daemon must never make a synchronous call into
+ * its own mount, and neither may a process that hosts it, so tests never
+ * mount in-process; its log goes to a file, printed when a test fails).
  *
  * Every mount is unmounted (`fusermount -uz`) and its daemon killed in
- * t.teardown, even when the test failed, and again from a process 'exit' hook
- * as a last resort. `.ci/run` sweeps any fuse.daxvm mount that survives a
- * crashed test process.
+ * t.teardown, even when the test failed, and again by the harness's 'exit'
+ * hook and reaper as a last resort.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, rmdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Test } from 'tap';
+import { FSTYPE, readMounts, topMountAt } from '../../src/core/mountinfo.js';
+import { mainScript, packageRoot } from '../../src/core/paths.js';
+import { DaemonMount, unmountAllUnder, type Exit } from '../../src/core/temp-mount.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
-export const FSTYPE = 'fuse.daxvm';
+export { FSTYPE, unmountAllUnder };
+export const ROOT = packageRoot();
+export const CLI = mainScript();
 
 export interface RunResult {
   status: number | null;
@@ -95,43 +93,9 @@ export function makePool(t: Test, opts: { size?: string; args?: string[] } = {})
   return { dir, pool };
 }
 
-/** One line of /proc/self/mountinfo, the fields we use. */
-export interface MountEntry {
-  mountPoint: string;
-  fstype: string;
-  source: string;
-  options: string;
-}
-
-function unescapeMountinfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-export function mountEntries(): MountEntry[] {
-  const out: MountEntry[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    if (!line) continue;
-    // id parent maj:min root mountpoint options [optional...] - fstype source superopts
-    const [left, right] = line.split(' - ');
-    if (!left || !right) continue;
-    const l = left.split(' ');
-    const r = right.split(' ');
-    out.push({
-      mountPoint: unescapeMountinfo(l[4] ?? ''),
-      options: l[5] ?? '',
-      fstype: r[0] ?? '',
-      source: unescapeMountinfo(r[1] ?? ''),
-    });
-  }
-  return out;
-}
-
-export function mountEntry(mnt: string): MountEntry | undefined {
-  return mountEntries().find((e) => e.mountPoint === mnt);
-}
-
+/** A daxvm mount is visible at `mnt`. */
 export function isMounted(mnt: string): boolean {
-  return mountEntry(mnt) !== undefined;
+  return topMountAt(mnt, readMounts()) !== undefined;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -169,83 +133,7 @@ export interface Mounted {
   /** SIGKILL the daemon, then `fusermount -uz MNT`. */
   kill(): Promise<void>;
   /** Resolves when the daemon has exited. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-interface Live {
-  mnt: string;
-  child: ChildProcess;
-  reaper: ChildProcess;
-}
-const live = new Set<Live>();
-
-/**
- * The reaper: a detached shell per mount that waits for EOF on its stdin,
- * which comes when this test process dies in any way (even SIGKILL, or tap's
- * timeout signal, when no 'exit' hook runs). Then it kills the daemon (if that
- * pid is still our daemon for this mount point) and lazily unmounts. A line on
- * its stdin dismisses it.
- */
-const REAPER = `
-if read -r _; then exit 0; fi
-sleep 0.2
-if [ -r "/proc/$2/cmdline" ] && tr '\\0' ' ' < "/proc/$2/cmdline" | grep -qF -- " $1 "; then kill -9 "$2" 2>/dev/null; fi
-if grep -qF -- " $1 " /proc/self/mountinfo; then fusermount -uz "$1" 2>/dev/null; fi
-exit 0
-`;
-
-function spawnReaper(mnt: string, pid: number): ChildProcess {
-  const r = spawn('sh', ['-c', REAPER, 'daxvm-test-reaper', mnt, String(pid)], {
-    detached: true,
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  r.unref();
-  (r.stdin as unknown as { unref?: () => void }).unref?.();
-  r.stdin!.on('error', () => {
-    /* the reaper may be gone already */
-  });
-  return r;
-}
-
-/** Forget a mount: it is cleaned up; dismiss its reaper. */
-function retire(l: Live): void {
-  live.delete(l);
-  if (l.reaper.stdin && !l.reaper.stdin.destroyed) l.reaper.stdin.end('done\n');
-}
-let exitHookInstalled = false;
-
-function lazyUnmount(mnt: string): void {
-  if (isMounted(mnt)) spawnSync('fusermount', ['-uz', mnt], { stdio: 'ignore' });
-}
-
-function forceCleanup(l: Live): void {
-  if (l.child.exitCode === null && l.child.signalCode === null) {
-    try {
-      l.child.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-  lazyUnmount(l.mnt);
-  retire(l);
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const l of [...live]) forceCleanup(l);
-  });
-}
-
-/** Unmount (lazily) every mount whose mount point lies under `dir`. */
-export function unmountAllUnder(dir: string): void {
-  for (const l of [...live]) if (l.mnt === dir || l.mnt.startsWith(dir + '/')) forceCleanup(l);
-  for (const e of mountEntries()) {
-    if (e.mountPoint === dir || e.mountPoint.startsWith(dir + '/')) {
-      spawnSync('fusermount', ['-uz', e.mountPoint], { stdio: 'ignore' });
-    }
-  }
+  exited: Promise<Exit>;
 }
 
 /**
@@ -253,36 +141,25 @@ export function unmountAllUnder(dir: string): void {
  * MNT shows in /proc/self/mountinfo with fstype fuse.daxvm.
  */
 export async function mountPool(t: Test, pool: string | PoolInfo, options: MountOptions = {}): Promise<Mounted> {
-  installExitHook();
   const poolPath = typeof pool === 'string' ? pool : pool.pool;
   const base = tempDir(t, 'daxvm-mnt-');
   const mnt = options.mnt ?? join(base, 'mnt');
-  if (!options.mnt) spawnSync('mkdir', ['-p', mnt]);
+  if (!options.mnt) mkdirSync(mnt);
   const logPath = join(base, 'daemon.log');
-  const logFd = openSync(logPath, 'a');
-  const args = [CLI, 'mount', poolPath, mnt, '-f'];
-  if (options.opts?.length) args.push('-o', options.opts.join(','));
-  args.push(...(options.args ?? []));
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', logFd, logFd],
+  const d = await DaemonMount.start(poolPath, mnt, logPath, {
+    ...(options.opts ? { opts: options.opts } : {}),
+    ...(options.args ? { args: options.args } : {}),
     env: { ...process.env, DEBUG_COLORS: '0' },
+    timeoutMs: options.timeoutMs ?? 30_000,
   });
-  closeSync(logFd);
-  const entry: Live = { mnt, child, reaper: spawnReaper(mnt, child.pid ?? -1) };
-  live.add(entry);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
-    if (child.exitCode !== null || child.signalCode !== null) res({ code: child.exitCode, signal: child.signalCode });
-    child.once('exit', (code, signal) => res({ code, signal }));
-  });
-  const log = () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
 
   // Teardown: always unmount and kill; show the daemon's log when the test failed.
   t.teardown(async () => {
-    const wasLive = live.has(entry);
-    forceCleanup(entry);
-    if (wasLive) await within(exited, 5000);
+    const wasAlive = d.alive;
+    d.cleanup();
+    if (wasAlive) await within(d.exited, 5000);
     if (!t.passing()) {
-      const text = log().trim();
+      const text = d.log().trim();
       console.error(`--- daemon log for ${mnt} (${t.fullname}) ---\n${text || '(empty)'}\n--- end of daemon log ---`);
     }
     try {
@@ -292,63 +169,24 @@ export async function mountPool(t: Test, pool: string | PoolInfo, options: Mount
     }
   });
 
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const deadline = Date.now() + timeoutMs;
-  let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  void exited.then((e) => (exitInfo = e));
-  for (;;) {
-    const e = mountEntry(mnt);
-    if (e && e.fstype === FSTYPE) break;
-    if (exitInfo) {
-      const ei = exitInfo as { code: number | null; signal: NodeJS.Signals | null };
-      throw new Error(
-        `daxvm mount exited (code ${ei.code}, signal ${ei.signal}) before ${mnt} was mounted\n` +
-          `command: node ${args.join(' ')}\nlog:\n${log()}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      const seen = e ? ` (mounted with fstype ${e.fstype}, expected ${FSTYPE})` : '';
-      forceCleanup(entry);
-      throw new Error(`mount of ${poolPath} at ${mnt} not ready after ${timeoutMs} ms${seen}\ncommand: node ${args.join(' ')}\nlog:\n${log()}`);
-    }
-    await sleep(e ? 20 : 50);
-  }
-
-  const mounted: Mounted = {
+  return {
     mnt,
     pool: poolPath,
-    child,
+    child: d.child,
     logPath,
-    log,
-    exited,
+    log: () => d.log(),
+    exited: d.exited,
     async stop() {
-      const umount = await runAsync(process.execPath, [CLI, 'umount', mnt]);
-      let res = await within(exited, 30_000);
-      if (!res) {
-        child.kill('SIGTERM');
-        res = await within(exited, 10_000);
-      }
-      if (!res) {
-        forceCleanup(entry);
-        throw new Error(`daemon for ${mnt} did not exit after umount and SIGTERM\n${umount.summary}\nlog:\n${log()}`);
-      }
+      const st = await d.stop();
+      const u = { status: st.umount.status, signal: null, stdout: st.umount.stdout, stderr: st.umount.stderr };
+      const umount: RunResult = { ...u, summary: summarize(`daxvm umount ${mnt}`, u) };
+      if (!st.exit) throw new Error(`daemon for ${mnt} did not exit after umount and SIGTERM\n${umount.summary}\nlog:\n${d.log()}`);
       // The daemon is gone; the kernel mount must be too.
-      const still = isMounted(mnt);
-      retire(entry);
-      if (still) {
-        lazyUnmount(mnt);
-        throw new Error(`${mnt} still mounted after the daemon exited\n${umount.summary}\nlog:\n${log()}`);
-      }
-      return { ...res, umount };
+      if (st.stillMounted) throw new Error(`${mnt} still mounted after the daemon exited\n${umount.summary}\nlog:\n${d.log()}`);
+      return { ...st.exit, umount };
     },
-    async kill() {
-      child.kill('SIGKILL');
-      await exited;
-      lazyUnmount(mnt);
-      retire(entry);
-    },
+    kill: () => d.kill(),
   };
-  return mounted;
 }
 
 /** Like run(), but does not block the event loop. */

@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { daxvmMountAt } from '../../fuse/mountinfo.js';
-import { parseSize } from '../../cli/format.js';
-import { TempMount } from '../temp-mount.js';
+import { daxvmMountAt } from '../../core/mountinfo.js';
+import { parseSize } from '../../core/output.js';
+import { TempMount } from '../../core/temp-mount.js';
 import { formatRows, parseFioJson, rowsOf, type FioRow } from './report.js';
 
 export const JOB_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bench', 'fio');

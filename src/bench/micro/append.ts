@@ -24,8 +24,8 @@
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { mmap, MAP_DAXVM, MAP_DAXVM_NOSYNC } from '../../lib/index.js';
-import { native } from '../../media/native.js';
-import { CliError, EXIT } from '../../cli/errors.js';
+import { native } from '../native.js';
+import { CliError, EXIT } from '../../core/errors.js';
 import { hex } from './files.js';
 import { MiB, seededBytes } from './db-file.js';
 import { sizesByThreads } from './options.js';

@@ -8,7 +8,7 @@
  * The title names the bench, whether the image was aged, and the machine.
  */
 import { writeFileSync } from 'node:fs';
-import { formatBytes } from '../../cli/format.js';
+import { formatBytes } from '../../core/output.js';
 import type { Environment } from './env.js';
 import type { CaseResult } from './runner.js';
 import type { BenchDef } from './types.js';

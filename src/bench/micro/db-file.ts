@@ -9,7 +9,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, statSync, writeSync } from 'node:fs';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import { native } from '../../media/native.js';
+import { native } from '../native.js';
 import type { AccessPattern } from './types.js';
 
 export const MiB = 1024 * 1024;

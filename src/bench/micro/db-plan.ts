@@ -5,8 +5,8 @@
  * offsets of a case's accesses.
  */
 import { join } from 'node:path';
-import { CliError, EXIT } from '../../cli/errors.js';
-import { formatBytes } from '../../cli/format.js';
+import { CliError, EXIT } from '../../core/errors.js';
+import { formatBytes } from '../../core/output.js';
 import { accessOffsets, DbImage, MiB } from './db-file.js';
 import type { BenchContext, BenchOptions, CaseSpec } from './types.js';
 

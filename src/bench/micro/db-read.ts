@@ -14,7 +14,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { mmap, MAP_DAXVM } from '../../lib/index.js';
-import { native } from '../../media/native.js';
+import { native } from '../native.js';
 import { hex } from './files.js';
 import { sumAdd } from './db-file.js';
 import { dbPlan, dbSizeOf, openDbCase } from './db-plan.js';

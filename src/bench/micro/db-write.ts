@@ -22,7 +22,7 @@
  */
 import { closeSync, fdatasyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { mmap, MAP_DAXVM, MAP_DAXVM_NOSYNC, type Mapping } from '../../lib/index.js';
-import { native } from '../../media/native.js';
+import { native } from '../native.js';
 import { hex } from './files.js';
 import { MiB, sumAdd, sumSub } from './db-file.js';
 import { dbPlan, dbSizeOf, openDbCase } from './db-plan.js';

@@ -10,7 +10,7 @@ import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readMarker } from '../age/tree.js';
-import { CLI } from '../temp-mount.js';
+import { mainScript } from '../../core/paths.js';
 import type { BenchMount } from './mount.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -57,7 +57,7 @@ function gitCommit(): string | null {
 
 /** `daxvm info MNT --json`, in a child (this process may read the pool; the child reads it the same way). */
 function poolInfo(mnt: string): Record<string, unknown> | null {
-  const r = spawnSync(process.execPath, [CLI, 'info', mnt, '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [mainScript(), 'info', mnt, '--json'], { encoding: 'utf8' });
   if (r.status !== 0) return null;
   try {
     const i = JSON.parse(r.stdout) as Record<string, unknown>;

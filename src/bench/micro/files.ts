@@ -8,7 +8,7 @@
  */
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { native } from '../../media/native.js';
+import { native } from '../native.js';
 
 const CHUNK = 1024 * 1024;
 const PER_DIR = 1000;

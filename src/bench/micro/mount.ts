@@ -10,9 +10,9 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { CliError, EXIT } from '../../cli/errors.js';
-import { daxvmMountAt, readMounts, topMountAt } from '../../fuse/mountinfo.js';
-import { TempMount } from '../temp-mount.js';
+import { CliError, EXIT } from '../../core/errors.js';
+import { daxvmMountAt, readMounts, topMountAt } from '../../core/mountinfo.js';
+import { TempMount } from '../../core/temp-mount.js';
 
 export const DEFAULT_MNT = '/mnt/nvmm1';
 

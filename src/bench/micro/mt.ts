@@ -7,7 +7,7 @@
  * worker (not the sum of the workers' times).
  */
 import { Worker } from 'node:worker_threads';
-import { CliError, EXIT } from '../../cli/errors.js';
+import { CliError, EXIT } from '../../core/errors.js';
 import { addSum, hex, writeFileSet } from './files.js';
 import type { MtFromWorker, MtToWorker, MtWorkerData } from './mt-worker.js';
 import { defaultThreadCounts, sizesByThreads } from './options.js';

@@ -4,8 +4,8 @@
  * and what would be right.
  */
 import { availableParallelism } from 'node:os';
-import { CliError, EXIT } from '../../cli/errors.js';
-import { formatBytes, parseSize } from '../../cli/format.js';
+import { CliError, EXIT } from '../../core/errors.js';
+import { formatBytes, parseSize } from '../../core/output.js';
 import type { AccessPattern, BenchDef, BenchFlag, BenchOptions, CaseSpec } from './types.js';
 
 /** As commander hands them over. */

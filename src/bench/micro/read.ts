@@ -4,7 +4,7 @@
  * files/s over the wall time of the whole pass (open of the first file to
  * close of the last), not over summed per-file times.
  */
-import { CliError, EXIT } from '../../cli/errors.js';
+import { CliError, EXIT } from '../../core/errors.js';
 import { sizesByThreads } from './options.js';
 import { hex, writeFileSet } from './files.js';
 import { FILE_VARIANTS, passOverFiles, settle, type FileVariantName } from './variants.js';

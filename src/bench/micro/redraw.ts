@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CliError, EXIT } from '../../cli/errors.js';
+import { CliError, EXIT } from '../../core/errors.js';
 import { writeChart } from './chart.js';
 import type { BenchJson } from './json.js';
 import type { CaseResult } from './runner.js';

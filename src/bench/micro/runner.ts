@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { formatBytes } from '../../cli/format.js';
+import { formatBytes } from '../../core/output.js';
 import type { BenchProgress } from './progress.js';
 import { figures, ratio, type Figures } from './stats.js';
 import type { BenchContext, BenchDef, CaseSpec, RunResult } from './types.js';

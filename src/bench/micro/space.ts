@@ -9,8 +9,8 @@
  */
 import { statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CliError, EXIT } from '../../cli/errors.js';
-import { formatBytes } from '../../cli/format.js';
+import { CliError, EXIT } from '../../core/errors.js';
+import { formatBytes } from '../../core/output.js';
 import { caseLabel } from './runner.js';
 import type { BenchDef, BenchOptions, CaseSpec } from './types.js';
 

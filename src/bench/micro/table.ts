@@ -5,7 +5,7 @@
  * median); then the ratios to the baseline; then files (or accesses) per
  * second; then what the library's mappings were.
  */
-import { formatBytes } from '../../cli/format.js';
+import { formatBytes } from '../../core/output.js';
 import type { CaseResult } from './runner.js';
 import { spreadShare, type Summary } from './stats.js';
 import type { BenchDef } from './types.js';

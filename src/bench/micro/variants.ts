@@ -7,7 +7,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { flushBatched, mmap, MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL } from '../../lib/index.js';
-import { native } from '../../media/native.js';
+import { native } from '../native.js';
 import { addSum } from './files.js';
 import type { VariantDef } from './types.js';
 

@@ -1,0 +1,63 @@
+/**
+ * Errors every layer may throw or catch, in one home:
+ * - PoolError: a pool refused as a whole (missing, not a pool, newer format,
+ *   corrupt, locked, read-only...), by the media layer or by the file
+ *   system; `hint` says what the user can do about it (the file system's
+ *   refusals always carry one, the media layer's low-level ones do not).
+ * - CliError: what a command reports to the user, with its exit code.
+ */
+
+export type PoolErrorCode =
+  // the file system's refusals (with a hint)
+  | 'ENOENT' | 'ENOTPOOL' | 'EFORMAT' | 'ECORRUPT' | 'ELOCKED' | 'ENEEDSFSCK' | 'ETRUNCATED' | 'ENOSPC'
+  // the media layer's
+  | 'EEXIST' | 'EROFS' | 'EINVAL' | 'EBADF' | 'EPERM';
+
+export interface PoolErrorOptions {
+  /** What the user can do about it, e.g. "run daxvm fsck --repair POOL". */
+  hint?: string;
+  /** The pool file. */
+  path?: string;
+  cause?: unknown;
+}
+
+export class PoolError extends Error {
+  readonly code: PoolErrorCode;
+  readonly hint: string | undefined;
+  readonly path: string | undefined;
+  constructor(code: PoolErrorCode, message: string, opts: PoolErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'PoolError';
+    this.code = code;
+    this.hint = opts.hint;
+    this.path = opts.path;
+  }
+}
+
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  /** Wrong arguments or unknown command. */
+  USAGE: 2,
+  /** e2fsck: operational error (also info's failures). */
+  OPERATIONAL: 8,
+  /** mount(8): mount failure. */
+  MOUNT_FAILURE: 32,
+} as const;
+
+/** What a command reports to the user: a message, what to do about it, and the exit code. */
+export class CliError extends Error {
+  override readonly name = 'CliError';
+  readonly exitCode: number;
+  readonly hint: string | undefined;
+  constructor(message: string, exitCode: number, hint?: string) {
+    super(message);
+    this.exitCode = exitCode;
+    this.hint = hint;
+  }
+}
+
+/** A PoolError (or anything with message and hint) as a CliError with the command's exit code. */
+export function poolFailure(err: { message: string; hint?: string | undefined }, exitCode: number): CliError {
+  return new CliError(err.message, exitCode, err.hint);
+}

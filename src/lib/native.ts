@@ -1,0 +1,86 @@
+/** The native shim's functions the library calls (native-shim/node/lib.c; the shim is loaded by core/native.ts). */
+import { loadShim, type MapHandle, type MappingShim } from '../core/native.js';
+
+export type { MapHandle } from '../core/native.js';
+
+/** What the kernel offers the client library (probed once per process). */
+export interface NativeFeatures {
+  /** A userfaultfd could be made (syscall or /dev/userfaultfd). */
+  userfaultfd: boolean;
+  userfaultfdError: string | null;
+  /** The kernel's UFFDIO_API feature bits. */
+  uffdFeatures: number;
+  /** UFFD_FEATURE_WP_ASYNC (6.7): write-protect faults resolved by the kernel itself. */
+  wpAsync: boolean;
+  /** UFFD_FEATURE_WP_UNPOPULATED (6.4). */
+  wpUnpopulated: boolean;
+  /** The PAGEMAP_SCAN ioctl (6.7). */
+  pagemapScan: boolean;
+  pagemapScanError: string | null;
+  /** The library tracks dirty pages (all of the above, and DAXVM_NO_TRACKING unset). */
+  tracking: boolean;
+}
+
+/** The process's views of a pool file: read-only, read-write tracked, read-write untracked (nosync). */
+export type PoolViewKind = 'ro' | 'rw' | 'rw-untracked';
+
+export interface PoolView {
+  /** Never unmapped: the process keeps its pool views for its life. */
+  handle: MapHandle;
+  size: number;
+  /** 'rw' only: registered with the process's userfaultfd and armed. */
+  tracked: boolean;
+  address: number;
+}
+
+export interface Span {
+  handle: MapHandle;
+  /** Carved from the ephemeral heap (else an address range of its own). */
+  heap: boolean;
+  tracked: boolean;
+  address: number;
+}
+
+export interface LibStats {
+  heapSize: number;
+  heapUsed: number;
+  heapTop: number;
+  zombies: number;
+  zombiePages: number;
+}
+
+export interface LibShim extends MappingShim {
+  /** getxattr(2) by path, fgetxattr(2) for an fd; ENODATA when absent. */
+  getxattr(pathOrFd: string | number, name: string): Buffer;
+  /**
+   * statx of an open file with AT_STATX_DONT_SYNC (no round trip to a FUSE
+   * daemon): its mount's id (unique ids, Linux 6.8, are never reused), device
+   * and mode.
+   */
+  quickStat(fd: number): { mountId: number; unique: boolean; devMajor: number; devMinor: number; mode: number };
+  /** Detach an ArrayBuffer (it reads as length 0 after). */
+  detach(ab: ArrayBuffer): void;
+  /** Detach a buffer another addon mapped and put a PROT_NONE placeholder over its pages (mmap-io). */
+  retire(ab: ArrayBuffer): void;
+  features(): NativeFeatures;
+  /** The process's view of a pool, mapped on first use (2 MiB or 1 GiB aligned), shared by all workers. */
+  poolView(path: string, kind: PoolViewKind): PoolView;
+  /**
+   * One span of MAP_FIXED maps of pool runs, `runs` = [poolOffset, length, ...]
+   * (whole pages); shared or private (copy-on-write), from the ephemeral heap
+   * when asked, registered and armed for dirty tracking when asked.
+   */
+  stitch(pool: MapHandle, runs: Float64Array, writable: boolean, priv: boolean, ephemeral: boolean, track: boolean): Span;
+  /** Pages written in the range since the last call, write-protected again; with sync, msync'ed each run. */
+  syncWritten(handle: MapHandle, offset: number, length: number, sync: boolean): number;
+  /** Pages written in the range since the last syncWritten (nothing re-armed). */
+  countWritten(handle: MapHandle, offset: number, length: number): number;
+  /** Queue a span for batched unmapping (views detached now); returns the spans dropped now (0: queued). */
+  zombie(handle: MapHandle, leaseFd: number, maxPages: number): number;
+  /** Drop every queued span; returns how many. */
+  flushZombies(): number;
+  stats(): LibStats;
+  address(handle: MapHandle): number;
+}
+
+export const native = loadShim<LibShim>();
