@@ -14,18 +14,24 @@ import { pattern, readAll, ROOT, tempPool } from './helpers/pool.js';
 const MiB = 1 << 20;
 
 /** A pool with a small tree, cleanly unmounted. */
-function build(t: Parameters<typeof tempPool>[0]): { pool: string; ino: Record<string, number>; blocks: Record<string, number[]> } {
+interface Built {
+  pool: string;
+  ino: { d: number; a: number; b: number; sub: number; c: number };
+  blocks: Record<string, number[]>;
+}
+
+function build(t: Parameters<typeof tempPool>[0]): Built {
   const pool = tempPool(t, 56);
   const fsys = openFileSystem(pool, { commitIntervalMs: 0 });
-  const ino: Record<string, number> = {};
-  ino.d = fsys.mkdir(ROOT_INO, 'd', 0o755, ROOT).ino;
-  ino.a = fsys.create(ino.d, 'a', 0o644, ROOT).ino;
-  fsys.write(ino.a, 0, pattern(20000, 1));
-  ino.b = fsys.create(ROOT_INO, 'b', 0o644, ROOT).ino;
-  fsys.write(ino.b, 0, pattern(9000, 2));
-  ino.sub = fsys.mkdir(ino.d, 'sub', 0o755, ROOT).ino;
-  ino.c = fsys.create(ino.sub, 'c', 0o644, ROOT).ino;
-  fsys.write(ino.c, 0, pattern(100, 3));
+  const d = fsys.mkdir(ROOT_INO, 'd', 0o755, ROOT).ino;
+  const a = fsys.create(d, 'a', 0o644, ROOT).ino;
+  fsys.write(a, 0, pattern(20000, 1));
+  const b = fsys.create(ROOT_INO, 'b', 0o644, ROOT).ino;
+  fsys.write(b, 0, pattern(9000, 2));
+  const sub = fsys.mkdir(d, 'sub', 0o755, ROOT).ino;
+  const c = fsys.create(sub, 'c', 0o644, ROOT).ino;
+  fsys.write(c, 0, pattern(100, 3));
+  const ino = { d, a, b, sub, c };
   fsys.setxattr(ino.b, 'user.x', Buffer.from('xattr value'), 0);
   const blocks: Record<string, number[]> = {};
   for (const [name, i] of Object.entries(ino)) {
@@ -259,7 +265,7 @@ t.test('fsck --repair: what it used to leave behind or give up on', async (t) =>
 
   t.test('extended attributes whose block is corrupt are found and dropped', async (t) => {
     const { pool, ino, blocks } = build(t);
-    patchBlock(pool, blocks['b.xattr']![0]!, (b) => { b[100] ^= 1; }, false);
+    patchBlock(pool, blocks['b.xattr']![0]!, (b) => b.writeUInt8(b.readUInt8(100) ^ 1, 100), false);
     repairs(t, pool, 'a corrupt xattr block');
     withFs(pool, (f) => {
       t.same(f.listxattr(ino.b), [], 'the attributes are gone');
@@ -290,7 +296,7 @@ t.test('fsck --repair: what it used to leave behind or give up on', async (t) =>
 
   t.test('a corrupt inode bitmap is rebuilt from the inode table', async (t) => {
     const { pool, ino } = build(t);
-    patchBlock(pool, g.inodeBitmapStart, (b) => { b[0] ^= 0x06; }, false);
+    patchBlock(pool, g.inodeBitmapStart, (b) => b.writeUInt8(b.readUInt8(0) ^ 0x06, 0), false);
     t.equal(openError(pool), 'ECORRUPT', 'the pool is refused');
     repairs(t, pool, 'a corrupt inode bitmap');
     withFs(pool, (f) => {
@@ -302,7 +308,7 @@ t.test('fsck --repair: what it used to leave behind or give up on', async (t) =>
 
   t.test('an entry naming an inode the bitmap marks free, whose record is whole, keeps its file', async (t) => {
     const { pool, ino } = build(t);
-    patchBlock(pool, g.inodeBitmapStart, (b) => { b[ino.b >> 3] &= ~(1 << (ino.b & 7)); });
+    patchBlock(pool, g.inodeBitmapStart, (b) => b.writeUInt8(b.readUInt8(ino.b >> 3) & ~(1 << (ino.b & 7)) & 0xff, ino.b >> 3));
     repairs(t, pool, 'an inode marked free');
     withFs(pool, (f) => t.ok(readAll(f, f.resolve('/b')).equals(pattern(9000, 2)), '/b is still there, whole'));
   });

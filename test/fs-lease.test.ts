@@ -3,6 +3,7 @@
  * moved or reused while a second handle is open (the writer's own is one).
  */
 import t from 'tap';
+import type * as Tap from 'tap';
 import { ROOT_INO } from '../src/fs/index.js';
 import { openPool, pattern, readAll, ROOT, tempPool } from './helpers/pool.js';
 

@@ -5,6 +5,7 @@
  * getxattr, retire (mmap-io buffers).
  */
 import t from 'tap';
+import type * as Tap from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';

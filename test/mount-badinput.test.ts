@@ -162,7 +162,7 @@ t.test('corrupt metadata (an inode, a directory block): errors, no crash, fsck f
   const flip = (off: number) => {
     const b = Buffer.alloc(1);
     fs.readSync(fd, b, 0, 1, off);
-    b[0] ^= 0x41;
+    b.writeUInt8(b.readUInt8(0) ^ 0x41, 0);
     fs.writeSync(fd, b, 0, 1, off);
   };
   flip(itable + victimIno * 256 + 16); // the victim's size field: its CRC no longer matches

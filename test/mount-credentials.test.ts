@@ -23,7 +23,7 @@ usermod -g ${USER} -G ${GROUP} ${USER} 2>/dev/null || { getent group ${USER} >/d
 }
 
 t.test('credentials: every rule answers as ext4, as root, nobody and a user with a supplementary group', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root (loop-mounted ext4, other users)');
+  if (process.getuid?.() !== 0) return t.skip('needs root (loop-mounted ext4, other users)', () => undefined);
   const err = ensureUser();
   t.equal(err, undefined, 'the test user and group exist');
   if (err) return;
@@ -48,7 +48,7 @@ t.test('credentials: every rule answers as ext4, as root, nobody and a user with
   const want = lines(ext.stdout);
   const got = lines(dax.stdout);
   t.ok(want.length > 40, `the probes ran on ext4 (${want.length} lines)\n${ext.stderr}`);
-  for (let i = 0; i < Math.max(want.length, got.length); i++) t.equal(got[i], want[i], want[i] ?? got[i]);
+  for (let i = 0; i < Math.max(want.length, got.length); i++) t.equal(got[i], want[i], want[i] ?? got[i] ?? '');
   // A few absolutes, so that a change on both sides still shows.
   t.match(got.join('\n'), new RegExp(`  a ${USER}:${USER} -rw-r--r--`), "a new file is the caller's");
   t.match(got.join('\n'), new RegExp(`  sg/d ${USER}:${GROUP} drwxr-sr-x`), 'group and setgid from a setgid parent');

@@ -22,6 +22,8 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
+import { textTable } from '../core/output.js';
+import { median as med } from './micro/stats.js';
 import { TempMount } from '../core/temp-mount.js';
 
 const MB = 1e6;
@@ -48,11 +50,6 @@ interface Result {
 }
 
 function median(all: Figures[]): Figures {
-  const med = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    const mid = Math.floor(s.length / 2);
-    return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  };
   return {
     seqWriteMBs: med(all.map((f) => f.seqWriteMBs)),
     seqReadMBs: med(all.map((f) => f.seqReadMBs)),
@@ -151,10 +148,8 @@ function table(res: Result): string {
   const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
   const head = ['', 'unit', 'daxvm mount', 'host dir', 'mount/host'];
   const body = rows.map(([name, unit, m, h]) => [name, unit, fmt(m), fmt(h), (m / h).toFixed(2)]);
-  const widths = head.map((_, i) => Math.max(head[i]!.length, ...body.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const foot = res.runs > 1 ? [`(medians of ${res.runs} runs, mount and host alternating)`] : [];
-  return [line(head), ...body.map(line), ...foot].join('\n');
+  return [textTable(head, body), ...foot].join('\n');
 }
 
 async function main(): Promise<void> {

@@ -25,6 +25,8 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { mmap, libraryFeatures, MAP_DAXVM, type Mapping } from '../lib/index.js';
 import { native } from '../lib/native.js';
+import { textTable } from '../core/output.js';
+import { median } from './micro/stats.js';
 import { TempMount } from '../core/temp-mount.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -33,10 +35,6 @@ const PAGE = 4096;
 
 const now = (): bigint => process.hrtime.bigint();
 const us = (a: bigint, b: bigint): number => Number(b - a) / 1000;
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 
 function writeContiguous(path: string, size: number): void {
   const fd = openSync(path, 'w');
@@ -126,13 +124,10 @@ function msyncCost(file: string, flags: number, size: number, samples: number, l
   return { mapping: `${label} (${map.mode}, ${map.tracking})`, size, dirtyPages: 1, pagesWritten: written, msyncUs: median(times), scanUs: scans.length ? median(scans) : null, samples };
 }
 
-function formatTable(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
-  return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
-}
 
 const sizeLabel = (n: number): string => (n >= GiB ? `${n / GiB} GiB` : n >= MiB ? `${n / MiB} MiB` : `${n / KiB} KiB`);
+
+const tableOf = (head: string[], rows: string[][]): string => textTable(head, rows, { rule: true });
 
 async function main(): Promise<void> {
   const o = new Command('lib-figures')
@@ -189,11 +184,11 @@ async function main(): Promise<void> {
     }
     const f1 = (x: number) => x.toFixed(1);
     process.stdout.write('mmap + touch every page + unmap, one file (medians, µs)\n');
-    process.stdout.write(formatTable(['file', 'path', 'runs', 'mmap', 'touch', 'unmap', 'total', 'samples'],
+    process.stdout.write(tableOf(['file', 'path', 'runs', 'mmap', 'touch', 'unmap', 'total', 'samples'],
       all.map((c) => [sizeLabel(c.size), c.mode, String(c.runs), f1(c.mmapUs), f1(c.touchUs), f1(c.unmapUs), f1(c.totalUs), String(c.samples)])) + '\n');
     process.stdout.write(`of which V8 alone, for a Buffer over the mapped memory (create + detach, median of 50): ${buffers.map((b) => `${sizeLabel(b.size)} ${f1(b.us)} µs`).join(', ')}\n\n`);
     process.stdout.write(`msync with one dirty page (medians of 30, µs; msync tracking on this kernel: ${features.msync})\n`);
-    process.stdout.write(formatTable(['mapping size', 'mapping', 'pages written', 'msync', 'of which the scan'],
+    process.stdout.write(tableOf(['mapping size', 'mapping', 'pages written', 'msync', 'of which the scan'],
       syncs.map((s) => [sizeLabel(s.size), s.mapping, String(s.pagesWritten), f1(s.msyncUs), s.scanUs === null ? '-' : f1(s.scanUs)])) + '\n');
   } finally {
     await m.close();

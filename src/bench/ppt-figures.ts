@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { parsePpt, PPT_XATTR, type PptInfo } from '../core/format/ppt.js';
+import { textTable } from '../core/output.js';
 import { TempMount } from '../core/temp-mount.js';
 
 const KiB = 1024;
@@ -188,7 +189,8 @@ function fragmentFreeSpace(m: FigureMount, log: Log): void {
       try { unlinkSync(p); } catch { /* the file that hit ENOSPC may be partial or absent */ }
     }
   });
-  m.ppt(names[0]!.slice(m.mnt.length + 1)); // commit, so the freed blocks can be reused
+  const kept = names[0]; // i = 0 is kept (unless it was the one that met ENOSPC)
+  if (kept) m.ppt(kept.slice(m.mnt.length + 1)); // commit, so the freed blocks can be reused
 }
 
 async function buildTime(hostDir: string, name: string, files: number, fileSize: number, log: Log): Promise<BuildRow> {
@@ -209,11 +211,8 @@ async function buildTime(hostDir: string, name: string, files: number, fileSize:
   }
 }
 
-function formatTable(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
+
+const tableOf = (head: string[], rows: string[][]): string => textTable(head, rows, { rule: true });
 
 async function main(): Promise<void> {
   const all = ['4k', '64k', '1g', '1g-frag', 'build-64m', 'build-64k'];
@@ -268,7 +267,7 @@ async function main(): Promise<void> {
   }
   if (storageRows.length) {
     process.stdout.write('\nPage-table storage (PMEM, from kbytes_occupied) as a share of data\n\n');
-    process.stdout.write(formatTable(
+    process.stdout.write(tableOf(
       ['files', 'data KiB', 'tables KB', 'share', 'nodes', 'huge PMD', 'huge PUD', 'PTE', 'big file'],
       storageRows.map((r) => [r.name, String(r.dataKiB), String(r.tableKB), `${r.sharePct >= 1 ? r.sharePct.toFixed(2) : r.sharePct.toPrecision(2)} %`,
         String(r.nodes), String(r.hugePmd), String(r.hugePud), String(r.pte), r.shape ?? '']),
@@ -276,7 +275,7 @@ async function main(): Promise<void> {
   }
   if (buildRows.length) {
     process.stdout.write('\nBuilding tables for existing files: echo 1 > .daxvm/page_tables_on (then echo 0)\n\n');
-    process.stdout.write(formatTable(
+    process.stdout.write(tableOf(
       ['files', 'data KiB', 'echo 1 (s)', 'files/s', 'tables KB', 'echo 0 (s)'],
       buildRows.map((r) => [r.name, String(r.dataKiB), r.buildSeconds.toFixed(3), r.filesPerSecond.toFixed(0), String(r.tableKB), r.dropSeconds.toFixed(3)]),
     ) + '\n');

@@ -29,18 +29,22 @@ export function parseMountinfo(text: string): MountEntry[] {
   const out: MountEntry[] = [];
   for (const line of text.split('\n')) {
     if (!line) continue;
+    // id parent maj:min root mountpoint options [optional fields...] - fstype source superoptions
     const f = line.split(' ');
     const sep = f.indexOf('-', 6);
-    if (f.length < 10 || sep < 0) continue;
+    const [id, parentId, device, root, mountpoint, options] = f;
+    const fstype = f[sep + 1];
+    const source = f[sep + 2];
+    if (sep < 0 || options === undefined || fstype === undefined || source === undefined) continue;
     out.push({
-      id: Number(f[0]),
-      parentId: Number(f[1]),
-      device: f[2]!,
-      root: unescapeMountField(f[3]!),
-      mountpoint: unescapeMountField(f[4]!),
-      options: f[5]!,
-      fstype: f[sep + 1]!,
-      source: unescapeMountField(f[sep + 2]!),
+      id: Number(id),
+      parentId: Number(parentId),
+      device: device ?? '',
+      root: unescapeMountField(root ?? ''),
+      mountpoint: unescapeMountField(mountpoint ?? ''),
+      options,
+      fstype,
+      source: unescapeMountField(source),
       superOptions: f[sep + 3] ?? '',
     });
   }

@@ -30,3 +30,17 @@ export function table(rows: [string, string][]): string {
   const w = Math.max(...rows.map(r => r[0].length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
 }
+
+/**
+ * Columns of text two spaces apart: the first `left` columns (default 1)
+ * flush left, the others (figures) flush right; a rule of dashes under the
+ * head when asked. A row short of cells shows them empty.
+ */
+export function textTable(head: string[], rows: string[][], opts: { left?: number; rule?: boolean } = {}): string {
+  const left = opts.left ?? 1;
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    widths.map((w, i) => (i < left ? (cells[i] ?? '').padEnd(w) : (cells[i] ?? '').padStart(w))).join('  ').trimEnd();
+  const ruleLine = opts.rule ? [line(widths.map((w) => '-'.repeat(w)))] : [];
+  return [line(head), ...ruleLine, ...rows.map(line)].join('\n');
+}

@@ -11,12 +11,15 @@ export class Bits {
   constructor(readonly size: number) {
     this.bytes = new Uint8Array(Math.ceil(size / 8));
   }
+  /** Bits past the end read as clear (and are never set). */
   get(i: number): boolean {
-    return (this.bytes[i >>> 3]! & (1 << (i & 7))) !== 0;
+    return ((this.bytes[i >>> 3] ?? 0) & (1 << (i & 7))) !== 0;
   }
   set(i: number, value: boolean): void {
-    if (value) this.bytes[i >>> 3]! |= 1 << (i & 7);
-    else this.bytes[i >>> 3]! &= ~(1 << (i & 7));
+    const k = i >>> 3;
+    const byte = this.bytes[k];
+    if (byte === undefined) return;
+    this.bytes[k] = value ? byte | (1 << (i & 7)) : byte & ~(1 << (i & 7));
   }
   setRange(start: number, count: number, value: boolean): void {
     let i = start;
@@ -120,6 +123,7 @@ export class MediaBitmap {
     return bits;
   }
 
+  // Below: `bit` < BITS_PER_BITMAP_BLOCK, so byte `bit >>> 3` lies inside the 4 KiB image (the `!`s are proven).
   get(i: number): boolean {
     const image = this.store.load(this.start + Math.floor(i / BITS_PER_BITMAP_BLOCK), 'crc', this.what);
     const bit = i % BITS_PER_BITMAP_BLOCK;

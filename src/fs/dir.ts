@@ -54,6 +54,13 @@ export class Directory {
     });
   }
 
+  /** The pool block of directory block `index` (a slot's index always has one). */
+  private blockAt(index: number): number {
+    const block = this.blocks[index];
+    if (block === undefined) throw new FsError('EIO', `directory block ${index} of ${this.blocks.length}: the index is out of step`);
+    return block;
+  }
+
   get(name: string): Slot | undefined {
     return this.entries.get(name);
   }
@@ -68,7 +75,7 @@ export class Directory {
     const n = this.slack.length;
     for (let k = 0; k < n; k++) {
       const i = (this.hint + k) % n;
-      if (this.slack[i]! >= need) return i;
+      if ((this.slack[i] ?? 0) >= need) return i;
     }
     return -1;
   }
@@ -87,7 +94,7 @@ export class Directory {
   insert(index: number, name: string, ino: number, type: number): void {
     const nameBytes = toBytes(name);
     const need = recordSize(nameBytes.length);
-    const block = this.blocks[index]!;
+    const block = this.blockAt(index);
     const image = this.store.load(block, 'crc', 'directory block');
     let placed = -1;
     this.walk(image, block, (off, recIno, recLen, _name, _type, recNameLen) => {
@@ -118,7 +125,7 @@ export class Directory {
   remove(name: string): Slot {
     const slot = this.entries.get(name);
     if (!slot) throw new FsError('ENOENT', name);
-    const block = this.blocks[slot.index]!;
+    const block = this.blockAt(slot.index);
     const image = this.store.load(block, 'crc', 'directory block');
     let prev = -1;
     this.walk(image, block, (off) => {
@@ -137,7 +144,7 @@ export class Directory {
   retarget(name: string, ino: number, type: number): void {
     const slot = this.entries.get(name);
     if (!slot) throw new FsError('ENOENT', name);
-    const block = this.blocks[slot.index]!;
+    const block = this.blockAt(slot.index);
     const image = this.store.load(block, 'crc', 'directory block');
     image.writeUInt32LE(ino, slot.offset + DIRENT_INO);
     image.writeUInt8(type >> 12, slot.offset + DIRENT_TYPE);

@@ -32,7 +32,7 @@ import { salvageDirBlock } from './dir.js';
 import { ExtentList, type Extent } from './extents.js';
 import { loadXattrs } from './xattr.js';
 import * as names from './ops-names.js';
-import { BLOCKS_PER_ENTRY, ENTRIES_PER_NODE, levelForSize } from '../core/format/ppt.js';
+import { blocksPerEntry, ENTRIES_PER_NODE, levelForSize } from '../core/format/ppt.js';
 import { walkTable } from '../ppt/tables.js';
 
 export interface FsckProblem {
@@ -408,7 +408,8 @@ class Walker {
           ref,
           (leaf) => {
             const segs = inode.extents.map(leaf.logical, leaf.count);
-            if (segs.length !== 1 || segs[0]!.physical !== leaf.physical) throw new Error(`entry for logical block ${leaf.logical} maps pool block ${leaf.physical}, the extents say ${segs[0]?.physical ?? 'a hole'}`);
+            const [seg] = segs;
+            if (segs.length !== 1 || seg?.physical !== leaf.physical) throw new Error(`entry for logical block ${leaf.logical} maps pool block ${leaf.physical}, the extents say ${seg?.physical ?? 'a hole'}`);
             leafBlocks += leaf.count;
           },
           (b) => {
@@ -417,7 +418,7 @@ class Walker {
           },
         );
         // Blocks preallocated past the end (fallocate --keep-size) beyond the root's reach have no entry.
-        const reach = BLOCKS_PER_ENTRY[ref.level]! * ENTRIES_PER_NODE;
+        const reach = blocksPerEntry(ref.level) * ENTRIES_PER_NODE;
         const mapped = inode.extents.items.reduce((n, e) => n + Math.max(0, Math.min(e.logical + e.count, reach) - e.logical), 0);
         if (leafBlocks !== mapped) why = `the table maps ${leafBlocks} blocks, the extents ${mapped}`;
         else if (nodes.size !== ref.nodes) why = `${nodes.size} nodes, the inode says ${ref.nodes}`;

@@ -183,7 +183,8 @@ export class InodeTable {
   /** A metadata block for `inode` (chain, directory, xattr, symlink), counted in its blocks. */
   allocMeta(goal?: number): number {
     const [run] = this.alloc.allocate({ count: 1, goal, meta: true });
-    return run!.start;
+    if (!run) throw new FsError('ENOSPC', 'no block for metadata');
+    return run.start;
   }
 
   freeMeta(block: number): void {

@@ -98,9 +98,9 @@ export function zeroStaleTail(core: FsCore, inode: Inode, upTo: number): void {
  */
 export function alignForHuge(core: FsCore, inode: Inode): boolean {
   const items = inode.extents.items;
-  if (items.length === 0) return false;
+  const last = items.at(-1);
+  if (!last) return false;
   if (inode.openCount > 1) return false;
-  const last = items[items.length - 1]!;
   if (last.logical + last.count > HUGE_BLOCKS) return false;
   if (items.every((e) => (e.physical - e.logical) % HUGE_BLOCKS === 0)) return false;
   let runs;
@@ -109,12 +109,16 @@ export function alignForHuge(core: FsCore, inode: Inode): boolean {
   } catch {
     return false; // No aligned room: stay as we are.
   }
-  const contiguous = runs.every((r, i) => i === 0 || r.start === runs[i - 1]!.start + runs[i - 1]!.count);
-  if (!contiguous || runs[0]!.start % HUGE_BLOCKS !== 0) {
+  const first = runs[0];
+  const contiguous = runs.every((r, i) => {
+    const prev = runs[i - 1];
+    return !prev || r.start === prev.start + prev.count;
+  });
+  if (!first || !contiguous || first.start % HUGE_BLOCKS !== 0) {
     for (const r of runs) core.alloc.freeUncommitted(r);
     return false;
   }
-  const base = runs[0]!.start;
+  const base = first.start;
   const mapped = inode.extents.map(0, HUGE_BLOCKS);
   for (const seg of mapped) {
     const to = (base + seg.logical) * BLOCK_SIZE;
@@ -225,7 +229,7 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
   inode.size = Math.max(inode.size, position + length);
   inode.mtimeMs = inode.ctimeMs = now;
   if (moved) core.syncTables(inode, 0, Math.max(HUGE_BLOCKS, limit));
-  else if (fresh.length) core.syncTables(inode, fresh[0]!.logical, limit);
+  else if (fresh[0]) core.syncTables(inode, fresh[0].logical, limit);
   else core.syncTables(inode, 0, 0);
   core.save(inode);
   core.dataDirty = true;

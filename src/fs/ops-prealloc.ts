@@ -104,7 +104,7 @@ function allocate(core: FsCore, inode: Inode, start: number, end: number, keepSi
   if (grows || zeroRange) inode.mtimeMs = now;
   inode.ctimeMs = now;
   if (moved) core.syncTables(inode, 0, Math.max(HUGE_BLOCKS, last));
-  else if (fresh.length) core.syncTables(inode, fresh[0]!.logical, last);
+  else if (fresh[0]) core.syncTables(inode, fresh[0].logical, last);
   else core.syncTables(inode, 0, 0); // the size may have changed the root's level
 }
 

@@ -64,8 +64,7 @@ export class Zeroer {
   tick(budget = BLOCKS_PER_TICK): number {
     const alloc = this.core.alloc;
     let done = 0;
-    while (budget > 0 && alloc.dirtyFree.length) {
-      const run = alloc.dirtyFree[0]!;
+    for (let run = alloc.dirtyFree[0]; budget > 0 && run; run = alloc.dirtyFree[0]) {
       const n = Math.min(run.count, budget);
       // Only what is still free: the queue may be stale (blocks reallocated since).
       for (let b = run.start; b < run.start + n; ) {

@@ -23,8 +23,7 @@ export function escapeMountpoint(mnt: string): string {
   if (trimmed === '') return '-';
   let out = '';
   const bytes = Buffer.from(trimmed);
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i]!;
+  for (const [i, c] of bytes.entries()) {
     const ch = String.fromCharCode(c);
     if (ch === '/') out += '-';
     else if (/[A-Za-z0-9:_]/.test(ch) || (ch === '.' && i > 0)) out += ch;

@@ -81,7 +81,7 @@ export function poolHugePages(poolPath: string, bytes = 64 * 1024 * 1024): PoolH
   const alignedStart = Math.ceil(start / (2 * 1024 * 1024)) * 2 * 1024 * 1024;
   const end = Math.min(pool.ro.size, alignedStart + bytes);
   let sum = 0;
-  for (let off = alignedStart; off < end; off += 4096) sum += pool.bytes(off, 1)[0]!;
+  for (let off = alignedStart; off < end; off += 4096) sum += pool.bytes(off, 1).readUInt8(0);
   const fields = smapsFields(pool.ro.address);
   void sum;
   return {
@@ -98,14 +98,14 @@ function smapsFields(address: number): Record<string, number> {
   let inside = false;
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    const head = /^(?<from>[0-9a-f]+)-(?<to>[0-9a-f]+) /.exec(line)?.groups;
     if (head) {
       if (inside) break;
-      inside = address >= parseInt(head[1]!, 16) && address < parseInt(head[2]!, 16);
+      inside = address >= parseInt(head.from ?? '', 16) && address < parseInt(head.to ?? '', 16);
       continue;
     }
-    const f = inside ? /^(\w+):\s+(\d+) kB/.exec(line) : null;
-    if (f) out[f[1]!] = Number(f[2]);
+    const f = inside ? /^(?<key>\w+):\s+(?<kb>\d+) kB/.exec(line)?.groups : undefined;
+    if (f?.key) out[f.key] = Number(f.kb);
   }
   return out;
 }

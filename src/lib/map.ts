@@ -169,9 +169,10 @@ function fromTables(common: Common, c: Checked, pool: PoolAccess, table: TableRe
     zombieMaxPages: Math.max(1, knobs.zombieMaxPages), tracking,
   };
 
-  if (table.runs.length === 1 && !c.priv) {
+  const [only] = table.runs;
+  if (only && table.runs.length === 1 && !c.priv) {
     // Attach: a Buffer over the span of the view, no syscall, no new VMA.
-    const base = table.runs[0]!.physical * PAGE;
+    const base = only.physical * PAGE;
     if (tracked) native.syncWritten(view.handle, base, common.length, true); // arm (and write back strays)
     const buffer = Buffer.from(native.view(view.handle, base, common.length));
     return new Mapping({ ...parts, mode: 'attached', buffer, ephemeral: false, handle: view.handle, base, address: view.address + base });

@@ -13,7 +13,7 @@ import {
 } from '../core/format/inode.js';
 import { S_IFMT, S_IFREG } from '../core/format/mode.js';
 import { BLOCK_SIZE, INODE_SIZE, INODES_PER_BLOCK, type Geometry } from '../core/format/pool.js';
-import { BLOCKS_PER_ENTRY, ENTRIES_PER_NODE, readEntry } from '../core/format/ppt.js';
+import { blocksPerEntry, ENTRIES_PER_NODE, readEntry } from '../core/format/ppt.js';
 import { decodeSuperblock, SB_MSYNC as SB_KNOB_MSYNC, SB_ZOMBIE_MAX_PAGES as SB_KNOB_ZOMBIE_MAX_PAGES } from '../core/format/superblock.js';
 import { native, type PoolView, type PoolViewKind } from './native.js';
 import { DaxvmError } from './errors.js';
@@ -182,7 +182,7 @@ export class PoolAccess {
     const visit = (block: number, lvl: number, base: number): void => {
       checkBlock(block);
       const node = this.bytes(block * BLOCK_SIZE, BLOCK_SIZE);
-      const span = BLOCKS_PER_ENTRY[lvl]!;
+      const span = blocksPerEntry(lvl);
       const i0 = Math.max(0, Math.floor((first - base) / span));
       const i1 = Math.min(ENTRIES_PER_NODE - 1, Math.floor((end - 1 - base) / span));
       for (let i = i0; i <= i1; i++) {

@@ -7,7 +7,7 @@
  * one huge PMD entry; a 1 GiB range likewise one huge PUD entry. Anything
  * else gets a node below. Empty ranges have no entry and no node.
  */
-import { BLOCKS_PER_ENTRY, clearEntry, ENTRIES_PER_NODE, levelForSize, readEntry, writeEntry } from '../core/format/ppt.js';
+import { blocksPerEntry, clearEntry, ENTRIES_PER_NODE, levelForSize, readEntry, writeEntry } from '../core/format/ppt.js';
 
 /** Where the table's nodes live: the file system's metadata store. */
 export interface NodeStore {
@@ -70,7 +70,7 @@ class Builder {
   /** Make the entries of `block` (a node at `level` whose entry 0 maps `base`) right for [from, to). */
   sync(block: number, level: number, base: number, from: number, to: number): void {
     const node = this.store.node(block);
-    const span = BLOCKS_PER_ENTRY[level]!;
+    const span = blocksPerEntry(level);
     const first = Math.max(0, Math.floor((from - base) / span));
     const last = Math.min(ENTRIES_PER_NODE - 1, Math.floor((to - 1 - base) / span));
     let changed = false;
@@ -79,17 +79,17 @@ class Builder {
       const cur = readEntry(node, i);
       const segs = this.extents.map(start, span);
       const mapped = segs.filter((s) => s.physical >= 0);
+      const only = mapped.length === 1 ? mapped[0] : undefined;
       if (level === 1) {
-        const want = mapped.length ? mapped[0]!.physical : -1;
+        const want = mapped[0]?.physical ?? -1;
         if (want < 0 && cur.present) { clearEntry(node, i); changed = true; }
         if (want >= 0 && (!cur.present || cur.block !== want)) { writeEntry(node, i, want, false); changed = true; }
         continue;
       }
-      const whole = segs.length === 1 && mapped.length === 1 && mapped[0]!.physical % span === 0;
-      if (whole && level <= MAX_HUGE_LEVEL) {
+      if (only && segs.length === 1 && only.physical % span === 0 && level <= MAX_HUGE_LEVEL) {
         if (cur.present && !cur.huge) this.freeSubtree(cur.block, level - 1);
-        if (!cur.present || !cur.huge || cur.block !== mapped[0]!.physical) {
-          writeEntry(node, i, mapped[0]!.physical, true);
+        if (!cur.present || !cur.huge || cur.block !== only.physical) {
+          writeEntry(node, i, only.physical, true);
           changed = true;
         }
         continue;
@@ -126,7 +126,7 @@ export function syncTable(store: NodeStore, ref: TableRef, extents: ExtentSource
     if (ref.root) builder.freeSubtree(ref.root, ref.level);
     return { ...NO_TABLE };
   }
-  const capacity = BLOCKS_PER_ENTRY[level]! * ENTRIES_PER_NODE;
+  const capacity = blocksPerEntry(level) * ENTRIES_PER_NODE;
   let root = ref.root;
   if (!root || ref.level !== level) {
     if (root) builder.freeSubtree(root, ref.level);
@@ -162,7 +162,7 @@ export function walkTable(
   const visit = (block: number, level: number, base: number): void => {
     onNode(block, level);
     const node = read(block);
-    const span = BLOCKS_PER_ENTRY[level]!;
+    const span = blocksPerEntry(level);
     for (let i = 0; i < ENTRIES_PER_NODE; i++) {
       const e = readEntry(node, i);
       if (!e.present) continue;

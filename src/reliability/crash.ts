@@ -261,8 +261,7 @@ class Timeline {
   /** The page image with the first `count` in-flight stores applied. */
   pageWith(page: number, count: number): Buffer {
     const img = Buffer.from(this.img.refPage(page));
-    const list = this.inflight.get(page)!;
-    for (let i = 0; i < count; i++) list[i]!.bytes.copy(img, list[i]!.offset);
+    for (const s of this.inflight.get(page)?.slice(0, count) ?? []) s.bytes.copy(img, s.offset);
     return img;
   }
 }
@@ -365,8 +364,9 @@ function shareOut(barriers: Barrier[], budget: number): number[] {
   let left = budget;
   order.forEach((i, k) => {
     const share = Math.max(1, Math.floor(left / (order.length - k)));
-    quota[i] = Math.min(capacity(barriers[i]!), share);
-    left -= quota[i]!;
+    const q = Math.min(capacity(barriers[i]!), share);
+    quota[i] = q;
+    left -= q;
   });
   return quota;
 }
@@ -481,14 +481,16 @@ function explore(
   for (const b of barriers) {
     const at = t.next();
     if (!at || at.event !== b.event) throw new Error('the event stream changed between passes');
-    if (quota[b.index]! > 0) {
-      let states = statesFor(b, quota[b.index]!, opts.seed);
+    const q = quota[b.index] ?? 0;
+    if (q > 0) {
+      let states = statesFor(b, q, opts.seed);
       if (replay) {
         const [kind, arg] = replay.name.split('.');
         const d = descriptorFor(b, kind!, Number(arg ?? 0), opts.seed);
         if (!d) throw new Error(`--replay ${replay.barrier}:${replay.name}: no such state at that barrier (${b.pages.length} pages, ${b.order.length} stores in flight)`);
-        states = [{ name: `${b.index}:${replay.name}`, d }];
-        log(`replaying ${rec.workload.name} ${states[0]!.name}: ${b.label}; ${b.pages.length} page(s) with ${b.order.length} store(s) in flight; model window: after op ${b.lo}..${b.hi}`);
+        const state = { name: `${b.index}:${replay.name}`, d };
+        states = [state];
+        log(`replaying ${rec.workload.name} ${state.name}: ${b.label}; ${b.pages.length} page(s) with ${b.order.length} store(s) in flight; model window: after op ${b.lo}..${b.hi}`);
         b.pages.forEach((p, i) => log(`  page ${i}: pool block ${p} (${rec.region(p)}): ${d.get(p) ?? 0} of ${b.counts[i]} store(s) reach the media`));
         for (let op = Math.max(1, b.lo - 2); op <= Math.min(rec.ops.length, b.hi + 1); op++) log(`  op ${op}: ${rec.ops[op - 1]}`);
       }

@@ -9,7 +9,7 @@ import {
 } from '../fs/index.js';
 import { BLOCK_SIZE } from '../core/format/pool.js';
 import { baseName, Model, parentOf, type DataWrite, type Snapshot } from './model.js';
-import { mixSeed, patternBytes, rng } from './image.js';
+import { mixSeed, patternBytes, pickOne, rng } from './image.js';
 
 const OWNER = { uid: 0, gid: 0 };
 
@@ -260,7 +260,7 @@ export class Driver {
     const all = this.model.paths().filter((p) => p !== '/' && !except.includes(p) &&
       (kind === 'any' || this.model.node(p).kind === kind));
     if (all.length === 0) return '';
-    return all[Math.floor(this.random() * all.length)]!;
+    return pickOne(all, this.random);
   }
 }
 

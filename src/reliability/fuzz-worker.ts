@@ -27,7 +27,9 @@ process.on('message', (m: { type: string; bases?: string[]; seed?: number; scrat
       process.send!({ type: 'ready' });
     } else if (m.type === 'case') {
       const c = makeCase(seed, m.index!, bases, inventories);
-      const outcome = checkCase(images[c.base]!, c);
+      const image = images[c.base];
+      if (!image) throw new RangeError(`case ${c.index}: base ${c.base} of ${images.length}`);
+      const outcome = checkCase(image, c);
       process.send!({ type: 'result', outcome });
     } else if (m.type === 'exit') {
       for (const img of images) {

@@ -164,7 +164,7 @@ export async function runFuzzer(opts: FuzzOptions): Promise<FuzzResult> {
     const onOutcome = (o: CaseOutcome, hang = false): void => {
       const c = caseOf(o.index);
       result.cases++;
-      const kind = c.mutations[0]!.structure.kind;
+      const kind = c.mutations[0]!.structure.kind; // makeCase makes one or more
       const k = (result.byKind[kind] ??= { cases: 0, failed: 0 });
       k.cases++;
       if (o.open === 'served') result.served++;
@@ -184,7 +184,8 @@ export async function runFuzzer(opts: FuzzOptions): Promise<FuzzResult> {
       log(`  damage: ${describeCase(c)}`);
       if (result.failed <= MAX_KEPT || opts.only !== undefined) {
         image = keepPath(`fuzz-seed${opts.seed}-case${o.index}.pool`);
-        saveCaseImage(bases[c.base]!, c, image);
+        const base = bases[c.base];
+        if (base) saveCaseImage(base, c, image);
         log(`  image kept: ${image}`);
       }
       log(`  replay: ${replay}`);
@@ -209,7 +210,7 @@ export async function runFuzzer(opts: FuzzOptions): Promise<FuzzResult> {
             child.send({ type: 'exit' });
             return;
           }
-          const i = indices[next++]!;
+          const i = indices[next++]!; // next < indices.length (above)
           h.busy = i;
           h.timer = setTimeout(() => {
             h.timer = null;

@@ -130,6 +130,13 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** The element of `items` that one draw of `random` (in [0, 1)) picks; an empty list is a caller's bug. */
+export function pickOne<T>(items: readonly T[], random: () => number): T {
+  const x = items[Math.floor(random() * items.length)];
+  if (x === undefined) throw new RangeError('a pick from an empty list');
+  return x;
+}
+
 /** Mix numbers into one 32-bit seed. */
 export function mixSeed(...parts: number[]): number {
   let h = 0x811c9dc5;

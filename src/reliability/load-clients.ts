@@ -88,8 +88,9 @@ export async function runClients(ctx: LoadContext, clients: number, seconds: num
       try {
         s = JSON.parse(text.trim().split('\n').pop() ?? '') as ChurnSummary;
       } catch {
-        problems.push(`client ${c} ${ends[c] ? `exited ${ends[c]!.code ?? ends[c]!.signal}` : 'hung'} without a summary: ${text.slice(0, 800)}`);
-        procs[c]!.kill('SIGKILL');
+        const end = ends[c];
+        problems.push(`client ${c} ${end ? `exited ${end.code ?? end.signal}` : 'hung'} without a summary: ${text.slice(0, 800)}`);
+        procs[c]?.kill('SIGKILL');
         continue;
       }
       for (const [k, v] of Object.entries(s.ops)) out.ops[k] = (out.ops[k] ?? 0) + v;

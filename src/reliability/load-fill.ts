@@ -97,19 +97,20 @@ async function round(ctx: LoadContext, i: number, seed: number): Promise<FillRou
     const metaEnd = await exitWithin(meta, 30_000);
     const outText = (n: string) => (fs.existsSync(path.join(host, n)) ? fs.readFileSync(path.join(host, n), 'utf8').trim() : '');
     const logs = Array.from({ length: WRITERS }, (_, w) => readJsonLines<FillLine & { t?: string }>(path.join(host, `w${w}.log`)));
-    for (let w = 0; w < WRITERS; w++) {
-      const bad = logs[w]!.find((l) => l.err || l.t === 'never full');
-      if (ends[w]?.code !== 0) return fail(`writer ${w} ${ends[w] ? `exited ${ends[w]!.code ?? ends[w]!.signal}` : 'hung (5 minutes)'}: ${bad ? JSON.stringify(bad) : outText(`w${w}.out`)}`);
-      for (const l of logs[w]!) if (l.enospc) out.enospc[l.enospc] = (out.enospc[l.enospc] ?? 0) + 1;
-      if (!logs[w]!.some((l) => l.enospc)) return fail(`writer ${w} never met ENOSPC`);
+    for (const [w, log] of logs.entries()) {
+      const bad = log.find((l) => l.err || l.t === 'never full');
+      const end = ends[w];
+      if (end?.code !== 0) return fail(`writer ${w} ${end ? `exited ${end.code ?? end.signal}` : 'hung (5 minutes)'}: ${bad ? JSON.stringify(bad) : outText(`w${w}.out`)}`);
+      for (const l of log) if (l.enospc) out.enospc[l.enospc] = (out.enospc[l.enospc] ?? 0) + 1;
+      if (!log.some((l) => l.enospc)) return fail(`writer ${w} never met ENOSPC`);
     }
     if (metaEnd?.code !== 0) return fail(`the metadata client ${metaEnd ? `exited ${metaEnd.code ?? metaEnd.signal}` : 'did not stop'}: ${outText('meta.out')}`);
     const full = statfsBytes(mnt);
     out.freeFull = full.free;
     if (full.avail > full.total / 20) return fail(`statfs says ${full.avail} bytes available after every writer met ENOSPC`);
 
-    for (let w = 0; w < WRITERS; w++) {
-      const lines = logs[w]!.filter((l) => l.f);
+    for (const [w, log] of logs.entries()) {
+      const lines = log.filter((l) => l.f);
       out.bytesWritten += lines.reduce((n, l) => n + l.written, 0);
       const c = checkWriterFiles(path.join(root, `w${w}`), lines);
       out.bytesVerified += c.bytes;

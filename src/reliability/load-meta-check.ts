@@ -141,7 +141,7 @@ export function checkMetaTree(root: string, logFile: string, runSeed: number, cr
   const fsyncs = done.filter((l) => isDurabilityPoint(l.op)).length;
   const model = new MetaModel(runSeed);
   const first = crashed ? lastSync + 1 : done.length;
-  for (let i = 0; i < first; i++) model.apply(done[i]!.op, done[i]!.n);
+  for (const l of done.slice(0, first)) model.apply(l.op, l.n);
   const candidates: Array<Map<string, string>> = [model.describe()];
   const later = crashed ? [...done.slice(first), ...(inflight ? [inflight] : [])] : [];
   for (const l of later) {
@@ -156,7 +156,8 @@ export function checkMetaTree(root: string, logFile: string, runSeed: number, cr
   const tree = describeTree(root, runSeed, new Map(model.names));
   const same = (m: Map<string, string>): boolean => m.size === tree.desc.size && [...m].every(([k, v]) => tree.desc.get(k) === v);
   for (let j = candidates.length - 1; j >= 0; j--) {
-    if (same(candidates[j]!)) return { ...base, problem: null, laterFound: j, bytes: tree.bytes };
+    const c = candidates[j];
+    if (c && same(c)) return { ...base, problem: null, laterFound: j, bytes: tree.bytes };
   }
   // The nearest state, and how the tree differs from it.
   let best = 0;

@@ -300,7 +300,7 @@ function foreignBytes(want: Buffer, got: Buffer, later: DataWrite[]): string | n
     if (got[i] === want[i]) continue;
     let ok = false;
     for (let k = later.length - 1; k >= 0 && !ok; k--) {
-      const w = later[k]!;
+      const w = later[k]!; // k < later.length
       const at = i - w.offset;
       if (at >= 0 && at < w.data.length && w.data[at] === got[i]) ok = true;
     }
@@ -309,7 +309,7 @@ function foreignBytes(want: Buffer, got: Buffer, later: DataWrite[]): string | n
     count++;
   }
   if (count === 0) return null;
-  return `${count} byte(s) the file never held, the first at offset ${first} (0x${got[first]!.toString(16)}, should be 0x${want[first]!.toString(16)}${isZeroRange(got, first) ? '; zeros' : ''})`;
+  return `${count} byte(s) the file never held, the first at offset ${first} (0x${got[first]?.toString(16)}, should be 0x${want[first]?.toString(16)}${isZeroRange(got, first) ? '; zeros' : ''})`;
 }
 
 function isZeroRange(b: Buffer, from: number): boolean {

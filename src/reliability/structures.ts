@@ -25,7 +25,7 @@ import { SUPERBLOCK, SUPERBLOCK_CRC_OFFSET } from '../core/format/superblock.js'
 import { XATTR_BLOCK, XATTR_ENTRY, XATTR_HEADER } from '../core/format/xattr.js';
 import { openCore } from '../fs/open.js';
 import { walkTable } from '../ppt/tables.js';
-import { mixSeed, rng } from './image.js';
+import { mixSeed, pickOne, rng } from './image.js';
 
 export type Seal = 'superblock' | 'tail' | 'inode' | 'none';
 
@@ -359,18 +359,18 @@ function damage(ed: PageEditor, s: Structure, g: Geometry, r: () => number): str
       const bit = Math.floor(r() * s.length * 8);
       const at = s.offset + (bit >> 3);
       const b = ed.read(at, 1);
-      b[0] ^= 1 << (bit & 7);
+      b.writeUInt8(b.readUInt8(0) ^ (1 << (bit & 7)), 0);
       ed.write(at, b);
       bits.push(bit);
     }
     return `flipped bit(s) ${bits.join(', ')} (not resealed)`;
   }
   if (x < 0.75 && s.fields.length) {
-    const f = s.fields[Math.floor(r() * s.fields.length)]!;
+    const f = pickOne(s.fields, r);
     const at = s.offset + f.offset;
     const original = readField(ed, at, f.width);
     const values = hostileValues(f, original, g, r);
-    const value = values[Math.floor(r() * values.length)]!;
+    const value = pickOne(values, r);
     writeField(ed, at, f.width, value);
     sealAfter();
     return `${f.name} ${original} -> ${value} (resealed)`;
@@ -397,16 +397,19 @@ function damage(ed: PageEditor, s: Structure, g: Geometry, r: () => number): str
 export function makeCase(seed: number, index: number, bases: Buffer[], inventories: Inventory[]): FuzzCase {
   const r = rng(mixSeed(seed, index, 0xf022));
   const base = index % bases.length;
-  const inv = inventories[base]!;
+  const inv = inventories[base];
+  const image = bases[base];
+  if (!inv || !image) throw new RangeError(`case ${index}: ${bases.length} base image(s), ${inventories.length} inventories`);
   const kinds = STRUCT_KINDS.filter((k) => (inv.byKind.get(k)?.length ?? 0) > 0);
-  const ed = new PageEditor(bases[base]!);
+  const ed = new PageEditor(image);
   const mutations: Mutation[] = [];
   const count = r() < 0.15 ? 2 + Math.floor(r() * 2) : 1;
   for (let m = 0; m < count; m++) {
     // Round robin over the kinds for the first mutation, so every kind gets its share.
-    const kind = m === 0 ? kinds[Math.floor(index / bases.length) % kinds.length]! : kinds[Math.floor(r() * kinds.length)]!;
-    const list = inv.byKind.get(kind)!;
-    const s = list[Math.floor(r() * list.length)]!;
+    const kind = m === 0 ? kinds[Math.floor(index / bases.length) % kinds.length] : pickOne(kinds, r);
+    const list = kind === undefined ? undefined : inv.byKind.get(kind);
+    if (!list) throw new Error('a pool image with no structures to damage');
+    const s = pickOne(list, r);
     mutations.push({ structure: s, how: damage(ed, s, inv.geometry, r) });
   }
   return { index, base, mutations, pages: ed.pages };

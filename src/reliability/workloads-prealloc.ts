@@ -1,6 +1,7 @@
 /** The crash-explorer workload of fallocate(2): preallocation, punched holes, zeroed ranges. */
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from '../fs/index.js';
 import { KiB, MiB, type Driver, type Workload } from './driver.js';
+import { pickOne } from './image.js';
 
 const KEEP = FALLOC_FL_KEEP_SIZE;
 const PUNCH = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
@@ -92,11 +93,11 @@ const MODES = [0, KEEP, PUNCH, ZERO, ZERO | KEEP];
 function mix(d: Driver, count: number): void {
   const files = ['/a', '/k', '/p', '/z', '/big'];
   for (let i = 0; i < count; i++) {
-    const file = files[Math.floor(d.random() * files.length)]!;
+    const file = pickOne(files, d.random);
     const r = d.random();
     const offset = Math.floor(d.random() * 128 * KiB);
     const length = 1 + Math.floor(d.random() * 48 * KiB);
-    if (r < 0.5) d.fallocate(file, MODES[Math.floor(d.random() * MODES.length)]!, offset, length);
+    if (r < 0.5) d.fallocate(file, pickOne(MODES, d.random), offset, length);
     else if (r < 0.7) d.write(file, offset, length);
     else if (r < 0.8) d.truncate(file, offset);
     else if (r < 0.95) d.fsync(file);

@@ -33,7 +33,7 @@ export const random: Workload = {
         d.unlink(file);
       } else if (r < 0.71) {
         const empty = d.model.paths().filter((p) => p !== '/' && p !== '/d' && d.model.node(p).kind === 'dir' && d.model.children(p).length === 0);
-        if (empty.length) d.rmdir(empty[0]!);
+        if (empty[0]) d.rmdir(empty[0]);
         else d.mkdir(fresh);
       } else if (r < 0.76) {
         d.setxattr(file, `user.k${i % 3}`, 1 + Math.floor(d.random() * 900));

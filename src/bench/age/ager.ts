@@ -127,9 +127,10 @@ export async function age(o: AgeOptions): Promise<AgeResult> {
 
   const deleteOne = (): void => {
     const i = uniformInt(rng, 0, live.length - 1);
-    const victim = live[i]!;
-    live[i] = live[live.length - 1]!;
-    live.pop();
+    const victim = live[i];
+    const last = live.pop();
+    if (!victim || !last) throw new Error('age: nothing left to delete');
+    if (i < live.length) live[i] = last;
     unlinkSync(join(o.dir, victim.rel));
     used -= victim.cost;
     deletes++;

@@ -29,8 +29,8 @@ export const DEPTH_BUCKETS: readonly (readonly [number, number, number])[] = [
 function pick(rng: RandomGenerator, weights: readonly number[]): number {
   const total = weights.reduce((a, b) => a + b, 0);
   let r = uniformInt(rng, 0, total - 1);
-  for (let i = 0; i < weights.length; i++) {
-    r -= weights[i]!;
+  for (const [i, w] of weights.entries()) {
+    r -= w;
     if (r < 0) return i;
   }
   return weights.length - 1;

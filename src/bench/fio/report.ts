@@ -4,6 +4,7 @@
  * fio's verify reads; read otherwise), MiB/s, IOPS, p99 completion latency,
  * bytes checked by verify and verify errors.
  */
+import { textTable } from '../../core/output.js';
 
 interface FioDir {
   io_bytes: number;
@@ -65,9 +66,9 @@ export function verifyFailuresByFile(stderr: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of stderr.split('\n')) {
     if (!/verify/i.test(line)) continue;
-    const m = / at file (.+?) offset \d+/.exec(line);
-    if (!m) continue;
-    const name = m[1]!.slice(m[1]!.lastIndexOf('/') + 1);
+    const file = / at file (.+?) offset \d+/.exec(line)?.[1];
+    if (!file) continue;
+    const name = file.slice(file.lastIndexOf('/') + 1);
     out.set(name, (out.get(name) ?? 0) + 1);
   }
   return out;
@@ -113,7 +114,5 @@ export function formatRows(rows: FioRow[]): string {
     r.target, r.job, r.engine, r.mibPerS.toFixed(1), String(r.iops), r.p99Us === null ? '-' : r.p99Us.toFixed(1),
     mib(r.bytes), r.verifiedBytes === null ? '-' : mib(r.verifiedBytes), String(r.verifyErrors), String(r.error),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), ...body.map(line)].join('\n') + '\n';
+  return textTable(head, body, { left: 3 }) + '\n';
 }

@@ -8,13 +8,18 @@ import type { RunResult } from './types.js';
 
 const MiB = 1024 * 1024;
 
-/** Linear-interpolated quantile of sorted values (q in [0, 1]). */
+/** Linear-interpolated quantile of sorted values (q in [0, 1]); NaN for none. */
 export function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
   const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+  const lo = sorted[Math.floor(pos)];
+  const hi = sorted[Math.ceil(pos)];
+  if (lo === undefined || hi === undefined) return NaN;
+  return lo + (hi - lo) * (pos - Math.floor(pos));
+}
+
+/** The median of the values (any order); NaN for none. */
+export function median(xs: number[]): number {
+  return quantile([...xs].sort((a, b) => a - b), 0.5);
 }
 
 export interface Summary {

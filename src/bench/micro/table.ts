@@ -5,15 +5,13 @@
  * median); then the ratios to the baseline; then files (or accesses) per
  * second; then what the library's mappings were.
  */
-import { formatBytes } from '../../core/output.js';
+import { formatBytes, textTable } from '../../core/output.js';
 import type { CaseResult } from './runner.js';
 import { spreadShare, type Summary } from './stats.js';
 import type { BenchDef } from './types.js';
 
 function grid(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd();
-  return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+  return textTable(head, rows, { rule: true });
 }
 
 /** Prose folded at spaces to lines of at most `width` columns (continuation lines indented by two). */

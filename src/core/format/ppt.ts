@@ -44,8 +44,11 @@ export const {
   PPT_ENTRY_HUGE: ENTRY_HUGE, PPT_MAX_LEVEL: MAX_LEVEL, PPT_XATTR,
 } = PPT_CONSTANTS.values;
 
-/** 4 KiB blocks one entry covers at each level (index = level). */
-export const BLOCKS_PER_ENTRY = [0, 1, 512, 512 * 512, 512 * 512 * 512] as const;
+/** 4 KiB blocks one entry of a node at `level` (1..4) covers: 1, 512, 512², 512³. */
+export function blocksPerEntry(level: number): number {
+  if (!Number.isInteger(level) || level < 1 || level > MAX_LEVEL) throw new RangeError(`page-table level ${level}`);
+  return ENTRIES_PER_NODE ** (level - 1);
+}
 
 export interface Entry {
   present: boolean;
@@ -82,8 +85,7 @@ export function levelForSize(size: number): number {
   if (size <= 0) return 0;
   const blocks = Math.ceil(size / BLOCK_SIZE);
   for (let level = 1; level <= MAX_LEVEL; level++) {
-    const span = BLOCKS_PER_ENTRY[level];
-    if (span !== undefined && blocks <= span * ENTRIES_PER_NODE) return level;
+    if (blocks <= blocksPerEntry(level) * ENTRIES_PER_NODE) return level;
   }
   return MAX_LEVEL;
 }
