@@ -15,7 +15,8 @@ import { FileSystem } from '../src/fs/index.js';
 import { checkCase } from '../src/reliability/fuzz-check.js';
 import { buildBases, runFuzzer } from '../src/reliability/fuzz.js';
 import { scratchDir, WorkImage } from '../src/reliability/image.js';
-import { inventory, makeCase, STRUCT_KINDS } from '../src/reliability/structures.js';
+import { makeCase } from '../src/reliability/damage.js';
+import { inventory, STRUCT_KINDS } from '../src/reliability/structures.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
 

@@ -2,7 +2,8 @@
 // imports themselves (TypeScript's own pre-processor: static, type-only,
 // re-exports and dynamic import()): an import runs downwards only, no two
 // folders import each other, and cli, bench and reliability never import one
-// another except cli, the binary, dispatching to the other two.
+// another except cli, the binary, dispatching to the other two; and no files
+// import one another in a circle.
 import t from 'tap';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -74,11 +75,52 @@ function problems(files: SourceFile[]): string[] {
   return out;
 }
 
+/** Files of src/ that import one another, directly or round a longer circle (Tarjan's strongly connected components). */
+function fileCycles(files: SourceFile[]): string[][] {
+  const edges = new Map<string, string[]>();
+  for (const f of files) {
+    const out = f.imports.filter((s) => s.startsWith('.')).map((s) => relative(src, resolve(src, dirname(f.file), s)).replace(/\.js$/, '.ts'));
+    edges.set(f.file, out);
+  }
+  let next = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of edges.get(v) ?? []) {
+      if (!edges.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v) ?? 0, low.get(w) ?? 0));
+      } else if (onStack.has(w)) {
+        low.set(v, Math.min(low.get(v) ?? 0, index.get(w) ?? 0));
+      }
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc: string[] = [];
+    for (let w = stack.pop(); w !== undefined; w = stack.pop()) {
+      onStack.delete(w);
+      scc.push(w);
+      if (w === v) break;
+    }
+    if (scc.length > 1) cycles.push(scc.sort());
+  };
+  for (const v of edges.keys()) if (!index.has(v)) visit(v);
+  return cycles;
+}
+
 t.test('src/: imports run downwards only, and no two folders import each other', async (t) => {
   const files = sources(src).map(read);
   t.ok(files.length > 100, `${files.length} files read`);
   t.ok(files.some((f) => f.file.startsWith(`fs${sep}`) && f.imports.some((i) => i.includes('core/format'))), 'the reader sees imports (fs reads core/format)');
   t.same(problems(files), [], 'no import against the order');
+  t.same(fileCycles(files).map((c) => c.join(' -> ')), [], 'no two files import each other, nor round a longer circle');
 });
 
 t.test('the check catches what it is for', async (t) => {
@@ -95,4 +137,11 @@ t.test('the check catches what it is for', async (t) => {
   t.match(p.join('\n'), /bench may not import cli/, 'bench never imports cli');
   t.match(p.join('\n'), /bench may not import reliability/, 'nor reliability');
   t.match(p.join('\n'), /newfolder\/ has no place/, 'a new folder must be placed');
+  const circle = fileCycles([
+    { file: join('fs', 'a.ts'), imports: ['./b.js'] },
+    { file: join('fs', 'b.ts'), imports: ['./c.js'] },
+    { file: join('fs', 'c.ts'), imports: ['./a.js', '../core/x.js'] },
+    { file: join('fs', 'd.ts'), imports: ['./a.js'] },
+  ]);
+  t.same(circle, [[join('fs', 'a.ts'), join('fs', 'b.ts'), join('fs', 'c.ts')]], 'a circle of three files is found, and only it');
 });

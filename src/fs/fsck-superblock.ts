@@ -1,11 +1,14 @@
 /**
  * fsck's first steps: the superblock (primary, else the backup) and an open
- * that gets past corrupt bitmaps, before the walk of fsck.ts.
+ * that gets past corrupt bitmaps, before the walk of fsck.ts. It reads the
+ * superblocks with plain file reads (they may be beyond what the pool can
+ * open); a repair writes through Pool.
  */
 import fs from 'node:fs';
 import { PoolError } from '../core/errors.js';
 import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, PoolState, type Geometry } from '../core/format/pool.js';
 import { decodeSuperblock, encodeSuperblock, type Superblock } from '../core/format/superblock.js';
+import { Pool } from '../media/pool.js';
 import { openCore, readSuperblock } from './open.js';
 
 export type Report = (kind: string, message: string, fixed: boolean) => void;
@@ -26,7 +29,7 @@ export function checkSuperblock(poolPath: string, repair: boolean, report: Repor
     if (!(err instanceof PoolError) || !['ECORRUPT', 'ENOTPOOL', 'ETRUNCATED'].includes(err.code)) throw err;
     problem = err;
   }
-  const fd = fs.openSync(poolPath, repair ? 'r+' : 'r');
+  const fd = fs.openSync(poolPath, 'r');
   try {
     const image = Buffer.alloc(BLOCK_SIZE);
     fs.readSync(fd, image, 0, BLOCK_SIZE, BACKUP_SUPERBLOCK_BLOCK * BLOCK_SIZE);
@@ -62,8 +65,14 @@ export function checkSuperblock(poolPath: string, repair: boolean, report: Repor
       message = problem!.message;
     }
     if (repair) {
-      fs.writeSync(fd, encodeSuperblock(fixed), 0, BLOCK_SIZE, 0);
-      fs.fdatasyncSync(fd);
+      // Through the media layer, the only writer of pool bytes (a crash recorder sees it), holding the pool's lock.
+      const pool = Pool.open(poolPath);
+      try {
+        pool.write(0, encodeSuperblock(fixed));
+        pool.persist(0, BLOCK_SIZE);
+      } finally {
+        pool.close();
+      }
     }
     report('superblock', `${message}; the backup superblock is good${repair ? ' and was copied over it' : ' (--repair restores it)'}`, repair);
     return repair;

@@ -17,23 +17,25 @@
  * bitmap from the records of the inode table). Until the walk has claimed
  * everything, every block that any inode record refers to is kept from the
  * allocator, so a repair that allocates cannot hand out a block in use.
+ *
+ * The passes live beside this file: fsck-superblock.ts, fsck-blocks.ts
+ * (blocks, extended attributes, bitmaps), fsck-tables.ts (page tables);
+ * this one runs them and walks the tree (fsck-context.ts: what they share).
  */
 import { FsError, S_IFDIR, S_IFLNK, S_IFREG } from './api.js';
-import { Bits } from './bitmap.js';
+import type { Bits } from './bitmap.js';
 import { showName } from './bytestr.js';
 import type { FsCore } from './core.js';
-import { PoolError } from '../core/errors.js';
-import type { Inode } from './inode.js';
-import { INODE_FLAG_INLINE_SYMLINK } from '../core/format/inode.js';
-import { BLOCK_SIZE, PoolState } from '../core/format/pool.js';
-import { applyReplay } from './open.js';
-import { checkSuperblock, openTolerant, type Report } from './fsck-superblock.js';
 import { salvageDirBlock } from './dir.js';
-import { ExtentList, type Extent } from './extents.js';
-import { loadXattrs } from './xattr.js';
+import { BlockCheck } from './fsck-blocks.js';
+import { FsckContext } from './fsck-context.js';
+import { checkSuperblock, openTolerant } from './fsck-superblock.js';
+import { TableCheck } from './fsck-tables.js';
+import type { Inode } from './inode.js';
+import { applyReplay } from './open.js';
 import * as names from './ops-names.js';
-import { blocksPerEntry, ENTRIES_PER_NODE, levelForSize } from '../core/format/ppt.js';
-import { walkTable } from '../ppt/tables.js';
+import { PoolError } from '../core/errors.js';
+import { BLOCK_SIZE, PoolState } from '../core/format/pool.js';
 
 export interface FsckProblem {
   kind: string;
@@ -72,7 +74,7 @@ export function fsck(poolPath: string, opts: FsckOptions = {}): FsckReport {
     try {
       summary.journalTransactionsReplayed = opened.replayed;
       if (opened.replayed > 0 && repair) applyReplay(core, opened.replayImages, opened.replayNextSeq);
-      new Walker(core, repair, report, opts.onProgress).run(summary);
+      new Walker(new FsckContext(core, repair, report), opts.onProgress).run(summary);
       if (repair && !core.readOnly) {
         core.commit();
         core.checkpoint();
@@ -93,42 +95,41 @@ export function fsck(poolPath: string, opts: FsckOptions = {}): FsckReport {
   return { exitCode: problems.length === 0 ? 0 : left > 0 ? 4 : 1, problems, summary };
 }
 
+/** The tree pass: from the root down, then what it did not reach; link counts. */
 class Walker {
   private readonly g;
   private readonly claimed: Bits;
+  private readonly core: FsCore;
+  private readonly repair: boolean;
+  private readonly tables: TableCheck;
+  private readonly blocks: BlockCheck;
   private readonly refs = new Map<number, number>();
   private readonly subdirs = new Map<number, number>();
   private readonly reached = new Set<number>();
   private readonly inodes: Inode[] = [];
   /** The root was made anew (it has no block until the unreachable pass). */
   private rootRemade = false;
-  /** Inodes whose blocks were claimed already. */
-  private readonly checked = new Set<number>();
-  /** Files whose page table is rebuilt after the walk. */
-  private readonly rebuild: Inode[] = [];
 
-  constructor(
-    private readonly core: FsCore,
-    private readonly repair: boolean,
-    private readonly report: Report,
-    private readonly onProgress?: (done: number, total: number) => void,
-  ) {
-    this.g = core.sb.geometry;
-    this.claimed = new Bits(this.g.totalBlocks);
-    this.claimed.setRange(0, this.g.dataStart, true);
+  constructor(private readonly ctx: FsckContext, private readonly onProgress?: (done: number, total: number) => void) {
+    this.core = ctx.core;
+    this.repair = ctx.repair;
+    this.g = ctx.g;
+    this.claimed = ctx.claimed;
+    this.tables = new TableCheck(ctx);
+    this.blocks = new BlockCheck(ctx, this.tables);
   }
 
   run(summary: FsckReport['summary']): void {
     const rootIno = this.core.sb.rootIno;
-    if (this.repair) this.protectReferenced();
+    if (this.repair) this.blocks.protectReferenced();
     if (!this.checkRoot()) return;
     this.reached.add(rootIno);
     this.refs.set(rootIno, 1);
     this.walk([rootIno], summary);
     this.unreachable(summary);
-    if (this.repair) this.rebuildTables();
+    if (this.repair) this.tables.rebuildAll();
     this.linkCounts(summary);
-    this.bitmaps();
+    this.blocks.bitmaps(this.reached);
   }
 
   /**
@@ -171,7 +172,7 @@ class Walker {
       const inode = this.core.inode(ino);
       this.inodes.push(inode);
       this.onProgress?.(this.inodes.length, total);
-      this.checkBlocks(inode);
+      this.blocks.check(inode);
       if (inode.type !== S_IFDIR) continue;
       summary.dirs++;
       if (!this.readableDir(inode)) continue;
@@ -197,8 +198,7 @@ class Walker {
   }
 
   private fix(kind: string, message: string, mend: () => void): void {
-    if (this.repair) mend();
-    this.report(kind, message, this.repair);
+    this.ctx.fix(kind, message, mend);
   }
 
   /** The child an entry names, or null (the entry is removed on repair). */
@@ -266,195 +266,12 @@ class Walker {
     this.core.save(inode);
   }
 
-  /**
-   * Claim every block the inode owns. With repair, what cannot be owned is
-   * let go: extents out of order, outside the data area, on blocks another
-   * owner claimed first; an extent chain on such blocks is written anew; extended
-   * attributes that cannot be read are dropped. Blocks let go are not
-   * claimed, so the bitmap pass frees them (or leaves them to their owner).
-   * A regular file may own blocks past its end: fallocate --keep-size.
-   */
-  private checkBlocks(inode: Inode): void {
-    if (this.checked.has(inode.ino)) return;
-    this.checked.add(inode.ino);
-    const ino = inode.ino;
-    let changed = false;
-    const free = (start: number, n: number): string => {
-      if (start < this.g.dataStart || start + n > this.g.totalBlocks) return 'lies outside the data area';
-      for (let b = start; b < start + n; b++) if (this.claimed.get(b)) return `shares block ${b} with another owner`;
-      return '';
-    };
-    let count = 0;
-    const claim = (start: number, n: number): void => {
-      this.claimed.setRange(start, n, true);
-      count += n;
-    };
-    if (!(inode.flags & INODE_FLAG_INLINE_SYMLINK)) {
-      const keep: Extent[] = [];
-      let prevEnd = 0;
-      for (const e of inode.extents.items) {
-        const what = `inode ${ino}: extent ${e.logical}+${e.count} at block ${e.physical}`;
-        const why = e.count <= 0 || e.logical < prevEnd ? 'overlaps another or is out of order' : free(e.physical, e.count);
-        if (!why) keep.push({ ...e });
-        if (why) this.fix('extent', `${what} ${why}; ${this.repair ? 'let go' : '--repair lets it go'}`, () => { changed = true; });
-        prevEnd = Math.max(prevEnd, e.logical + e.count);
-      }
-      for (const e of keep) claim(e.physical, e.count);
-      if (changed) {
-        inode.extents = new ExtentList(keep);
-        inode.dir = null;
-      }
-    }
-    const chainBad = inode.chainBlocks.map((b) => free(b, 1)).find((w) => w) ??
-      (new Set(inode.chainBlocks).size !== inode.chainBlocks.length ? 'uses a block twice' : '');
-    if (chainBad) {
-      this.fix('extent', `inode ${ino}: its extent chain ${chainBad}; ${this.repair ? 'written anew' : '--repair writes it anew'}`, () => {
-        inode.chainBlocks = [];
-        inode.extentChain = 0;
-        changed = true;
-      });
-    } else {
-      for (const b of inode.chainBlocks) claim(b, 1);
-    }
-    if (inode.xattrBlock) {
-      const why = free(inode.xattrBlock, 1) || this.xattrProblem(inode);
-      if (why) {
-        this.fix('xattr', `inode ${ino}: its extended attributes cannot be used (${why}); ${this.repair ? 'dropped' : '--repair drops them'}`, () => {
-          inode.xattrBlock = 0;
-          inode.xattrs = null;
-          changed = true;
-        });
-      } else {
-        claim(inode.xattrBlock, 1);
-      }
-    }
-    this.checkTable(inode);
-    if (changed) {
-      // Saving writes a chain anew where one is needed (blocks in use are all protected by now).
-      this.core.save(inode);
-      for (const b of inode.chainBlocks) if (!this.claimed.get(b)) claim(b, 1);
-      inode.blocks = count;
-      this.core.save(inode);
-    }
-    if (count !== inode.blocks) {
-      this.fix('inode', `inode ${ino}: block count ${inode.blocks}, owns ${count}`, () => { inode.blocks = count; this.core.save(inode); });
-    }
-  }
 
-  /** Why the inode's xattr block cannot be read ('' when it can). */
-  private xattrProblem(inode: Inode): string {
-    try {
-      inode.xattrs = null;
-      loadXattrs(this.core.store, inode);
-      return '';
-    } catch (err) {
-      if (!(err instanceof FsError)) throw err;
-      inode.xattrs = null;
-      return err.message;
-    }
-  }
 
-  /**
-   * Repair only: keep every block that any inode record refers to from
-   * being handed out by a repair that allocates (a new extent chain, a
-   * directory block) before the walk has claimed them all: the bitmap may
-   * be the damaged part.
-   */
-  private protectReferenced(): void {
-    const alloc = this.core.alloc;
-    for (let ino = 1; ino < this.g.inodeCount; ino++) {
-      const inode = this.core.inodes.peek(ino);
-      if (!inode) continue;
-      for (const e of inode.extents.items) alloc.protect(e.physical, e.count);
-      for (const b of inode.chainBlocks) alloc.protect(b, 1);
-      if (inode.xattrBlock) alloc.protect(inode.xattrBlock, 1);
-      if (inode.pptRoot) {
-        try {
-          walkTable((b) => this.core.pool.read(b * BLOCK_SIZE, BLOCK_SIZE), this.core.tableOf(inode), () => undefined, (b) => alloc.protect(b, 1));
-        } catch {
-          // a table that cannot be walked is rebuilt later; its nodes are not kept
-        }
-      }
-    }
-  }
 
-  /**
-   * A page table must map exactly what the extent index maps, with nodes in
-   * the data area owned by nobody else, at the level the size asks for.
-   * A bad table is dropped and rebuilt (tables are derived data).
-   */
-  private checkTable(inode: Inode): void {
-    const knobOn = this.core.sb.knobs.pageTablesOn === 1;
-    const ref = this.core.tableOf(inode);
-    if (!ref.root && !ref.level && !ref.nodes) {
-      if (knobOn && inode.type === S_IFREG && inode.extents.length && levelForSize(inode.size) > 0) {
-        this.fix('ppt', `inode ${inode.ino}: no page table while page_tables_on is 1`, () => this.rebuild.push(inode));
-      }
-      return;
-    }
-    if (!knobOn) {
-      this.fix('ppt', `inode ${inode.ino}: a page table while page_tables_on is 0`, () => this.resetTable(inode));
-      return;
-    }
-    const nodes = new Set<number>();
-    let leafBlocks = 0;
-    let why = '';
-    if (inode.type !== S_IFREG) why = 'a page table on a file that is not regular';
-    else if (ref.level !== levelForSize(inode.size)) why = `level ${ref.level}, size ${inode.size} needs ${levelForSize(inode.size)}`;
-    else {
-      try {
-        walkTable(
-          (b) => this.core.nodeStore.node(b),
-          ref,
-          (leaf) => {
-            const segs = inode.extents.map(leaf.logical, leaf.count);
-            const [seg] = segs;
-            if (segs.length !== 1 || seg?.physical !== leaf.physical) throw new Error(`entry for logical block ${leaf.logical} maps pool block ${leaf.physical}, the extents say ${seg?.physical ?? 'a hole'}`);
-            leafBlocks += leaf.count;
-          },
-          (b) => {
-            if (b < this.g.dataStart || b >= this.g.totalBlocks || this.claimed.get(b) || nodes.has(b)) throw new Error(`node block ${b} is outside the data area or owned twice`);
-            nodes.add(b);
-          },
-        );
-        // Blocks preallocated past the end (fallocate --keep-size) beyond the root's reach have no entry.
-        const reach = blocksPerEntry(ref.level) * ENTRIES_PER_NODE;
-        const mapped = inode.extents.items.reduce((n, e) => n + Math.max(0, Math.min(e.logical + e.count, reach) - e.logical), 0);
-        if (leafBlocks !== mapped) why = `the table maps ${leafBlocks} blocks, the extents ${mapped}`;
-        else if (nodes.size !== ref.nodes) why = `${nodes.size} nodes, the inode says ${ref.nodes}`;
-      } catch (err) {
-        why = (err as Error).message;
-      }
-    }
-    if (why) {
-      this.fix('ppt', `inode ${inode.ino}: bad page table: ${why}`, () => {
-        this.resetTable(inode);
-        this.rebuild.push(inode);
-      });
-      return;
-    }
-    for (const b of nodes) this.claimed.set(b, true);
-  }
 
-  /** Forget a table without trusting its nodes (the bitmap pass frees them). */
-  private resetTable(inode: Inode): void {
-    inode.pptRoot = 0;
-    inode.pptLevel = 0;
-    inode.pptNodes = 0;
-    this.core.save(inode);
-  }
 
-  /** Rebuild the tables dropped above, once nothing found can be handed out. */
-  private rebuildTables(): void {
-    for (const inode of this.rebuild) {
-      this.resetTable(inode);
-      this.core.syncTables(inode, 0, Math.ceil(inode.size / BLOCK_SIZE));
-      this.core.save(inode);
-      walkTable((b) => this.core.nodeStore.node(b), this.core.tableOf(inode), () => undefined, (b) => this.claimed.set(b, true));
-    }
-  }
 
-  /** In-use inodes the walk did not reach: orphans are freed, others go to lost+found. */
   /**
    * In-use inodes the walk did not reach: orphans are freed, the others go
    * to lost+found, directories first and the top of each unreached subtree
@@ -482,7 +299,7 @@ class Walker {
         });
         continue;
       }
-      this.checkBlocks(inode);
+      this.blocks.check(inode);
       pending.push(inode);
     }
     // Nothing the walk found may be handed out while lost+found is made.
@@ -531,7 +348,7 @@ class Walker {
       this.refs.set(lf.ino, 1);
       this.subdirs.set(root, (this.subdirs.get(root) ?? 0) + 1);
       this.inodes.push(lf);
-      this.checkBlocks(lf);
+      this.blocks.check(lf);
       return lf;
     }
   }
@@ -545,21 +362,4 @@ class Walker {
     }
   }
 
-  private bitmaps(): void {
-    const alloc = this.core.alloc;
-    let markedFree = 0;
-    let markedUsed = 0;
-    for (let b = this.g.dataStart; b < this.g.totalBlocks; b++) {
-      const onMedia = alloc.isUsedOnMedia(b);
-      const want = this.claimed.get(b);
-      if (onMedia === want) continue;
-      if (want) markedFree++;
-      else markedUsed++;
-    }
-    if (markedFree || markedUsed) {
-      this.fix('bitmap', `block bitmap: ${markedFree} used block(s) marked free, ${markedUsed} free block(s) marked used`, () => alloc.rebuild(this.claimed));
-    }
-    const inodeDiff = this.core.inodes.differences(this.reached);
-    if (inodeDiff) this.fix('bitmap', `inode bitmap: ${inodeDiff} inode(s) marked wrongly`, () => this.core.inodes.rebuild(this.reached));
-  }
 }

@@ -14,10 +14,18 @@
  * after the journal reset): zeroing it can never destroy committed data.
  */
 import createDebug from 'debug';
-import type { FsCore } from './core.js';
+import type { Pool } from '../media/pool.js';
+import type { BlockAllocator } from './alloc.js';
 import { BLOCK_SIZE } from '../core/format/pool.js';
 
-const log = createDebug('daxvm:zero');
+const log = createDebug('daxvm:fs:zero');
+
+/** What the zeroer works on (the file system's core is one): the allocator's queues and the pool. */
+export interface ZeroTarget {
+  readonly alloc: BlockAllocator;
+  readonly pool: Pool;
+  readonly readOnly: boolean;
+}
 
 /** Work per tick, and the pause between ticks: background, not a hog. */
 const BLOCKS_PER_TICK = 16384; // 64 MiB of holes per tick
@@ -27,7 +35,7 @@ export class Zeroer {
   private timer: NodeJS.Timeout | null = null;
   blocksZeroed = 0;
 
-  constructor(private readonly core: FsCore) {}
+  constructor(private readonly core: ZeroTarget) {}
 
   /** Follow the knob: on (knob 0) queue the whole free space; off, drop the queue. */
   configure(zerooutBlocks: number): void {

@@ -169,18 +169,8 @@ export class Pool {
   /** Stores src at offset. */
   write(offset: number, src: Buffer | Uint8Array): void {
     this.checkWritable();
-    const length = src.length;
-    this.checkRange(offset, length);
-    let pos = offset;
-    let done = 0;
-    while (done < length) {
-      const w = this.windowAt(pos);
-      const wo = pos % WINDOW_SIZE;
-      const n = Math.min(length - done, w.length - wo);
-      w.set(n === length ? src : src.subarray(done, done + n), wo);
-      pos += n;
-      done += n;
-    }
+    this.checkRange(offset, src.length);
+    this.copyIn(offset, src, src.length);
     this.recorder?.onWrite(offset, Buffer.from(src));
   }
 
@@ -191,16 +181,7 @@ export class Pool {
     if (!Number.isInteger(value) || value < 0 || value > 255) {
       throw new RangeError(`fill: value ${value} is not a byte`);
     }
-    let pos = offset;
-    let done = 0;
-    while (done < length) {
-      const w = this.windowAt(pos);
-      const wo = pos % WINDOW_SIZE;
-      const n = Math.min(length - done, w.length - wo);
-      w.fill(value, wo, wo + n);
-      pos += n;
-      done += n;
-    }
+    this.eachWindow(offset, length, (w, wo, _done, n) => w.fill(value, wo, wo + n));
     this.recorder?.onWrite(offset, Buffer.alloc(length, value));
   }
 
@@ -254,14 +235,7 @@ export class Pool {
   }
 
   private storeZeros(offset: number, length: number): void {
-    for (let pos = offset, done = 0; done < length;) {
-      const w = this.windowAt(pos);
-      const wo = pos % WINDOW_SIZE;
-      const n = Math.min(length - done, w.length - wo);
-      w.fill(0, wo, wo + n);
-      pos += n;
-      done += n;
-    }
+    this.eachWindow(offset, length, (w, wo, _done, n) => w.fill(0, wo, wo + n));
   }
 
   /** memmove within the pool: the ranges may overlap. Recorded as a write at dstOffset. */
@@ -376,28 +350,26 @@ export class Pool {
       }
       return;
     }
-    let pos = offset;
-    let done = 0;
-    while (done < length) {
-      const w = this.windowAt(pos);
-      const wo = pos % WINDOW_SIZE;
-      const n = Math.min(length - done, w.length - wo);
-      w.copy(dst, dstOffset + done, wo, wo + n);
-      pos += n;
-      done += n;
-    }
+    this.eachWindow(offset, length, (w, wo, done, n) => w.copy(dst, dstOffset + done, wo, wo + n));
   }
 
   /** src[0, length) → pool, range already checked, not recorded. */
   private copyIn(offset: number, src: Uint8Array, length: number): void {
-    let pos = offset;
-    let done = 0;
-    while (done < length) {
+    this.eachWindow(offset, length, (w, wo, done, n) => w.set(n === src.length ? src : src.subarray(done, done + n), wo));
+  }
+
+  /**
+   * The pieces of [offset, offset+length), one per window it crosses (range
+   * already checked, the pool mapped): fn gets the window, the offset in it,
+   * how many bytes of the range came before, and the piece's length.
+   */
+  private eachWindow(offset: number, length: number, fn: (w: Buffer, wo: number, done: number, n: number) => void): void {
+    for (let done = 0; done < length;) {
+      const pos = offset + done;
       const w = this.windowAt(pos);
       const wo = pos % WINDOW_SIZE;
       const n = Math.min(length - done, w.length - wo);
-      w.set(src.subarray(done, done + n), wo);
-      pos += n;
+      fn(w, wo, done, n);
       done += n;
     }
   }

@@ -36,16 +36,21 @@
  * fsync'ed is there); data bytes are the model's or what a later write
  * stored at that offset of that file (nothing the file never owned); fsck
  * of the recovered pool finds nothing (exit 0).
+ *
+ * The parts: crash-record.ts (the recorded run), crash-timeline.ts (the
+ * barriers and what is in flight at each), crash-states.ts (the subsets
+ * explored at a barrier); this file explores and checks the images.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsck, mkfs, openFileSystem, type FileSystem } from '../fs/index.js';
-import { computeGeometry } from '../core/format/pool.js';
+import { fsck, openFileSystem, type FileSystem } from '../fs/index.js';
 import { Pool } from '../media/pool.js';
-import type { MediaRecorder } from '../media/types.js';
-import { mixSeed, PAGE, rng, scratchDir, WorkImage } from './image.js';
-import { compare, observe, type DataWrite, type Snapshot } from './model.js';
-import { Driver, WORKLOADS, workloadByName, type Workload } from './workloads.js';
+import { record, type Recording } from './crash-record.js';
+import { descriptorFor, parseReplay, shareOut, statesFor } from './crash-states.js';
+import { survey, Timeline, type Barrier } from './crash-timeline.js';
+import { closeQuietly, scratchDir, WorkImage } from './image.js';
+import { compare, observe, type DataWrite } from './model.js';
+import { WORKLOADS, workloadByName, type Workload } from './workloads.js';
 
 export interface CrashOptions {
   /** Crash states to explore in all (shared out over the workloads). */
@@ -80,329 +85,6 @@ export interface CrashResult {
 
 /** Largest number of failures reported in detail (and images kept) per workload. */
 const MAX_KEPT = 5;
-
-interface Piece {
-  page: number;
-  offset: number;
-  bytes: Buffer;
-  /** Program order among all stores of the run. */
-  seq: number;
-}
-
-type Tagged =
-  | { kind: 'write'; offset: number; bytes: Buffer; op: number }
-  | { kind: 'persist'; offset: number; length: number; op: number };
-
-class TaggingRecorder implements MediaRecorder {
-  readonly events: Tagged[] = [];
-  op = 0;
-  onWrite(offset: number, bytes: Buffer): void {
-    this.events.push({ kind: 'write', offset, bytes, op: this.op });
-  }
-  onPersist(offset: number, length: number): void {
-    this.events.push({ kind: 'persist', offset, length, op: this.op });
-  }
-}
-
-interface Recording {
-  workload: Workload;
-  base: Buffer;
-  events: Tagged[];
-  snapshots: Snapshot[];
-  writes: DataWrite[][];
-  ops: string[];
-  journal: [number, number];
-  maxFile: number;
-  /** What a pool page holds (for replay output). */
-  region: (page: number) => string;
-}
-
-function record(w: Workload, seed: number, dir: string): Recording {
-  const poolPath = path.join(dir, `${w.name}.record.pool`);
-  const size = w.poolMiB * 1024 * 1024;
-  mkfs(poolPath, { size, force: true });
-  const fsys = openFileSystem(poolPath, { commitIntervalMs: 0 });
-  const rec = new TaggingRecorder();
-  let driver: Driver;
-  let base: Buffer;
-  try {
-    fsys.core.pool.persistAll(); // everything so far is durable: that is the base image
-    base = fs.readFileSync(poolPath);
-    fsys.core.pool.setRecorder(rec);
-    driver = new Driver(fsys, seed, (op) => { rec.op = op; });
-    w.run(driver);
-    rec.op = driver.opCount + 1;
-  } finally {
-    try {
-      fsys.core.pool.setRecorder(null);
-      fsys.close();
-    } catch {
-      // closed by the workload
-    }
-    fs.rmSync(poolPath, { force: true });
-  }
-  const g = computeGeometry(size);
-  let maxFile = 0;
-  for (const s of driver.snapshots) for (const n of s.nodes.values()) maxFile = Math.max(maxFile, n.data.length);
-  return {
-    workload: w, base, events: rec.events, snapshots: driver.snapshots, writes: driver.writes, ops: driver.ops,
-    journal: [g.journalStart * PAGE, (g.journalStart + g.journalBlocks) * PAGE], maxFile,
-    region: (p) => {
-      if (p === 0) return 'superblock';
-      if (p === 1) return 'backup superblock';
-      if (p < g.inodeBitmapStart) return `journal block ${p - g.journalStart}`;
-      if (p < g.blockBitmapStart) return 'inode bitmap';
-      if (p < g.inodeTableStart) return 'block bitmap';
-      if (p < g.leaseTableStart) return `inode table (inodes ${(p - g.inodeTableStart) * 16}..${(p - g.inodeTableStart) * 16 + 15})`;
-      if (p < g.dataStart) return 'lease table';
-      return 'data area';
-    },
-  };
-}
-
-/** One barrier's crash point: the in-flight stores and the window of model states allowed. */
-interface Barrier {
-  index: number;
-  /** Event index of the barrier (events.length for the end of the run). */
-  event: number;
-  /** Pages with stores in flight, ascending, and how many stores each. */
-  pages: number[];
-  counts: number[];
-  /** Page of each in-flight store, in program order. */
-  order: number[];
-  /** The recovered tree must equal snapshots[lo..hi]. */
-  lo: number;
-  hi: number;
-  /** The previous barrier covered the whole pool (so "none" repeats its "all"). */
-  afterFull: boolean;
-  label: string;
-}
-
-/** Walks the events: makes stores durable at barriers, tracks what is in flight. */
-class Timeline {
-  readonly inflight = new Map<number, Piece[]>();
-  /** Current content of pages with stores in flight. */
-  private readonly issued = new Map<number, Buffer>();
-  pos = 0;
-  private seq = 0;
-  private journalSinceFull = false;
-  lastCommitOp = 0;
-  lastFull = true;
-
-  constructor(private readonly rec: Recording, private readonly img: WorkImage) {}
-
-  /** Advance to the next barrier (or the end); returns false when past the end. */
-  next(): { event: number; barrierOp: number | null } | null {
-    const ev = this.rec.events;
-    while (this.pos < ev.length) {
-      const e = ev[this.pos]!;
-      if (e.kind === 'persist') return { event: this.pos, barrierOp: e.op };
-      this.addWrite(e.offset, e.bytes);
-      this.pos++;
-    }
-    if (this.pos === ev.length) return { event: this.pos, barrierOp: null };
-    return null;
-  }
-
-  private addWrite(offset: number, bytes: Buffer): void {
-    const [js, je] = this.rec.journal;
-    if (offset < je && offset + bytes.length > js) this.journalSinceFull = true;
-    let done = 0;
-    while (done < bytes.length) {
-      const at = offset + done;
-      const page = Math.floor(at / PAGE);
-      const inPage = at - page * PAGE;
-      const n = Math.min(bytes.length - done, PAGE - inPage);
-      const piece = bytes.subarray(done, done + n);
-      let cur = this.issued.get(page);
-      const view = cur ?? this.img.refPage(page);
-      if (!view.subarray(inPage, inPage + n).equals(piece)) {
-        if (!cur) {
-          cur = Buffer.from(view);
-          this.issued.set(page, cur);
-        }
-        piece.copy(cur, inPage);
-        const list = this.inflight.get(page) ?? [];
-        list.push({ page, offset: inPage, bytes: piece, seq: this.seq++ });
-        this.inflight.set(page, list);
-      }
-      done += n;
-    }
-  }
-
-  /** Apply the barrier at `pos` (the stores it covers become the reference) and step past it. */
-  applyBarrier(): void {
-    const e = this.rec.events[this.pos]!;
-    if (e.kind !== 'persist') throw new Error('not at a barrier');
-    const full = e.offset === 0 && e.length >= this.img.size;
-    const first = Math.floor(e.offset / PAGE);
-    const last = Math.floor((e.offset + e.length - 1) / PAGE);
-    for (const page of [...this.inflight.keys()]) {
-      if (page < first || page > last) continue;
-      this.img.setRef(page, this.issued.get(page)!);
-      this.inflight.delete(page);
-      this.issued.delete(page);
-    }
-    if (full) {
-      if (this.journalSinceFull) this.lastCommitOp = e.op;
-      this.journalSinceFull = false;
-    }
-    this.lastFull = full;
-    this.pos++;
-  }
-
-  /** The page of each in-flight store, in program order. */
-  order(): number[] {
-    const all: Piece[] = [];
-    for (const list of this.inflight.values()) all.push(...list);
-    return all.sort((a, b) => a.seq - b.seq).map((p) => p.page);
-  }
-
-  /** The page image with the first `count` in-flight stores applied. */
-  pageWith(page: number, count: number): Buffer {
-    const img = Buffer.from(this.img.refPage(page));
-    for (const s of this.inflight.get(page)?.slice(0, count) ?? []) s.bytes.copy(img, s.offset);
-    return img;
-  }
-}
-
-type Descriptor = Map<number, number>;
-
-function signature(d: Descriptor): string {
-  return [...d].filter(([, c]) => c > 0).sort((a, b) => a[0] - b[0]).map(([p, c]) => `${p}:${c}`).join(',');
-}
-
-/** The subset a state name stands for (null: not valid at this barrier). */
-function descriptorFor(b: Barrier, kind: string, arg: number, seed: number): Descriptor | null {
-  const d: Descriptor = new Map();
-  const all = (): void => b.pages.forEach((p, i) => d.set(p, b.counts[i]!));
-  switch (kind) {
-    case 'none': return d;
-    case 'all': all(); return d;
-    case 'omit':
-      if (arg < 0 || arg >= b.pages.length) return null;
-      all(); d.set(b.pages[arg]!, 0); return d;
-    case 'torn':
-      if (arg < 0 || arg >= b.pages.length || b.counts[arg]! < 2) return null;
-      all(); d.set(b.pages[arg]!, b.counts[arg]! - 1); return d;
-    case 'only':
-      if (arg < 0 || arg >= b.pages.length) return null;
-      d.set(b.pages[arg]!, b.counts[arg]!); return d;
-    case 'order':
-      if (arg < 1 || arg >= b.order.length) return null;
-      for (let i = 0; i < arg; i++) d.set(b.order[i]!, (d.get(b.order[i]!) ?? 0) + 1);
-      return d;
-    case 'rand': {
-      const r = rng(mixSeed(seed, b.index, arg, 0xc4a5));
-      b.pages.forEach((p, i) => {
-        const c = b.counts[i]!;
-        const x = r();
-        d.set(p, x < 0.4 ? 0 : x < 0.8 ? c : Math.floor(r() * (c + 1)));
-      });
-      return d;
-    }
-    default: return null;
-  }
-}
-
-/** Deterministic candidates of a barrier, beyond none and all. */
-function deterministicStates(b: Barrier): string[] {
-  const out: string[] = [];
-  const n = b.pages.length;
-  if (n >= 2) for (let i = 0; i < n; i++) out.push(`omit.${i}`);
-  for (let i = 0; i < n; i++) if (b.counts[i]! >= 2) out.push(`torn.${i}`);
-  if (n >= 3) for (let i = 0; i < n; i++) out.push(`only.${i}`);
-  for (let j = 1; j < b.order.length; j++) out.push(`order.${j}`);
-  return out;
-}
-
-/** The states explored at a barrier, within `quota`, deduplicated. */
-function statesFor(b: Barrier, quota: number, seed: number): Array<{ name: string; d: Descriptor }> {
-  const out: Array<{ name: string; d: Descriptor }> = [];
-  const seen = new Set<string>();
-  const tryAdd = (name: string): void => {
-    if (out.length >= quota) return;
-    const [kind, arg] = name.split('.');
-    const d = descriptorFor(b, kind!, Number(arg ?? 0), seed);
-    if (!d) return;
-    const sig = signature(d);
-    if (seen.has(sig)) return;
-    seen.add(sig);
-    out.push({ name: `${b.index}:${name}`, d });
-  };
-  if (!b.afterFull || b.index === 0) tryAdd('none');
-  else seen.add(''); // the previous barrier's "all" was this image
-  tryAdd('all');
-  let rest = deterministicStates(b);
-  if (rest.length > quota - out.length) {
-    const r = rng(mixSeed(seed, b.index, 0x5a3));
-    for (let i = rest.length - 1; i > 0; i--) {
-      const j = Math.floor(r() * (i + 1));
-      [rest[i], rest[j]] = [rest[j]!, rest[i]!];
-    }
-    rest = rest.slice(0, quota - out.length);
-  }
-  for (const s of rest) tryAdd(s);
-  // Random subsets fill the share; give up after a run of duplicates.
-  for (let r = 0, misses = 0; out.length < quota && b.pages.length >= 2 && misses < 50; r++) {
-    const before = out.length;
-    tryAdd(`rand.${r}`);
-    misses = out.length > before ? 0 : misses + 1;
-  }
-  return out;
-}
-
-/** How many distinct images a barrier can give at most (Infinity: plenty). */
-function capacity(b: Barrier): number {
-  if (b.pages.length >= 2) return Infinity;
-  return b.pages.length === 0 ? 1 : 1 + b.counts[0]!;
-}
-
-function shareOut(barriers: Barrier[], budget: number): number[] {
-  const quota = new Array<number>(barriers.length).fill(0);
-  const order = barriers.map((b, i) => i).sort((a, b) => capacity(barriers[a]!) - capacity(barriers[b]!));
-  let left = budget;
-  order.forEach((i, k) => {
-    const share = Math.max(1, Math.floor(left / (order.length - k)));
-    const q = Math.min(capacity(barriers[i]!), share);
-    quota[i] = q;
-    left -= q;
-  });
-  return quota;
-}
-
-function survey(rec: Recording, img: WorkImage): Barrier[] {
-  const t = new Timeline(rec, img);
-  const out: Barrier[] = [];
-  for (;;) {
-    const at = t.next();
-    if (!at) break;
-    const pages = [...t.inflight.keys()].sort((a, b) => a - b);
-    const order = t.order();
-    out.push({
-      index: out.length, event: at.event, pages, counts: pages.map((p) => t.inflight.get(p)!.length), order,
-      lo: Math.max(0, t.lastCommitOp - 1), hi: at.barrierOp === null ? rec.ops.length : Math.min(rec.ops.length, at.barrierOp),
-      afterFull: t.lastFull, label: at.barrierOp === null ? 'end of run' : `barrier in op ${at.barrierOp} (${rec.ops[at.barrierOp - 1] ?? 'after the last op'})`,
-    });
-    if (at.barrierOp === null) break;
-    t.applyBarrier();
-  }
-  // Restore the reference image for the exploration pass.
-  img.ref.set(rec.base);
-  img.restore(pagesWritten(rec));
-  return out;
-}
-
-/** Every page some store of the run touched. */
-function pagesWritten(rec: Recording): number[] {
-  const pages = new Set<number>();
-  for (const e of rec.events) {
-    if (e.kind !== 'write' || e.bytes.length === 0) continue;
-    const last = Math.floor((e.offset + e.bytes.length - 1) / PAGE);
-    for (let p = Math.floor(e.offset / PAGE); p <= last; p++) pages.add(p);
-  }
-  return [...pages];
-}
 
 export function runCrashExplorer(opts: CrashOptions): CrashResult {
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -464,12 +146,6 @@ export function runCrashExplorer(opts: CrashOptions): CrashResult {
   }
   log(`crash states: ${result.explored} explored, ${result.failed} failed`);
   return result;
-}
-
-function parseReplay(s: string): { barrier: number; name: string } {
-  const m = /^(\d+):(none|all|(omit|torn|only|order|rand)\.\d+)$/.exec(s);
-  if (!m) throw new Error(`--replay ${JSON.stringify(s)}: expected BARRIER:KIND[.N], as printed with a failure (e.g. 17:omit.3)`);
-  return { barrier: Number(m[1]), name: m[2]! };
 }
 
 function explore(
@@ -547,17 +223,7 @@ function checkImage(rec: Recording, img: WorkImage, b: Barrier, verbose?: (line:
     }
     return null;
   } finally {
-    if (fsys) {
-      try {
-        fsys.close();
-      } catch {
-        try {
-          fsys.core.pool.close();
-        } catch {
-          // already closed
-        }
-      }
-    }
+    if (fsys) closeQuietly(fsys);
     Pool.setDefaultRecorder(null);
   }
 }

@@ -16,8 +16,8 @@
  */
 import { fsck, FsError, openFileSystem, PoolError, ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileSystem, type FsckReport } from '../fs/index.js';
 import { Pool } from '../media/pool.js';
-import type { WorkImage } from './image.js';
-import type { FuzzCase } from './structures.js';
+import { closeQuietly, type WorkImage } from './image.js';
+import type { FuzzCase } from './damage.js';
 
 export interface CaseOutcome {
   index: number;
@@ -101,18 +101,6 @@ export function walkEverything(fsys: FileSystem, strict: boolean): { fsErrors: n
   return counter;
 }
 
-function closeQuietly(fsys: FileSystem): void {
-  try {
-    fsys.close();
-  } catch {
-    try {
-      fsys.core.pool.close();
-    } catch {
-      // closed
-    }
-  }
-}
-
 /** Check one damaged image; the working file is restored afterwards. */
 export function checkCase(img: WorkImage, c: FuzzCase): CaseOutcome {
   const out: CaseOutcome = { index: c.index, failure: null, fsckExit: -1, open: 'refused', repairExit: -1, fsErrors: 0 };
@@ -123,34 +111,7 @@ export function checkCase(img: WorkImage, c: FuzzCase): CaseOutcome {
   Pool.setDefaultRecorder(img);
   try {
     apply();
-    // 1. fsck, read-only.
-    let report: FsckReport;
-    try {
-      report = fsck(img.path);
-    } catch (err) {
-      throw new Unexpected(`fsck threw ${describe(err)}`);
-    }
-    out.fsckExit = report.exitCode;
-    // 2. open and walk.
-    let fsys: FileSystem | null = null;
-    try {
-      fsys = openFileSystem(img.path, { commitIntervalMs: 0 });
-    } catch (err) {
-      if (!(err instanceof PoolError && err.hint !== undefined)) throw new Unexpected(`open threw ${describe(err)} (a damaged pool is refused with a PoolError that says what to do)`);
-    }
-    if (fsys) {
-      out.open = 'served';
-      try {
-        out.fsErrors = walkEverything(fsys, false).fsErrors;
-        try {
-          fsys.close();
-        } catch (err) {
-          if (!(err instanceof FsError || (err instanceof PoolError && err.hint !== undefined))) throw new Unexpected(`unmount threw ${describe(err)}`);
-        }
-      } finally {
-        closeQuietly(fsys);
-      }
-    }
+    checkDamaged(img, out);
     // 3. fsck --repair of the damaged image as it was.
     apply();
     let repaired: FsckReport;
@@ -172,28 +133,7 @@ export function checkCase(img: WorkImage, c: FuzzCase): CaseOutcome {
       out.failure = `fsck --repair left problems (exit 4): ${repaired.problems.filter((p) => !p.fixed).map((p) => `${p.kind}: ${p.message}`).slice(0, 3).join('; ')}`;
       return out;
     }
-    // 4. the repaired pool opens, walks cleanly, and fsck finds it clean.
-    let again: FileSystem;
-    try {
-      again = openFileSystem(img.path, { commitIntervalMs: 0 });
-    } catch (err) {
-      out.failure = `the repaired pool does not open: ${describe(err)}`;
-      return out;
-    }
-    try {
-      const walk = walkEverything(again, true);
-      if (walk.fsErrors) {
-        out.failure = `the repaired pool still fails: ${walk.first}${walk.fsErrors > 1 ? ` (and ${walk.fsErrors - 1} more)` : ''}`;
-        return out;
-      }
-      again.close();
-    } finally {
-      closeQuietly(again);
-    }
-    const second = fsck(img.path);
-    if (second.exitCode !== 0) {
-      out.failure = `a second fsck after --repair exits ${second.exitCode}: ${second.error ?? second.problems.map((p) => `${p.kind}: ${p.message}`).slice(0, 3).join('; ')}`;
-    }
+    out.failure = checkRepaired(img);
     return out;
   } catch (err) {
     out.failure = err instanceof Unexpected ? err.message : `the checker itself threw ${describe(err)}`;
@@ -202,6 +142,57 @@ export function checkCase(img: WorkImage, c: FuzzCase): CaseOutcome {
     Pool.setDefaultRecorder(null);
     img.restore([0, 1]);
   }
+}
+
+/** 1. fsck, read-only; 2. the damaged pool is refused with advice, or served and walked without a crash. */
+function checkDamaged(img: WorkImage, out: CaseOutcome): void {
+  let report: FsckReport;
+  try {
+    report = fsck(img.path);
+  } catch (err) {
+    throw new Unexpected(`fsck threw ${describe(err)}`);
+  }
+  out.fsckExit = report.exitCode;
+  let fsys: FileSystem | null = null;
+  try {
+    fsys = openFileSystem(img.path, { commitIntervalMs: 0 });
+  } catch (err) {
+    if (!(err instanceof PoolError && err.hint !== undefined)) throw new Unexpected(`open threw ${describe(err)} (a damaged pool is refused with a PoolError that says what to do)`);
+  }
+  if (!fsys) return;
+  out.open = 'served';
+  try {
+    out.fsErrors = walkEverything(fsys, false).fsErrors;
+    try {
+      fsys.close();
+    } catch (err) {
+      if (!(err instanceof FsError || (err instanceof PoolError && err.hint !== undefined))) throw new Unexpected(`unmount threw ${describe(err)}`);
+    }
+  } finally {
+    closeQuietly(fsys);
+  }
+}
+
+/** 4. The repaired pool opens, walks cleanly, and fsck finds it clean: null, else what fails. */
+function checkRepaired(img: WorkImage): string | null {
+  let again: FileSystem;
+  try {
+    again = openFileSystem(img.path, { commitIntervalMs: 0 });
+  } catch (err) {
+    return `the repaired pool does not open: ${describe(err)}`;
+  }
+  try {
+    const walk = walkEverything(again, true);
+    if (walk.fsErrors) return `the repaired pool still fails: ${walk.first}${walk.fsErrors > 1 ? ` (and ${walk.fsErrors - 1} more)` : ''}`;
+    again.close();
+  } finally {
+    closeQuietly(again);
+  }
+  const second = fsck(img.path);
+  if (second.exitCode !== 0) {
+    return `a second fsck after --repair exits ${second.exitCode}: ${second.error ?? second.problems.map((p) => `${p.kind}: ${p.message}`).slice(0, 3).join('; ')}`;
+  }
+  return null;
 }
 
 function firstLine(s: string | undefined): string {

@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkCase } from './fuzz-check.js';
 import { WorkImage } from './image.js';
-import { inventory, makeCase, type Inventory } from './structures.js';
+import { makeCase } from './damage.js';
+import { inventory, type Inventory } from './structures.js';
 
 let bases: Buffer[] = [];
 let inventories: Inventory[] = [];

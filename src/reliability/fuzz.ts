@@ -17,7 +17,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkfs, openFileSystem, ROOT_INO, S_IFCHR, S_IFIFO, XATTR_CREATE } from '../fs/index.js';
 import { mixSeed, patternBytes, scratchDir, WorkImage } from './image.js';
-import { describeCase, inventory, makeCase, STRUCT_KINDS, type FuzzCase } from './structures.js';
+import { describeCase, makeCase, type FuzzCase } from './damage.js';
+import { inventory, STRUCT_KINDS } from './structures.js';
 import type { CaseOutcome } from './fuzz-check.js';
 
 export interface FuzzOptions {
@@ -136,6 +137,78 @@ function workerScript(): { file: string; execArgv: string[] } {
   return { file: path.join(path.dirname(here), `fuzz-worker${ext}`), execArgv: ext === '.ts' ? process.execArgv : [] };
 }
 
+/**
+ * The cases run in `count` worker processes, each fed one case at a time; a
+ * case with no result within `timeoutMs` (a hang) or whose worker dies (a
+ * crash) is a failure, and the worker is replaced while cases are left.
+ */
+function runWorkers(
+  p: { indices: number[]; count: number; timeoutMs: number; init: object; workers: WorkerHandle[] },
+  onOutcome: (o: CaseOutcome, hang?: boolean) => void,
+  onResult: () => void,
+): Promise<void> {
+  const script = workerScript();
+  const { indices, timeoutMs } = p;
+  let next = 0;
+  return new Promise<void>((resolve, reject) => {
+    let live = 0;
+    const failed = (index: number, failure: string): CaseOutcome => ({ index, failure, fsckExit: -1, open: 'refused', repairExit: -1, fsErrors: 0 });
+    const spawn = (slot: number): void => {
+      const child = fork(script.file, [], { execArgv: script.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const h: WorkerHandle = { child, busy: null, timer: null };
+      p.workers[slot] = h;
+      live++;
+      child.send({ type: 'init', ...p.init, slot });
+      const feed = (): void => {
+        if (next >= indices.length) {
+          h.busy = null;
+          child.send({ type: 'exit' });
+          return;
+        }
+        const i = indices[next++]!; // next < indices.length (above)
+        h.busy = i;
+        h.timer = setTimeout(() => {
+          h.timer = null;
+          const idx = h.busy;
+          h.busy = null;
+          child.removeAllListeners('exit');
+          child.kill('SIGKILL');
+          live--;
+          if (idx !== null) onOutcome(failed(idx, `no result within ${timeoutMs / 1000} s (a hang, or far too slow)`), true);
+          if (next < indices.length) spawn(slot);
+          else if (live === 0) resolve();
+        }, timeoutMs);
+        child.send({ type: 'case', index: i });
+      };
+      child.on('message', (m: { type: string; outcome?: CaseOutcome; error?: string }) => {
+        if (m.type === 'ready') {
+          feed();
+        } else if (m.type === 'result' && m.outcome) {
+          if (h.timer) clearTimeout(h.timer);
+          h.timer = null;
+          onOutcome(m.outcome);
+          onResult();
+          feed();
+        } else if (m.type === 'fatal') {
+          reject(new Error(`fuzz worker failed to start: ${m.error}`));
+        }
+      });
+      child.on('exit', (code, signal) => {
+        if (h.timer) clearTimeout(h.timer);
+        live--;
+        if (h.busy !== null) {
+          const idx = h.busy;
+          h.busy = null;
+          onOutcome(failed(idx, `the worker died (exit ${code ?? ''}${signal ? ` signal ${signal}` : ''}): a crash of the process`));
+          if (next < indices.length) spawn(slot);
+        }
+        if (live === 0) resolve();
+      });
+    };
+    for (let s = 0; s < p.count; s++) spawn(s);
+  });
+}
+
 export async function runFuzzer(opts: FuzzOptions): Promise<FuzzResult> {
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const started = Date.now();
@@ -160,27 +233,13 @@ export async function runFuzzer(opts: FuzzOptions): Promise<FuzzResult> {
         `structures: ${kinds.map((k) => `${k} ${inventories.map((inv) => inv.byKind.get(k)?.length ?? 0).join('/')}`).join(', ')}`);
     }
     const indices = opts.only !== undefined ? [opts.only] : Array.from({ length: opts.cases }, (_, i) => i);
-    const caseOf = (i: number): FuzzCase => makeCase(opts.seed, i, bases, inventories);
     const onOutcome = (o: CaseOutcome, hang = false): void => {
-      const c = caseOf(o.index);
-      result.cases++;
-      const kind = c.mutations[0]!.structure.kind; // makeCase makes one or more
-      const k = (result.byKind[kind] ??= { cases: 0, failed: 0 });
-      k.cases++;
-      if (o.open === 'served') result.served++;
-      else result.refused++;
-      result.fsckExit[String(o.fsckExit)] = (result.fsckExit[String(o.fsckExit)] ?? 0) + 1;
-      result.repairExit[String(o.repairExit)] = (result.repairExit[String(o.repairExit)] ?? 0) + 1;
-      if (opts.only !== undefined) {
-        log(`case ${o.index}: ${describeCase(c)}`);
-        log(`  fsck exit ${o.fsckExit}; open ${o.open}${o.open === 'served' ? ` (${o.fsErrors} FsError(s) in the walk)` : ''}; fsck --repair exit ${o.repairExit}`);
-      }
-      if (!o.failure) return;
-      result.failed++;
-      k.failed++;
+      const c = makeCase(opts.seed, o.index, bases, inventories);
+      const failure = tally(result, c, o, opts.only !== undefined ? log : undefined);
+      if (!failure) return;
       const replay = `npx daxvm test-fuzz --seed ${opts.seed} --case ${o.index}`;
       let image = '';
-      log(`FAILED case ${o.index}${hang ? ' (hang)' : ''}: ${o.failure}`);
+      log(`FAILED case ${o.index}${hang ? ' (hang)' : ''}: ${failure}`);
       log(`  damage: ${describeCase(c)}`);
       if (result.failed <= MAX_KEPT || opts.only !== undefined) {
         image = keepPath(`fuzz-seed${opts.seed}-case${o.index}.pool`);
@@ -189,72 +248,18 @@ export async function runFuzzer(opts: FuzzOptions): Promise<FuzzResult> {
         log(`  image kept: ${image}`);
       }
       log(`  replay: ${replay}`);
-      result.failures.push({ index: o.index, what: describeCase(c), problem: o.failure, image, replay });
+      result.failures.push({ index: o.index, what: describeCase(c), problem: failure, image, replay });
+    };
+    let progressAt = Date.now();
+    const onResult = (): void => {
+      if (opts.only === undefined && Date.now() - progressAt > 10000) {
+        progressAt = Date.now();
+        log(`  ${result.cases}/${indices.length} cases, ${result.failed} failed`);
+      }
     };
     const count = Math.max(1, Math.min(opts.workers ?? Math.min(4, os.cpus().length), indices.length));
-    const timeoutMs = opts.timeoutMs ?? 30000;
-    const script = workerScript();
-    let next = 0;
-    let progressAt = Date.now();
-    await new Promise<void>((resolve, reject) => {
-      let live = 0;
-      const spawn = (slot: number): void => {
-        const child = fork(script.file, [], { execArgv: script.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-        const h: WorkerHandle = { child, busy: null, timer: null };
-        workers[slot] = h;
-        live++;
-        child.send({ type: 'init', bases: basePaths, seed: opts.seed, scratch, slot });
-        const feed = (): void => {
-          if (next >= indices.length) {
-            h.busy = null;
-            child.send({ type: 'exit' });
-            return;
-          }
-          const i = indices[next++]!; // next < indices.length (above)
-          h.busy = i;
-          h.timer = setTimeout(() => {
-            h.timer = null;
-            const idx = h.busy;
-            h.busy = null;
-            child.removeAllListeners('exit');
-            child.kill('SIGKILL');
-            live--;
-            if (idx !== null) onOutcome({ index: idx, failure: `no result within ${timeoutMs / 1000} s (a hang, or far too slow)`, fsckExit: -1, open: 'refused', repairExit: -1, fsErrors: 0 }, true);
-            if (next < indices.length) spawn(slot);
-            else if (live === 0) resolve();
-          }, timeoutMs);
-          child.send({ type: 'case', index: i });
-        };
-        child.on('message', (m: { type: string; outcome?: CaseOutcome; error?: string }) => {
-          if (m.type === 'ready') {
-            feed();
-          } else if (m.type === 'result') {
-            if (h.timer) clearTimeout(h.timer);
-            h.timer = null;
-            onOutcome(m.outcome!);
-            if (opts.only === undefined && Date.now() - progressAt > 10000) {
-              progressAt = Date.now();
-              log(`  ${result.cases}/${indices.length} cases, ${result.failed} failed`);
-            }
-            feed();
-          } else if (m.type === 'fatal') {
-            reject(new Error(`fuzz worker failed to start: ${m.error}`));
-          }
-        });
-        child.on('exit', (code, signal) => {
-          if (h.timer) clearTimeout(h.timer);
-          live--;
-          if (h.busy !== null) {
-            const idx = h.busy;
-            h.busy = null;
-            onOutcome({ index: idx, failure: `the worker died (exit ${code ?? ''}${signal ? ` signal ${signal}` : ''}): a crash of the process`, fsckExit: -1, open: 'refused', repairExit: -1, fsErrors: 0 });
-            if (next < indices.length) spawn(slot);
-          }
-          if (live === 0) resolve();
-        });
-      };
-      for (let s = 0; s < count; s++) spawn(s);
-    });
+    const init = { bases: basePaths, seed: opts.seed, scratch };
+    await runWorkers({ indices, count, timeoutMs: opts.timeoutMs ?? 30000, init, workers }, onOutcome, onResult);
   } finally {
     for (const w of workers) if (w && w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
     fs.rmSync(scratch, { recursive: true, force: true });
@@ -267,6 +272,26 @@ export async function runFuzzer(opts: FuzzOptions): Promise<FuzzResult> {
   }
   log(`fuzz cases: ${result.cases} run, ${result.failed} failed`);
   return result;
+}
+
+/** Count a case's outcome in the result (and show it when one case is replayed); its failure, if any. */
+function tally(result: FuzzResult, c: FuzzCase, o: CaseOutcome, show?: (line: string) => void): string | undefined {
+  result.cases++;
+  const kind = c.mutations[0]!.structure.kind; // makeCase makes one or more
+  const k = (result.byKind[kind] ??= { cases: 0, failed: 0 });
+  k.cases++;
+  if (o.open === 'served') result.served++;
+  else result.refused++;
+  result.fsckExit[String(o.fsckExit)] = (result.fsckExit[String(o.fsckExit)] ?? 0) + 1;
+  result.repairExit[String(o.repairExit)] = (result.repairExit[String(o.repairExit)] ?? 0) + 1;
+  if (show) {
+    show(`case ${o.index}: ${describeCase(c)}`);
+    show(`  fsck exit ${o.fsckExit}; open ${o.open}${o.open === 'served' ? ` (${o.fsErrors} FsError(s) in the walk)` : ''}; fsck --repair exit ${o.repairExit}`);
+  }
+  if (!o.failure) return undefined;
+  result.failed++;
+  k.failed++;
+  return o.failure;
 }
 
 function fmtCounts(m: Record<string, number>): string {

@@ -10,6 +10,7 @@
  * the reference of just those pages.
  */
 import fs from 'node:fs';
+import type { FileSystem } from '../fs/index.js';
 import type { MediaRecorder } from '../media/types.js';
 
 export const PAGE = 4096;
@@ -169,4 +170,17 @@ export function scratchDir(prefix: string, base?: string): string {
     }
   }
   throw new Error(`no writable scratch directory among ${candidates.join(', ')}`);
+}
+
+/** Close a file system over a damaged or crashed image whatever state it is in (its pool at least). */
+export function closeQuietly(fsys: FileSystem): void {
+  try {
+    fsys.close();
+  } catch {
+    try {
+      fsys.core.pool.close();
+    } catch {
+      // closed already
+    }
+  }
 }

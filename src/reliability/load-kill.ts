@@ -51,7 +51,7 @@ export interface KillOptions {
 }
 
 const POOL_SIZE = '256M';
-const dbg = debug('daxvm:load');
+const dbg = debug('daxvm:reliability');
 /** Operations the metadata client starts with (mkdir meta, meta/d0..d3, fsync of meta). */
 const SETUP_OPS = 6;
 

@@ -90,16 +90,164 @@ function isNoSpace(err: unknown): boolean {
   return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
+type RandomGenerator = ReturnType<typeof xoroshiro128plus>;
+
+/**
+ * The aged tree as the model sees it (our files, our directories, the space
+ * they take against the budget), and the operations on it, each fed to the
+ * sequence digest.
+ */
+class AgedTree {
+  readonly live: Live[] = [];
+  readonly dirs = new Set<string>(['']);
+  used = 0;
+  written = 0;
+  creates = 0;
+  deletes = 0;
+  mkdirs = 0;
+  enospc = 0;
+  /** Seconds until the budget was first reached. */
+  fillSeconds: number | null = null;
+  private readonly pattern: Pattern;
+  private readonly digest = createHash('sha256');
+
+  constructor(
+    private readonly o: AgeOptions,
+    private readonly rng: RandomGenerator,
+    private budget: number,
+    private readonly capacityBytes: number,
+    private readonly t0: number,
+    /** A commit, so that blocks just freed become usable. */
+    private readonly commit: () => void,
+  ) {
+    this.pattern = new Pattern(o.seed);
+  }
+
+  get room(): number {
+    return this.budget - this.used;
+  }
+
+  sequenceDigest(): string {
+    return this.digest.digest('hex');
+  }
+
+  private deleteOne(): void {
+    const i = uniformInt(this.rng, 0, this.live.length - 1);
+    const victim = this.live[i];
+    const last = this.live.pop();
+    if (!victim || !last) throw new Error('age: nothing left to delete');
+    if (i < this.live.length) this.live[i] = last;
+    unlinkSync(join(this.o.dir, victim.rel));
+    this.used -= victim.cost;
+    this.deletes++;
+    this.digest.update(`d ${victim.rel}\n`);
+  }
+
+  makeRoom(need: number): void {
+    if (this.fillSeconds === null && this.used + need > this.budget) this.fillSeconds = (performance.now() - this.t0) / 1000;
+    while (this.used + need > this.budget && this.live.length > 0) this.deleteOne();
+  }
+
+  private ensureDir(rel: string): void {
+    if (this.dirs.has(rel)) return;
+    const slash = rel.lastIndexOf('/');
+    if (slash > 0) this.ensureDir(rel.slice(0, slash));
+    mkdirSync(join(this.o.dir, rel));
+    this.dirs.add(rel);
+    this.used += BLOCK;
+    this.mkdirs++;
+    this.digest.update(`m ${rel}\n`);
+  }
+
+  /** ENOSPC: the file system holds less than the model thinks; aim lower and make room for real. */
+  backOff(need: number, what: string): void {
+    this.enospc++;
+    if (this.live.length === 0) {
+      throw new AgeError(
+        `no space on ${this.o.mnt} for ${what} even with no aged file left (${statfsUsage(this.o.mnt).usedBytes} of ${this.capacityBytes} bytes in use)`,
+        'free space on the mount, or give a lower --fill',
+      );
+    }
+    this.budget = Math.min(this.budget, this.used) - Math.max(need, Math.floor(this.capacityBytes / 100));
+    this.makeRoom(need);
+    this.commit();
+  }
+
+  /** Create file number `serial` in `dirRel`; ENOSPC is thrown with nothing left behind. */
+  create(serial: number, dirRel: string, size: number): void {
+    const name = fileName(serial, size);
+    const rel = dirRel ? `${dirRel}/${name}` : name;
+    try {
+      this.ensureDir(dirRel);
+      this.pattern.write(join(this.o.dir, rel), rel, size);
+    } catch (err) {
+      if (isNoSpace(err)) {
+        try {
+          unlinkSync(join(this.o.dir, rel));
+        } catch { /* not created */ }
+      }
+      throw err;
+    }
+    this.live.push({ rel, cost: cost(size), size });
+    this.used += cost(size);
+    this.written += size;
+    this.creates++;
+    this.digest.update(`c ${rel}\n`);
+  }
+}
+
+/** Churn: create files (deleting at random to stay within the budget) until `goal` bytes are written. */
+async function churn(tree: AgedTree, o: AgeOptions, rng: RandomGenerator, maxFile: number, goal: number, next: () => number): Promise<void> {
+  let lastYield = performance.now();
+  while (tree.written < goal && !o.signal?.aborted) {
+    const serial = next();
+    const dirRel = drawDir(rng);
+    const size = drawSize(rng, maxFile);
+    tree.makeRoom(cost(size));
+    for (;;) {
+      try {
+        tree.create(serial, dirRel, size);
+        break;
+      } catch (err) {
+        if (!isNoSpace(err)) throw err;
+        tree.backOff(cost(size), `a file of ${size} bytes`);
+      }
+    }
+    if (performance.now() - lastYield > 100) {
+      o.onProgress?.(tree.written, goal);
+      await new Promise((r) => setImmediate(r)); // lets Ctrl-C and the progress bar in
+      lastYield = performance.now();
+    }
+  }
+}
+
+/** Top up: the last deletions may have left the fill well under the target (by up to one large file). */
+function topUp(tree: AgedTree, o: AgeOptions, rng: RandomGenerator, maxFile: number, next: () => number): void {
+  for (let misses = 0; misses < 8 && !o.signal?.aborted;) {
+    const serial = next();
+    const dirRel = drawDir(rng);
+    const size = drawSize(rng, maxFile);
+    if (cost(size) > tree.room) {
+      misses++;
+      continue;
+    }
+    try {
+      tree.create(serial, dirRel, size);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      break;
+    }
+  }
+}
+
 export async function age(o: AgeOptions): Promise<AgeResult> {
   const t0 = performance.now();
   const rng = xoroshiro128plus(o.seed);
-  const pattern = new Pattern(o.seed);
-  const digest = createHash('sha256');
   const marker = join(o.dir, MARKER);
 
   mkdirSync(o.dir, { recursive: true });
   const { capacityBytes, usedBytes: baseline } = statfsUsage(o.mnt);
-  let budget = Math.floor(o.fill * capacityBytes) - baseline;
+  const budget = Math.floor(o.fill * capacityBytes) - baseline;
   if (budget < 16 * BLOCK) {
     throw new AgeError(
       `${o.mnt} is already ${((100 * baseline) / capacityBytes).toFixed(1)}% full, at or above the --fill of ${(100 * o.fill).toFixed(0)}%`,
@@ -109,122 +257,19 @@ export async function age(o: AgeOptions): Promise<AgeResult> {
   const maxFile = Math.max(1, Math.min(o.maxFile ?? PROFILE_MAX_BYTES, Math.floor(budget * MAX_FILE_SHARE)));
   const params: AgeParams = { fill: o.fill, churn: o.churn, seed: o.seed, maxFileBytes: maxFile };
   const started = new Date().toISOString();
-  writeMarker(marker, { status: 'running', params, started }); // and commit: info reads the pool as of the last commit
+  const running = (): void => writeMarker(marker, { status: 'running', params, started }); // and commit: info reads the pool as of the last commit
+  running();
   const before = snapshot(o.mnt, o.pool);
 
   const goal = o.churn * capacityBytes;
-  const live: Live[] = [];
-  const dirs = new Set<string>(['']);
-  let used = 0;
-  let written = 0;
-  let creates = 0;
-  let deletes = 0;
-  let mkdirs = 0;
-  let enospc = 0;
+  const tree = new AgedTree(o, rng, budget, capacityBytes, t0, running);
   let serial = 0;
-  let fillSeconds: number | null = null;
-  let lastYield = performance.now();
+  const next = (): number => ++serial;
+  await churn(tree, o, rng, maxFile, goal, next);
+  topUp(tree, o, rng, maxFile, next);
+  o.onProgress?.(Math.min(tree.written, goal), goal);
 
-  const deleteOne = (): void => {
-    const i = uniformInt(rng, 0, live.length - 1);
-    const victim = live[i];
-    const last = live.pop();
-    if (!victim || !last) throw new Error('age: nothing left to delete');
-    if (i < live.length) live[i] = last;
-    unlinkSync(join(o.dir, victim.rel));
-    used -= victim.cost;
-    deletes++;
-    digest.update(`d ${victim.rel}\n`);
-  };
-  const makeRoom = (need: number): void => {
-    if (fillSeconds === null && used + need > budget) fillSeconds = (performance.now() - t0) / 1000;
-    while (used + need > budget && live.length > 0) deleteOne();
-  };
-  const ensureDir = (rel: string): void => {
-    if (dirs.has(rel)) return;
-    const slash = rel.lastIndexOf('/');
-    if (slash > 0) ensureDir(rel.slice(0, slash));
-    mkdirSync(join(o.dir, rel));
-    dirs.add(rel);
-    used += BLOCK;
-    mkdirs++;
-    digest.update(`m ${rel}\n`);
-  };
-  /** ENOSPC: the file system holds less than the model thinks; aim lower and make room for real. */
-  const backOff = (need: number, what: string): void => {
-    enospc++;
-    if (live.length === 0) {
-      throw new AgeError(
-        `no space on ${o.mnt} for ${what} even with no aged file left (${statfsUsage(o.mnt).usedBytes} of ${capacityBytes} bytes in use)`,
-        'free space on the mount, or give a lower --fill',
-      );
-    }
-    budget = Math.min(budget, used) - Math.max(need, Math.floor(capacityBytes / 100));
-    makeRoom(need);
-    writeMarker(marker, { status: 'running', params, started }); // a commit: the blocks just freed become usable
-  };
-
-  /** Create file number `serial` in `dirRel`; ENOSPC is thrown with nothing left behind. */
-  const create = (dirRel: string, size: number): void => {
-    const name = fileName(serial, size);
-    const rel = dirRel ? `${dirRel}/${name}` : name;
-    try {
-      ensureDir(dirRel);
-      pattern.write(join(o.dir, rel), rel, size);
-    } catch (err) {
-      if (isNoSpace(err)) {
-        try {
-          unlinkSync(join(o.dir, rel));
-        } catch { /* not created */ }
-      }
-      throw err;
-    }
-    live.push({ rel, cost: cost(size), size });
-    used += cost(size);
-    written += size;
-    creates++;
-    digest.update(`c ${rel}\n`);
-  };
-
-  while (written < goal && !o.signal?.aborted) {
-    serial++;
-    const dirRel = drawDir(rng);
-    const size = drawSize(rng, maxFile);
-    makeRoom(cost(size));
-    for (;;) {
-      try {
-        create(dirRel, size);
-        break;
-      } catch (err) {
-        if (!isNoSpace(err)) throw err;
-        backOff(cost(size), `a file of ${size} bytes`);
-      }
-    }
-    if (performance.now() - lastYield > 100) {
-      o.onProgress?.(written, goal);
-      await new Promise((r) => setImmediate(r)); // lets Ctrl-C and the progress bar in
-      lastYield = performance.now();
-    }
-  }
-  // Top up: the last deletions may have left the fill well under the target (by up to one large file).
-  for (let misses = 0; misses < 8 && !o.signal?.aborted;) {
-    serial++;
-    const dirRel = drawDir(rng);
-    const size = drawSize(rng, maxFile);
-    if (used + cost(size) > budget) {
-      misses++;
-      continue;
-    }
-    try {
-      create(dirRel, size);
-    } catch (err) {
-      if (!isNoSpace(err)) throw err;
-      break;
-    }
-  }
-  o.onProgress?.(Math.min(written, goal), goal);
-
-  writeMarker(marker, { status: 'running', params, started });
+  running();
   const after = snapshot(o.mnt, o.pool);
   const result: AgeResult = {
     status: o.signal?.aborted ? 'interrupted' : 'done',
@@ -235,17 +280,17 @@ export async function age(o: AgeOptions): Promise<AgeResult> {
     params,
     before,
     after,
-    files: live.length,
-    fileBytes: live.reduce((n, f) => n + f.size, 0),
-    directories: dirs.size - 1,
-    bytesWritten: written,
-    creates,
-    deletes,
-    operations: creates + deletes + mkdirs,
-    enospcBackoffs: enospc,
+    files: tree.live.length,
+    fileBytes: tree.live.reduce((n, f) => n + f.size, 0),
+    directories: tree.dirs.size - 1,
+    bytesWritten: tree.written,
+    creates: tree.creates,
+    deletes: tree.deletes,
+    operations: tree.creates + tree.deletes + tree.mkdirs,
+    enospcBackoffs: tree.enospc,
     seconds: Math.round((performance.now() - t0) / 10) / 100,
-    fillSeconds: fillSeconds === null ? null : Math.round(fillSeconds * 100) / 100,
-    sequenceDigest: digest.digest('hex'),
+    fillSeconds: tree.fillSeconds === null ? null : Math.round(tree.fillSeconds * 100) / 100,
+    sequenceDigest: tree.sequenceDigest(),
   };
   writeMarker(marker, { status: result.status, params, started, finished: new Date().toISOString(), result });
   return result;
