@@ -4,7 +4,10 @@
 //   node scripts/system-deps.cjs            install what is missing (root), or say how
 //   node scripts/system-deps.cjs --check    only report; exit 1 when something is missing
 //   node scripts/system-deps.cjs --strict   like the default, but exit 1 when it could not
-//                                           install (used by .ci/run)
+//                                           install (also when CI=true: .ci/run's npm install)
+//
+// In the repo (test/ is there) it also brings what the test suite uses (fio,
+// attr); installed as a package, only what daxvm builds and runs with.
 //
 // Wired as package.json "preinstall": npm 11 runs it after the dependencies
 // are installed and before the root's own "install" script (node-gyp, whose
@@ -23,9 +26,14 @@ const PACKAGES = {
   fuse3: 'fusermount3 (and fusermount), /etc/fuse.conf (mount and unmount as a user)',
   'libfuse3-dev': 'libfuse 3 and its headers, for the daemon\'s binding (build/Release/daxvm_fuse.node)',
   'pkg-config': 'finds libfuse 3 when building that binding',
+};
+
+/** What the test suite uses besides: wanted in the repo only, not by a project that depends on daxvm. */
+const TEST_PACKAGES = {
   fio: 'the test suite runs a short fio verify job',
   attr: 'setfattr/getfattr, used by the test suite',
 };
+if (require('node:fs').existsSync(require('node:path').join(__dirname, '..', 'test'))) Object.assign(PACKAGES, TEST_PACKAGES);
 
 /** Build tools node-gyp needs (native-shim): package -> command that proves it is there. */
 const TOOLS = {
@@ -36,7 +44,7 @@ const TOOLS = {
 
 const args = new Set(process.argv.slice(2));
 const checkOnly = args.has('--check');
-const strict = args.has('--strict');
+const strict = args.has('--strict') || process.env.CI === 'true';
 
 function log(msg) {
   process.stderr.write(`daxvm system-deps: ${msg}\n`);

@@ -8,6 +8,7 @@
  * The title names the bench, whether the image was aged, and the machine.
  */
 import { writeFileSync } from 'node:fs';
+import { CliError, EXIT } from '../../core/errors.js';
 import { formatBytes } from '../../core/output.js';
 import type { Environment } from './env.js';
 import type { CaseResult } from './runner.js';
@@ -96,7 +97,15 @@ export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Enviro
   const spec = panels
     ? { title, config, data: { values: points }, facet: { column: { field: 'panel', type: 'nominal', title: null } }, spec: inner }
     : { title, config, data: { values: points }, ...inner };
-  const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
+  // Loaded here only: a program that uses the library never loads (nor needs to install) them.
+  let vega: typeof import('vega');
+  let vl: typeof import('vega-lite');
+  try {
+    [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
+  } catch (err) {
+    throw new CliError(`a chart needs vega and vega-lite, which are not installed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, EXIT.FAILURE,
+      'install them beside daxvm (npm install vega vega-lite), or leave out --chart');
+  }
   // The spec is built above from our own fields; vega-lite checks it at compile.
   const compiled = vl.compile(spec as unknown as Parameters<typeof vl.compile>[0]).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });

@@ -1,0 +1,80 @@
+// daxvm as a dependency, as a user gets it: npm pack, then npm install of the
+// tarball into a new project. The install builds with what the package ships
+// (compiled JavaScript, native sources; no devDependency, no chart library),
+// and from that project a program maps a file on a real mount: ESM, CommonJS,
+// and a TypeScript user checked with tsc --strict. One pack, one install.
+import t from 'tap';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { ROOT, run, tempDir } from './helpers/mount.js';
+
+/** The environment of a user's shell: not tap's (its NODE_OPTIONS loader would follow npm and every script). */
+const env: NodeJS.ProcessEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' };
+delete env.NODE_OPTIONS;
+
+t.test('npm pack, npm install the tarball in a new project, map a file on a mount from there', async (t) => {
+  const dir = tempDir(t, 'daxvm-pkg-');
+  const packed = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, env, timeout: 120_000 });
+  t.equal(packed.status, 0, packed.summary);
+  const info = (JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>)[0]!;
+  const files = new Set(info.files.map((f) => f.path));
+  for (const f of ['package.json', 'LICENSE', 'README.md', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/cli/main.js',
+    'binding.gyp', 'scripts/install.cjs', 'scripts/system-deps.cjs', 'mount/mount.fuse.daxvm']) {
+    t.ok(files.has(f), `the tarball has ${f}`);
+  }
+  t.notOk([...files].some((f) => f.startsWith('test/') || f.startsWith('node_modules/')), 'no tests, no node_modules');
+  const dangling: string[] = [];
+  for (const f of files) {
+    if (!f.endsWith('.js.map')) continue;
+    // The packed file is the built one: read it from the checkout.
+    const map = JSON.parse(readFileSync(join(ROOT, f), 'utf8')) as { sources: string[] };
+    for (const s of map.sources) if (!files.has(posix.join(posix.dirname(f), s))) dangling.push(`${f} -> ${s}`);
+  }
+  t.same(dangling, [], 'every source map points at a source in the tarball');
+
+  const proj = join(dir, 'proj');
+  mkdirSync(proj);
+  writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'scratch', version: '1.0.0', private: true }));
+  const inst = run('npm', ['install', '--prefer-offline', join(dir, info.filename)], { cwd: proj, env, timeout: 600_000 });
+  t.equal(inst.status, 0, `npm install ./${info.filename}\n${inst.summary}`);
+  const nm = join(proj, 'node_modules');
+  t.ok(existsSync(join(nm, 'daxvm', 'build', 'Release', 'daxvm_shim.node')), 'the native code was built at install');
+  for (const dev of ['typescript', 'tap', 'vega', 'vega-lite']) t.notOk(existsSync(join(nm, dev)), `${dev} is not installed with it`);
+
+  const bin = join(nm, '.bin', 'daxvm');
+  const pool = join(dir, 'pool.daxvm');
+  const mnt = join(dir, 'mnt');
+  t.equal(run(bin, ['mkfs', pool, '--size', '64M'], { env }).status, 0, 'its CLI makes a pool');
+  const mounted = run(bin, ['mount', pool, mnt], { cwd: proj, env });
+  t.equal(mounted.status, 0, mounted.summary);
+  t.teardown(() => { run(bin, ['umount', mnt], { env }); });
+  writeFileSync(join(mnt, '.daxvm', 'page_tables_on'), '1\n');
+  writeFileSync(join(mnt, 'f'), 'hello from the pool');
+
+  const mapIt = (api: string) => `const m = mmap(process.argv[2], { flags: MAP_DAXVM });\n` +
+    `console.log(JSON.stringify({ text: m.buffer.toString(), api: ${JSON.stringify(api)} }));\nm.unmap();\n`;
+  writeFileSync(join(proj, 'esm.mjs'), `import { mmap, MAP_DAXVM } from 'daxvm';\n${mapIt('esm')}`);
+  writeFileSync(join(proj, 'cjs.cjs'), `const { mmap, MAP_DAXVM } = require('daxvm');\n${mapIt('cjs')}`);
+  for (const [file, api] of [['esm.mjs', 'esm'], ['cjs.cjs', 'cjs']] as const) {
+    const r = run(process.execPath, [file, join(mnt, 'f')], { cwd: proj, env });
+    t.equal(r.status, 0, r.summary);
+    t.same(JSON.parse(r.stdout || '{}'), { text: 'hello from the pool', api }, `${api}: the file's bytes, mapped from the installed package`);
+  }
+
+  writeFileSync(join(proj, 'user.ts'), [
+    "import { mmap, MAP_DAXVM, type Mapping } from 'daxvm';",
+    "const m: Mapping = mmap(process.argv[2] ?? 'f', { prot: 'r', flags: MAP_DAXVM });",
+    'const b: Buffer = m.buffer;',
+    'console.log(b.length);',
+    'm.unmap();',
+  ].join('\n') + '\n');
+  const tsc = run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--strict', '--noEmit',
+    '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
+    '--typeRoots', join(ROOT, 'node_modules', '@types'), '--types', 'node', 'user.ts'], { cwd: proj, env });
+  t.equal(tsc.status, 0, `tsc --strict of a TypeScript user\n${tsc.summary}`);
+
+  const chart = run(bin, ['bench', 'read', '--from', join(nm, 'daxvm', 'docs', 'figures', 'read.json'), '--chart', join(dir, 'c.svg')], { cwd: proj, env });
+  t.equal(chart.status, 1, chart.summary);
+  t.match(chart.stderr, /a chart needs vega and vega-lite/, 'a chart without the chart libraries says what to install');
+  t.equal(run(bin, ['umount', mnt], { env }).status, 0, 'unmounted');
+});
