@@ -1,6 +1,6 @@
 /**
  * daxvm, the library: `mmap` maps file data of a daxvm mount straight out of
- * the pool. See README.md ("The library") for the guide and an example.
+ * the pool. See docs/library.md for the guide, and README.md for an example.
  *
  *   import { mmap, MAP_DAXVM } from 'daxvm';
  *   const m = mmap('/mnt/nvmm1/data', { prot: 'rw', flags: MAP_DAXVM });
