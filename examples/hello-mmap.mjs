@@ -4,6 +4,12 @@ import { writeFileSync } from 'node:fs';
 import { mmap, MAP_DAXVM } from 'daxvm';
 
 const file = process.argv[2];
+if (!file) {
+  console.error('usage: node examples/hello-mmap.mjs FILE\n' +
+    '  FILE: a new file on a daxvm mount, e.g. /mnt/nvmm1/data (npm start mounts one there);\n' +
+    '  turn page tables on first: echo 1 > /mnt/nvmm1/.daxvm/page_tables_on');
+  process.exit(2);
+}
 writeFileSync(file, Buffer.alloc(8 << 20));              // 8 MiB, 2 MiB-aligned in the pool
 const m = mmap(file, { prot: 'rw', flags: MAP_DAXVM });
 console.log(m.mode, m.runs, m.tracking);                  // attached 1 pages

@@ -8,7 +8,8 @@
  *   m.msync();            // pages written back: 1
  *   m.unmap();
  */
-export { mmap, type MmapOptions } from './map.js';
+export { mmap } from './entry.js';
+export type { MmapOptions } from './map.js';
 export { Mapping, type MappingMode, type Tracking } from './mapping.js';
 export { MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC } from './flags.js';
 export { DaxvmError } from './errors.js';

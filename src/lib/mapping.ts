@@ -192,6 +192,11 @@ export class Mapping {
     else native.msync(this.parts.handle!, this.parts.base + off, len);
   }
 
+  /** `using m = mmap(...)`: unmapped when the block ends. */
+  [Symbol.dispose](): void {
+    this.unmap();
+  }
+
   /**
    * Unmap. The buffer is detached at once (length 0: nothing can reach the
    * memory through it). Stitched spans are unmapped now, or queued when

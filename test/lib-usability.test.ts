@@ -1,0 +1,78 @@
+// The library as a newcomer meets it: DEBUG=daxvm:lib says which path each
+// mmap took and why; `using` unmaps (Symbol.dispose); every mmap failure is
+// a DaxvmError with a code; the example run with no argument prints usage.
+import t from 'tap';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { alignedFile, tablesMount } from './helpers/lib.js';
+import { ROOT, run, tempDir } from './helpers/mount.js';
+
+const LIB = JSON.stringify(join(ROOT, 'dist', 'lib', 'index.js'));
+
+/** A module run in a child process (never a mapping into a mount from the test process itself). */
+function node(script: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof run> {
+  const clean: NodeJS.ProcessEnv = { ...process.env, ...env };
+  delete clean.NODE_OPTIONS;
+  return run(process.execPath, ['--input-type=module', '-e', script], { env: clean });
+}
+
+t.test('DEBUG=daxvm:lib, using, DaxvmError', async (t) => {
+  const m = await tablesMount(t);
+  const a = alignedFile(m.mnt, 'a', 4 * 1024 * 1024);
+  mkdirSync(join(m.mnt, 'dir'));
+
+  let r = node(`
+    import { mmap, MAP_DAXVM } from ${LIB};
+    mmap(${JSON.stringify(a.path)}, { flags: MAP_DAXVM }).unmap();
+    mmap(${JSON.stringify(a.path)}).unmap();`, { DEBUG: 'daxvm:lib', DEBUG_COLORS: '0' });
+  t.equal(r.status, 0, r.summary);
+  t.match(r.stderr, /daxvm:lib mmap \S+\/a \[0\+4194304, r\]: attached from the pool \(1 run, tracking none\)/, 'the pool path, said');
+  t.match(r.stderr, /daxvm:lib mmap \S+\/a \[0\+4194304, r\]: vanilla \(a plain mmap through the mount\): MAP_DAXVM not set/, 'the vanilla path and why');
+
+  r = node(`
+    import { mmap, DaxvmError } from ${LIB};
+    const out = [];
+    for (const [file, opts] of [[${JSON.stringify(join(m.mnt, 'missing'))}, {}], [${JSON.stringify(join(m.mnt, 'dir'))}, {}],
+      [${JSON.stringify(a.path)}, { offset: 3 }], ['/proc/self/status', { length: -1 }]]) {
+      try { mmap(file, opts).unmap(); out.push('mapped'); }
+      catch (e) { out.push([e instanceof DaxvmError, e.name, e.code, typeof e.path]); }
+    }
+    console.log(JSON.stringify(out));`);
+  t.equal(r.status, 0, r.summary);
+  t.same(JSON.parse(r.stdout), [
+    [true, 'DaxvmError', 'ENOENT', 'string'],
+    [true, 'DaxvmError', 'EISDIR', 'string'],
+    [true, 'DaxvmError', 'EINVAL', 'string'],
+    [true, 'DaxvmError', 'EINVAL', 'string'],
+  ], 'every failure is a DaxvmError with a code and the path');
+
+  // `using`, as a TypeScript user writes it (tsc lowers it; Node 20 has Symbol.dispose).
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  writeFileSync(join(dir, 'using.ts'), [
+    `import { mmap, MAP_DAXVM, type Mapping } from ${LIB};`,
+    'let kept: Mapping | undefined;',
+    '{',
+    `  using m = mmap(${JSON.stringify(a.path)}, { flags: MAP_DAXVM });`,
+    '  kept = m;',
+    '  console.log(m.buffer.length, m.unmapped);',
+    '}',
+    'console.log(kept.buffer.length, kept.unmapped);',
+  ].join('\n') + '\n');
+  const tsc = run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--strict', '--target', 'es2022',
+    '--lib', 'es2022,esnext.disposable', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--skipLibCheck',
+    '--typeRoots', join(ROOT, 'node_modules', '@types'), '--types', 'node', 'using.ts'], { cwd: dir });
+  t.equal(tsc.status, 0, tsc.summary);
+  const clean: NodeJS.ProcessEnv = { ...process.env };
+  delete clean.NODE_OPTIONS;
+  r = run(process.execPath, [join(dir, 'using.js')], { env: clean });
+  t.equal(r.status, 0, r.summary);
+  t.equal(r.stdout, `${4 * 1024 * 1024} false\n0 true\n`, 'using: mapped in the block, unmapped at its end');
+  await m.stop();
+});
+
+t.test('examples/ with no argument print usage', async (t) => {
+  const r = run(process.execPath, [join(ROOT, 'examples', 'hello-mmap.mjs')]);
+  t.equal(r.status, 2, r.summary);
+  t.match(r.stderr, /^usage: node examples\/hello-mmap\.mjs FILE/, 'usage, not a stack');
+});
