@@ -1,16 +1,34 @@
 /**
- * The lease the library relies on: blocks a mapping may reach are never
- * moved or reused while a second handle is open (the writer's own is one).
+ * Leases at the fs layer (BlockLeases in src/fs/api.ts): an open handle is
+ * not a lease (blocks a file drops are reusable once the transaction is
+ * durable, as ext4's), a lease is (covered blocks are held back until it
+ * goes, a leased file is never moved), and a pool opened with live leases
+ * adopts them before it frees anything.
  */
 import t from 'tap';
 import type * as Tap from 'tap';
-import { ROOT_INO } from '../src/fs/index.js';
+import { ROOT_INO, type BlockLeases, type BlockRun, type FileSystem } from '../src/fs/index.js';
 import { openPool, pattern, readAll, ROOT, tempPool } from './helpers/pool.js';
 
 const MiB = 1024 * 1024;
 
-function growPast2MiB(t: Tap.Test, handles: number): { before: number[]; after: number[]; aligned: boolean; intact: boolean } {
-  const fsys = openPool(t, tempPool(t, 128));
+/** A lease table in a test's hands: ranges added and removed at will. */
+class FakeLeases implements BlockLeases {
+  ranges: BlockRun[] = [];
+  scans = 0;
+  live(): BlockRun[] {
+    this.scans++;
+    return [...this.ranges].sort((a, b) => a.start - b.start);
+  }
+}
+
+function physical(fsys: FileSystem, ino: number): BlockRun[] {
+  return fsys.core.inode(ino).extents.items.map((e) => ({ start: e.physical, count: e.count }));
+}
+
+function growPast2MiB(t: Tap.Test, handles: number, lease: boolean): { before: number[]; after: number[]; aligned: boolean; intact: boolean } {
+  const leases = new FakeLeases();
+  const fsys = openPool(t, tempPool(t, 128), { leases });
   // A small file first, so the next one starts unaligned.
   fsys.write(fsys.create(ROOT_INO, 's', 0o644, ROOT).ino, 0, Buffer.alloc(5000, 1));
   const f = fsys.create(ROOT_INO, 'f', 0o644, ROOT);
@@ -18,6 +36,7 @@ function growPast2MiB(t: Tap.Test, handles: number): { before: number[]; after: 
   const data = pattern(4 * MiB, 3);
   fsys.write(f.ino, 0, data.subarray(0, 64 * 1024));
   fsys.sync();
+  if (lease) leases.ranges = physical(fsys, f.ino);
   const before = fsys.core.inode(f.ino).extents.items.map((e) => e.physical);
   for (let off = 64 * 1024; off < data.length; off += 256 * 1024) fsys.write(f.ino, off, data.subarray(off, off + 256 * 1024));
   fsys.sync();
@@ -28,15 +47,90 @@ function growPast2MiB(t: Tap.Test, handles: number): { before: number[]; after: 
 }
 
 t.test('the writer alone: the first 2 MiB move once to an aligned region', async (t) => {
-  const r = growPast2MiB(t, 1);
+  const r = growPast2MiB(t, 1, false);
   t.ok(r.aligned, `aligned: ${JSON.stringify(r.after)}`);
   t.not(r.after[0], r.before[0], 'the first blocks moved');
   t.ok(r.intact, 'data intact');
 });
 
-t.test("a second handle open (a mapping's lease): nothing moves", async (t) => {
-  const r = growPast2MiB(t, 2);
+t.test('a second handle open is not a lease: the file still moves', async (t) => {
+  const r = growPast2MiB(t, 2, false);
+  t.ok(r.aligned, `aligned: ${JSON.stringify(r.after)}`);
+  t.ok(r.intact, 'data intact');
+});
+
+t.test('a lease on the first blocks: nothing moves', async (t) => {
+  const r = growPast2MiB(t, 1, true);
   t.equal(r.after[0], r.before[0], `the first blocks stay where a mapping may see them (${JSON.stringify(r.after)})`);
   t.notOk(r.aligned, 'so the file stays unaligned');
   t.ok(r.intact, 'data intact');
+});
+
+t.test('truncate of an open file: the blocks come back at the commit, not at the close', async (t) => {
+  const fsys = openPool(t, tempPool(t, 64), { leases: new FakeLeases() });
+  const f = fsys.create(ROOT_INO, 'f', 0o644, ROOT);
+  fsys.open(f.ino);
+  const free0 = fsys.statfs().bfree;
+  fsys.write(f.ino, 0, pattern(8 * MiB, 1));
+  fsys.sync();
+  t.ok(fsys.statfs().bfree < free0 - 2000, 'the write took blocks');
+  fsys.truncate(f.ino, 0);
+  fsys.sync();
+  t.equal(fsys.core.alloc.leaseHeld, 0, 'nothing held: no lease');
+  t.ok(fsys.core.alloc.freeNow >= free0 - 16, `free again while the file is open (${fsys.core.alloc.freeNow} of ${free0})`);
+  fsys.release(f.ino);
+});
+
+t.test('blocks a lease covers are held back after a truncate, and let go when it goes', async (t) => {
+  const leases = new FakeLeases();
+  const fsys = openPool(t, tempPool(t, 64), { leases });
+  const f = fsys.create(ROOT_INO, 'f', 0o644, ROOT);
+  const data = pattern(4 * MiB, 2);
+  fsys.write(f.ino, 0, data);
+  fsys.sync();
+  const blocks = physical(fsys, f.ino);
+  leases.ranges = blocks; // a mapping of the whole file
+  fsys.truncate(f.ino, 0);
+  fsys.sync();
+  t.equal(fsys.core.alloc.leaseHeld, 1024, 'the 1024 leased blocks are held');
+  // Fill the pool: nothing may land on the leased blocks.
+  const g = fsys.create(ROOT_INO, 'g', 0o644, ROOT);
+  let off = 0;
+  for (;;) {
+    try {
+      off += fsys.write(g.ino, off, Buffer.alloc(MiB, 0xee));
+    } catch (err) {
+      t.equal((err as { code?: string }).code, 'ENOSPC', 'filled up');
+      break;
+    }
+  }
+  const taken = physical(fsys, g.ino);
+  const overlap = taken.some((r) => blocks.some((b) => b.start < r.start + r.count && r.start < b.start + b.count));
+  t.notOk(overlap, 'no leased block was handed out');
+  const pool = fsys.core.pool;
+  const still = Buffer.concat(blocks.map((b) => pool.read(b.start * 4096, b.count * 4096)));
+  t.ok(still.equals(data), 'the leased bytes are unchanged');
+  leases.ranges = [];
+  fsys.sync(); // the next commit looks again
+  fsys.write(g.ino, off, Buffer.alloc(MiB, 0xdd));
+  t.equal(fsys.core.alloc.leaseHeld, 0, 'let go once the lease is gone');
+});
+
+t.test('a pool opened with live leases adopts them before anything is freed', async (t) => {
+  const pool = tempPool(t, 64);
+  let fsys = openPool(t, pool);
+  const f = fsys.create(ROOT_INO, 'f', 0o644, ROOT);
+  fsys.write(f.ino, 0, pattern(2 * MiB, 5));
+  fsys.sync();
+  const blocks = physical(fsys, f.ino);
+  fsys.unlink(ROOT_INO, 'f'); // freed on media: a daemon that held them back for a lease, then died
+  fsys.close();
+  const leases = new FakeLeases();
+  leases.ranges = blocks;
+  fsys = openPool(t, pool, { leases });
+  t.equal(fsys.core.alloc.leaseHeld, 512, 'the free blocks a live lease covers are held at open');
+  const g = fsys.create(ROOT_INO, 'g', 0o644, ROOT);
+  for (let i = 0; i < 40; i++) fsys.write(g.ino, i * MiB, Buffer.alloc(MiB, 1));
+  const overlap = physical(fsys, g.ino).some((r) => blocks.some((b) => b.start < r.start + r.count && r.start < b.start + b.count));
+  t.notOk(overlap, 'none of them was handed out');
 });

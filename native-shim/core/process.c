@@ -126,6 +126,19 @@ int dvm_pool_view(const char *path, enum dvm_view kind, dvm_pool **pool_out,
   return 0;
 }
 
+int dvm_pool_leases(dvm_pool *p, dvm_lease_table **out)
+{
+  if (!p->leases && !p->leases_err) {
+    int fd = p->fd_rw >= 0 ? p->fd_rw : p->fd_ro;
+    int rc = fd < 0 ? -EBADF : dvm_lease_table_open(fd, &p->leases);
+    if (rc < 0 && rc != -ENOENT) p->leases_err = rc; /* no table yet: a daemon may make one later */
+    if (rc == -ENOENT) return rc;
+  }
+  if (!p->leases) return p->leases_err;
+  *out = p->leases;
+  return 0;
+}
+
 /* ---- the ephemeral heap ---------------------------------------------------- */
 
 typedef struct {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lease.h"
 #include "vm.h"
 
 /* The views of a pool the process maps once: read-only, read-write tracked (uffd-wp), read-write untracked. */
@@ -23,6 +24,8 @@ typedef struct dvm_pool {
   int fd_ro, fd_rw;        /* -1 until needed */
   void *view[DVM_VIEWS];   /* NULL until needed */
   int tracked;             /* the RW view is registered and armed */
+  dvm_lease_table *leases; /* NULL until opened (dvm_pool_leases) */
+  int leases_err;          /* why it could not be opened (negative errno), 0 */
 } dvm_pool;
 
 void dvm_lock(void);
@@ -40,6 +43,12 @@ int dvm_tracking_available(void);
  */
 int dvm_pool_view(const char *path, enum dvm_view kind, dvm_pool **pool_out,
                   void **addr_out);
+
+/*
+ * The lease table of a pool (opened on first use through the pool's fd; a
+ * failure is remembered and answered again). Call with the lock held.
+ */
+int dvm_pool_leases(dvm_pool *p, dvm_lease_table **out);
 
 /* The process's userfaultfd (WP async) and /proc/self/pagemap fd; lock held. */
 int dvm_process_uffd(int *fd_out);

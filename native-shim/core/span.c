@@ -10,7 +10,8 @@
 #include "vm.h"
 
 int dvm_span_stitch(dvm_pool *p, const dvm_run *runs, unsigned count, int writable,
-                    int priv, int ephemeral, int track, dvm_span **out, const char **sys)
+                    int priv, int ephemeral, int track, dvm_lease *lease, dvm_span **out,
+                    const char **sys)
 {
   *sys = "mmap";
   uint64_t total = 0;
@@ -24,7 +25,6 @@ int dvm_span_stitch(dvm_pool *p, const dvm_run *runs, unsigned count, int writab
   int fd;
   dvm_span *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
-  s->lease_fd = -1;
   int rc = 0, heap = 0, uffd = -1;
   void *addr = NULL;
   dvm_lock();
@@ -78,6 +78,11 @@ int dvm_span_stitch(dvm_pool *p, const dvm_run *runs, unsigned count, int writab
   s->kind = heap ? DVM_SPAN_HEAP : DVM_SPAN_OWN;
   s->tracked = tracked;
   s->pool = p;
+  if (lease) {
+    s->lease = *lease;
+    lease->table = NULL;
+    lease->n = 0;
+  }
   *out = s;
   return 0;
 }
@@ -90,7 +95,6 @@ dvm_span *dvm_span_wrap(void *addr, uint64_t length, enum dvm_span_kind kind)
   s->length = s->reserved = length;
   s->refs = 1;
   s->kind = kind;
-  s->lease_fd = -1;
   return s;
 }
 
@@ -111,8 +115,7 @@ int dvm_span_give_back(dvm_span *s)
   if (rc < 0) return rc;
   s->addr = NULL;
   /* The memory is gone: nothing can reach the blocks any more. */
-  if (s->lease_fd >= 0) close(s->lease_fd);
-  s->lease_fd = -1;
+  dvm_lease_drop(&s->lease);
   return 0;
 }
 
@@ -220,8 +223,7 @@ uint64_t dvm_zombie_flush(void)
       next = z->zombie_next;
       if (rc == 0) {
         z->addr = NULL;
-        if (z->lease_fd >= 0) close(z->lease_fd);
-        z->lease_fd = -1;
+        dvm_lease_drop(&z->lease);
       } else {
         dvm_span_give_back(z); /* one at a time, then */
       }

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "lease.h"
 #include "process.h"
 
 /* What a span's memory is, and so how it is given back. */
@@ -34,7 +35,7 @@ typedef struct dvm_span {
   enum dvm_span_kind kind;
   int tracked;          /* registered with the process's userfaultfd, armed */
   int zombie;           /* queued for a batched unmap */
-  int lease_fd;         /* a file handle kept while the span lives, closed after it is given back; -1 */
+  dvm_lease lease;      /* the pool blocks it maps; dropped once the memory is given back */
   struct dvm_pool *pool;
   void *face;           /* the face's own bookkeeping (the addon's view list) */
   struct dvm_span *zombie_next;
@@ -50,15 +51,17 @@ typedef struct {
  * ephemeral-heap slots when ephemeral and there is room) with each run
  * mapped at its place by MAP_FIXED from the pool file (its read-write fd
  * when writable and shared), then, when track, registered for write-protect
- * tracking and armed. refs = 1, no lease.
+ * tracking and armed. On success the span holds *lease (which is emptied);
+ * on failure *lease is left as it was. refs = 1.
  */
 int dvm_span_stitch(dvm_pool *pool, const dvm_run *runs, unsigned count, int writable,
-                    int priv, int ephemeral, int track, dvm_span **out, const char **sys);
+                    int priv, int ephemeral, int track, dvm_lease *lease, dvm_span **out,
+                    const char **sys);
 
 /* A span over memory someone else mapped (a file map, a pool view); refs = 1. */
 dvm_span *dvm_span_wrap(void *addr, uint64_t length, enum dvm_span_kind kind);
 
-/* Give the memory back by its kind (munmap, heap slots), then let its lease go; addr is NULL after. */
+/* Give the memory back by its kind (munmap, heap slots), then drop its lease; addr is NULL after. */
 int dvm_span_give_back(dvm_span *s);
 
 /* One more reference. */

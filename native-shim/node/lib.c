@@ -189,7 +189,6 @@ static napi_value js_pool_view(napi_env env, napi_callback_info info)
         m->kind = DVM_SPAN_POOL;
         m->length = m->reserved = p->size;
         m->tracked = kind == DVM_VIEW_RW && p->tracked;
-        m->lease_fd = -1;
         m->pool = p;
         m->refs = 1;
         m->addr = addr;
@@ -209,20 +208,143 @@ static napi_value js_pool_view(napi_env env, napi_callback_info info)
   return o;
 }
 
+/* ---- leases (native-shim/core/lease.h) ------------------------------------- */
+
+static const napi_type_tag LEASE_TAG = {0x6461787666736c65ULL, 0x6173656c65763031ULL};
+
+static void lease_finalize(napi_env env, void *data, void *hint)
+{
+  (void)env, (void)hint;
+  dvm_lease_drop(data);
+  free(data);
+}
+
+static dvm_lease *get_lease(napi_env env, napi_value v)
+{
+  bool ok = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, v, &LEASE_TAG, &ok) != napi_ok || !ok ||
+      napi_get_value_external(env, v, &data) != napi_ok) {
+    type_error(env, "daxvm_shim: not a lease handle");
+    return NULL;
+  }
+  return data;
+}
+
+/* A lease handle, or null / undefined for none. */
+static bool get_optional_lease(napi_env env, napi_value v, dvm_lease **out)
+{
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_null || t == napi_undefined) {
+    *out = NULL;
+    return true;
+  }
+  *out = get_lease(env, v);
+  return *out != NULL;
+}
+
+/*
+ * lease(poolHandle, runs: Float64Array [poolOffset, length, ...], ino, gen)
+ * -> lease handle. The blocks are leased when this returns (and the CPU has
+ * fenced): the caller then checks that they are still the file's. Throws
+ * ENOENT (no table: no daemon made one), EACCES, EPERM, EPROTO (not this
+ * pool's table), ENOSPC (the table is full), E2BIG (a range too far).
+ * The lease is dropped by dropLease, by stitch's span, or when the handle is
+ * collected.
+ */
+static napi_value js_lease(napi_env env, napi_callback_info info)
+{
+  napi_value argv[4], out;
+  uint64_t ino, gen;
+  if (!get_args(env, info, 4, argv)) return NULL;
+  dvm_span *pm = get_live(env, argv[0]);
+  if (!pm) return NULL;
+  if (pm->kind != DVM_SPAN_POOL) return type_error(env, "daxvm_shim: lease needs a pool view handle");
+  bool is_ta = false;
+  napi_typedarray_type tt;
+  size_t count = 0;
+  void *data = NULL;
+  if (napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[1], &tt, &count, &data, NULL, NULL) != napi_ok ||
+      tt != napi_float64_array || count % 2 != 0 || count / 2 > 65536)
+    return type_error(env, "daxvm_shim: runs must be a Float64Array of (offset, length) pairs");
+  if (!get_u64(env, argv[2], "ino", &ino) || !get_u64(env, argv[3], "gen", &gen)) return NULL;
+  const double *nums = data;
+  dvm_block_run *runs = malloc((count / 2 + 1) * sizeof *runs);
+  dvm_lease *l = calloc(1, sizeof *l);
+  if (!runs || !l) {
+    free(runs);
+    free(l);
+    return throw_errno(env, ENOMEM, "malloc", NULL);
+  }
+  for (size_t i = 0; i < count; i += 2)
+    runs[i / 2] = (dvm_block_run){(uint64_t)nums[i] / 4096, ((uint64_t)nums[i + 1] + 4095) / 4096};
+  dvm_lease_table *t = NULL;
+  dvm_lock();
+  int rc = dvm_pool_leases(pm->pool, &t);
+  dvm_unlock();
+  const char *sys = "open(lease table)";
+  if (rc == 0) {
+    sys = "lease";
+    rc = dvm_lease_take(t, runs, (unsigned)(count / 2), (uint32_t)ino, (uint32_t)gen, l);
+  }
+  free(runs);
+  if (rc < 0) {
+    free(l);
+    return throw_errno(env, -rc, sys, NULL);
+  }
+  if (napi_create_external(env, l, lease_finalize, NULL, &out) != napi_ok) {
+    dvm_lease_drop(l);
+    free(l);
+    return throw_last(env, "napi_create_external");
+  }
+  CHECK(napi_type_tag_object(env, out, &LEASE_TAG));
+  return out;
+}
+
+/* dropLease(handle): the lease goes (idempotent) */
+static napi_value js_drop_lease(napi_env env, napi_callback_info info)
+{
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  dvm_lease *l = get_lease(env, argv[0]);
+  if (l) dvm_lease_drop(l);
+  return NULL;
+}
+
+/* fence(): a full memory barrier (seq_cst), for the daemon's side of the lease ordering */
+static napi_value js_fence(napi_env env, napi_callback_info info)
+{
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+/* leaseOwner() -> this process's owner word in the lease table, as a bigint */
+static napi_value js_lease_owner(napi_env env, napi_callback_info info)
+{
+  napi_value out;
+  CHECK(napi_create_bigint_uint64(env, dvm_lease_owner(), &out));
+  return out;
+}
+
 /*
  * stitch(poolHandle, runs: Float64Array [poolOffset, length, ...], writable,
- *        private, ephemeral, track) -> { handle, heap, tracked }
+ *        private, ephemeral, track, lease | null) -> { handle, heap, tracked, address }
  * One span: an address range of our own (or ephemeral-heap slots) with each
  * pool run mapped at its place by MAP_FIXED, then, when asked, registered for
- * write-protect tracking and armed.
+ * write-protect tracking and armed. The span takes the lease over (the lease
+ * handle is empty after): dropped when the span is given back.
  */
 static napi_value js_stitch(napi_env env, napi_callback_info info)
 {
-  napi_value argv[6], o, handle;
-  if (!get_args(env, info, 6, argv)) return NULL;
+  napi_value argv[7], o, handle;
+  if (!get_args(env, info, 7, argv)) return NULL;
   dvm_span *pm = get_live(env, argv[0]);
   if (!pm) return NULL;
   if (pm->kind != DVM_SPAN_POOL) return type_error(env, "daxvm_shim: stitch needs a pool view handle");
+  dvm_lease *lease = NULL;
+  if (!get_optional_lease(env, argv[6], &lease)) return NULL;
   bool is_ta = false, writable, priv, ephemeral, track;
   napi_typedarray_type tt;
   size_t count = 0;
@@ -257,7 +379,7 @@ static napi_value js_stitch(napi_env env, napi_callback_info info)
   }
   dvm_span *s = NULL;
   const char *sys = "mmap";
-  int rc = dvm_span_stitch(p, runs, (unsigned)(count / 2), writable, priv, ephemeral, track, &s, &sys);
+  int rc = dvm_span_stitch(p, runs, (unsigned)(count / 2), writable, priv, ephemeral, track, lease, &s, &sys);
   free(runs);
   if (rc < 0) return throw_errno(env, -rc, sys, NULL);
   handle = new_handle(env, s);
@@ -308,23 +430,21 @@ static napi_value js_count_written(napi_env env, napi_callback_info info)
 /* ---- batched unmapping ------------------------------------------------------ */
 
 /*
- * zombie(handle, leaseFd, maxPages) -> spans dropped now (0: queued).
- * The views are detached at once; the span and its file handle stay until
- * the zombies reach maxPages pages, then all are dropped together.
+ * zombie(handle, maxPages) -> spans dropped now (0: queued).
+ * The views are detached at once; the span and its lease stay until the
+ * zombies reach maxPages pages, then all are dropped together.
  */
 static napi_value js_zombie(napi_env env, napi_callback_info info)
 {
-  napi_value argv[3], out;
-  int fd;
+  napi_value argv[2], out;
   uint64_t max;
-  if (!get_args(env, info, 3, argv)) return NULL;
+  if (!get_args(env, info, 2, argv)) return NULL;
   dvm_span *m = get_live(env, argv[0]);
-  if (!m || !get_fd(env, argv[1], &fd) || !get_u64(env, argv[2], "maxPages", &max)) return NULL;
+  if (!m || !get_u64(env, argv[1], "maxPages", &max)) return NULL;
   if (m->kind != DVM_SPAN_OWN && m->kind != DVM_SPAN_HEAP)
     return type_error(env, "daxvm_shim: only stitched spans become zombies");
   if (m->zombie) return type_error(env, "daxvm_shim: already a zombie");
   if (!detach_views(env, m)) return NULL;
-  m->lease_fd = fd;
   CHECK(napi_create_double(env, (double)dvm_zombie_add(m, max), &out));
   return out;
 }
@@ -375,6 +495,10 @@ napi_status lib_init(napi_env env, napi_value exports)
       {"features", NULL, js_features, NULL, NULL, NULL, napi_enumerable, NULL},
       {"poolView", NULL, js_pool_view, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stitch", NULL, js_stitch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lease", NULL, js_lease, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dropLease", NULL, js_drop_lease, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"leaseOwner", NULL, js_lease_owner, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fence", NULL, js_fence, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncWritten", NULL, js_sync_written, NULL, NULL, NULL, napi_enumerable, NULL},
       {"countWritten", NULL, js_count_written, NULL, NULL, NULL, napi_enumerable, NULL},
       {"zombie", NULL, js_zombie, NULL, NULL, NULL, napi_enumerable, NULL},

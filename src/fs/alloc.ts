@@ -14,10 +14,14 @@
  *   search aligned regions from a cursor of their own, so the two mix less.
  * - A reserve is kept for metadata, so a full pool still lets a directory
  *   grow a block or an extent chain a link (ENOSPC goes to data first).
+ * - An open handle holds no block back (as ext4); a lease does: blocks that
+ *   become allocatable pass through LeaseHold, which keeps those a live
+ *   lease covers (lease-hold.ts).
  */
-import { FsError } from './api.js';
+import { FsError, type BlockLeases } from './api.js';
 import { Bits, MediaBitmap } from './bitmap.js';
 import { HUGE_BLOCKS, type Geometry } from '../core/format/pool.js';
+import { LeaseHold } from './lease-hold.js';
 
 export interface Run {
   start: number;
@@ -44,8 +48,8 @@ export class BlockAllocator {
   private freedThisTx: Run[] = [];
   /** Waiting for the journal reset (their old images are in the journal). */
   private freedAwaitingReset: Run[] = [];
-  /** Freed on media, still held in memory by open handles. */
-  private heldByHandles = 0;
+  /** Blocks a lease covers, held back from reuse (none without leases). */
+  private hold: LeaseHold | null = null;
   private smallCursor: number;
   private largeCursor: number;
   readonly reserve: number;
@@ -109,6 +113,33 @@ export class BlockAllocator {
     this.zeroed.setRange(start, count, true);
   }
 
+  /**
+   * Honour leases from now on. Live leases' blocks that are free now (held
+   * back by a daemon that died) are taken out of the free space first;
+   * returns how many. Call before anything is freed.
+   */
+  useLeases(leases: BlockLeases): number {
+    this.hold = new LeaseHold(leases);
+    return this.hold.adopt(
+      (b) => b >= this.geometry.dataStart && b < this.geometry.totalBlocks && !this.used.get(b),
+      (run) => {
+        this.used.setRange(run.start, run.count, true);
+        this.freeBlocks -= run.count;
+        this.zeroed.setRange(run.start, run.count, false);
+      },
+    );
+  }
+
+  /** Blocks held back because a lease covers them. */
+  get leaseHeld(): number {
+    return this.hold?.blocks ?? 0;
+  }
+
+  /** Let go of held blocks whose leases are gone. */
+  recheckLeases(): void {
+    this.hold?.recheck((run) => this.release(run));
+  }
+
   /** Blocks free now or as soon as the running transaction commits. */
   get freeSoon(): number {
     return this.freeBlocks + sum(this.freedThisTx) + sum(this.freedAwaitingReset);
@@ -118,9 +149,9 @@ export class BlockAllocator {
     return this.freeBlocks;
   }
 
-  /** Blocks that become allocatable after a commit or a journal reset. */
+  /** Blocks that become allocatable after a commit, a journal reset, or a lease's end. */
   get pending(): number {
-    return sum(this.freedThisTx) + sum(this.freedAwaitingReset);
+    return sum(this.freedThisTx) + sum(this.freedAwaitingReset) + this.leaseHeld;
   }
 
   isUsed(block: number): boolean {
@@ -157,7 +188,6 @@ export class BlockAllocator {
   rebuild(claimed: Bits): void {
     this.freedThisTx = [];
     this.freedAwaitingReset = [];
-    this.heldByHandles = 0;
     let free = 0;
     for (let b = 0; b < this.geometry.totalBlocks; b++) {
       const want = b < this.geometry.dataStart || claimed.get(b);
@@ -278,21 +308,6 @@ export class BlockAllocator {
     this.freedThisTx.push({ ...run });
   }
 
-  /**
-   * Drop blocks from the committed picture now (cleared on media) but keep
-   * them from reuse: a handle still holds them. `releaseDeferred` at the
-   * last close makes them allocatable after the next commit.
-   */
-  freeDeferred(run: Run): void {
-    this.media.setRange(run.start, run.count, false);
-    this.heldByHandles += run.count;
-  }
-
-  releaseDeferred(run: Run): void {
-    this.heldByHandles -= run.count;
-    this.freedThisTx.push({ ...run });
-  }
-
   /** Free blocks that were never committed (an operation that backs out). */
   freeUncommitted(run: Run): void {
     this.media.setRange(run.start, run.count, false);
@@ -301,6 +316,7 @@ export class BlockAllocator {
 
   /** The running transaction is durable: its frees become usable, or wait for the reset. */
   committed(journaled: (block: number) => boolean): void {
+    const ready: Run[] = [];
     for (const run of this.freedThisTx) {
       let i = run.start;
       while (i < run.start + run.count) {
@@ -308,17 +324,27 @@ export class BlockAllocator {
         let j = i + 1;
         while (j < run.start + run.count && journaled(j) === held) j++;
         if (held) this.freedAwaitingReset.push({ start: i, count: j - i });
-        else this.release({ start: i, count: j - i });
+        else ready.push({ start: i, count: j - i });
         i = j;
       }
     }
     this.freedThisTx = [];
+    // Held blocks are looked at again with every commit: one scan for both.
+    if (this.hold) this.hold.settle(ready, (run) => this.release(run), true);
+    else for (const run of ready) this.release(run);
   }
 
   /** The journal was reset: nothing it held can be replayed any more. */
   journalReset(): void {
-    for (const run of this.freedAwaitingReset) this.release(run);
+    const ready = this.freedAwaitingReset;
     this.freedAwaitingReset = [];
+    this.releaseUnleased(ready);
+  }
+
+  /** Make runs allocatable, but hold what a live lease covers. */
+  private releaseUnleased(runs: Run[]): void {
+    if (this.hold) this.hold.settle(runs, (run) => this.release(run));
+    else for (const run of runs) this.release(run);
   }
 
   private release(run: Run): void {

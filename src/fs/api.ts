@@ -77,6 +77,75 @@ export interface Owner {
   gid: number;
 }
 
+/** Pool blocks [start, start + count). */
+export interface BlockRun {
+  start: number;
+  count: number;
+}
+
+/**
+ * Leases on pool blocks held outside the daemon: the library's (later the
+ * preload's) mappings of the pool, which reach file blocks directly. An open
+ * file handle is not a lease: blocks a file drops (truncate, punch, zero
+ * range, the 2 MiB move) are reusable once their transaction is durable, as
+ * ext4's, unless a live lease covers them; those wait until it goes. The
+ * FUSE layer implements this over the shared lease table (src/fuse/publish).
+ */
+export interface BlockLeases {
+  /**
+   * The pool block ranges live leases cover now, sorted and merged; leases
+   * of dead holders are reaped first. The implementation orders this scan
+   * after the publication of every change the caller made so far (see
+   * docs/format.md, "Leases: the ordering argument"), so a block the answer
+   * does not cover can be reused.
+   */
+  live(): BlockRun[];
+}
+
+/**
+ * What an observer of the file system's in-memory state hears (the FUSE
+ * layer's publisher of the shared namespace, src/fuse/publish). Events say
+ * what changed; the observer reads the current state back with
+ * `inodeState` and `dirNames`. Loads count as changes: what is loaded is
+ * known, and may be published.
+ */
+export interface FsObserver {
+  /** An inode was loaded, created or changed (attributes, size, blocks, table). */
+  inodeChanged(ino: number): void;
+  /** An inode's slot was freed. */
+  inodeFreed(ino: number): void;
+  /** A directory's names were loaded: every one of them is known from now on. */
+  dirLoaded(ino: number): void;
+  nameAdded(parent: number, name: string, ino: number): void;
+  nameRemoved(parent: number, name: string): void;
+  /**
+   * Around each call of the contract that may change something: between
+   * them the state may be half changed; after opEnd() (before the daemon
+   * answers) it is whole, and the observer publishes it.
+   */
+  opStart(): void;
+  opEnd(): void;
+}
+
+/** An inode as the file system holds it in memory now (for the observer). */
+export interface InodeState {
+  ino: number;
+  generation: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  size: number;
+  /** Directories: the parent directory. */
+  parent: number;
+  /** Regular files: it has page tables (MAP_DAXVM maps it). */
+  tables: boolean;
+  /** Directories: its names are loaded (dirNames answers). */
+  namesLoaded: boolean;
+  /** Regular files: where its blocks are, in file order. */
+  extents: ReadonlyArray<{ logical: number; count: number; physical: number }>;
+}
+
 /** setxattr flags, as in <sys/xattr.h>. */
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
@@ -106,7 +175,8 @@ export interface FileSystemApi {
   rmdir(parent: number, name: string): void;
   rename(srcParent: number, srcName: string, dstParent: number, dstName: string): void;
 
-  // data; open() pins the inode: its blocks live until the last release()
+  // data; open() pins the inode (an unlinked file lives until the last release()),
+  // not its blocks: truncate and punch free them at once (see BlockLeases)
   open(ino: number): void;
   release(ino: number): void;
   read(ino: number, position: number, dst: Buffer): number;
@@ -148,6 +218,16 @@ export interface FileSystemApi {
   occupancy(): { pmemKB: number; dramKB: number };
   /** Counters: tables built, nodes, huge entries, blocks zeroed... */
   stats(): Record<string, number>;
+
+  // the in-memory state, for an observer (nothing is loaded by these)
+  /** Tell `o` about every change from now on (undefined: nobody). */
+  observe(o: FsObserver | undefined): void;
+  /** The inode if it is in memory (undefined: not loaded, or free). */
+  inodeState(ino: number): InodeState | undefined;
+  /** A directory's names if they are loaded. */
+  dirNames(ino: number): ReadonlyMap<string, { ino: number }> | undefined;
+  /** Inodes in memory now. */
+  loadedInodes(): number[];
 
   /** Commit everything to the pool and make it durable. */
   sync(): void;

@@ -11,7 +11,7 @@
  */
 import createDebug from 'debug';
 import type { Pool } from '../media/pool.js';
-import { FsError, S_IFDIR, S_IFLNK, S_IFREG } from './api.js';
+import { FsError, S_IFDIR, S_IFLNK, S_IFREG, type BlockLeases, type FsObserver } from './api.js';
 import type { BlockAllocator, Run } from './alloc.js';
 import { Directory } from './dir.js';
 import { hostLow } from './host-space.js';
@@ -34,6 +34,9 @@ const SEQ_OFFSET = 68;
 /** Below this many free blocks (32 MiB), freed blocks are reclaimed eagerly. */
 const LOW_SPACE_BLOCKS = 8192;
 
+/** While blocks are held back for leases, how often to look whether the leases went. */
+const LEASE_RECHECK_MS = 1000;
+
 export interface CoreParts {
   pool: Pool;
   sb: Superblock;
@@ -43,6 +46,8 @@ export interface CoreParts {
   inodes: InodeTable;
   readOnly: boolean;
   commitIntervalMs: number;
+  /** Leases on pool blocks held by mappings in other processes (none: nothing is leased). */
+  leases?: BlockLeases;
 }
 
 export class FsCore {
@@ -54,6 +59,9 @@ export class FsCore {
   readonly inodes: InodeTable;
   readonly readOnly: boolean;
   commitIntervalMs: number;
+  readonly leases: BlockLeases | undefined;
+  /** Hears every change of the in-memory state (FileSystem.observe). */
+  observer: FsObserver | undefined;
   /** Blocks whose images the journal holds since its last reset. */
   private readonly journaled = new Set<number>();
   private readonly shrunk = new Set<Inode>();
@@ -68,6 +76,7 @@ export class FsCore {
    */
   dataOrdered = false;
   private timer: NodeJS.Timeout | null = null;
+  private leaseTimer: NodeJS.Timeout | null = null;
   stats = { commits: 0, checkpoints: 0, journalBlocksWritten: 0, tablesBuilt: 0, tablesDeleted: 0, blocksZeroedSync: 0 };
   readonly zeroer: Zeroer;
   /** Page-table nodes live in the metadata store, journaled like every other metadata block. */
@@ -82,6 +91,7 @@ export class FsCore {
     this.inodes = parts.inodes;
     this.readOnly = parts.readOnly;
     this.commitIntervalMs = parts.commitIntervalMs;
+    this.leases = parts.leases;
     this.zeroer = new Zeroer(this);
     this.nodeStore = {
       node: (block) => {
@@ -141,7 +151,11 @@ export class FsCore {
   }
 
   inode(ino: number): Inode {
-    return this.inodes.get(ino);
+    const known = this.inodes.cachedInode(ino);
+    if (known) return known;
+    const inode = this.inodes.get(ino);
+    this.observer?.inodeChanged(ino); // loaded: known from now on
+    return inode;
   }
 
   /** The directory index of `inode` (ENOTDIR for anything else), loaded on first use. */
@@ -158,12 +172,23 @@ export class FsCore {
       const dir = new Directory(this.store, blocks);
       dir.load();
       inode.dir = dir;
+      this.observer?.dirLoaded(inode.ino);
     }
     return inode.dir;
   }
 
   save(inode: Inode): void {
     this.inodes.save(inode);
+    this.observer?.inodeChanged(inode.ino);
+  }
+
+  /** A directory entry was added or repointed (ops-names tells the observer). */
+  named(parent: number, name: string, ino: number): void {
+    this.observer?.nameAdded(parent, name, ino);
+  }
+
+  unnamed(parent: number, name: string): void {
+    this.observer?.nameRemoved(parent, name);
   }
 
   noteShrunk(inode: Inode): void {
@@ -172,36 +197,37 @@ export class FsCore {
   }
 
   /**
-   * Drop data blocks of `inode`; held back from reuse while it is open
-   * (a handle is a lease on the blocks it may have seen), unless `now`:
-   * blocks whose contents moved elsewhere in the same file.
+   * Drop blocks of `inode`. An open handle does not hold them (as ext4): they
+   * are reusable once this transaction is durable, unless a lease covers
+   * them (the allocator holds those back; see BlockLeases in api.ts).
    */
-  dropBlocks(inode: Inode, runs: Run[], now = false): void {
+  dropBlocks(inode: Inode, runs: Run[]): void {
     for (const run of runs) {
       inode.blocks -= run.count;
-      if (inode.openCount > 0 && !now) {
-        this.alloc.freeDeferred(run);
-        inode.deferredFree.push(run);
-      } else if (inode.type === S_IFDIR || inode.type === S_IFLNK) {
+      if (inode.type === S_IFDIR || inode.type === S_IFLNK) {
         for (let b = run.start; b < run.start + run.count; b++) this.store.forget(b);
-        this.alloc.free(run);
-      } else {
-        this.alloc.free(run);
       }
+      this.alloc.free(run);
     }
+  }
+
+  /** Does a live lease cover any of these pool blocks now? (Nothing is leased without a lease table.) */
+  leased(runs: Run[]): boolean {
+    if (!this.leases || runs.length === 0) return false;
+    const live = this.leases.live();
+    return runs.some((r) => live.some((l) => l.start < r.start + r.count && r.start < l.start + l.count));
   }
 
   /** Free the inode and everything it owns once no name and no handle holds it. */
   reapIfUnused(inode: Inode): void {
     if (inode.nlink > 0 || inode.openCount > 0) return;
-    for (const run of inode.deferredFree) this.alloc.releaseDeferred(run);
-    inode.deferredFree = [];
     this.dropTable(inode);
     if (!(inode.flags & INODE_FLAG_INLINE_SYMLINK)) this.dropBlocks(inode, inode.extents.truncate(0));
     if (inode.xattrBlock !== 0) this.inodes.freeMeta(inode.xattrBlock);
     inode.xattrBlock = 0;
     inode.dir = null;
     this.inodes.release(inode);
+    this.observer?.inodeFreed(inode.ino);
   }
 
   /**
@@ -215,6 +241,7 @@ export class FsCore {
     if (this.alloc.freeNow * BLOCK_SIZE > low && !hostLow(this.pool, low)) return; // a sparse pool's host counts too
     this.commit();
     this.checkpoint();
+    this.alloc.recheckLeases();
   }
 
   /** After a mutating operation: commit now if the transaction is large, else soon. */
@@ -264,6 +291,7 @@ export class FsCore {
     this.pool.persistAll();
     this.writeHome(images);
     this.alloc.committed((b) => this.journaled.has(b));
+    this.watchLeases();
     this.zeroer.kick();
     for (const inode of this.shrunk) inode.shrunkSinceCommit = false;
     this.shrunk.clear();
@@ -304,6 +332,21 @@ export class FsCore {
     }
   }
 
+  /** While blocks are held for leases, look again every second (a mapping's end is not a request). */
+  private watchLeases(): void {
+    if (this.leaseTimer || this.alloc.leaseHeld === 0) return;
+    this.leaseTimer = setTimeout(() => {
+      this.leaseTimer = null;
+      try {
+        this.alloc.recheckLeases();
+      } catch (err) {
+        log('lease recheck failed: %O', err);
+      }
+      this.watchLeases();
+    }, LEASE_RECHECK_MS);
+    this.leaseTimer.unref();
+  }
+
   /** Make every home write durable, then start the journal afresh. */
   checkpoint(): void {
     this.pool.persistAll();
@@ -312,6 +355,7 @@ export class FsCore {
     this.journal.pos = 0;
     this.journaled.clear();
     this.alloc.journalReset();
+    this.watchLeases();
     this.zeroer.kick();
     this.stats.checkpoints++;
   }
@@ -346,6 +390,8 @@ export class FsCore {
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.leaseTimer = null;
     this.zeroer.stop();
     this.pool.close();
   }

@@ -3,7 +3,7 @@
  * the shared core, one line per operation; mutations end in afterMutation()
  * so group commit sees them.
  */
-import type { Attr, DirEntry, FileSystemApi, Owner, StatFs } from './api.js';
+import type { Attr, DirEntry, FileSystemApi, FsObserver, InodeState, Owner, StatFs } from './api.js';
 import type { FsCore } from './core.js';
 import * as attrs from './ops-attrs.js';
 import * as data from './ops-data.js';
@@ -16,12 +16,36 @@ export class FileSystem implements FileSystemApi {
   constructor(readonly core: FsCore) {}
 
   private mutate<T>(op: () => T): T {
-    this.core.reclaimIfLow();
+    const o = this.core.observer;
+    o?.opStart();
     try {
+      this.core.reclaimIfLow();
       return op();
     } finally {
+      o?.opEnd(); // published before the commit below, and before the daemon answers
       if (!this.core.readOnly) this.core.afterMutation();
     }
+  }
+
+  observe(o: FsObserver | undefined): void {
+    this.core.observer = o;
+  }
+
+  inodeState(ino: number): InodeState | undefined {
+    const i = this.core.inodes.cachedInode(ino);
+    if (!i) return undefined;
+    return {
+      ino, generation: i.generation, mode: i.mode, uid: i.uid, gid: i.gid, nlink: i.nlink, size: i.size,
+      parent: i.parent, tables: i.pptRoot !== 0, namesLoaded: i.dir !== null, extents: i.extents.items,
+    };
+  }
+
+  dirNames(ino: number): ReadonlyMap<string, { ino: number }> | undefined {
+    return this.core.inodes.cachedInode(ino)?.dir?.entries;
+  }
+
+  loadedInodes(): number[] {
+    return [...this.core.inodes.cached()].map((i) => i.ino);
   }
 
   get poolPath(): string {
@@ -96,6 +120,7 @@ export class FileSystem implements FileSystemApi {
       blocksZeroedBackground: this.core.zeroer.blocksZeroed,
       preZeroedFreeBlocks: this.core.alloc.zeroedFree,
       preZeroQueueBlocks: this.core.alloc.dirtyFree.reduce((n, r) => n + r.count, 0),
+      leaseHeldBlocks: this.core.alloc.leaseHeld,
     };
   }
 

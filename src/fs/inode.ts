@@ -12,7 +12,6 @@ import {
 import { S_IFMT } from '../core/format/mode.js';
 import type { Directory } from './dir.js';
 import { ExtentList, type Extent } from './extents.js';
-import type { Run } from './alloc.js';
 
 const EXTENT_BYTES = EXTENT.size;
 
@@ -45,10 +44,8 @@ export class Inode {
   chainBlocks: number[] = [];
   xattrs: Map<string, Buffer> | null = null;
   dir: Directory | null = null;
-  /** Open handles (and other pins): blocks live while > 0. */
+  /** Open handles (and other pins): an unlinked inode lives while > 0. */
   openCount = 0;
-  /** Blocks dropped while open: freed at the last release. */
-  deferredFree: Run[] = [];
   /** Size shrank in the running transaction (tail zeroing must wait for a commit). */
   shrunkSinceCommit = false;
 

@@ -48,6 +48,11 @@ export class InodeTable {
     return { image, block, rec: image.subarray(off, off + INODE_SIZE) };
   }
 
+  /** The inode if it is in memory (never loads). */
+  cachedInode(ino: number): Inode | undefined {
+    return this.cache.get(ino);
+  }
+
   /** The inode `ino`, which must be in use. */
   get(ino: number): Inode {
     const cached = this.cache.get(ino);

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import createDebug from 'debug';
 import { Pool } from '../media/pool.js';
-import { FsError, S_IFDIR, S_IFREG } from './api.js';
+import { FsError, S_IFDIR, S_IFREG, type BlockLeases } from './api.js';
 import { BlockAllocator } from './alloc.js';
 import { MediaBitmap, type Bits } from './bitmap.js';
 import { crc32c } from '../core/format/checksum.js';
@@ -35,6 +35,12 @@ export interface OpenOptions {
   ignoreBitmaps?: boolean;
   /** fsck: open even when the root inode is unusable (fsck makes a new one). */
   anyRoot?: boolean;
+  /**
+   * Leases on pool blocks (the mount's shared lease table): honoured from
+   * the start, before recovery frees anything (a daemon that died may have
+   * held blocks back for them).
+   */
+  leases?: BlockLeases;
 }
 
 /** Read and check the superblock with plain file reads (before mapping or locking). */
@@ -112,9 +118,16 @@ export function openCore(poolPath: string, opts: OpenOptions = {}): { core: FsCo
     if (inodeBits.replaced) markRecordsInUse(store, g, usedInodes);
     const alloc = new BlockAllocator(g, used, blockBits);
     backOnHost(pool, used, g, alloc); // a sparse pool: host blocks before any store (issue 12.2)
+    if (opts.leases) {
+      const adopted = alloc.useLeases(opts.leases);
+      if (adopted) log('%d free block(s) held back for live leases', adopted);
+    }
     const inodes = new InodeTable(store, g, usedInodes, inodeBits, alloc);
     const journal = new Journal(pool, g, replay.nextSeq);
-    core = new FsCore({ pool, sb, store, journal, alloc, inodes, readOnly, commitIntervalMs: opts.commitIntervalMs ?? 1000 });
+    core = new FsCore({
+      pool, sb, store, journal, alloc, inodes, readOnly, commitIntervalMs: opts.commitIntervalMs ?? 1000,
+      ...(opts.leases ? { leases: opts.leases } : {}),
+    });
     const root = opts.anyRoot ? null : asPoolError(poolPath, () => core!.inode(sb.rootIno));
     if (root && root.type !== S_IFDIR) throw new PoolError('ECORRUPT', `${poolPath}: the root inode is not a directory`, { hint: `run: daxvm fsck --repair ${poolPath}`, path: poolPath });
     return { core, replayed: replay.transactions, replayNextSeq: replay.nextSeq, replayImages: replay.images };

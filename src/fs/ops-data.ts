@@ -32,8 +32,6 @@ export function release(core: FsCore, ino: number): void {
   if (inode.openCount <= 0) return;
   inode.openCount--;
   if (inode.openCount > 0) return;
-  for (const run of inode.deferredFree) core.alloc.releaseDeferred(run);
-  inode.deferredFree = [];
   if (inode.nlink === 0 && !core.readOnly) core.reapIfUnused(inode);
 }
 
@@ -89,20 +87,19 @@ export function zeroStaleTail(core: FsCore, inode: Inode, upTo: number): void {
  * them once into an aligned 2 MiB region, so every aligned 2 MiB of the file
  * is one aligned 2 MiB of the pool.
  *
- * Not while anyone but the writer has the file open: the library maps a
- * file's pool blocks directly and holds a handle for as long as the mapping
- * lives (the lease), and the move frees the old blocks at the next commit,
- * under a live mapping. The daemon cannot tell the library's handle from any
- * other, so any second handle keeps the file where it is (it then stays
- * unaligned: its first 2 MiB get PTE entries instead of one huge entry).
+ * Never a leased file: a mapping of the pool (the library's) reaches the
+ * old blocks directly and would go on seeing them while the file's bytes
+ * live elsewhere. Open handles do not matter (they read through the daemon).
+ * A leased file stays where it is (unaligned: its first 2 MiB get PTE
+ * entries instead of one huge entry).
  */
 export function alignForHuge(core: FsCore, inode: Inode): boolean {
   const items = inode.extents.items;
   const last = items.at(-1);
   if (!last) return false;
-  if (inode.openCount > 1) return false;
   if (last.logical + last.count > HUGE_BLOCKS) return false;
   if (items.every((e) => (e.physical - e.logical) % HUGE_BLOCKS === 0)) return false;
+  if (core.leased(items.map((e) => ({ start: e.physical, count: e.count })))) return false;
   let runs;
   try {
     runs = core.alloc.allocate({ count: HUGE_BLOCKS, alignLogical: 0 });
@@ -131,7 +128,7 @@ export function alignForHuge(core: FsCore, inode: Inode): boolean {
   inode.extents.add(0, base, HUGE_BLOCKS);
   inode.blocks += HUGE_BLOCKS;
   // The old blocks' contents now live in the new region: free them after the commit.
-  core.dropBlocks(inode, old, true);
+  core.dropBlocks(inode, old);
   core.dataDirty = true;
   core.dataOrdered = true;
   return true;

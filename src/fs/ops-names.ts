@@ -101,6 +101,7 @@ export function create(core: FsCore, parentIno: number, name: string, mode: numb
   if (type === S_IFCHR || type === S_IFBLK) inode.rdev = rdev;
   core.save(inode);
   core.dir(parent).insert(index, name, inode.ino, type);
+  core.named(parent.ino, name, inode.ino);
   touchDir(core, parent, now);
   return inode;
 }
@@ -128,6 +129,7 @@ export function mkdir(core: FsCore, parentIno: number, name: string, mode: numbe
   inode.blocks = 1;
   core.save(inode);
   core.dir(parent).insert(index, name, inode.ino, S_IFDIR);
+  core.named(parent.ino, name, inode.ino);
   parent.nlink++;
   touchDir(core, parent, now);
   return inode;
@@ -161,6 +163,7 @@ export function symlink(core: FsCore, parentIno: number, name: string, target: s
   }
   core.save(inode);
   core.dir(parent).insert(index, name, inode.ino, S_IFLNK);
+  core.named(parent.ino, name, inode.ino);
   touchDir(core, parent, now);
   return inode;
 }
@@ -183,6 +186,7 @@ export function link(core: FsCore, ino: number, parentIno: number, name: string)
   const index = prepareEntry(core, parent, name);
   const now = Date.now();
   core.dir(parent).insert(index, name, ino, inode.type);
+  core.named(parent.ino, name, ino);
   inode.nlink++;
   inode.ctimeMs = now;
   core.save(inode);
@@ -208,6 +212,7 @@ export function attach(core: FsCore, parentIno: number, name: string, child: Ino
   const parent = core.inode(parentIno);
   const index = prepareEntry(core, parent, name);
   core.dir(parent).insert(index, name, child.ino, child.type);
+  core.named(parent.ino, name, child.ino);
   core.save(child);
   touchDir(core, parent, Date.now());
 }
@@ -219,6 +224,7 @@ export function unlink(core: FsCore, parentIno: number, name: string): void {
   if (child.type === S_IFDIR) throw new FsError('EISDIR', `${showName(name)} is a directory`);
   const now = Date.now();
   core.dir(parent).remove(name);
+  core.unnamed(parent.ino, name);
   child.nlink--;
   child.ctimeMs = now;
   core.save(child);
@@ -236,6 +242,7 @@ export function rmdir(core: FsCore, parentIno: number, name: string): void {
   if (core.dir(child).size > 0) throw new FsError('ENOTEMPTY', `${showName(name)} is not empty`);
   const now = Date.now();
   core.dir(parent).remove(name);
+  core.unnamed(parent.ino, name);
   parent.nlink--;
   child.nlink = 0;
   child.ctimeMs = now;
@@ -281,6 +288,8 @@ export function rename(core: FsCore, srcParentIno: number, srcName: string, dstP
   if (dstSlot) core.dir(dstParent).retarget(dstName, src.ino, src.type);
   else core.dir(dstParent).insert(index, dstName, src.ino, src.type);
   core.dir(srcParent).remove(srcName);
+  core.named(dstParent.ino, dstName, src.ino);
+  core.unnamed(srcParent.ino, srcName);
   if (srcIsDir) {
     srcParent.nlink--;
     dstParent.nlink++;

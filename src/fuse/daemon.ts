@@ -26,6 +26,7 @@ import { ReadyChannel } from './protocol.js';
 import { removePidFile, writePidFile } from './runtime.js';
 import { fusermount } from './unmount.js';
 import { MountState } from './state.js';
+import { SharedState } from './publish/index.js';
 
 const log = debug('daxvm:fuse');
 
@@ -95,12 +96,15 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
   if (blocked) return fail(blocked.message, blocked.hint);
 
   let fs: FileSystem;
+  const shared = SharedState.start(pool);
   try {
     fs = openFileSystem(pool, {
       readOnly: options.readOnly,
       ...(options.commitIntervalMs !== undefined ? { commitIntervalMs: options.commitIntervalMs } : {}),
+      ...(shared.blockLeases ? { leases: shared.blockLeases } : {}),
     });
   } catch (err) {
+    shared.close();
     if (err instanceof PoolError) return fail(`cannot mount ${pool}: ${err.message}`, err.hint);
     return fail(`cannot open ${pool}: ${(err as Error).message}`);
   }
@@ -144,6 +148,7 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
       process.stderr.write(`daxvm: closing ${pool} failed: ${(err as Error).stack ?? err}\n`);
       code = code || 1;
     }
+    shared.close();
     try { removePidFile(mnt); } catch { /* best effort */ }
     finish(code);
   };
@@ -162,6 +167,7 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     // Never leave a dead mount behind.
     if (daxvmMountAt(mnt)) await fusermount(mnt, true).catch(() => undefined);
     try { fs.close(); } catch { /* report the mount error */ }
+    shared.close();
     const why = (err as Error).message;
     return fail(`FUSE refused to mount ${pool} on ${mnt}: ${why}`,
       /\/dev\/fuse: Permission denied/.test(why) ? 'this user may not open /dev/fuse: mount as root, or ask root to let users open it (Debian makes it 0666)'

@@ -8,10 +8,10 @@
  */
 import fs from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
-import { native, type MapHandle, type PoolView } from './native.js';
+import { native, type LeaseHandle, type MapHandle, type PoolView } from './native.js';
 import { DaxvmError, invalid } from './errors.js';
 import { KNOWN_FLAGS, MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC } from './flags.js';
-import { Mapping, type MappingParts, type Tracking } from './mapping.js';
+import { LEASE, Mapping, type MappingParts, type Tracking } from './mapping.js';
 import { PoolAccess, type TableRead } from './pool.js';
 import type { PptInfo } from '../core/format/ppt.js';
 import { mountOf, openForMapping, readPpt, type DaxvmMount, type Opened } from './resolve.js';
@@ -72,8 +72,11 @@ function check(file: string | Buffer, o: MmapOptions): Checked {
 }
 
 type Plan =
-  | { kind: 'tables'; pool: PoolAccess; table: TableRead }
+  | { kind: 'tables'; pool: PoolAccess; table: TableRead; lease: LeaseHandle }
   | { kind: 'vanilla'; reason: string };
+
+/** Attempts at leasing a table that keeps changing under us before giving up on it. */
+const LEASE_TRIES = 8;
 
 interface Resolved {
   /** The file's size: from user.daxvm.ppt (the daemon's answer) or fstat. */
@@ -111,10 +114,31 @@ function plan(r: Resolved, c: Checked, length: number): Plan {
   const pool = r.mount.access as PoolAccess;
   const first = c.offset / PAGE;
   const end = Math.ceil((c.offset + length) / PAGE);
-  const table = pool.readTable(r.ppt.ino, r.ppt.gen, first, end);
-  if ('problem' in table) return { kind: 'vanilla', reason: table.problem };
-  if (table.holes > 0) return { kind: 'vanilla', reason: `${table.holes} page(s) of the range have no block (holes, or past the end of the file)` };
-  return { kind: 'tables', pool, table };
+  for (let attempt = 0; attempt < LEASE_TRIES; attempt++) {
+    const table = pool.readTable(r.ppt.ino, r.ppt.gen, first, end);
+    if ('problem' in table) return { kind: 'vanilla', reason: table.problem };
+    if (table.holes > 0) return { kind: 'vanilla', reason: `${table.holes} page(s) of the range have no block (holes, or past the end of the file)` };
+    // Lease the blocks, then make sure they are still the file's (docs/format.md, "Leases: the ordering argument").
+    let lease: LeaseHandle;
+    try {
+      lease = native.lease(pool.ro.handle, runBytes(table), r.ppt.ino, r.ppt.gen);
+    } catch (err) {
+      return { kind: 'vanilla', reason: `no lease on the pool's blocks: ${(err as Error).message}` };
+    }
+    if (pool.unchanged(r.ppt.ino, table.seq)) return { kind: 'tables', pool, table, lease };
+    native.dropLease(lease);
+  }
+  return { kind: 'vanilla', reason: 'the table kept changing while being leased' };
+}
+
+/** The runs as [pool byte offset, byte length, ...]. */
+function runBytes(table: TableRead): Float64Array {
+  const runs = new Float64Array(table.runs.length * 2);
+  table.runs.forEach((r, i) => {
+    runs[2 * i] = r.physical * PAGE;
+    runs[2 * i + 1] = r.count * PAGE;
+  });
+  return runs;
 }
 
 /**
@@ -134,27 +158,36 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
     if (length > bufferConstants.MAX_LENGTH) throw invalid(`length ${length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, opened.path);
     const p = plan(r, c, length);
     const common = {
-      path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, private: c.priv, fd: opened.fd,
+      path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, private: c.priv,
       batching: (c.flags & MAP_DAXVM_BATCHING) !== 0,
     };
     if (p.kind === 'vanilla') {
       const v = mapVanilla(opened.fd, c.offset, length, writable, c.priv, opened.path, c.populate);
       const tracking: Tracking = writable && !c.priv ? 'whole-range' : 'none';
       return new Mapping({
-        ...common, mode: 'vanilla', buffer: v.buffer, tracking, nosync: false, usedTables: false, runs: 0,
+        ...common, fd: opened.fd, mode: 'vanilla', buffer: v.buffer, tracking, nosync: false, usedTables: false, runs: 0,
         ephemeral: false, zombieMaxPages: 0, fallbackReason: p.reason, base: 0, vanilla: v,
       });
     }
-    return fromTables(common, c, p.pool, p.table, writable);
-  } catch (err) {
+    let m: Mapping;
+    try {
+      m = fromTables(common, c, p.pool, p.table, p.lease, writable);
+    } catch (err) {
+      native.dropLease(p.lease);
+      throw err;
+    }
+    // The lease protects the blocks now, not the handle (an open handle is not a lease).
     fs.closeSync(opened.fd);
+    return m;
+  } catch (err) {
+    try { fs.closeSync(opened.fd); } catch { /* closed already */ }
     throw err;
   }
 }
 
-type Common = Pick<MappingParts, 'path' | 'offset' | 'length' | 'prot' | 'flags' | 'private' | 'fd' | 'batching'>;
+type Common = Pick<MappingParts, 'path' | 'offset' | 'length' | 'prot' | 'flags' | 'private' | 'batching'>;
 
-function fromTables(common: Common, c: Checked, pool: PoolAccess, table: TableRead, writable: boolean): Mapping {
+function fromTables(common: Common, c: Checked, pool: PoolAccess, table: TableRead, lease: LeaseHandle, writable: boolean): Mapping {
   const knobs = pool.knobs();
   const nosync = writable && !c.priv && ((c.flags & MAP_DAXVM_NOSYNC) !== 0 || knobs.msync === 0);
   const shared = writable && !c.priv;
@@ -174,17 +207,15 @@ function fromTables(common: Common, c: Checked, pool: PoolAccess, table: TableRe
     // Attach: a Buffer over the span of the view, no syscall, no new VMA.
     const base = only.physical * PAGE;
     if (tracked) native.syncWritten(view.handle, base, common.length, true); // arm (and write back strays)
-    const buffer = Buffer.from(native.view(view.handle, base, common.length));
-    return new Mapping({ ...parts, mode: 'attached', buffer, ephemeral: false, handle: view.handle, base, address: view.address + base });
+    const ab = native.view(view.handle, base, common.length);
+    // The buffer carries its lease: the blocks stay the file's while anything can reach them.
+    Object.defineProperty(ab, LEASE, { value: lease });
+    const buffer = Buffer.from(ab);
+    return new Mapping({ ...parts, mode: 'attached', buffer, ephemeral: false, handle: view.handle, base, address: view.address + base, lease });
   }
 
-  // Stitch: one span, one fixed map per run (private: copy-on-write of each run).
-  const runs = new Float64Array(table.runs.length * 2);
-  table.runs.forEach((r, i) => {
-    runs[2 * i] = r.physical * PAGE;
-    runs[2 * i + 1] = r.count * PAGE;
-  });
-  const span = native.stitch(view.handle, runs, writable, c.priv, (c.flags & MAP_DAXVM_EPHEMERAL) !== 0, tracked);
+  // Stitch: one span, one fixed map per run (private: copy-on-write of each run); the span takes the lease over.
+  const span = native.stitch(view.handle, runBytes(table), writable, c.priv, (c.flags & MAP_DAXVM_EPHEMERAL) !== 0, tracked, lease);
   const handle: MapHandle = span.handle;
   const buffer = Buffer.from(native.view(handle, 0, common.length));
   return new Mapping({ ...parts, mode: 'stitched', buffer, ephemeral: span.heap, handle, base: 0, address: span.address });

@@ -1,11 +1,14 @@
 /**
  * A Mapping: the Buffer over mapped memory, how it was made, and its life:
  * msync (dirty pages written back), persist (the program's own flush),
- * unmap (explicit, idempotent; batched with MAP_DAXVM_BATCHING), and the
- * file handle that is the lease on its blocks until the memory is gone.
+ * unmap (explicit, idempotent; batched with MAP_DAXVM_BATCHING). A mapping
+ * of the pool holds a lease in the pool's lease table on the blocks it
+ * reaches (attached: the lease handle, carried by its ArrayBuffer too;
+ * stitched: the span's), dropped once the memory is gone; a vanilla mapping
+ * keeps its file handle until unmap.
  */
 import fs from 'node:fs';
-import { native, type MapHandle } from './native.js';
+import { native, type LeaseHandle, type MapHandle } from './native.js';
 import { DaxvmError } from './errors.js';
 import type { VanillaMap } from './vanilla.js';
 
@@ -24,6 +27,9 @@ export type Tracking = 'pages' | 'whole-range' | 'none';
 
 const PAGE = 4096;
 
+/** The property of an attached mapping's ArrayBuffer that keeps its lease alive as long as the buffer. */
+export const LEASE = Symbol('daxvm.lease');
+
 /** What the constructor needs; built by map.ts. */
 export interface MappingParts {
   path: string;
@@ -34,7 +40,10 @@ export interface MappingParts {
   private: boolean;
   mode: MappingMode;
   buffer: Buffer;
-  fd: number;
+  /** Vanilla: the file handle, closed at unmap. */
+  fd?: number;
+  /** Attached: the lease on the blocks. */
+  lease?: LeaseHandle;
   tracking: Tracking;
   nosync: boolean;
   usedTables: boolean;
@@ -53,16 +62,16 @@ export interface MappingParts {
   vanilla?: VanillaMap;
 }
 
-/** Closes the lease of a mapping the program dropped without unmap (its buffer was collected). */
-interface Lease {
+/** Closes the file handle of a vanilla mapping the program dropped without unmap (its buffer was collected). */
+interface Handle {
   fd: number;
   open: boolean;
 }
-const leases = new FinalizationRegistry<Lease>((lease) => {
-  if (!lease.open) return;
-  lease.open = false;
+const handles = new FinalizationRegistry<Handle>((h) => {
+  if (!h.open) return;
+  h.open = false;
   try {
-    fs.closeSync(lease.fd);
+    fs.closeSync(h.fd);
   } catch { /* already closed */ }
 });
 
@@ -106,7 +115,7 @@ export class Mapping {
   /** Virtual address of buffer[0] for attached and stitched mappings (to find it in /proc/self/smaps). */
   readonly address: number | undefined;
   private readonly parts: MappingParts;
-  private readonly lease: Lease;
+  private readonly handle: Handle | undefined;
   private done = false;
 
   constructor(p: MappingParts) {
@@ -128,8 +137,10 @@ export class Mapping {
     this.batching = p.batching;
     this.fallbackReason = p.fallbackReason;
     this.address = p.address;
-    this.lease = { fd: p.fd, open: true };
-    leases.register(p.buffer.buffer, this.lease, this);
+    if (p.fd !== undefined) {
+      this.handle = { fd: p.fd, open: true };
+      handles.register(p.buffer.buffer, this.handle, this);
+    }
   }
 
   get unmapped(): boolean {
@@ -200,24 +211,22 @@ export class Mapping {
   /**
    * Unmap. The buffer is detached at once (length 0: nothing can reach the
    * memory through it). Stitched spans are unmapped now, or queued when
-   * batching (dropped with the batch, the file handle closed then); attached
-   * buffers only stop pointing into the pool view; vanilla mappings let go of
-   * their pages at once. Idempotent.
+   * batching (dropped with the batch, their lease then); attached buffers
+   * only stop pointing into the pool view, and their lease goes; vanilla
+   * mappings let go of their pages and their file handle at once. Idempotent.
    */
   unmap(): void {
     if (this.done) return;
     this.done = true;
-    leases.unregister(this);
     const p = this.parts;
-    let handOver = false;
     try {
       if (p.mode === 'attached') {
         native.detach(p.buffer.buffer as ArrayBuffer);
+        native.dropLease(p.lease!); // nothing reaches the blocks any more
       } else if (p.mode === 'stitched') {
         if (p.batching) {
           flushAtExit();
-          native.zombie(p.handle!, p.fd, p.zombieMaxPages);
-          handOver = true; // the native zombie list closes the lease when it drops the span
+          native.zombie(p.handle!, p.zombieMaxPages); // the span keeps its lease until its batch is dropped
         } else {
           native.unmap(p.handle!);
         }
@@ -225,11 +234,14 @@ export class Mapping {
         p.vanilla!.release();
       }
     } finally {
-      if (!handOver && this.lease.open) {
-        this.lease.open = false;
-        fs.closeSync(p.fd);
+      if (this.handle) {
+        handles.unregister(this);
+        if (this.handle.open) {
+          this.handle.open = false;
+          fs.closeSync(this.handle.fd);
+        }
       }
-      this.lease.open = false;
     }
   }
+
 }

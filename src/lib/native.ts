@@ -1,7 +1,12 @@
-/** The native shim's functions the library calls (native-shim/node/lib.c; the shim is loaded by core/native.ts). */
+/** The native shim's functions the library calls (native-shim/node/lib.c, pool.c; the shim is loaded by core/native.ts). */
 import { loadShim, type MapHandle, type MappingShim } from '../core/native.js';
 
 export type { MapHandle } from '../core/native.js';
+
+/** Opaque handle of a lease in a pool's lease table (see native-shim/core/lease.h). */
+export interface LeaseHandle {
+  readonly __daxvmLeaseHandle: never;
+}
 
 /** What the kernel offers the client library (probed once per process). */
 export interface NativeFeatures {
@@ -70,13 +75,24 @@ export interface LibShim extends MappingShim {
    * (whole pages); shared or private (copy-on-write), from the ephemeral heap
    * when asked, registered and armed for dirty tracking when asked.
    */
-  stitch(pool: MapHandle, runs: Float64Array, writable: boolean, priv: boolean, ephemeral: boolean, track: boolean): Span;
+  stitch(pool: MapHandle, runs: Float64Array, writable: boolean, priv: boolean, ephemeral: boolean, track: boolean, lease: LeaseHandle | null): Span;
+  /**
+   * Lease the pool bytes of runs ([offset, length, ...] pairs) in the pool's
+   * shared lease table for file ino (generation gen): the daemon reuses none
+   * of those blocks until the lease is dropped (dropLease, the span that
+   * took it over in stitch, or the handle's collection). Throws ENOENT (no
+   * table), EACCES, EPERM, EPROTO, EXDEV (unusable table), ENOSPC (full).
+   */
+  lease(pool: MapHandle, runs: Float64Array, ino: number, gen: number): LeaseHandle;
+  dropLease(lease: LeaseHandle): void;
+  /** This process's owner word in lease tables (pid << 32 | start time's low 32 bits). */
+  leaseOwner(): bigint;
   /** Pages written in the range since the last call, write-protected again; with sync, msync'ed each run. */
   syncWritten(handle: MapHandle, offset: number, length: number, sync: boolean): number;
   /** Pages written in the range since the last syncWritten (nothing re-armed). */
   countWritten(handle: MapHandle, offset: number, length: number): number;
   /** Queue a span for batched unmapping (views detached now); returns the spans dropped now (0: queued). */
-  zombie(handle: MapHandle, leaseFd: number, maxPages: number): number;
+  zombie(handle: MapHandle, maxPages: number): number;
   /** Drop every queued span; returns how many. */
   flushZombies(): number;
   stats(): LibStats;

@@ -152,6 +152,11 @@ export class PoolAccess {
     return { problem: 'the table kept changing while being read' };
   }
 
+  /** Is inode `ino`'s sequence word still `seq` (its table unchanged since it was read)? */
+  unchanged(ino: number, seq: number): boolean {
+    return this.inode(ino).readUInt32LE(INO_SEQ) === seq;
+  }
+
   private readStable(rec: Buffer, gen: number, first: number, end: number): TableResult {
     if ((rec.readUInt32LE(INO_MODE) & S_IFMT) !== S_IFREG) return { problem: 'the inode is not a regular file any more' };
     if (rec.readUInt32LE(INO_GEN) !== gen) return { problem: 'the inode was reused (generation changed)' };

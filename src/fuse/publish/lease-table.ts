@@ -1,0 +1,238 @@
+/**
+ * The lease table, the daemon's side (docs/format.md, "The lease table"):
+ * made (or adopted, after a daemon that died) at mount, next to the pool's
+ * other shared file in /dev/shm, no more open than the pool; scanned before
+ * any freed block becomes reusable (BlockLeases in src/fs/api.ts); dead
+ * holders' slots reaped; removed at a clean unmount when no lease is left.
+ * The clients' half is native-shim/core/lease.c.
+ */
+import fs from 'node:fs';
+import createDebug from 'debug';
+import type { BlockLeases, BlockRun } from '../../fs/api.js';
+import type { MapHandle } from '../../core/native.js';
+import { native } from './native.js';
+import { LEASES, sharedPath } from './layout.js';
+
+const log = createDebug('daxvm:fuse');
+
+/** Who a pool is: what a shared file must match to be this pool's. */
+export interface PoolIdentity {
+  path: string;
+  dev: bigint;
+  ino: bigint;
+  uid: number;
+  gid: number;
+  /** Permission bits of the pool file. */
+  mode: number;
+  uuid: Buffer;
+}
+
+export function poolIdentity(poolPath: string): PoolIdentity {
+  const st = fs.statSync(poolPath, { bigint: true });
+  const uuid = Buffer.alloc(16);
+  const fd = fs.openSync(poolPath, 'r');
+  try {
+    fs.readSync(fd, uuid, 0, 16, 160); // the superblock's UUID (docs/format.md)
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { path: poolPath, dev: st.dev, ino: st.ino, uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode & 0o777n), uuid };
+}
+
+/** The inode of this process's pid namespace: holders' pids mean something only within it. */
+export function pidNamespace(): bigint {
+  try {
+    return fs.statSync('/proc/self/ns/pid', { bigint: true }).ino;
+  } catch {
+    return 0n;
+  }
+}
+
+/** Is the holder named by an owner word (pid << 32 | start time's low 32 bits) still running? */
+export function holderAlive(owner: bigint): boolean {
+  const pid = Number(owner >> 32n);
+  const start = Number(owner & 0xffffffffn);
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false; // no such process
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields 3, 4, ...
+  const state = fields[0];
+  if (state === 'Z' || state === 'X') return false; // exited: its memory, and so its mappings, are gone
+  return Number(BigInt(fields[19] ?? '0') & 0xffffffffn) === start; // field 22: start time
+}
+
+export class LeaseTable implements BlockLeases {
+  readonly path: string;
+  private readonly fd: number;
+  private readonly handle: MapHandle;
+  private readonly header: DataView;
+  private readonly words: BigUint64Array;
+  private readonly high: Uint32Array;
+  readonly slots: number;
+  /** Called before each scan: orders it after the publication of what was freed (set by the publisher). */
+  beforeScan: (() => void) | undefined;
+  reaped = 0;
+  scans = 0;
+
+  private constructor(path: string, fd: number, size: number) {
+    this.path = path;
+    this.fd = fd;
+    this.handle = native.map(fd, size, true);
+    const ab = native.view(this.handle, 0, size);
+    this.header = new DataView(ab, 0, LEASES.HEADER_SIZE);
+    this.slots = this.header.getUint32(LEASES.OFF_SLOTS, true);
+    this.words = new BigUint64Array(ab, LEASES.HEADER_SIZE, (this.slots * LEASES.SLOT_SIZE) / 8);
+    this.high = new Uint32Array(ab, LEASES.OFF_HIGH, 1);
+  }
+
+  /**
+   * The pool's lease table: the one a daemon before us left, if it is this
+   * pool's, of this version and no more open than the pool (its live leases
+   * are adopted), else a new one. Throws with a message saying what is wrong.
+   */
+  static open(pool: PoolIdentity): LeaseTable {
+    const path = sharedPath(pool.dev, pool.ino, 'leases');
+    const size = LEASES.HEADER_SIZE + LEASES.DEFAULT_SLOTS * LEASES.SLOT_SIZE;
+    const pidns = pidNamespace();
+    const existing = openExisting(path, pool, pidns);
+    if (typeof existing === 'number') {
+      log('adopting the lease table %s', path);
+      return new LeaseTable(path, existing, fs.fstatSync(existing).size);
+    }
+    if (existing !== 'absent') log('replacing the lease table %s: %s', path, existing);
+    const tmp = `${path}.${process.pid}.tmp`;
+    const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+    const fd = fs.openSync(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    try {
+      fs.fchownSync(fd, pool.uid, pool.gid);
+      fs.fchmodSync(fd, pool.mode & 0o666);
+      fs.ftruncateSync(fd, size);
+      const head = Buffer.alloc(LEASES.HEADER_SIZE);
+      head.writeBigUInt64LE(LEASES.MAGIC, LEASES.OFF_MAGIC);
+      head.writeUInt32LE(LEASES.VERSION, LEASES.OFF_VERSION);
+      head.writeUInt32LE(LEASES.SLOT_SIZE, LEASES.OFF_SLOT_SIZE);
+      head.writeUInt32LE(LEASES.DEFAULT_SLOTS, LEASES.OFF_SLOTS);
+      head.writeBigUInt64LE(pool.dev, LEASES.OFF_POOL_DEV);
+      head.writeBigUInt64LE(pool.ino, LEASES.OFF_POOL_INO);
+      pool.uuid.copy(head, LEASES.OFF_POOL_UUID);
+      head.writeBigUInt64LE(pidns, LEASES.OFF_PIDNS);
+      fs.writeSync(fd, head, 0, head.length, 0);
+      fs.renameSync(tmp, path);
+    } catch (err) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw new Error(`cannot make the lease table ${path}: ${(err as Error).message}`);
+    }
+    return new LeaseTable(path, fd, size);
+  }
+
+  /**
+   * The block ranges live leases cover, sorted and merged. Slots of dead
+   * holders are reaped (their ranges and their claims), whether they hold a
+   * lease or not.
+   */
+  live(): BlockRun[] {
+    this.beforeScan?.();
+    native.fence(); // what the caller stored before (the publication) is visible before we read
+    this.scans++;
+    const high = Math.min(Atomics.load(this.high, 0), this.slots);
+    const w = this.words;
+    const alive = new Map<bigint, boolean>();
+    const out: BlockRun[] = [];
+    for (let s = 0; s < high; s++) {
+      const owner = Atomics.load(w, s * 4);
+      if (owner === 0n) continue;
+      let ok = alive.get(owner);
+      if (ok === undefined) {
+        ok = holderAlive(owner);
+        alive.set(owner, ok);
+      }
+      const range = Atomics.load(w, s * 4 + 1);
+      if (!ok) {
+        // Dead: nobody writes its slots any more. Range first, then the claim.
+        Atomics.compareExchange(w, s * 4 + 1, range, 0n);
+        Atomics.compareExchange(w, s * 4, owner, 0n);
+        if (range !== 0n) this.reaped++;
+        continue;
+      }
+      if (range === 0n) continue;
+      const count = Number(range & ((1n << BigInt(LEASES.COUNT_BITS)) - 1n));
+      out.push({ start: Number(range >> BigInt(LEASES.COUNT_BITS)), count });
+    }
+    return merge(out);
+  }
+
+  /** Slots claimed and leases held now (for stats). */
+  counts(): { claimed: number; leases: number } {
+    const high = Math.min(Atomics.load(this.high, 0), this.slots);
+    let claimed = 0;
+    let leases = 0;
+    for (let s = 0; s < high; s++) {
+      if (Atomics.load(this.words, s * 4) !== 0n) claimed++;
+      if (Atomics.load(this.words, s * 4 + 1) !== 0n) leases++;
+    }
+    return { claimed, leases };
+  }
+
+  /** Unmount: let the table go; remove its file when no live lease is left (a later daemon adopts the rest). */
+  close(): void {
+    const left = this.live().length;
+    try {
+      const st = fs.fstatSync(this.fd);
+      const now = fs.statSync(this.path);
+      if (left === 0 && st.ino === now.ino && st.dev === now.dev) fs.rmSync(this.path, { force: true });
+      else if (left) log('%d lease range(s) live at unmount: %s kept', left, this.path);
+    } catch { /* already gone */ }
+    native.unmap(this.handle);
+    fs.closeSync(this.fd);
+  }
+}
+
+/** The fd of a usable table at path, or why there is none ('absent' when no file). */
+function openExisting(path: string, pool: PoolIdentity, pidns: bigint): number | string {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'absent' : `cannot open it (${code})`;
+  }
+  const problem = ((): string | undefined => {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return 'not a regular file';
+    if (st.uid !== pool.uid || st.gid !== pool.gid) return `owned by ${st.uid}:${st.gid}, not by the pool's owner ${pool.uid}:${pool.gid}`;
+    if ((st.mode & 0o777 & ~pool.mode) !== 0) return `mode ${(st.mode & 0o777).toString(8)} is more open than the pool's ${pool.mode.toString(8)}`;
+    if (st.size < LEASES.HEADER_SIZE) return 'too short';
+    const head = Buffer.alloc(LEASES.HEADER_SIZE);
+    fs.readSync(fd, head, 0, head.length, 0);
+    const slots = head.readUInt32LE(LEASES.OFF_SLOTS);
+    if (head.readBigUInt64LE(LEASES.OFF_MAGIC) !== LEASES.MAGIC) return 'no lease table magic';
+    if (head.readUInt32LE(LEASES.OFF_VERSION) !== LEASES.VERSION || head.readUInt32LE(LEASES.OFF_SLOT_SIZE) !== LEASES.SLOT_SIZE) return 'another version';
+    if (st.size < LEASES.HEADER_SIZE + slots * LEASES.SLOT_SIZE) return 'shorter than its slots';
+    if (head.readBigUInt64LE(LEASES.OFF_POOL_DEV) !== pool.dev || head.readBigUInt64LE(LEASES.OFF_POOL_INO) !== pool.ino ||
+      !head.subarray(LEASES.OFF_POOL_UUID, LEASES.OFF_POOL_UUID + 16).equals(pool.uuid)) return 'of another pool (made anew at the same path?)';
+    if (head.readBigUInt64LE(LEASES.OFF_PIDNS) !== pidns) return 'its holders are in another pid namespace';
+    return undefined;
+  })();
+  if (problem === undefined) {
+    // The pool's mode may have narrowed since: follow it.
+    try { fs.fchmodSync(fd, fs.fstatSync(fd).mode & 0o777 & pool.mode); } catch { /* checked above */ }
+    return fd;
+  }
+  fs.closeSync(fd);
+  return problem;
+}
+
+function merge(runs: BlockRun[]): BlockRun[] {
+  runs.sort((a, b) => a.start - b.start);
+  const out: BlockRun[] = [];
+  for (const r of runs) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.start + last.count) last.count = Math.max(last.count, r.start + r.count - last.start);
+    else out.push({ ...r });
+  }
+  return out;
+}
