@@ -120,7 +120,7 @@ async function badInput(t: Test, mnt: string, before: string[]) {
   const [notMount, missing] = all.slice(cases.length) as [RunResult, RunResult];
   t.equal(notMount.status, 2, notMount.summary);
   t.match(notMount.stderr, /not a mount point, not a daxvm mount/);
-  t.match(notMount.stderr, /hint: mount a pool there first: daxvm mount POOL/);
+  t.match(notMount.stderr, /hint: mount a pool there first: (npx )?daxvm mount POOL/);
   t.equal(missing.status, 2, missing.summary);
   t.match(missing.stderr, /does not exist/);
   t.same(readdirSync(mnt).sort(), before, 'the refused runs wrote nothing');
