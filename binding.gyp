@@ -15,6 +15,29 @@
       "defines": ["NAPI_VERSION=8"],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config --cflags fuse3)"],
       "libraries": ["<!@(pkg-config --libs fuse3)"]
+        },
+    {
+      "target_name": "daxvm_preload_core",
+      "type": "static_library",
+      "sources": [
+        "native-shim/core/sys.c", "native-shim/core/vm.c", "native-shim/core/process.c", "native-shim/core/span.c",
+        "native-shim/core/lease.c", "native-shim/core/table.c"
+      ],
+      "defines": ["mmap=dvm_real_mmap", "munmap=dvm_real_munmap", "msync=dvm_real_msync", "mprotect=dvm_real_mprotect", "mremap=dvm_real_mremap"],
+      "cflags": ["-fPIC", "-fvisibility=hidden", "-U_FILE_OFFSET_BITS"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "daxvm-preload",
+      "type": "shared_library",
+      "product_prefix": "lib",
+      "dependencies": ["daxvm_preload_core"],
+      "sources": [
+        "native-shim/preload/real.c", "native-shim/preload/mounts.c", "native-shim/preload/mapping.c", "native-shim/preload/interpose.c"
+      ],
+      "cflags": ["-fvisibility=hidden", "-U_FILE_OFFSET_BITS"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-pthread", "-Wl,-z,defs"]
     }
   ]
 }

@@ -3,8 +3,9 @@
 // package's own preinstall (scripts/system-deps.cjs: the compiler, libfuse3's
 // headers, pkg-config), so everything that compiles is built here, in order:
 //
-//   1. our native code: node-gyp rebuild (binding.gyp: the native shim and the
-//      daemon's FUSE binding, daxvm_fuse);
+//   1. our native code: node-gyp rebuild (binding.gyp: the native shim, the
+//      daemon's FUSE binding, daxvm_fuse, and the preload library for C
+//      programs, libdaxvm-preload.so);
 //   2. @riaskov/mmap-io, when its binary is missing: in this repo its own
 //      install script is denied (package.json allowScripts), because npm runs
 //      dependencies' scripts BEFORE the root's preinstall, when a fresh
@@ -40,11 +41,11 @@ function nodeGyp(args, cwd) {
 
 // `npx daxvm` in the repo links the project into npx's cache and runs this script again:
 // nothing to build when it is built already (a first npx took 37 s rebuilding it all).
-const built = ['build/Release/daxvm_shim.node', 'build/Release/daxvm_fuse.node', 'dist/cli/main.js'].every((f) => existsSync(path.join(root, f)));
+const built = ['build/Release/daxvm_shim.node', 'build/Release/daxvm_fuse.node', 'build/Release/libdaxvm-preload.so', 'dist/cli/main.js'].every((f) => existsSync(path.join(root, f)));
 if (process.env.npm_command === 'exec' && built) process.exit(0);
 
 const [cmd, args] = nodeGyp(['rebuild']);
-run('building the native shim and the FUSE binding (node-gyp)', cmd, args);
+run('building the native shim, the FUSE binding and the preload library (node-gyp)', cmd, args);
 
 let mmapIo;
 try {

@@ -39,6 +39,7 @@ t.test('npm pack, npm install the tarball in a new project, map a file on a moun
   t.equal(inst.status, 0, `npm install ./${info.filename}\n${inst.summary}`);
   const nm = join(proj, 'node_modules');
   t.ok(existsSync(join(nm, 'daxvm', 'build', 'Release', 'daxvm_shim.node')), 'the native code was built at install');
+  t.ok(existsSync(join(nm, 'daxvm', 'build', 'Release', 'libdaxvm-preload.so')), 'the preload library was built at install');
   for (const dev of ['typescript', 'tap', 'vega', 'vega-lite']) t.notOk(existsSync(join(nm, dev)), `${dev} is not installed with it`);
 
   const bin = join(nm, '.bin', 'daxvm');

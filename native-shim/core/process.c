@@ -168,7 +168,7 @@ static int heap_init(void)
     munmap(addr, size);
     return -ENOMEM;
   }
-  heap_base = addr;
+  __atomic_store_n(&heap_base, (char *)addr, __ATOMIC_RELEASE);
   return 0;
 }
 
@@ -234,4 +234,11 @@ void dvm_heap_stats(uint64_t *size, uint64_t *used, uint64_t *top)
   *size = heap_slots * DVM_SLOT;
   *used = heap_used * DVM_SLOT;
   *top = heap_top * DVM_SLOT;
+}
+
+void dvm_heap_range(void **base, uint64_t *size)
+{
+  char *b = __atomic_load_n(&heap_base, __ATOMIC_ACQUIRE);
+  *base = b;
+  *size = b ? heap_slots * DVM_SLOT : 0;
 }

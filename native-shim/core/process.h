@@ -59,5 +59,7 @@ int dvm_process_pagemap(int *fd_out);
 int dvm_heap_alloc(uint64_t length, void **addr_out, uint64_t *reserved_out);
 void dvm_heap_free(void *addr, uint64_t reserved);
 void dvm_heap_stats(uint64_t *size, uint64_t *used, uint64_t *top);
+/* Where the heap's reservation is (NULL, 0 before its first use); no lock needed. */
+void dvm_heap_range(void **base, uint64_t *size);
 
 #endif

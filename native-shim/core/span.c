@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -13,6 +14,24 @@ int dvm_span_stitch(dvm_pool *p, const dvm_run *runs, unsigned count, int writab
                     int priv, int ephemeral, int track, dvm_lease *lease, dvm_span **out,
                     const char **sys)
 {
+  dvm_span *s = calloc(1, sizeof *s);
+  if (!s) return -ENOMEM;
+  int rc = dvm_span_stitch_in(s, p, runs, count, writable, priv, ephemeral, track, lease, sys);
+  if (rc < 0) {
+    free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+int dvm_span_stitch_in(dvm_span *s, dvm_pool *p, const dvm_run *runs, unsigned count,
+                       int writable, int priv, int ephemeral, int track, dvm_lease *lease,
+                       const char **sys)
+{
+  int embedded = s->embedded;
+  memset(s, 0, sizeof *s);
+  s->embedded = embedded;
   *sys = "mmap";
   uint64_t total = 0;
   for (unsigned i = 0; i < count; i++) {
@@ -23,8 +42,6 @@ int dvm_span_stitch(dvm_pool *p, const dvm_run *runs, unsigned count, int writab
   }
   if (count == 0) return -EINVAL;
   int fd;
-  dvm_span *s = calloc(1, sizeof *s);
-  if (!s) return -ENOMEM;
   int rc = 0, heap = 0, uffd = -1;
   void *addr = NULL;
   dvm_lock();
@@ -69,7 +86,6 @@ int dvm_span_stitch(dvm_pool *p, const dvm_run *runs, unsigned count, int writab
         munmap(addr, s->reserved);
       }
     }
-    free(s);
     return rc;
   }
   s->addr = addr;
@@ -83,7 +99,6 @@ int dvm_span_stitch(dvm_pool *p, const dvm_run *runs, unsigned count, int writab
     lease->table = NULL;
     lease->n = 0;
   }
-  *out = s;
   return 0;
 }
 
@@ -126,7 +141,8 @@ void dvm_span_release(dvm_span *s)
   if (s->kind == DVM_SPAN_POOL) return; /* process-wide, never freed */
   if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
   dvm_span_give_back(s);
-  free(s);
+  if (!s->embedded) free(s);
+  else __atomic_store_n(&s->embedded, DVM_SPAN_STORAGE_FREE, __ATOMIC_RELEASE); /* the face may reuse it now */
 }
 
 int dvm_span_written(dvm_span *s, uint64_t off, uint64_t len, int rearm, int sync,

@@ -35,6 +35,7 @@ typedef struct dvm_span {
   enum dvm_span_kind kind;
   int tracked;          /* registered with the process's userfaultfd, armed */
   int zombie;           /* queued for a batched unmap */
+  int embedded;         /* 0: malloc'ed by the core; else the face owns the storage (see dvm_span_stitch_in) */
   dvm_lease lease;      /* the pool blocks it maps; dropped once the memory is given back */
   struct dvm_pool *pool;
   void *face;           /* the face's own bookkeeping (the addon's view list) */
@@ -57,6 +58,19 @@ typedef struct {
 int dvm_span_stitch(dvm_pool *pool, const dvm_run *runs, unsigned count, int writable,
                     int priv, int ephemeral, int track, dvm_lease *lease, dvm_span **out,
                     const char **sys);
+
+/*
+ * The same into storage the face owns (a table of its own): s->embedded is
+ * DVM_SPAN_STORAGE_USED, and the last release, on whichever thread (a
+ * zombie flush), gives the memory back, never frees s, and then stores
+ * DVM_SPAN_STORAGE_FREE there (release order): only then may the face
+ * reuse s. No allocation at all.
+ */
+#define DVM_SPAN_STORAGE_USED 1
+#define DVM_SPAN_STORAGE_FREE 2
+int dvm_span_stitch_in(dvm_span *s, dvm_pool *pool, const dvm_run *runs, unsigned count,
+                       int writable, int priv, int ephemeral, int track, dvm_lease *lease,
+                       const char **sys);
 
 /* A span over memory someone else mapped (a file map, a pool view); refs = 1. */
 dvm_span *dvm_span_wrap(void *addr, uint64_t length, enum dvm_span_kind kind);

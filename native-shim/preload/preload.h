@@ -1,0 +1,59 @@
+/*
+ * Internals of the preload library (libdaxvm-preload.so): the daxvm mounts
+ * it has seen (mounts.c), its mappings (mapping.c), the interceptors
+ * (interpose.c). See docs/preload.md.
+ */
+#ifndef DAXVM_PRELOAD_H
+#define DAXVM_PRELOAD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../core/process.h"
+#include "../core/span.h"
+#include "../core/table.h"
+#include "../core/vm.h"
+
+/* Upstream's mmap flags (daxvm_header.h). MAP_DAXVM_EPHEMERAL is a MAP_HUGE_* size bit when MAP_HUGETLB is set. */
+#define MAP_DAXVM 0x400000
+#define MAP_DAXVM_BATCHING 0x200000
+#define MAP_DAXVM_EPHEMERAL 0x4000000
+#define DVMP_BITS (MAP_DAXVM | MAP_DAXVM_BATCHING | MAP_DAXVM_EPHEMERAL)
+
+/* A mount seen by its id: a daxvm one (pool path, views) or not. Entries live as long as the process. */
+typedef struct {
+  uint64_t mnt_id;
+  int unique;
+  int daxvm;
+  char mountpoint[1024];
+  char pool[1024];
+  dvm_pool *p;                 /* set with the first view */
+  void *view[DVM_VIEWS];       /* atomic: NULL until mapped */
+  int view_err[DVM_VIEWS];     /* why it could not be (negative errno), remembered */
+  dvm_span view_span[DVM_VIEWS]; /* spans over the views (kind POOL), for dirty tracking */
+} dvmp_mount;
+
+/* The mount of a file by its statx; *out = NULL when it is not a daxvm mount. 0 or a negative errno. */
+int dvmp_mount_of(const dvm_quick_stat *q, dvmp_mount **out);
+
+/* A view of the mount's pool (mapped once, MADV_DONTFORK); 0 or a negative errno (remembered). */
+int dvmp_mount_view(dvmp_mount *m, enum dvm_view kind, void **addr_out);
+
+/* Does [addr, +len) touch memory the preload holds for itself (pool views, the ephemeral heap)? */
+int dvmp_touches_reserved(uintptr_t addr, uint64_t len);
+
+/* mapping.c: the DaxVM path. DVMP_KERNEL (with *why) when the kernel's mmap must serve the call. */
+#define DVMP_KERNEL ((void *)-2)
+void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, const char **why);
+/* 1: [addr, +len) was ours and is handled (*rc set: 0 or -errno); 0: not ours at all. */
+int dvmp_unmap(void *addr, size_t len, int *rc);
+int dvmp_sync(void *addr, size_t len, int flags, int *rc);
+/* Does [addr, +len) touch a mapping of ours (live, or a zombie not yet dropped)? */
+int dvmp_touches_mapping(uintptr_t addr, uint64_t len);
+/* Any mapping of ours live or queued (a fast path for the interceptors). */
+int dvmp_any(void);
+
+/* interpose.c: DAXVM_MMAP=all, and set in a forked child (everything goes to the kernel there). */
+extern int dvmp_all, dvmp_forked;
+
+#endif
