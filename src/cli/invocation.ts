@@ -12,7 +12,7 @@ import { mainScript, packageRoot } from '../core/paths.js';
 
 /** Every command of the CLI, for rewriting "daxvm CMD" in hints. */
 const COMMANDS = ['mkfs', 'mount', 'umount', 'unmount', 'fsck', 'info', 'age', 'doctor', 'bench',
-  'install-helper', 'test-crash', 'test-fuzz', 'test-load', '--help', '--version'];
+  'install-helper', 'test-crash', 'test-fuzz', 'test-load', 'run', 'preload-path', '--help', '--version'];
 
 function real(p: string): string | undefined {
   try {

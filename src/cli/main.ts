@@ -73,6 +73,7 @@ export function buildProgram(): Command {
   const program = new Command('daxvm');
   // Before adding commands, so that they inherit it: usage errors throw (exit 2 below).
   program
+    .enablePositionalOptions() // `daxvm run PROG -x`: -x is the program's
     .exitOverride()
     .showHelpAfterError(pasteable('(run daxvm --help for usage)'))
     .configureOutput({ writeErr: s => process.stderr.write(s), writeOut: s => process.stdout.write(s) });
@@ -211,6 +212,20 @@ export function buildProgram(): Command {
     .option('--cold', 'drop the page cache before each timed run (root)')
     .action(async (name: string | undefined, o: import('./cmd-bench.js').BenchCommandOptions) =>
       run('bench', EXIT.FAILURE, async () => (await import('./cmd-bench.js')).cmdBench(name, o)));
+
+  program.command('run')
+    .description('run a program with the preload library: its mmap(MAP_DAXVM...) maps daxvm files from the pool (docs/preload.md)')
+    .argument('<program>', 'the program (a dynamically linked executable)')
+    .argument('[args...]', 'its arguments (put -- before the program when they hold options)')
+    .option('--all', 'DAXVM_MMAP=all: every shared mapping of a daxvm file takes the DaxVM path, flags or not')
+    .option('--debug', 'DAXVM_DEBUG=1: one line per decision on stderr')
+    .passThroughOptions()
+    .action(async (prog: string, args: string[], o: { all?: boolean; debug?: boolean }) =>
+      run('run', EXIT.FAILURE, async () => (await import('./cmd-run.js')).cmdRun(prog, args, o)));
+
+  program.command('preload-path')
+    .description('print the path of the preload library, for LD_PRELOAD=$(daxvm preload-path) PROGRAM')
+    .action(async () => run('preload-path', EXIT.FAILURE, async () => (await import('./cmd-run.js')).cmdPreloadPath()));
 
   program.command('install-helper')
     .description('install /sbin/mount.fuse.daxvm so mount -t fuse.daxvm and fstab work (as root)')
