@@ -58,6 +58,15 @@ t.test('charts: one colour per variant in every chart; titles tell fresh from ag
     .map(colour)).size, 8, 'variants shown together never share a colour');
   t.match(a, /\(fresh image\)/, 'a fresh image says so');
   t.match(b, /\(aged image/, 'an aged one too');
+
+  // Every variant with the same figures: each point still shows, beside the others, not under them.
+  const same = fakeCases('read', [4 * KiB, 64 * KiB], ['read', 'mmap', 'daxvm', 'native']);
+  for (const c of same) for (const v of c.variants) v.figures = c.variants[0]!.figures;
+  const svg = await chartSvg(read, same, env(false), 5);
+  const points = [...svg.matchAll(/aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="point" transform="translate\(([\d.]+),([\d.]+)\)"/g)];
+  t.equal(points.length, 8, 'a point per variant and size');
+  t.equal(new Set(points.map((p) => `${p[2]},${p[3]}`)).size, 8, 'equal figures are drawn side by side, none on top of another');
+  t.ok(points.every((p) => /^(read|mmap|daxvm|native), (4|64) KiB: \d/.test(p[1]!)), `points say what they are\n${points.map((p) => p[1]).join('\n')}`);
 });
 
 t.test('a run that cannot fit is refused before it starts; an interrupted run keeps what it measured', async (t) => {

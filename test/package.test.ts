@@ -77,5 +77,9 @@ t.test('npm pack, npm install the tarball in a new project, map a file on a moun
   const chart = run(bin, ['bench', 'read', '--from', join(nm, 'daxvm', 'docs', 'figures', 'read.json'), '--chart', join(dir, 'c.svg')], { cwd: proj, env });
   t.equal(chart.status, 1, chart.summary);
   t.match(chart.stderr, /a chart needs vega and vega-lite/, 'a chart without the chart libraries says what to install');
+  const run1 = run(bin, ['bench', 'read', '--quick', '--mnt', mnt, '--chart', join(dir, 'c2.svg')], { cwd: proj, env });
+  t.equal(run1.status, 1, run1.summary);
+  t.match(run1.stderr, /a chart needs vega and vega-lite/, 'a run with --chart and no chart libraries is refused...');
+  t.equal(run1.stdout, '', '...before it measures anything');
   t.equal(run(bin, ['umount', mnt], { env }).status, 0, 'unmounted');
 });

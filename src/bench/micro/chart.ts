@@ -17,6 +17,10 @@ import type { BenchDef } from './types.js';
 interface Point {
   x: string;
   order: number;
+  /** Where it is drawn: the index of its x, moved a little to the side by its variant. */
+  pos: number;
+  /** What a screen reader says of the point (the SVG's aria-label). */
+  label: string;
   panel: string;
   variant: string;
   median: number;
@@ -37,6 +41,8 @@ const STYLES: Record<string, { color: string; shape: string; dash: number[] }> =
   native: { color: '#2ca02c', shape: 'cross', dash: [8, 4] },
   'native-mmap': { color: '#7f7f7f', shape: 'cross', dash: [2, 2] },
 };
+/** How far apart two variants are drawn at one x, as a share of the step between two x values. */
+const DODGE = 0.035;
 const OTHER = ['#9467bd', '#393b79', '#637939', '#8c6d31'];
 
 export function variantStyle(name: string, i: number): { color: string; shape: string; dash: number[] } {
@@ -48,6 +54,22 @@ function imageNote(env: Environment): string {
   const aged = env.mount.aged;
   if (aged === null) return '';
   return aged === false || aged.length === 0 ? ' (fresh image)' : ' (aged image: daxvm age)';
+}
+
+function noChartLibraries(err: unknown): CliError {
+  return new CliError(`a chart needs vega and vega-lite, which are not installed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, EXIT.FAILURE,
+    'install them beside daxvm (npm install vega vega-lite), or leave out --chart');
+}
+
+/** Before a run with --chart: the chart libraries are there (found, not loaded), or say so now rather than after the run. */
+export function checkChartLibraries(): void {
+  for (const name of ['vega', 'vega-lite']) {
+    try {
+      import.meta.resolve(name);
+    } catch (err) {
+      throw noChartLibraries(err);
+    }
+  }
 }
 
 export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Environment, runs: number): Promise<string> {
@@ -62,6 +84,8 @@ export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Enviro
   const points: Point[] = cases.flatMap((c) => c.variants.filter((v) => v.figures).map((v) => ({
     x: byThreads ? String(c.spec.threads) : formatBytes(c.spec.size),
     order: byThreads ? c.spec.threads : c.spec.size,
+    pos: 0,
+    label: `${v.variant}, ${byThreads ? `${c.spec.threads} threads` : formatBytes(c.spec.size)}: ${v.figures!.mibps.median.toPrecision(3)} MiB/s`,
     panel: panelOf(c),
     variant: v.variant,
     median: v.figures!.mibps.median,
@@ -70,13 +94,20 @@ export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Enviro
   })));
   const xOrder = [...new Map(points.map((p) => [p.x, p.order])).entries()].sort((a, b) => a[1] - b[1]).map(([x]) => x);
   const xTitle = byThreads ? 'worker threads' : `${bench.countLabel === 'files' ? 'file' : 'access'} size`;
-  const x = { field: 'x', type: 'ordinal', sort: xOrder, title: xTitle, axis: { labelAngle: 0 } };
   // nice: false: the axis spans the data, not the powers of ten around it (no empty band under the lowest line).
   const y = { field: 'median', type: 'quantitative', scale: { type: 'log', nice: false, padding: 12 }, title: `MiB/s (median of ${runs}; bars: min..max)` };
   // The same colour, shape and dash for a variant in every chart (not the order it came in); dashes and
   // shapes keep a line that lies on another one visible.
   const shown = variants.filter((v) => points.some((p) => p.variant === v));
   const style = shown.map(variantStyle);
+  // Each variant drawn a little to the side of the next (DODGE of the step between two x values): equal
+  // figures sit side by side, none hidden under another. The axis labels the x values at their indexes.
+  for (const p of points) p.pos = xOrder.indexOf(p.x) + (shown.indexOf(p.variant) - (shown.length - 1) / 2) * DODGE;
+  const x = {
+    field: 'pos', type: 'quantitative', title: xTitle,
+    scale: { domain: [-0.5, xOrder.length - 0.5], nice: false, zero: false },
+    axis: { values: xOrder.map((_, i) => i), labelExpr: `${JSON.stringify(xOrder)}[datum.value]`, labelAngle: 0, grid: false },
+  };
   const legend = { field: 'variant', type: 'nominal', sort: shown, title: 'variant' };
   const color = { ...legend, scale: { domain: shown, range: style.map((s) => s.color) } };
   const shape = { ...legend, scale: { domain: shown, range: style.map((s) => s.shape) } };
@@ -84,7 +115,7 @@ export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Enviro
   const layer = [
     { mark: { type: 'line', strokeWidth: 2, opacity: 0.85 }, encoding: { x, y, color, strokeDash } },
     { mark: { type: 'rule', opacity: 0.7 }, encoding: { x, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' }, color } },
-    { mark: { type: 'point', filled: true, size: 55, opacity: 0.9 }, encoding: { x, y, color, shape } },
+    { mark: { type: 'point', filled: true, size: 55, opacity: 0.9 }, encoding: { x, y, color, shape, description: { field: 'label', type: 'nominal' } } },
   ];
   const m = env.machine;
   const title = {
@@ -103,8 +134,7 @@ export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Enviro
   try {
     [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
   } catch (err) {
-    throw new CliError(`a chart needs vega and vega-lite, which are not installed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, EXIT.FAILURE,
-      'install them beside daxvm (npm install vega vega-lite), or leave out --chart');
+    throw noChartLibraries(err);
   }
   // The spec is built above from our own fields; vega-lite checks it at compile.
   const compiled = vl.compile(spec as unknown as Parameters<typeof vl.compile>[0]).spec;

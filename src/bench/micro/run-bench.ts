@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import debug from 'debug';
 import { CliError, EXIT } from '../../core/errors.js';
-import { writeChart } from './chart.js';
+import { checkChartLibraries, writeChart } from './chart.js';
 import { environment, type Environment } from './env.js';
 import { daxvmMountAt, readMounts } from '../../core/mountinfo.js';
 import { BenchMount, DEFAULT_MNT } from './mount.js';
@@ -41,6 +41,7 @@ function checkOutputs(raw: RawBenchOptions): void {
   if (raw.chart !== undefined && !/\.svg$/i.test(raw.chart)) {
     throw new CliError(`--chart ${raw.chart}: the chart is an SVG file`, EXIT.USAGE, 'name it FILE.svg (any browser shows it; rsvg-convert or inkscape turn it into PNG)');
   }
+  if (raw.chart !== undefined) checkChartLibraries();
 }
 
 export async function runBench(bench: BenchDef, raw: RawBenchOptions): Promise<number> {
