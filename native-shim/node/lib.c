@@ -320,6 +320,24 @@ static napi_value js_fence(napi_env env, napi_callback_info info)
   return NULL;
 }
 
+/*
+ * lockHeld(fd) -> is the file's lock held by another open file (a daemon
+ * serving the pool holds it, shared or exclusive, until it has closed the
+ * pool)? A non-blocking exclusive flock that, when it is granted, is let go
+ * at once: one or two system calls, nothing kept.
+ */
+static napi_value js_lock_held(napi_env env, napi_callback_info info)
+{
+  napi_value argv[1], out;
+  int fd;
+  if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  int rc = dvm_flock(fd, DVM_LOCK_EXCLUSIVE);
+  if (rc == 0) dvm_flock(fd, DVM_LOCK_UNLOCK);
+  else if (rc != -EWOULDBLOCK) return throw_errno(env, -rc, "flock", NULL);
+  CHECK(napi_get_boolean(env, rc != 0, &out));
+  return out;
+}
+
 /* leaseOwner() -> this process's owner word in the lease table, as a bigint */
 static napi_value js_lease_owner(napi_env env, napi_callback_info info)
 {
@@ -498,6 +516,7 @@ napi_status lib_init(napi_env env, napi_value exports)
       {"lease", NULL, js_lease, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropLease", NULL, js_drop_lease, NULL, NULL, NULL, napi_enumerable, NULL},
       {"leaseOwner", NULL, js_lease_owner, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lockHeld", NULL, js_lock_held, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fence", NULL, js_fence, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncWritten", NULL, js_sync_written, NULL, NULL, NULL, napi_enumerable, NULL},
       {"countWritten", NULL, js_count_written, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,21 +1,35 @@
 /**
- * daxvm umount MNT: ask the daemon to stop (SIGTERM via its pid file); it
- * unmounts, closes the pool cleanly and exits; we wait for that. With no
- * daemon answering, fall back to `fusermount -u`, then `fusermount -uz`.
+ * daxvm umount [-l] MNT, as umount(8):
+ * - plain: a busy mount is refused ("target is busy", exit 32) and nothing
+ *   is unmounted. Busy: a file open or a cwd inside (the kernel's own check:
+ *   `fusermount -u` answers EBUSY), or a library mapping of the pool (a
+ *   live lease in the pool's lease table: the kernel cannot see those).
+ *   Otherwise the kernel unmounts, the daemon's session ends (ENODEV), it
+ *   commits, marks the pool clean and exits; we wait for that.
+ * - lazy (-l): the name is detached at once (`fusermount -uz`); the daemon
+ *   serves the files still open until the last close, waits for the last
+ *   lease to go, then commits, marks the pool clean and exits.
+ * A mount whose daemon is gone (dead) is detached either way.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import debug from 'debug';
-import { fusermount } from '../fuse/unmount.js';
+import { describeHolders, fusermount, isBusyError, leaseHolders } from '../fuse/unmount.js';
 import { daxvmMountAt, readMounts, topMountAt } from '../core/mountinfo.js';
 import { pidFilePath, processAlive, readPidFile, removePidFile } from '../fuse/runtime.js';
 import { CliError, EXIT } from '../core/errors.js';
 
 const log = debug('daxvm:cli');
 
-/** How long a daemon may take to unmount and close its pool. */
+/** How long a daemon may take to commit and close its pool once its mount is gone. */
 const DAEMON_EXIT_TIMEOUT_MS = 60_000;
+/** How long `-l` waits to see the daemon exit (an idle mount) before saying it lingers (a busy one). */
+const LAZY_GRACE_MS = 1_500;
+
+export interface UmountOptions {
+  lazy?: boolean;
+}
 
 /** Is `pid` (from the mount point's pid file) a daxvm daemon, not a recycled pid? */
 function isDaemon(pid: number): boolean {
@@ -36,48 +50,75 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-export async function cmdUmount(mntArg: string): Promise<number> {
+function busy(mnt: string, why: string): CliError {
+  return new CliError(`umount: ${mnt}: target is busy`, EXIT.MOUNT_FAILURE,
+    `${why}; nothing was unmounted. 'daxvm umount -l ${mnt}' detaches it now: the daemon serves what is open ` +
+    'and closes the pool after the last file and mapping are gone');
+}
+
+export async function cmdUmount(mntArg: string, o: UmountOptions = {}): Promise<number> {
   const mnt = path.resolve(mntArg);
+  const lazy = o.lazy === true;
   const mounted = () => daxvmMountAt(mnt) !== undefined;
   const top = topMountAt(mnt, readMounts());
   const pid = readPidFile(mnt);
   const daemon = pid !== undefined && processAlive(pid) && isDaemon(pid) ? pid : undefined;
 
   if (!top || top.fstype !== 'fuse.daxvm') {
-    if (daemon !== undefined) {
-      // The mount is gone but its daemon lingers (it exits within a second of noticing): let it finish.
-      process.kill(daemon, 'SIGTERM');
-      await waitFor(() => !processAlive(daemon), DAEMON_EXIT_TIMEOUT_MS);
+    if (!top) {
+      // After a lazy unmount the daemon may still serve what was open: it ends by itself, never killed from here.
+      throw new CliError(`${mnt} is not mounted`, EXIT.MOUNT_FAILURE, daemon === undefined ? undefined
+        : `its daemon (pid ${daemon}) still serves files or mappings opened before a lazy unmount, and exits after the last; ` +
+          `kill ${daemon} stops it now`);
     }
-    if (!top) throw new CliError(`${mnt} is not mounted`, EXIT.MOUNT_FAILURE);
     throw new CliError(`${mnt} is not a daxvm mount (it is ${top.fstype} from ${top.source})`, EXIT.MOUNT_FAILURE);
   }
+  const pool = top.source;
 
-  if (daemon !== undefined) {
-    log('signalling daemon %d (pid file %s)', daemon, pidFilePath(mnt));
-    process.kill(daemon, 'SIGTERM');
-    if (await waitFor(() => !processAlive(daemon), DAEMON_EXIT_TIMEOUT_MS)) {
-      if (!mounted()) return EXIT.OK;
-      log('daemon exited but %s is still mounted', mnt);
-    } else {
-      process.stderr.write(`daxvm: warning: daemon ${daemon} did not exit within ${DAEMON_EXIT_TIMEOUT_MS / 1000} s\n`);
-    }
-  } else {
+  if (daemon === undefined) {
+    // A dead mount: nothing serves it, so nothing can be lost by detaching it.
     log('no daemon answers for %s (pid file %s: %s)', mnt, pidFilePath(mnt), pid ?? 'none');
     if (pid !== undefined) removePidFile(mnt, pid);
+    try {
+      await fusermount(mnt, lazy);
+    } catch (err) {
+      if (lazy) throw new CliError(`cannot unmount ${mnt}: ${(err as Error).message}`, EXIT.MOUNT_FAILURE);
+      process.stderr.write(`daxvm: warning: ${mnt} has no daemon and could not be unmounted (${(err as Error).message}); detaching it\n`);
+      await fusermount(mnt, true).catch((err2: Error) => {
+        throw new CliError(`cannot unmount ${mnt}: ${err2.message}`, EXIT.MOUNT_FAILURE);
+      });
+    }
+    if (mounted()) throw new CliError(`${mnt} is still mounted`, EXIT.MOUNT_FAILURE);
+    return EXIT.OK;
   }
 
+  if (!lazy) {
+    const holders = leaseHolders(pool);
+    if (holders.length) throw busy(mnt, `library mappings of the pool are live (${describeHolders(holders)})`);
+  }
   try {
-    await fusermount(mnt, false);
+    await fusermount(mnt, lazy);
   } catch (err) {
-    log('fusermount -u failed: %s', (err as Error).message);
-    process.stderr.write(`daxvm: warning: ${mnt} could not be unmounted cleanly (${(err as Error).message}); detaching it lazily\n`);
-    try {
-      await fusermount(mnt, true);
-    } catch (err2) {
-      throw new CliError(`cannot unmount ${mnt}: ${(err2 as Error).message}`, EXIT.MOUNT_FAILURE);
+    if (!lazy && isBusyError(err)) {
+      throw busy(mnt, `a file is open or a working directory is inside (fuser -vm ${mnt} lists the processes)`);
     }
+    throw new CliError(`cannot unmount ${mnt}: ${(err as Error).message}`, EXIT.MOUNT_FAILURE);
   }
   if (mounted()) throw new CliError(`${mnt} is still mounted`, EXIT.MOUNT_FAILURE);
+  log('%s unmounted%s; waiting for daemon %d', mnt, lazy ? ' lazily' : '', daemon);
+
+  // The kernel ends the daemon's session (at once, or after the last close when lazy); it commits and exits.
+  if (await waitFor(() => !processAlive(daemon), lazy ? LAZY_GRACE_MS : 2_000)) return EXIT.OK;
+  const holders = leaseHolders(pool);
+  if (lazy || holders.length) {
+    const what = [lazy ? 'the files still open' : '', holders.length ? `the library mappings of the pool (${describeHolders(holders)})` : '']
+      .filter(Boolean).join(' and ');
+    process.stderr.write(`daxvm: ${mnt} is detached; its daemon (pid ${daemon}) serves ${what || 'what is still open'} ` +
+      'and closes the pool after the last is gone\n');
+    return EXIT.OK;
+  }
+  if (!(await waitFor(() => !processAlive(daemon), DAEMON_EXIT_TIMEOUT_MS))) {
+    process.stderr.write(`daxvm: warning: ${mnt} is unmounted, but its daemon ${daemon} did not exit within ${DAEMON_EXIT_TIMEOUT_MS / 1000} s\n`);
+  }
   return EXIT.OK;
 }

@@ -112,10 +112,12 @@ export function buildProgram(): Command {
 
   program.command('umount')
     .alias('unmount')
-    .description('unmount: the daemon closes the pool cleanly and exits')
+    .description('unmount: the daemon commits, marks the pool clean and exits; a busy mount (open files, a cwd inside, ' +
+      'library mappings) is refused as umount(8) does (exit 32)')
     .argument('<mountpoint>', 'mount point of a daxvm mount')
-    .action(async (mnt: string) =>
-      run('umount', EXIT.MOUNT_FAILURE, async () => (await import('./cmd-umount.js')).cmdUmount(mnt)));
+    .option('-l, --lazy', 'detach now; the daemon serves what is open and closes the pool after the last file and mapping')
+    .action(async (mnt: string, o: { lazy?: boolean }) =>
+      run('umount', EXIT.MOUNT_FAILURE, async () => (await import('./cmd-umount.js')).cmdUmount(mnt, o)));
 
   program.command('fsck')
     .description('check a pool (not mounted); exit 0 clean, 1 corrected, 4 uncorrected, 8 error')

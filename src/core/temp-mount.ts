@@ -187,7 +187,8 @@ export class DaemonMount {
     ac.abort();
     if (!umExit) um.kill('SIGKILL');
     let forced: StopResult['forced'] = 'none';
-    let exit = await exitWithin(this.child, o.exitTimeoutMs ?? 30_000);
+    // A refused umount (busy: exit 32) leaves the daemon running: no use waiting for it.
+    let exit = await exitWithin(this.child, umExit && umExit.code !== 0 ? 0 : o.exitTimeoutMs ?? 30_000);
     if (!exit) {
       forced = 'term';
       this.child.kill('SIGTERM');

@@ -7,7 +7,9 @@
  * The session ends by itself when the kernel is done with the mount: ENODEV
  * after `umount`/`fusermount -u`, or after a lazy unmount once its last user
  * (open file, cwd, mapping) is gone, or when the connection is aborted. Until
- * then a lazily unmounted mount keeps being served. SIGTERM/SIGINT/SIGHUP
+ * then a lazily unmounted mount keeps being served. Library mappings of the
+ * pool are invisible to the kernel: after the session ends the pool stays
+ * open until the lease table has no live lease. SIGTERM/SIGINT/SIGHUP
  * detach the mount (`fusermount -uz`) and stop at once.
  *
  * The daemon must never make a synchronous call into its own mount: requests
@@ -15,6 +17,7 @@
  * mounting, and at /proc/self/mountinfo, which does not touch the mount.
  */
 import { readdirSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import debug from 'debug';
 import { openFileSystem, PoolError, type FileSystem } from '../fs/index.js';
 import { FuseSession } from './lowlevel.js';
@@ -76,6 +79,20 @@ function checkMountpoint(mnt: string, nonempty: boolean): { message: string; hin
   return undefined;
 }
 
+/** How often the lease table is read while the daemon waits for the last mapping of an unmounted pool. */
+const LEASE_POLL_MS = 200;
+
+/** Wait until no live lease is left in the pool's lease table (or stop() says so), saying so in the log. */
+async function awaitLeases(shared: SharedState, stop: () => boolean): Promise<void> {
+  const table = shared.leases;
+  if (!table || table.live().length === 0) return;
+  process.stderr.write(`daxvm: the mount is gone, but library mappings of the pool are live (${table.counts().leases} lease slot(s)): ` +
+    'the pool stays open until the last is dropped\n');
+  const since = Date.now();
+  while (!stop() && table.live().length > 0) await sleep(LEASE_POLL_MS);
+  if (!stop()) process.stderr.write(`daxvm: the last lease is gone (after ${((Date.now() - since) / 1000).toFixed(1)} s)\n`);
+}
+
 export async function runDaemon(cfg: DaemonConfig): Promise<number> {
   const exitReport = installExitReport({ pool: cfg.pool, mountpoint: cfg.mountpoint }); // every exit logs why (edges)
   const channel = new ReadyChannel(cfg.readyFd);
@@ -124,7 +141,8 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     }
   };
 
-  const shutdown = async (reason: string, code = 0): Promise<void> => {
+  let signalled = false;
+  const shutdown = async (reason: string, code = 0, byKernel = false): Promise<void> => {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`daxvm: stopping (${reason})\n`);
@@ -140,6 +158,10 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     }
     session?.close(false);
     state.releaseAll();
+    // The mount is gone, its mappings may not be: keep the pool open (and locked) until the last lease goes.
+    if (byKernel) await awaitLeases(shared, () => signalled);
+    const left = shared.leases?.live().length ?? 0;
+    if (left) process.stderr.write(`daxvm: ${left} lease range(s) of library mappings live at exit: the lease table is kept for the next mount; their msync answers ENOTCONN\n`);
     try {
       fs.close();
       log('pool %s closed cleanly', pool);
@@ -158,7 +180,7 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     session = FuseSession.mount(mnt, optionString, buildOps(state), (io) => { state.io = io; }, {
       negTimeout: NEGATIVE_TIMEOUT_S,
       maxWrite: MAX_WRITE,
-      onEnd: (why) => void shutdown(why),
+      onEnd: (why) => void shutdown(why, 0, true),
       onError: (err) => {
         process.stderr.write(`daxvm: internal error in a request (answered EIO): ${(err as Error)?.stack ?? err}\n`);
       },
@@ -178,7 +200,10 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
   mountId = daxvmMountAt(mnt)?.id;
 
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.on(sig, () => void shutdown(`signal ${sig}`));
+    process.on(sig, () => {
+      signalled = true; // also ends a wait for leases
+      void shutdown(`signal ${sig}`);
+    });
   }
   process.on('uncaughtException', (err: Error) => {
     process.stderr.write(`daxvm: internal error: ${err.stack ?? err}\n`);

@@ -199,7 +199,7 @@ function fromTables(common: Common, c: Checked, pool: PoolAccess, table: TableRe
   const tracking: Tracking = !shared || nosync ? 'none' : tracked ? 'pages' : 'whole-range';
   const parts = {
     ...common, nosync, usedTables: true, runs: table.runs.length, leaves: table.leaves,
-    zombieMaxPages: Math.max(1, knobs.zombieMaxPages), tracking,
+    zombieMaxPages: Math.max(1, knobs.zombieMaxPages), tracking, served: () => pool.served(),
   };
 
   const [only] = table.runs;

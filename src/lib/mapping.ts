@@ -60,6 +60,8 @@ export interface MappingParts {
   /** Virtual address of buffer[0] (attached, stitched). */
   address?: number;
   vanilla?: VanillaMap;
+  /** Pool mappings: is the pool still served by a daemon (PoolAccess.served)? */
+  served?: () => boolean;
 }
 
 /** Closes the file handle of a vanilla mapping the program dropped without unmap (its buffer was collected). */
@@ -179,15 +181,34 @@ export class Mapping {
     this.live('msync');
     const { off, len } = this.pages(offset, length, 'msync');
     if (len === 0) return 0;
+    let pages: number;
     switch (this.tracking) {
       case 'pages':
-        return native.syncWritten(this.parts.handle!, this.parts.base + off, len, true);
+        pages = native.syncWritten(this.parts.handle!, this.parts.base + off, len, true);
+        break;
       case 'whole-range':
         this.flush(off, len);
-        return len / PAGE;
+        pages = len / PAGE;
+        break;
       default:
-        return 0;
+        pages = 0;
     }
+    this.checkServed('msync', pages);
+    return pages;
+  }
+
+  /**
+   * A writable mapping of the pool whose daemon is gone (the pool was
+   * unmounted while the mapping lived, or the daemon died): the pages were
+   * written back into the pool file all the same (nothing is lost that the
+   * pool can keep), but no file system saw them: say so (ENOTCONN).
+   */
+  private checkServed(what: string, pages: number | undefined): void {
+    const served = this.parts.served;
+    if (!served || this.prot !== 'rw' || this.private || served()) return;
+    const written = pages === undefined ? 'the range was written back' : `${pages} page(s) were written back`;
+    throw new DaxvmError({ code: 'ENOTCONN', syscall: what, path: this.path },
+      `the pool is no longer mounted (its daemon closed it or died): ${written} into the pool file, but no file system has seen them; mount the pool again before relying on this file`);
   }
 
   /** The program's own flush of [offset, +length) (msync MS_SYNC of its pages), whatever the tracking. */
@@ -196,6 +217,7 @@ export class Mapping {
     const { off, len } = this.pages(offset, length, 'persist');
     if (len === 0 || this.prot === 'r' || this.private) return;
     this.flush(off, len);
+    this.checkServed('persist', undefined);
   }
 
   private flush(off: number, len: number): void {

@@ -85,6 +85,12 @@ export interface LibShim extends MappingShim {
    */
   lease(pool: MapHandle, runs: Float64Array, ino: number, gen: number): LeaseHandle;
   dropLease(lease: LeaseHandle): void;
+  /**
+   * Is the file's flock held through another open file (a daemon serving
+   * the pool holds it until it has closed the pool)? A non-blocking
+   * exclusive flock, let go at once when granted.
+   */
+  lockHeld(fd: number): boolean;
   /** This process's owner word in lease tables (pid << 32 | start time's low 32 bits). */
   leaseOwner(): bigint;
   /** Pages written in the range since the last call, write-protected again; with sync, msync'ed each run. */

@@ -60,6 +60,8 @@ export class PoolAccess {
   readonly geometry: Geometry;
   private readonly windows: Buffer[] = [];
   private readonly views = new Map<PoolViewKind, PoolView | DaxvmError>();
+  /** A descriptor of our own for the lock probe (served()); opened on first use, kept for the process's life. */
+  private lockFd: number | undefined;
 
   private constructor(poolPath: string) {
     this.path = poolPath;
@@ -84,6 +86,17 @@ export class PoolAccess {
       PoolAccess.byFile.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Is the pool still served: does a daemon (the one whose mount the
+   * mappings came from, or one mounted since, which adopted the lease
+   * table) hold its lock? False once the daemon closed the pool or died.
+   * One or two system calls (a non-blocking flock probe, nothing kept).
+   */
+  served(): boolean {
+    this.lockFd ??= fs.openSync(this.path, 'r');
+    return native.lockHeld(this.lockFd);
   }
 
   /** A read-write view, tracked or not; the error (EACCES...) is remembered. */

@@ -1,0 +1,135 @@
+// A busy mount (issue 12, "busy and lazy unmounts"): `daxvm umount MNT`
+// refuses it as umount(8) does ("target is busy", exit 32) and unmounts
+// nothing, whether the mount is held by an open file, a cwd inside or a
+// library mapping of the pool (a lease: invisible to the kernel);
+// `daxvm umount -l` detaches it and the daemon serves what is open, waits
+// for the last lease, then commits, marks the pool clean and exits. A
+// mapping whose pool's daemon is gone answers msync with ENOTCONN; no mapped
+// byte changes under a live lease across any of it.
+import t from 'tap';
+import fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { DaxvmError, mmap, MAP_DAXVM } from '../src/lib/index.js';
+import { lineChild } from './helpers/child.js';
+import { alignedFile, MiB, tablesMount } from './helpers/lib.js';
+import { cli, freshMount, fsck, isMounted, mountPool, run, within } from './helpers/mount.js';
+
+t.test('a writer holding a file and a cwd inside: umount refused (32, target is busy); -l detaches, every write kept', async (t) => {
+  const m = await freshMount(t, { size: '64M' });
+  fs.mkdirSync(join(m.mnt, 'd'));
+  const f = join(m.mnt, 'held');
+  const h = lineChild(t, `
+    const fs = require('fs'), rl = require('readline');
+    const fd = fs.openSync(process.argv[1], 'a');
+    console.log('open');
+    rl.createInterface({ input: process.stdin }).on('line', (l) => {
+      try {
+        if (l === 'close') { fs.closeSync(fd); console.log('closed'); process.exit(0); }
+        fs.writeSync(fd, l + '\\n'); console.log('wrote');
+      } catch (e) { console.log('error ' + (e.code || e.message)); }
+    });`, [f]);
+  t.equal(await h.next(), 'open');
+  t.equal(await h.send('one'), 'wrote');
+  const inside = spawn('sleep', ['600'], { cwd: join(m.mnt, 'd'), stdio: 'ignore' });
+  t.teardown(() => { inside.kill('SIGKILL'); });
+
+  let u = cli(['umount', m.mnt]);
+  t.equal(u.status, 32, 'refused with umount(8)\'s code\n' + u.summary);
+  t.match(u.stderr, /umount: .*: target is busy/, 'and its words');
+  t.match(u.stderr, /a file is open or a working directory is inside/, 'saying why');
+  t.ok(isMounted(m.mnt), 'nothing unmounted');
+  t.equal(await h.send('two'), 'wrote', 'the writer goes on');
+  t.equal(await within(m.exited, 300), null, 'the daemon is still there');
+
+  inside.kill('SIGKILL');
+  await new Promise((r) => inside.once('exit', r));
+  u = cli(['umount', m.mnt]);
+  t.equal(u.status, 32, 'the open file alone keeps it busy\n' + u.summary);
+  t.equal(await h.send('three'), 'wrote');
+
+  u = cli(['umount', '-l', m.mnt]);
+  t.equal(u.status, 0, u.summary);
+  t.notOk(isMounted(m.mnt), '-l: the name is gone at once');
+  t.match(u.stderr, /detached; its daemon \(pid \d+\) serves the files still open/, 'it says the daemon goes on');
+  t.equal(await h.send('four'), 'wrote', 'the open file is still served');
+  t.equal(await h.send('close'), 'closed');
+  t.same(await within(m.exited, 30_000), { code: 0, signal: null }, 'the last close ends the daemon, exit 0');
+  t.match(m.log(), /closed cleanly/);
+  t.equal(fsck(m.pool).status, 0, 'fsck clean');
+  const again = await mountPool(t, m.pool);
+  t.equal(fs.readFileSync(join(again.mnt, 'held'), 'utf8'), 'one\ntwo\nthree\nfour\n', 'every write that returned is there');
+  t.equal((await again.stop()).umount.status, 0, 'an idle mount unmounts');
+});
+
+t.test('a live library mapping makes umount refuse; -l keeps the pool open until it is unmapped', async (t) => {
+  const m = await tablesMount(t, '64M');
+  const f = alignedFile(m.mnt, 'f', 4 * MiB, 5);
+  const map = mmap(f.path, { prot: 'rw', flags: MAP_DAXVM });
+  t.equal(map.mode, 'attached');
+
+  let u = cli(['umount', m.mnt]);
+  t.equal(u.status, 32, u.summary);
+  t.match(u.stderr, /target is busy/);
+  t.match(u.stderr, new RegExp(`library mappings of the pool are live \\(pid ${process.pid} \\(`), 'naming the holder');
+  t.ok(isMounted(m.mnt), 'nothing unmounted');
+  map.buffer.write('after the refusal', 0);
+  t.ok(map.msync() >= 1, 'the mapping goes on: msync');
+  t.equal(fs.readFileSync(f.path).subarray(0, 17).toString(), 'after the refusal', 'and the mount sees it');
+
+  u = cli(['umount', '-l', m.mnt]);
+  t.equal(u.status, 0, u.summary);
+  t.notOk(isMounted(m.mnt), 'detached');
+  t.match(u.stderr, /serves .*the library mappings of the pool/, 'it says the daemon waits for the mapping');
+  t.equal(await within(m.exited, 1000), null, 'the daemon waits for the lease');
+  t.match(m.log(), /library mappings of the pool are live/, 'and says so in its log');
+  map.buffer.write('after the detach', 4096);
+  t.ok(map.msync() >= 1, 'msync still answers: the daemon still has the pool');
+  t.ok(map.buffer.subarray(8192).equals(f.data.subarray(8192)), 'no other mapped byte changed');
+  map.unmap();
+  t.same(await within(m.exited, 10_000), { code: 0, signal: null }, 'the last lease gone, the daemon exits 0');
+  t.match(m.log(), /the last lease is gone/);
+  t.match(m.log(), /closed cleanly/);
+  t.equal(fsck(m.pool).status, 0, 'fsck clean');
+  const again = await mountPool(t, m.pool);
+  const back = fs.readFileSync(join(again.mnt, 'f'));
+  t.equal(back.subarray(4096, 4096 + 16).toString(), 'after the detach', 'the store made after the detach is in the file');
+  t.ok(back.subarray(8192).equals(f.data.subarray(8192)), 'the rest unchanged');
+  await again.stop();
+});
+
+t.test('a daemon killed under a live mapping: msync answers ENOTCONN; the next mount adopts the lease', async (t) => {
+  const m = await tablesMount(t, '64M');
+  const f = alignedFile(m.mnt, 'f', 4 * MiB, 6);
+  const map = mmap(f.path, { prot: 'rw', flags: MAP_DAXVM });
+  t.equal(map.mode, 'attached');
+  await m.kill();
+  map.buffer.write('while no daemon', 0);
+  let err: unknown;
+  try {
+    map.msync();
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof DaxvmError, 'msync throws a DaxvmError');
+  t.equal((err as DaxvmError).code, 'ENOTCONN');
+  t.equal((err as DaxvmError).syscall, 'msync');
+  t.match((err as Error).message, /the pool is no longer mounted .*written back into the pool file/);
+  t.throws(() => map.persist(0, 4096), { code: 'ENOTCONN' }, 'persist too');
+
+  const again = await mountPool(t, m.pool);
+  t.ok(map.msync() >= 0, 'served again once the pool is mounted again (the new daemon adopted the lease)');
+  t.equal(fs.readFileSync(join(again.mnt, 'f')).subarray(0, 15).toString(), 'while no daemon', 'the store is in the file');
+  // Another process truncates the file and fills the pool: the leased blocks stay the mapping's.
+  const fill = run(process.execPath, ['-e', `
+    const fs = require('node:fs');
+    fs.truncateSync(${JSON.stringify(join(again.mnt, 'f'))}, 0);
+    const chunk = Buffer.alloc(1 << 20, 0x77);
+    try { for (let i = 0; ; i++) fs.writeFileSync(${JSON.stringify(again.mnt)} + '/more' + i, chunk); } catch (e) { console.log(e.code); }`]);
+  t.equal(fill.stdout.trim(), 'ENOSPC', fill.summary);
+  t.equal(map.buffer.subarray(0, 15).toString(), 'while no daemon');
+  t.ok(map.buffer.subarray(4096).equals(f.data.subarray(4096)), 'no mapped byte changed under the live lease');
+  map.unmap();
+  await again.stop();
+  t.equal(fsck(m.pool).status, 0, 'fsck clean');
+});
