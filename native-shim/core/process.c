@@ -139,6 +139,17 @@ int dvm_pool_leases(dvm_pool *p, dvm_lease_table **out)
   return 0;
 }
 
+void dvm_process_after_fork(void)
+{
+  for (int i = 0; i < npools; i++) {
+    for (int k = 0; k < DVM_VIEWS; k++) pools[i].view[k] = NULL;
+    pools[i].tracked = 0;
+  }
+  if (uffd >= 0) close(uffd);
+  if (pagemap >= 0) close(pagemap);
+  uffd = pagemap = -1;
+}
+
 /* ---- the ephemeral heap ---------------------------------------------------- */
 
 typedef struct {

@@ -31,6 +31,15 @@ typedef struct dvm_pool {
 void dvm_lock(void);
 void dvm_unlock(void);
 
+/*
+ * In a forked child (from a pthread_atfork child handler, with the lock
+ * held across the fork by the face): forget the pool views (a face that
+ * made them MADV_DONTFORK has none left; they are mapped again on first
+ * use) and close the parent's userfaultfd and pagemap fd, which reach the
+ * parent's memory, not ours. The pool files stay open.
+ */
+void dvm_process_after_fork(void);
+
 /* The kernel's features, probed once. */
 const dvm_features *dvm_features_get(void);
 

@@ -273,3 +273,9 @@ void dvm_zombie_stats(uint64_t *count, uint64_t *pages)
   *pages = zombie_pages;
   dvm_unlock();
 }
+
+void dvm_zombie_forget(void)
+{
+  zombies = NULL;
+  zombie_pages = zombie_count = 0;
+}

@@ -104,4 +104,7 @@ uint64_t dvm_zombie_flush(void);
 
 void dvm_zombie_stats(uint64_t *count, uint64_t *pages);
 
+/* In a forked child: the parent's zombies are not ours to drop (their memory was not inherited, or is the parent's). */
+void dvm_zombie_forget(void);
+
 #endif

@@ -16,7 +16,7 @@
  *   views and the ephemeral heap the preload holds: EINVAL, as upstream
  *   refuses them on DaxVM mappings.
  * - fork: DaxVM mappings are not inherited (MADV_DONTFORK, as upstream); the
- *   child's own mmaps go to the kernel until it execs.
+ *   child starts afresh (its own views, leases and mappings).
  * DAXVM_DEBUG=1: one line per decision on stderr.
  */
 #define _GNU_SOURCE
@@ -32,9 +32,15 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-int dvmp_all, dvmp_forked;
+int dvmp_all;
 
-static void after_fork_child(void) { dvmp_forked = 1; }
+static void before_fork(void) { dvmp_mounts_before_fork(); }
+static void after_fork_parent(void) { dvmp_mounts_after_fork(0); }
+static void after_fork_child(void)
+{
+  dvmp_mounts_after_fork(1);
+  dvmp_mappings_after_fork_child();
+}
 
 __attribute__((constructor)) static void init(void)
 {
@@ -42,7 +48,7 @@ __attribute__((constructor)) static void init(void)
   dvmp_debug = d && *d && strcmp(d, "0") != 0;
   const char *all = getenv("DAXVM_MMAP");
   dvmp_all = all && strcmp(all, "all") == 0;
-  pthread_atfork(NULL, NULL, after_fork_child);
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   DVMP_SAY("loaded%s", dvmp_all ? " (DAXVM_MMAP=all)" : "");
 }
 
@@ -69,7 +75,6 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 /* Ours, or memory the preload holds for itself. */
 static int touches_ours(void *addr, size_t len)
 {
-  if (dvmp_forked) return 0;
   return dvmp_touches_mapping((uintptr_t)addr, len) || dvmp_touches_reserved((uintptr_t)addr, len);
 }
 
@@ -82,7 +87,7 @@ static int refuse(const char *call, void *addr, size_t len)
 
 EXPORT int munmap(void *addr, size_t len)
 {
-  if (!dvmp_forked && dvmp_any()) {
+  if (dvmp_any()) {
     int rc;
     if (dvmp_unmap(addr, len, &rc)) {
       if (rc < 0) {
@@ -98,7 +103,7 @@ EXPORT int munmap(void *addr, size_t len)
 
 EXPORT int msync(void *addr, size_t len, int flags)
 {
-  if (!dvmp_forked && dvmp_any()) {
+  if (dvmp_any()) {
     int rc;
     if (dvmp_sync(addr, len, flags, &rc)) {
       if (rc < 0) {

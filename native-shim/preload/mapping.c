@@ -165,7 +165,6 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
 {
   static __thread char reason[1300];
   char pbuf[256];
-  if (dvmp_forked) return *why = "a forked child (DaxVM mappings are not inherited: exec to use them)", DVMP_KERNEL;
   if ((flags & MAP_ANONYMOUS) || fd < 0) return *why = "anonymous", DVMP_KERNEL;
   if ((flags & MAP_TYPE) != MAP_SHARED && (flags & MAP_TYPE) != MAP_SHARED_VALIDATE)
     return *why = "a private mapping needs copy-on-write", DVMP_KERNEL;
@@ -360,4 +359,11 @@ int dvmp_sync(void *addr, size_t len, int flags, int *rc)
   DVMP_SAY("msync %p +%llu: %s, %llu page(s) written back%s", addr, (unsigned long long)len, how,
            (unsigned long long)pages, *rc < 0 ? " (failed)" : "");
   return 1;
+}
+
+void dvmp_mappings_after_fork_child(void)
+{
+  /* The parent's mappings were not inherited (MADV_DONTFORK), nor are its leases ours. */
+  memset(recs, 0, sizeof(rec) * high);
+  high = count = 0;
 }

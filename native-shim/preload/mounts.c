@@ -3,7 +3,8 @@
  * round trip to any file system), found once in /proc/self/mountinfo by
  * device number and type; the pool path from the mount's `.daxvm/pool`
  * (one read through the mount, once per mount) or its fsname; the pool's
- * views, mapped once per process and kept out of forked children.
+ * views, mapped once per process and kept out of forked children (a child
+ * maps its own).
  */
 #define _GNU_SOURCE
 #include "preload.h"
@@ -205,4 +206,28 @@ int dvmp_touches_reserved(uintptr_t addr, uint64_t len)
   uint64_t hs;
   dvm_heap_range(&hb, &hs);
   return hs && addr < (uintptr_t)hb + hs && (uintptr_t)hb < addr + len;
+}
+
+void dvmp_mounts_before_fork(void)
+{
+  pthread_mutex_lock(&mounts_lock);
+  dvm_lock();
+}
+
+void dvmp_mounts_after_fork(int child)
+{
+  if (child) {
+    /* The views were MADV_DONTFORK: none is left here; they are mapped again on first use. */
+    for (unsigned i = 0; i < nmounts; i++) {
+      dvmp_mount *m = &mounts[i];
+      memset(m->view, 0, sizeof m->view);
+      memset(m->view_err, 0, sizeof m->view_err);
+      memset(m->view_span, 0, sizeof m->view_span);
+    }
+    nranges = 0;
+    dvm_process_after_fork();
+    dvm_zombie_forget();
+  }
+  dvm_unlock();
+  pthread_mutex_unlock(&mounts_lock);
 }

@@ -53,7 +53,12 @@ int dvmp_touches_mapping(uintptr_t addr, uint64_t len);
 /* Any mapping of ours live or queued (a fast path for the interceptors). */
 int dvmp_any(void);
 
-/* interpose.c: DAXVM_MMAP=all, and set in a forked child (everything goes to the kernel there). */
-extern int dvmp_all, dvmp_forked;
+/* Around fork (pthread_atfork): hold the locks across it; in the child, forget what the parent had. */
+void dvmp_mounts_before_fork(void);
+void dvmp_mounts_after_fork(int child);
+void dvmp_mappings_after_fork_child(void);
+
+/* interpose.c: DAXVM_MMAP=all. */
+extern int dvmp_all;
 
 #endif
