@@ -92,6 +92,10 @@ t.test('fsck of a mounted pool names the mount; a damaged primary superblock sug
   t.equal(r.status, 8, r.summary);
   t.match(r.stderr, new RegExp(`is mounted on ${m.mnt}`), 'where it is mounted');
   t.match(r.stderr, new RegExp(`hint: unmount it first: .*umount ${m.mnt}`), 'and the fix');
+  r = cli(['mount', '-o', 'remount,ro', m.mnt]);
+  t.equal(r.status, 32, r.summary);
+  t.match(r.stderr, new RegExp(`remount is not supported by daxvm\nhint: .*umount ${m.mnt} && .*mount ${pool} ${m.mnt} -o ro\n`), 'remount: refused, with the two commands for this mount');
+  fs.writeFileSync(join(m.mnt, 'still-rw'), 'x');
   await m.stop();
 
   const fd = fs.openSync(pool, 'r+');

@@ -77,14 +77,28 @@ async function clearIfDead(mnt: string, clear: boolean): Promise<boolean> {
   return true;
 }
 
+/**
+ * -o remount: the kernel would flip the VFS flag alone, while the daemon and the library's direct path
+ * kept writing: refused, plainly, with the two commands that do it (the mount's own pool, the options asked).
+ * `daxvm mount -o remount,ro MNT` names the mount point first; mount(8) passes the pool, then the mount point.
+ */
+function remountRefused(poolArg: string | undefined, mntArg: string | undefined, words: string[]): CliError {
+  const mounts = readMounts();
+  const first = poolArg !== undefined ? daxvmMountAt(path.resolve(poolArg), mounts) : undefined;
+  const mnt = first ? path.resolve(poolArg!) : path.resolve(mntArg ?? DEFAULT_MOUNTPOINT);
+  const here = first ?? daxvmMountAt(mnt, mounts);
+  const pool = here?.source ?? (poolArg !== undefined && !first ? path.resolve(poolArg) : 'POOL');
+  const wanted = words.filter(w => w !== '' && w !== 'remount' && w !== 'defaults');
+  const mount = `daxvm mount ${pool} ${mnt}${wanted.length > 0 ? ` -o ${wanted.join(',')}` : ''}`;
+  return here
+    ? new CliError('remount is not supported by daxvm', EXIT.MOUNT_FAILURE,
+      `unmount, then mount again with the options you want: daxvm umount ${mnt} && ${mount}`)
+    : new CliError(`remount is not supported by daxvm, and nothing is mounted on ${mnt}`, EXIT.MOUNT_FAILURE, `to mount it: ${mount}`);
+}
+
 async function prepare(poolArg: string | undefined, mntArg: string | undefined, opts: MountCliOptions): Promise<Target> {
   const words = (opts.o ?? []).flatMap(v => v.split(',').map(w => w.trim()));
-  if (words.includes('remount')) {
-    // The kernel would flip the VFS flag alone, while the daemon and the library's direct path kept writing: refuse, plainly.
-    const mnt = path.resolve(mntArg ?? poolArg ?? DEFAULT_MOUNTPOINT);
-    throw new CliError('remount is not supported by daxvm', EXIT.MOUNT_FAILURE,
-      `unmount, then mount again with the options you want: daxvm umount ${mnt} && daxvm mount POOL ${mnt} -o ro`);
-  }
+  if (words.includes('remount')) throw remountRefused(poolArg, mntArg, words);
   let options: MountOptions;
   // allow_loose_pool is the CLI's (checked here, in the parent and again in the daemon), never libfuse's.
   const { rest: fuseOpts, allow: allowLoose } = takeAllowLoosePool(opts.o ?? []);
