@@ -30,9 +30,19 @@ export type Errno =
   | 'EOPNOTSUPP' | 'EBUSY' | 'EFSCORRUPTED' | 'ENOSYS' | 'ENODEV' | 'ENXIO';
 
 export class FsError extends Error {
+  /**
+   * Capture a stack trace with each FsError (the default). The daemon turns
+   * this off: there an FsError is an answer (ENOENT, ENODATA...), tens of
+   * thousands a second, and capturing their stacks cost it several percent
+   * of its CPU; nothing ever prints them.
+   */
+  static stackTraces = true;
   readonly code: Errno;
   constructor(code: Errno, message?: string) {
+    const limit = Error.stackTraceLimit;
+    if (!FsError.stackTraces) Error.stackTraceLimit = 0;
     super(message ? `${code}: ${message}` : code);
+    Error.stackTraceLimit = limit;
     this.code = code;
   }
 }

@@ -19,7 +19,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import debug from 'debug';
-import { openFileSystem, PoolError, type FileSystem } from '../fs/index.js';
+import { FsError, openFileSystem, PoolError, type FileSystem } from '../fs/index.js';
 import { FuseSession } from './lowlevel.js';
 import { daxvmMountAt, readMounts } from '../core/mountinfo.js';
 import { buildOps } from './ops.js';
@@ -126,6 +126,7 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     return fail(`cannot open ${pool}: ${(err as Error).message}`);
   }
 
+  FsError.stackTraces = false; // errors are answers here, never printed
   const state = new MountState(fs, { readOnly: options.readOnly });
   let finish!: (code: number) => void;
   const done = new Promise<number>(resolve => { finish = resolve; });
