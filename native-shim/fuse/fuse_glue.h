@@ -30,6 +30,7 @@ enum num_slot {
   N_FH, N_OPEN_FLAGS, /* OPEN_* bits below */
   /* statfs reuses N_INO.. : see ops.c */
   N_CTX_UID = 20, N_CTX_GID, N_CTX_PID, N_CTX_UMASK, /* the caller, set before each op */
+  N_KILL_SUIDGID, /* 1: this write, setattr or open asks us to clear setuid/setgid (KILLPRIV_V2) */
   N_SLOTS = 32
 };
 
@@ -74,6 +75,10 @@ typedef struct session {
   bool dir_plus;
   double neg_timeout;        /* seconds a negative lookup may be cached; 0: never */
   unsigned max_write;
+  /* INIT: the kernel's offer (fuse_init_in.flags) and the request's id, while it is processed. */
+  uint32_t init_flags;
+  uint64_t init_unique;
+  bool killpriv_v2;          /* negotiated: we clear setuid/setgid when a request says so */
 } session;
 
 /* reply.c */
@@ -92,6 +97,10 @@ void set_open(session *s, struct fuse_file_info *fi);
 double fh_of(struct fuse_file_info *fi);
 /* Offset of p in the receive buffer (write data, xattr values), or -1. */
 double recv_offset(session *s, const void *p);
+/* Does the request being processed (write, setattr, open) ask us to clear setuid/setgid? */
+bool kill_suidgid(session *s);
+/* libfuse's I/O on /dev/fuse, through us: the INIT reply gains HANDLE_KILLPRIV_V2 (session.c). */
+extern const struct fuse_custom_io DAXVM_IO;
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops DAXVM_LL_OPS;

@@ -27,12 +27,10 @@ const char *const OP_NAMES[OP_COUNT] = {
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   session *s = userdata;
-  /* The kernel clears setuid/setgid on write, truncate and chown (ext4's rules), not us. */
+  /* Not HANDLE_KILLPRIV (v1: it would clear setuid even for root, unlike ext4); v2, which
+   * follows ext4's rules, is added to the INIT reply by session.c (libfuse 3.14 lacks it). */
   conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
                   FUSE_CAP_SPLICE_MOVE | FUSE_CAP_WRITEBACK_CACHE);
-#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
-  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV_V2;
-#endif
   /* Fewer, larger WRITEs (libfuse's receive buffer holds FUSE_MAX_MAX_PAGES). */
   if (s->max_write) conn->max_write = s->max_write;
   /* Our times have millisecond precision: the kernel rounds the times it keeps alike. */
@@ -77,6 +75,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     jnum(env, attr->st_uid), jnum(env, attr->st_gid), jnum(env, (double)attr->st_size),
     jnum(env, ms_of(attr->st_atim)), jnum(env, ms_of(attr->st_mtim)),
   };
+  s->num[N_KILL_SUIDGID] = kill_suidgid(s);
   reply_attr(s, req, call_op(s, req, OP_SETATTR, 9, a));
 }
 
@@ -142,6 +141,7 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
   napi_value a[2] = {jnum(env, ino), jnum(env, fi->flags)};
+  s->num[N_KILL_SUIDGID] = kill_suidgid(s);
   double r = call_op(s, req, OP_OPEN, 2, a);
   if (r < 0) { fuse_reply_err(req, (int)-r); return; }
   set_open(s, fi);
@@ -167,6 +167,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   double at = recv_offset(s, buf);
   if (at < 0 || at + (double)size > (double)s->recv_size) { fuse_reply_err(req, EIO); return; }
   napi_value a[5] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, (double)off), jnum(env, (double)size), jnum(env, at)};
+  s->num[N_KILL_SUIDGID] = kill_suidgid(s);
   double r = call_op(s, req, OP_WRITE, 5, a);
   if (r < 0) fuse_reply_err(req, (int)-r);
   else fuse_reply_write(req, (size_t)r);

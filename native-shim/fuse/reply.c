@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <linux/fuse.h>
+
 #include "fuse_glue.h"
 
 session *sess(fuse_req_t req) { return (session *)fuse_req_userdata(req); }
@@ -141,3 +143,29 @@ double recv_offset(session *s, const void *p) {
   return (double)(c - s->recv);
 }
 
+
+/*
+ * With HANDLE_KILLPRIV_V2 the kernel leaves clearing setuid/setgid to us and
+ * says when, in the raw request (libfuse 3.14 passes none of these bits on):
+ * a WRITE or a truncating OPEN by a caller without CAP_FSETID, a SETATTR that
+ * truncates (same rule) or changes the owner of a non-directory.
+ */
+bool kill_suidgid(session *s) {
+  if (!s->killpriv_v2) return false;
+  const struct fuse_in_header *in = (const struct fuse_in_header *)s->buf.mem;
+  const unsigned char *arg = (const unsigned char *)(in + 1);
+  size_t len = in->len >= sizeof *in ? in->len - sizeof *in : 0;
+  switch (in->opcode) {
+  case FUSE_WRITE:
+    return len >= sizeof(struct fuse_write_in) &&
+           (((const struct fuse_write_in *)arg)->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+  case FUSE_SETATTR:
+    return len >= sizeof(struct fuse_setattr_in) &&
+           (((const struct fuse_setattr_in *)arg)->valid & FATTR_KILL_SUIDGID) != 0;
+  case FUSE_OPEN:
+    return len >= sizeof(struct fuse_open_in) &&
+           (((const struct fuse_open_in *)arg)->open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
+  default:
+    return false;
+  }
+}

@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#include <linux/fuse.h>
 
 #include "fuse_glue.h"
 
@@ -64,6 +66,36 @@ static void throw_mount_error(napi_env env, const char *what) {
   else snprintf(msg, sizeof msg, "%s (libfuse said nothing more)", what);
   throw_msg(env, msg);
 }
+
+/*
+ * libfuse reads and writes /dev/fuse through these (fuse_session_custom_io,
+ * same fd). One thing is ours: libfuse 3.14 predates HANDLE_KILLPRIV_V2, so
+ * when the kernel offers it we add it to the INIT reply. With it the kernel
+ * stops asking GETXATTR security.capability before every WRITE (and
+ * GETATTR before every chown) and instead tells us, per request, when to
+ * clear setuid/setgid (kill_suidgid, reply.c); the file system does it as
+ * ext4 does (src/fuse/state.ts).
+ */
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata) {
+  (void)userdata;
+  return read(fd, buf, len);
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata) {
+  session *s = userdata;
+  if (s->init_flags && count >= 2 && iov[0].iov_len >= sizeof(struct fuse_out_header) &&
+      iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+    const struct fuse_out_header *h = iov[0].iov_base;
+    struct fuse_init_out *o = iov[1].iov_base;
+    if (h->unique == s->init_unique && h->error == 0) {
+      if ((s->init_flags & FUSE_HANDLE_KILLPRIV_V2) && !(o->flags & FUSE_HANDLE_KILLPRIV)) o->flags |= FUSE_HANDLE_KILLPRIV_V2;
+      s->killpriv_v2 = (o->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+    }
+  }
+  return writev(fd, iov, count);
+}
+
+const struct fuse_custom_io DAXVM_IO = {.writev = io_writev, .read = io_read};
 
 static session *get_session(napi_env env, napi_value v) {
   void *p = NULL;
@@ -122,9 +154,16 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     uint32_t opcode;
     memcpy(&opcode, (const char *)s->buf.mem + 4, sizeof opcode);
     if (opcode < OPCODE_SLOTS) s->counts[opcode] += 1;
+    if (opcode == FUSE_INIT && (size_t)r >= sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) + 4) {
+      const struct fuse_in_header *in = (const void *)s->buf.mem;
+      const struct fuse_init_in *init = (const void *)(in + 1);
+      s->init_unique = in->unique;
+      s->init_flags = init->flags;
+    }
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
     fuse_session_process_buf(s->se, &s->buf);
+    s->init_flags = 0;
     napi_close_handle_scope(env, scope);
     if (fuse_session_exited(s->se)) {
       end_session(s, "the session was told to exit");
@@ -219,6 +258,13 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   fuse_set_log_func(NULL);
   int fd = fuse_session_fd(s->se);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  if (fuse_session_custom_io(s->se, &DAXVM_IO, fd) != 0) {
+    fuse_session_unmount(s->se);
+    fuse_session_destroy(s->se);
+    s->se = NULL;
+    throw_msg(env, "libfuse refused our I/O functions (fuse_session_custom_io)");
+    return NULL;
+  }
   s->buf.mem = s->recv;
   s->buf.size = RECV_SIZE;
 

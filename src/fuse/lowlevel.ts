@@ -6,7 +6,8 @@
  * returns a number: a negative errno, or 0 / a byte count / an offset. What
  * else a reply carries goes through shared memory, never a per-request
  * object: `num` (attributes, entry and open parameters, and the caller's
- * uid/gid/pid/umask, written by C before each op), `data` (reply bytes:
+ * uid/gid/pid/umask, written by C before each op, and for write, setattr
+ * and open whether to clear setuid/setgid), `data` (reply bytes:
  * read, readlink, xattrs) and `recv` (libfuse's receive buffer: write and
  * setxattr data are read from it in place, at the offset C passes).
  */
@@ -18,6 +19,8 @@ export const N = {
   INO: 0, GEN: 1, MODE: 2, NLINK: 3, UID: 4, GID: 5, RDEV: 6, SIZE: 7, BLOCKS: 8, BLKSIZE: 9,
   ATIME: 10, MTIME: 11, CTIME: 12, ATTR_TIMEOUT: 13, ENTRY_TIMEOUT: 14, FH: 15, OPEN_FLAGS: 16,
   CTX_UID: 20, CTX_GID: 21, CTX_PID: 22, CTX_UMASK: 23,
+  /** 1: this write, setattr or open asks us to clear setuid/setgid (HANDLE_KILLPRIV_V2). */
+  KILL_SUIDGID: 24,
 } as const;
 export const NUM_SLOTS = 32;
 /** statfs's reply in `num`: bsize, frsize, blocks, bfree, bavail, files, ffree, favail, namemax. */

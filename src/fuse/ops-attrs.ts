@@ -2,8 +2,8 @@
  * Operations on attributes: getattr, setattr (chmod, chown, truncate,
  * utimens in one), statfs, extended attributes. Permission checks are the
  * kernel's (default_permissions is always on): it also decides who may chown,
- * chgrp and set times, and clears setuid/setgid on chown, write and truncate
- * (we leave HANDLE_KILLPRIV off), then sends us the resulting mode.
+ * chgrp and set times, and when setuid/setgid go on chown, write and truncate
+ * (HANDLE_KILLPRIV_V2: it says so per request, we clear them: state.ts).
  * Control nodes (`.daxvm/`) and the computed `user.daxvm.ppt` are control.ts's.
  */
 import { FsError, ROOT_INO, type Attr } from '../fs/api.js';
@@ -49,6 +49,8 @@ export function attrOps(state: MountState, control: Control): AttrOps {
           return;
         }
         const fs = state.live;
+        // Before chown (whose rule looks at the old group) and truncate; the reply has the new mode.
+        state.killSuidgid(ino);
         if (valid & SET.MODE) fs.chmod(ino, mode & 0o7777);
         if (valid & (SET.UID | SET.GID)) {
           fs.chown(ino, valid & SET.UID ? uid : KEEP_ID, valid & SET.GID ? gid : KEEP_ID);

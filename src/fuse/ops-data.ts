@@ -36,7 +36,10 @@ export function dataOps(state: MountState, control: Control): DataOps {
         const writing = (flags & ACCMODE) !== O_RDONLY;
         if (state.readOnly && writing) throw new FsError('EROFS');
         // atomic O_TRUNC: the kernel leaves the truncate to open (one request less).
-        if (writing && flags & O_TRUNC) fs.truncate(ino, 0);
+        if (writing && flags & O_TRUNC) {
+          fs.truncate(ino, 0);
+          if (state.killSuidgid(ino)) state.io.invalInode(ino);
+        }
         fs.open(ino);
         // No keep_cache: an open drops the kernel's cached pages, so stores the
         // library made straight into the pool show through the mount.
@@ -69,6 +72,8 @@ export function dataOps(state: MountState, control: Control): DataOps {
         if (Control.owns(ino)) return control.write(ino, fh, src);
         const h = state.handle(fh);
         const fs = state.live;
+        // The write reply carries no attributes: drop the kernel's, whose mode still shows the bits.
+        if (state.killSuidgid(h.ino)) state.io.invalInode(h.ino);
         // O_APPEND: every write lands at the current end, whatever offset came with it.
         const pos = h.flags & O_APPEND ? fs.getattr(h.ino).size : offset;
         return fs.write(h.ino, pos, src);

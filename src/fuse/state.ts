@@ -11,10 +11,13 @@
  * FORGET, or at its last close: ext4's life of an unlinked inode, with no
  * hidden names.
  */
+import { readFileSync } from 'node:fs';
 import { FsError, S_IFDIR, S_IFMT, type Attr, type DirEntry, type FileSystemApi, type Owner } from '../fs/api.js';
 import { N, type Io } from './lowlevel.js';
 
 export const S_ISGID = 0o2000;
+const S_ISUID = 0o4000;
+const S_IXGRP = 0o0010;
 /** Node ids from here up are the control directory's (control.ts CONTROL_INO_BASE). */
 const CONTROL_INO_MIN = 0xffffff00;
 
@@ -74,6 +77,39 @@ export class MountState {
 
   callerUid(): number {
     return this.io.num[N.CTX_UID]!;
+  }
+
+  /**
+   * Clear setuid, and setgid when the file is group-executable or the
+   * caller is not in its group (the VFS's setattr_should_drop_sgid), if the
+   * request says so (N.KILL_SUIDGID: with HANDLE_KILLPRIV_V2 the kernel asks
+   * this of a write, a truncate or a truncating open by a caller without
+   * CAP_FSETID, and of every chown of a non-directory): ext4's rules, ours
+   * to apply. True when the mode changed (the kernel's cached attributes are
+   * then stale unless the reply carries new ones).
+   */
+  killSuidgid(ino: number): boolean {
+    if (!this.io.num[N.KILL_SUIDGID]) return false;
+    const fs = this.live;
+    const a = fs.getattr(ino);
+    // setgid without group execute stays when the caller is in the file's group or privileged (root stands for CAP_FSETID).
+    const sgid = a.mode & S_ISGID && (a.mode & S_IXGRP || !(this.callerUid() === 0 || this.callerInGroup(a.gid)));
+    const next = a.mode & ~S_ISUID & ~(sgid ? S_ISGID : 0);
+    if (next === a.mode) return false;
+    fs.chmod(ino, next & 0o7777);
+    return true;
+  }
+
+  /** Is `gid` the caller's fsgid or one of its supplementary groups (/proc: rare, only for setgid files)? */
+  private callerInGroup(gid: number): boolean {
+    if (this.io.num[N.CTX_GID] === gid) return true;
+    try {
+      const status = readFileSync(`/proc/${this.io.num[N.CTX_PID]}/status`, 'latin1');
+      const groups = /^Groups:(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
+      return groups.includes(String(gid));
+    } catch {
+      return false; // the caller is gone: as if not in the group
+    }
   }
 
   // ---- replies ---------------------------------------------------------------
