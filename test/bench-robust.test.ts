@@ -36,7 +36,7 @@ const env = (aged: Environment['mount']['aged']): Environment => ({
 } as unknown as Environment);
 
 t.test('the table fits 100 columns, for every bench with all its variants', async (t) => {
-  for (const name of ['read', 'mt', 'append', 'db-read', 'db-write']) {
+  for (const name of ['read', 'mt', 'append', 'db-read', 'db-write', 'preload']) {
     const bench = findBench(name)!;
     const cases = fakeCases(name, [4 * KiB, 1024 ** 3], bench.variants.map((v) => v.name));
     const text = formatTable(bench, cases, { runs: 5, cache: 'warm' });

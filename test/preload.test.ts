@@ -182,6 +182,17 @@ t.test('daxvm preload-path, daxvm run: the preload first, the program\'s status'
   t.equal(r.status, 3);
 });
 
+t.test('daxvm bench preload: the C program, every variant, one checksum', async (t) => {
+  const json = join(work, 'bench.json');
+  const r = cli(['bench', 'preload', '--quick', '--sizes', '4k,64k', '--runs', '1', '--mnt', m.mnt, '--json', json]);
+  t.equal(r.status, 0, r.summary);
+  t.match(r.stdout, /checksums: every pass of every variant agreed \(2 cases\)/);
+  const doc = JSON.parse(readFileSync(json, 'utf8')) as { records: Array<{ variant: string; size: number; median_mibps: number }> };
+  t.same([...new Set(doc.records.map((x) => x.variant))], ['read', 'mmap', 'daxvm', 'native', 'native-mmap']);
+  t.ok(doc.records.every((x) => x.median_mibps > 0), 'a figure for every variant and size');
+  t.match(r.stdout, /mappings made in the timed runs: daxvm (attached|stitched) \d+/);
+});
+
 t.test('stores made through the preload survive a remount', async (t) => {
   const o = pre(['write', f('big'), '0', '66', '5000']);
   t.equal(o.status, 0, o.stderr);

@@ -9,14 +9,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
-import { join } from 'node:path';
 import { CliError, EXIT } from '../core/errors.js';
-import { packageRoot } from '../core/paths.js';
+import { preloadLibraryPath } from '../core/paths.js';
 
 /** Where npm install builds the preload library. */
-export function preloadPath(): string {
-  return join(packageRoot(), 'build', 'Release', 'libdaxvm-preload.so');
-}
+export const preloadPath = preloadLibraryPath;
 
 function checkedPreloadPath(): string {
   const p = preloadPath();

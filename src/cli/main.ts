@@ -193,7 +193,7 @@ export function buildProgram(): Command {
       run('doctor', EXIT.FAILURE, async () => (await import('./cmd-doctor.js')).cmdDoctor(mnt, o)));
 
   program.command('bench')
-    .description('microbenchmarks through a mount: read, mt, append, db-read, db-write (--list for each one\'s variants); table, --json, --chart')
+    .description('microbenchmarks through a mount: read, mt, append, db-read, db-write, preload (--list for each one\'s variants); table, --json, --chart')
     .argument('[name]', 'the bench (daxvm bench --list)')
     .option('--list', 'list the benches and their variants')
     .option('--mnt <dir>', 'a daxvm mount to bench (default /mnt/nvmm1 if mounted, else a temporary pool)')

@@ -17,3 +17,8 @@ export function mainScript(): string {
     return p;
   }
 }
+
+/** The preload library for C programs, as npm install builds it (native-shim/preload, docs/preload.md). */
+export function preloadLibraryPath(): string {
+  return join(packageRoot(), 'build', 'Release', 'libdaxvm-preload.so');
+}

@@ -3,6 +3,7 @@ import { appendBench } from './append.js';
 import { dbReadBench } from './db-read.js';
 import { dbWriteBench } from './db-write.js';
 import { mtBench } from './mt.js';
+import { preloadBench } from './preload.js';
 import { readBench } from './read.js';
 import type { BenchDef } from './types.js';
 
@@ -12,6 +13,7 @@ export const BENCHES: readonly BenchDef[] = [
   appendBench,
   dbReadBench,
   dbWriteBench,
+  preloadBench,
 ];
 
 export function findBench(name: string): BenchDef | undefined {
