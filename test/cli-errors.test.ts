@@ -132,6 +132,10 @@ t.test('as a user without a home, or without /dev/fuse: one line that says why',
   t.equal(r.status, 32, r.summary);
   t.match(r.stderr, /failed to open \/dev\/fuse: Permission denied/, 'libfuse\'s own words');
   t.notOk(fs.existsSync(mnt), 'the mount point it made is gone');
+  r = asNobody(['bench', 'read', '--quick'], { TMPDIR: dir });
+  t.equal(r.status, 1, r.summary);
+  t.match(r.stderr, /^daxvm: bench: cannot mount its temporary pool: .*failed to open \/dev\/fuse: Permission denied/, 'bench: the daemon\'s reason for its temporary mount');
+  oneMessage(t, r, 'bench without FUSE');
   r = asNobody(['doctor', '--json'], { TMPDIR: dir });
   t.equal(r.status, 1, 'doctor: exit 1 without FUSE');
   const j = JSON.parse(r.stdout) as { fuse: boolean; fuseError: string };

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import debug from 'debug';
-import { CliError, EXIT } from '../core/errors.js';
+import { CliError, EXIT, MountStartError } from '../core/errors.js';
 import { formatBytes, parseSize } from '../core/output.js';
 import { pasteable } from './invocation.js';
 import { FORMAT_VERSION, MIN_POOL_BYTES } from '../core/format/pool.js';
@@ -60,6 +60,11 @@ async function run(name: string, failureCode: number, body: () => number | Promi
     if (err instanceof CliError) {
       report(err);
       code = err.exitCode;
+    } else if (err instanceof MountStartError) {
+      // A temporary mount the command needed (bench, test-load...): the daemon's reason, not a stack.
+      log('%s', err.message);
+      report(new CliError(`${name}: cannot mount its temporary pool: ${err.reason}`, failureCode, err.hint));
+      code = failureCode;
     } else {
       process.stderr.write(`daxvm ${name}: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
       code = failureCode;

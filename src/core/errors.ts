@@ -57,6 +57,18 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * A daemon started in a child process (a temporary mount: bench, test-load...)
+ * exited before it mounted. The message keeps the command and the daemon's log
+ * for a developer; `reason` and `hint` are the daemon's own words for a user.
+ */
+export class MountStartError extends Error {
+  override readonly name = 'MountStartError';
+  constructor(message: string, readonly reason: string, readonly hint: string | undefined) {
+    super(message);
+  }
+}
+
 /** A PoolError (or anything with message and hint) as a CliError with the command's exit code. */
 export function poolFailure(err: { message: string; hint?: string | undefined }, exitCode: number): CliError {
   return new CliError(err.message, exitCode, err.hint);

@@ -19,6 +19,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MountStartError } from './errors.js';
 import { FSTYPE, readMounts, topMountAt } from './mountinfo.js';
 import { mainScript } from './paths.js';
 
@@ -144,7 +145,12 @@ export class DaemonMount {
       if (fstype === FSTYPE) return m;
       if (child.exitCode !== null || child.signalCode !== null) {
         m.cleanup();
-        throw new Error(`daxvm mount exited (code ${child.exitCode}, signal ${child.signalCode}) before ${mnt} was mounted\ncommand: ${m.command}\nlog:\n${m.log().slice(-4000)}`);
+        const log = m.log();
+        // The daemon's own message and hint (its "daxvm: <timestamp> ..." lines are its diary, not the reason).
+        const reason = /^daxvm: (?!\d{4}-\d\d-\d\dT)(.*)$/m.exec(log)?.[1] ?? `daxvm mount exited (code ${child.exitCode}, signal ${child.signalCode})`;
+        const hint = /^hint: (.*)$/m.exec(log)?.[1];
+        throw new MountStartError(`daxvm mount exited (code ${child.exitCode}, signal ${child.signalCode}) before ${mnt} was mounted\ncommand: ${m.command}\nlog:\n${log.slice(-4000)}`,
+          reason, hint);
       }
       if (Date.now() > deadline) {
         m.cleanup();
