@@ -22,12 +22,12 @@ const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist'
 
 t.test('hundreds of damaged pools: fsck, mount and fsck --repair survive every one', async (t) => {
   const lines: string[] = [];
-  const r = await runFuzzer({ cases: 780, seed: 1, workers: 2, timeoutMs: 60000, keep: t.testdir(), log: (l) => lines.push(l) });
+  const r = await runFuzzer({ cases: 390, seed: 1, workers: 2, timeoutMs: 60000, keep: t.testdir(), log: (l) => lines.push(l) });
   t.comment(lines.filter((l) => !l.startsWith('  ')).join('\n'));
-  t.equal(r.cases, 780, `${r.cases} cases in ${r.seconds.toFixed(1)} s`);
+  t.equal(r.cases, 390, `${r.cases} cases in ${r.seconds.toFixed(1)} s`);
   t.equal(r.failed, 0, r.failures.slice(0, 5).map((f) => `case ${f.index}: ${f.problem}\n  ${f.what}\n  ${f.replay}`).join('\n') || 'no failure');
   t.equal(lines[lines.length - 1], `fuzz cases: ${r.cases} run, 0 failed`, 'the closing line');
-  for (const k of STRUCT_KINDS) t.ok((r.byKind[k]?.cases ?? 0) >= 50, `${k}: ${r.byKind[k]?.cases ?? 0} cases`);
+  for (const k of STRUCT_KINDS) t.ok((r.byKind[k]?.cases ?? 0) >= 25, `${k}: ${r.byKind[k]?.cases ?? 0} cases`);
   t.ok(r.refused > 0 && r.served > 0, `some damaged pools are refused (${r.refused}), most are served (${r.served})`);
 });
 
