@@ -29,7 +29,7 @@ function cli(args: string[]): Promise<{ status: number | null; stdout: string; s
 
 t.test('kills under fio and metadata load, a pool filled up, concurrent clients: no failure', async (t) => {
   const keep = t.testdir();
-  const r = await cli(['test-load', '--kill-rounds', '3', '--fill-rounds', '1', '--clients', '4', '--minutes', '0.17', '--seed', '1', '--keep', keep, '--json']);
+  const r = await cli(['test-load', '--kill-rounds', '3', '--fill-rounds', '1', '--host-full-rounds', '0', '--clients', '4', '--minutes', '0.17', '--seed', '1', '--keep', keep, '--json']);
   const lines = r.stderr.trim().split('\n');
   t.comment(lines.filter((l) => /^(kill|fill|clients|load)/.test(l)).join('\n'));
   t.equal(r.status, 0, `exit 0\n${r.stderr.slice(-3000)}`);
@@ -94,7 +94,7 @@ t.test('daxvm test-load: usage errors exit 2 and say what to give', async (t) =>
   const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'test-load', ...args], { encoding: 'utf8' });
   const only = run(['--only', 'everything']);
   t.equal(only.status, 2);
-  t.match(only.stderr, /--only everything: no such part[\s\S]*one of: kill, fill, clients/);
+  t.match(only.stderr, /--only everything: no such part[\s\S]*one of: kill, fill, clients, hostfull/);
   const rounds = run(['--kill-rounds', '-1']);
   t.equal(rounds.status, 2);
   t.match(rounds.stderr, /--kill-rounds -1: an integer of at least 0/);

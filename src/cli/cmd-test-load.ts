@@ -1,10 +1,11 @@
-/** daxvm test-load [--kill-rounds N] [--fill-rounds N] [--clients N] [--minutes M] [--seed S] [--only PART] [--keep DIR] [--json]: faults under load through the mount. */
+/** daxvm test-load [--kill-rounds N] [--fill-rounds N] [--host-full-rounds N] [--clients N] [--minutes M] [--seed S] [--only PART] [--keep DIR] [--json]: faults under load through the mount. */
 import { abortLoad, LOAD_PARTS, runLoad, type LoadPart } from '../reliability/load.js';
 import { CliError, EXIT } from '../core/errors.js';
 
 export interface TestLoadOptions {
   killRounds: string;
   fillRounds: string;
+  hostFullRounds: string;
   clients: string;
   minutes: string;
   seed: string;
@@ -40,6 +41,7 @@ export async function cmdTestLoad(o: TestLoadOptions): Promise<number> {
     result = await runLoad({
       killRounds: count('kill-rounds', o.killRounds, 0),
       fillRounds: count('fill-rounds', o.fillRounds, 0),
+      hostFullRounds: count('host-full-rounds', o.hostFullRounds, 0),
       clients: count('clients', o.clients, 0),
       minutes,
       seed: count('seed', o.seed, 0),

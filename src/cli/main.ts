@@ -177,13 +177,14 @@ export function buildProgram(): Command {
       run('test-fuzz', EXIT.FAILURE, async () => (await import('./cmd-test-fuzz.js')).cmdTestFuzz(o)));
 
   program.command('test-load')
-    .description('faults under load through the mount: the daemon SIGKILLed under fio and a metadata workload, a pool filled up, many concurrent clients')
+    .description('faults under load through the mount: the daemon SIGKILLed under fio and a metadata workload, a pool filled up, a full host disk, many concurrent clients')
     .option('--kill-rounds <n>', 'rounds of the kill loop', '50')
     .option('--fill-rounds <n>', 'rounds of the fill test', '5')
+    .option('--host-full-rounds <n>', 'rounds of the full host disk: a sparse pool on a small tmpfs (as root)', '2')
     .option('--clients <n>', 'concurrent client processes (0: none)', '8')
     .option('--minutes <m>', 'how long the concurrent clients run', '3')
     .option('--seed <s>', 'seed of round 0 (round k uses S+k)', '1')
-    .option('--only <part>', 'run one part: kill, fill or clients')
+    .option('--only <part>', 'run one part: kill, fill, hostfull or clients')
     .option('--keep <dir>', 'keep what a failing round left (pools, logs) here (default: a new directory in the temp dir)')
     .option('--scratch <dir>', 'directory for the pools and mount points (default /dev/shm, else the temp dir)')
     .option('--json', 'print the figures as JSON on stdout (progress goes to stderr)')

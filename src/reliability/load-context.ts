@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 export interface LoadFailure {
-  part: 'kill' | 'fill' | 'clients';
+  part: 'kill' | 'fill' | 'hostfull' | 'clients';
   round: number;
   seed: number;
   problem: string;

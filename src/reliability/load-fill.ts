@@ -13,6 +13,9 @@
  *     are deferred to the next commit, and may be pre-zeroed first), and
  *     half the pool written anew (fsync'ed) reads back;
  *  4. a clean unmount, and fsck is clean.
+ *
+ * load-hostfull.ts runs the same round with the pool sparse, on a host file
+ * system smaller than the pool: the host fills up first.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,6 +30,8 @@ import { patternAt, patternMismatch } from './load-pattern.js';
 export interface FillRound {
   round: number;
   seed: number;
+  /** 'pool': the pool fills up; 'host': a sparse pool on a host file system that fills up first (load-hostfull.ts). */
+  full: 'pool' | 'host';
   commit: string;
   /** ENOSPC answers, by the call that gave them (metadata client: 'meta'). */
   enospc: Record<string, number>;
@@ -67,19 +72,30 @@ function checkWriterFiles(dir: string, lines: FillLine[]): { bytes: number; prob
   return { bytes, problem: null };
 }
 
-async function round(ctx: LoadContext, i: number, seed: number): Promise<FillRound> {
+/** Where a round's pool lives, when not in its own directory of the work directory (the host-full case). */
+export interface FillPlacement {
+  /** Directory of the pool file: a small host file system that fills up before the pool does. */
+  poolDir: string;
+  /** Pool size, larger than that host. */
+  size: string;
+  /** Checked once every writer met ENOSPC: the host is full (undefined) or why not. */
+  hostFull(): string | undefined;
+}
+
+/** One round: the pool filled up (or, placed, the host under a sparse pool), then checked; `dir` holds its logs. */
+export async function fillRound(ctx: LoadContext, i: number, seed: number, dir: string, place?: FillPlacement): Promise<FillRound> {
   const r = rng(mixSeed(seed, 0xf1));
   const commit = [undefined, 0.2][Math.floor(r() * 2)];
   const out: FillRound = {
-    round: i, seed, commit: commit === undefined ? 'default' : `${commit}s`, enospc: {}, bytesWritten: 0, bytesVerified: 0,
+    round: i, seed, full: place ? 'host' : 'pool', commit: commit === undefined ? 'default' : `${commit}s`, enospc: {}, bytesWritten: 0, bytesVerified: 0,
     metaOps: 0, freeBefore: 0, freeFull: 0, freeAfter: 0, problem: null,
   };
   const fail = (problem: string): FillRound => ({ ...out, problem });
-  const host = path.join(ctx.work, `fill-${i}`);
+  const host = dir;
   fs.mkdirSync(host, { recursive: true });
-  const pool = path.join(host, 'fill.pool');
+  const pool = path.join(place?.poolDir ?? host, 'fill.pool');
   const mnt = path.join(ctx.work, 'mnt');
-  mkfsPool(pool, POOL_SIZE);
+  mkfsPool(pool, place?.size ?? POOL_SIZE, place ? ['--sparse'] : []);
   const d = await mountDaemon(pool, mnt, path.join(host, 'daemon.log'), commit === undefined ? {} : { commitSeconds: commit });
   try {
     const root = path.join(mnt, 'fill');
@@ -108,6 +124,8 @@ async function round(ctx: LoadContext, i: number, seed: number): Promise<FillRou
     const full = statfsBytes(mnt);
     out.freeFull = full.free;
     if (full.avail > full.total / 20) return fail(`statfs says ${full.avail} bytes available after every writer met ENOSPC`);
+    const notFull = place?.hostFull();
+    if (notFull) return fail(notFull);
 
     for (const [w, log] of logs.entries()) {
       const lines = log.filter((l) => l.f);
@@ -155,9 +173,9 @@ export async function runFill(ctx: LoadContext, rounds: number, seed0: number): 
     const seed = seed0 + i;
     let fr: FillRound;
     try {
-      fr = await round(ctx, i, seed);
+      fr = await fillRound(ctx, i, seed, path.join(ctx.work, `fill-${i}`));
     } catch (err) {
-      fr = { round: i, seed, commit: '', enospc: {}, bytesWritten: 0, bytesVerified: 0, metaOps: 0, freeBefore: 0, freeFull: 0, freeAfter: 0, problem: `harness error: ${(err as Error).stack ?? String(err)}` };
+      fr = { round: i, seed, full: 'pool', commit: '', enospc: {}, bytesWritten: 0, bytesVerified: 0, metaOps: 0, freeBefore: 0, freeFull: 0, freeAfter: 0, problem: `harness error: ${(err as Error).stack ?? String(err)}` };
     }
     res.push(fr);
     const host = path.join(ctx.work, `fill-${i}`);

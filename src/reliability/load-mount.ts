@@ -16,8 +16,8 @@ import { DaemonMount, runCli } from '../core/temp-mount.js';
 
 export { cleanupAll, exitOf, exitWithin, type Exit } from '../core/temp-mount.js';
 
-export function mkfsPool(pool: string, size: string): void {
-  const r = runCli(['mkfs', pool, '--size', size, '--force']);
+export function mkfsPool(pool: string, size: string, args: string[] = []): void {
+  const r = runCli(['mkfs', pool, '--size', size, '--force', ...args]);
   if (r.status !== 0) throw new Error(`daxvm mkfs ${pool} failed (exit ${r.status}): ${r.stderr.trim()}`);
 }
 
