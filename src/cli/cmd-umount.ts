@@ -41,6 +41,17 @@ function isDaemon(pid: number): boolean {
   }
 }
 
+/** Running: alive and not a zombie (a foreground daemon's parent may not have reaped it yet; it is done all the same). */
+function running(pid: number): boolean {
+  if (!processAlive(pid)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
+}
+
 async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -62,7 +73,7 @@ export async function cmdUmount(mntArg: string, o: UmountOptions = {}): Promise<
   const mounted = () => daxvmMountAt(mnt) !== undefined;
   const top = topMountAt(mnt, readMounts());
   const pid = readPidFile(mnt);
-  const daemon = pid !== undefined && processAlive(pid) && isDaemon(pid) ? pid : undefined;
+  const daemon = pid !== undefined && running(pid) && isDaemon(pid) ? pid : undefined;
 
   if (!top || top.fstype !== 'fuse.daxvm') {
     if (!top) {
@@ -108,7 +119,7 @@ export async function cmdUmount(mntArg: string, o: UmountOptions = {}): Promise<
   log('%s unmounted%s; waiting for daemon %d', mnt, lazy ? ' lazily' : '', daemon);
 
   // The kernel ends the daemon's session (at once, or after the last close when lazy); it commits and exits.
-  if (await waitFor(() => !processAlive(daemon), lazy ? LAZY_GRACE_MS : 2_000)) return EXIT.OK;
+  if (await waitFor(() => !running(daemon), lazy ? LAZY_GRACE_MS : 2_000)) return EXIT.OK;
   const holders = leaseHolders(pool);
   if (lazy || holders.length) {
     const what = [lazy ? 'the files still open' : '', holders.length ? `the library mappings of the pool (${describeHolders(holders)})` : '']
@@ -117,7 +128,7 @@ export async function cmdUmount(mntArg: string, o: UmountOptions = {}): Promise<
       'and closes the pool after the last is gone\n');
     return EXIT.OK;
   }
-  if (!(await waitFor(() => !processAlive(daemon), DAEMON_EXIT_TIMEOUT_MS))) {
+  if (!(await waitFor(() => !running(daemon), DAEMON_EXIT_TIMEOUT_MS))) {
     process.stderr.write(`daxvm: warning: ${mnt} is unmounted, but its daemon ${daemon} did not exit within ${DAEMON_EXIT_TIMEOUT_MS / 1000} s\n`);
   }
   return EXIT.OK;
