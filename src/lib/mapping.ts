@@ -193,7 +193,7 @@ export class Mapping {
       default:
         pages = 0;
     }
-    this.checkServed('msync', pages);
+    if (pages > 0) this.checkServed('msync', pages); // nothing written back, nothing to tell
     return pages;
   }
 
