@@ -203,3 +203,18 @@ t.test('stores made through the preload survive a remount', async (t) => {
   t.ok(readFileSync(join(again.mnt, 'big')).equals(big));
   t.equal((await again.stop()).code, 0);
 });
+
+t.test('msync with no daemon serving the pool: the stores are in the pool, msync says ENOTCONN', async (t) => {
+  const d = await freshMount(t);
+  setKnob(d.mnt, 'page_tables_on', 1);
+  writeFileSync(join(d.mnt, 'w'), randomBytes(8192));
+  const child = spawn(probe, ['holdwrite', join(d.mnt, 'w')], { env: { ...process.env, LD_PRELOAD: SO }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (x: string) => (out += x));
+  const exited = new Promise<number | null>((r) => child.on('close', r));
+  while (!out.includes('\n')) await new Promise((r) => setTimeout(r, 20));
+  await d.kill(); // SIGKILL, then a lazy unmount: the mapping is pool memory and stays
+  child.stdin.end('go\n');
+  t.equal(await exited, 0);
+  t.equal(out, 'mapped\nmsync -1 ENOTCONN\n');
+});

@@ -23,6 +23,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../core/sys.h"
 #include "../include/daxvm_format.h"
 #include "real.h"
 
@@ -356,8 +357,22 @@ int dvmp_sync(void *addr, size_t len, int flags, int *rc)
     pages = (n + PAGE - 1) / PAGE;
     how = "whole range";
   }
-  DVMP_SAY("msync %p +%llu: %s, %llu page(s) written back%s", addr, (unsigned long long)len, how,
-           (unsigned long long)pages, *rc < 0 ? " (failed)" : "");
+  /*
+   * As the Node library: the stores are in the pool, but with no daemon serving it (its lock on the pool
+   * gone) nothing will make them the file's for sure: ENOTCONN. Asked only when pages were written
+   * back (an empty msync makes no extra system call): a non-blocking flock, let go at once.
+   */
+  const char *orphan = "";
+  if (*rc == 0 && pages > 0 && r->m->p && r->m->p->fd_ro >= 0) {
+    int lk = dvm_flock(r->m->p->fd_ro, DVM_LOCK_EXCLUSIVE);
+    if (lk == 0) {
+      dvm_flock(r->m->p->fd_ro, DVM_LOCK_UNLOCK);
+      *rc = -ENOTCONN;
+      orphan = " (ENOTCONN: no daemon serves the pool)";
+    }
+  }
+  DVMP_SAY("msync %p +%llu: %s, %llu page(s) written back%s%s", addr, (unsigned long long)len, how,
+           (unsigned long long)pages, *rc < 0 && !*orphan ? " (failed)" : "", orphan);
   return 1;
 }
 
