@@ -31,6 +31,7 @@ t.test('every command, wrong arguments: one message, the documented exit code', 
   fs.writeFileSync(truncated, fs.readFileSync(pool).subarray(0, 100_000), { mode: 0o600 });
   const cases: Array<[string[], number, RegExp]> = [
     [['mkfs', join(dir, 'x'), '--size', '10'], 2, /at least 16 MiB/],
+    [['mkfs', join(dir, 'x'), '--size', '9000T'], 2, /'9000T' is too large/],
     [['mkfs', dir, '--force'], 1, /is a directory/],
     [['mkfs', join(dir, 'no', 'such', 'dir', 'p')], 1, /does not exist/],
     [['mkfs', join(junk, 'p')], 1, /not a directory/],

@@ -3,7 +3,7 @@
  * as /sbin/mount.fuse.daxvm with this node and this package's CLI baked in,
  * so mount(8), fstab and systemd (whose PATH may not hold node) find daxvm.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CliError, EXIT } from '../core/errors.js';
 import { mainScript, packageRoot } from '../core/paths.js';
@@ -36,7 +36,7 @@ function writeFailure(err: unknown, target: string): CliError {
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new CliError(`cannot write ${target}: ${code}`, EXIT.FAILURE, 'run it as root: sudo daxvm install-helper');
   }
-  if (code === 'ENOENT') return new CliError(`cannot write ${target}: directory ${path.dirname(target)} does not exist`, EXIT.FAILURE);
+  if (code === 'ENOENT' && !existsSync(path.dirname(target))) return new CliError(`cannot write ${target}: directory ${path.dirname(target)} does not exist`, EXIT.FAILURE);
   return new CliError(`cannot write ${target}: ${(err as Error).message}`, EXIT.FAILURE);
 }
 
