@@ -208,6 +208,183 @@ _Static_assert(offsetof(struct daxvm_journal_descriptor, count) == DAXVM_JOURNAL
 #define DAXVM_S_IFCHR 8192
 #define DAXVM_S_IFIFO 4096
 
+/* ---- src/core/format/namespace.ts ---- */
+
+/* ns: the shared namespace */
+#define DAXVM_NS_MAGIC "DAXVMNS1"
+#define DAXVM_NS_VERSION 1
+#define DAXVM_NS_GRANULE 16
+#define DAXVM_NS_NO_BUCKET 0xffffffffU
+#define DAXVM_NS_INODE_NAMES 1
+#define DAXVM_NS_INODE_TABLES 2
+#define DAXVM_NS_INODE_EXTENTS 4
+#define DAXVM_NS_MOUNT_ALLOW_OTHER 1
+#define DAXVM_NS_MOUNT_READ_ONLY 2
+#define DAXVM_NS_FNV_OFFSET 0x811c9dc5U
+#define DAXVM_NS_FNV_PRIME 0x1000193
+
+/* ns_extent (16 bytes): an extent of a file: `count` blocks from file block `logical` at pool block `physical` */
+#define DAXVM_NS_EXTENT_BYTES 16
+#define DAXVM_NS_EXTENT_LOGICAL_OFF 0 /* u32: first file block */
+#define DAXVM_NS_EXTENT_COUNT_OFF 4 /* u32: blocks */
+#define DAXVM_NS_EXTENT_PHYSICAL_OFF 8 /* u64: first pool block */
+struct daxvm_ns_extent {
+	uint32_t logical;
+	uint32_t count;
+	uint64_t physical;
+};
+_Static_assert(sizeof(struct daxvm_ns_extent) == DAXVM_NS_EXTENT_BYTES, "ns_extent: size");
+_Static_assert(offsetof(struct daxvm_ns_extent, logical) == DAXVM_NS_EXTENT_LOGICAL_OFF, "ns_extent.logical");
+_Static_assert(offsetof(struct daxvm_ns_extent, count) == DAXVM_NS_EXTENT_COUNT_OFF, "ns_extent.count");
+_Static_assert(offsetof(struct daxvm_ns_extent, physical) == DAXVM_NS_EXTENT_PHYSICAL_OFF, "ns_extent.physical");
+
+/* ns_header (4096 bytes): the namespace region header (offset 0) */
+#define DAXVM_NS_HEADER_BYTES 4096
+#define DAXVM_NS_HEADER_MAGIC_OFF 0 /* bytes[8]: magic `DAXVMNS1` */
+#define DAXVM_NS_HEADER_VERSION_OFF 8 /* u32: version (1) */
+#define DAXVM_NS_HEADER_HEADER_SIZE_OFF 12 /* u32: bytes of this header (4096) */
+#define DAXVM_NS_HEADER_POOL_DEV_OFF 16 /* u64: pool `st_dev` */
+#define DAXVM_NS_HEADER_POOL_INO_OFF 24 /* u64: pool `st_ino` */
+#define DAXVM_NS_HEADER_POOL_UUID_OFF 32 /* bytes[16]: pool UUID (superblock offset 160) */
+#define DAXVM_NS_HEADER_DAEMON_PID_OFF 48 /* u32: the publishing daemon's pid */
+#define DAXVM_NS_HEADER_LIVE_OFF 52 /* u32: 1 while the daemon publishes; 0 once it stops (unmount, exit, or a later daemon found it left behind) */
+#define DAXVM_NS_HEADER_DAEMON_START_OFF 56 /* u64: the daemon's start time (field 22 of /proc/<pid>/stat) */
+#define DAXVM_NS_HEADER_REGION_GEN_OFF 64 /* u32: generation of this region: random, new each time a daemon makes one */
+#define DAXVM_NS_HEADER_MOUNT_FLAGS_OFF 68 /* u32: NS_MOUNT_*: allow_other, read-only */
+#define DAXVM_NS_HEADER_MOUNT_UID_OFF 72 /* u32: the mount's user_id (who may use it without allow_other) */
+#define DAXVM_NS_HEADER_MOUNT_GID_OFF 76 /* u32: the mount's group_id */
+#define DAXVM_NS_HEADER_INODE_COUNT_OFF 80 /* u32: inode records (the pool's inode count) */
+#define DAXVM_NS_HEADER_BUCKET_COUNT_OFF 84 /* u32: hash buckets of names (a power of two) */
+#define DAXVM_NS_HEADER_INODES_OFF_OFF 88 /* u64: offset of the inode records */
+#define DAXVM_NS_HEADER_BUCKETS_OFF_OFF 96 /* u64: offset of the buckets (u32 each: 1 + first name entry, 0 = empty) */
+#define DAXVM_NS_HEADER_NAMES_OFF_OFF 104 /* u64: offset of the name entries */
+#define DAXVM_NS_HEADER_NAME_COUNT_OFF 112 /* u32: name entries */
+#define DAXVM_NS_HEADER_HEAP_GRANULES_OFF 116 /* u32: granules of the heap (NS_GRANULE bytes each: name bytes and extents) */
+#define DAXVM_NS_HEADER_HEAP_OFF_OFF 120 /* u64: offset of the heap */
+#define DAXVM_NS_HEADER_TOTAL_SIZE_OFF 128 /* u64: bytes of the region */
+#define DAXVM_NS_HEADER_PIDNS_OFF 136 /* u64: the daemon's pid namespace (inode of /proc/self/ns/pid) */
+struct daxvm_ns_header {
+	uint8_t magic[8];
+	uint32_t version;
+	uint32_t header_size;
+	uint64_t pool_dev;
+	uint64_t pool_ino;
+	uint8_t pool_uuid[16];
+	uint32_t daemon_pid;
+	uint32_t live;
+	uint64_t daemon_start;
+	uint32_t region_gen;
+	uint32_t mount_flags;
+	uint32_t mount_uid;
+	uint32_t mount_gid;
+	uint32_t inode_count;
+	uint32_t bucket_count;
+	uint64_t inodes_off;
+	uint64_t buckets_off;
+	uint64_t names_off;
+	uint32_t name_count;
+	uint32_t heap_granules;
+	uint64_t heap_off;
+	uint64_t total_size;
+	uint64_t pidns;
+	uint8_t _pad144[3952];
+};
+_Static_assert(sizeof(struct daxvm_ns_header) == DAXVM_NS_HEADER_BYTES, "ns_header: size");
+_Static_assert(offsetof(struct daxvm_ns_header, magic) == DAXVM_NS_HEADER_MAGIC_OFF, "ns_header.magic");
+_Static_assert(offsetof(struct daxvm_ns_header, version) == DAXVM_NS_HEADER_VERSION_OFF, "ns_header.version");
+_Static_assert(offsetof(struct daxvm_ns_header, header_size) == DAXVM_NS_HEADER_HEADER_SIZE_OFF, "ns_header.header_size");
+_Static_assert(offsetof(struct daxvm_ns_header, pool_dev) == DAXVM_NS_HEADER_POOL_DEV_OFF, "ns_header.pool_dev");
+_Static_assert(offsetof(struct daxvm_ns_header, pool_ino) == DAXVM_NS_HEADER_POOL_INO_OFF, "ns_header.pool_ino");
+_Static_assert(offsetof(struct daxvm_ns_header, pool_uuid) == DAXVM_NS_HEADER_POOL_UUID_OFF, "ns_header.pool_uuid");
+_Static_assert(offsetof(struct daxvm_ns_header, daemon_pid) == DAXVM_NS_HEADER_DAEMON_PID_OFF, "ns_header.daemon_pid");
+_Static_assert(offsetof(struct daxvm_ns_header, live) == DAXVM_NS_HEADER_LIVE_OFF, "ns_header.live");
+_Static_assert(offsetof(struct daxvm_ns_header, daemon_start) == DAXVM_NS_HEADER_DAEMON_START_OFF, "ns_header.daemon_start");
+_Static_assert(offsetof(struct daxvm_ns_header, region_gen) == DAXVM_NS_HEADER_REGION_GEN_OFF, "ns_header.region_gen");
+_Static_assert(offsetof(struct daxvm_ns_header, mount_flags) == DAXVM_NS_HEADER_MOUNT_FLAGS_OFF, "ns_header.mount_flags");
+_Static_assert(offsetof(struct daxvm_ns_header, mount_uid) == DAXVM_NS_HEADER_MOUNT_UID_OFF, "ns_header.mount_uid");
+_Static_assert(offsetof(struct daxvm_ns_header, mount_gid) == DAXVM_NS_HEADER_MOUNT_GID_OFF, "ns_header.mount_gid");
+_Static_assert(offsetof(struct daxvm_ns_header, inode_count) == DAXVM_NS_HEADER_INODE_COUNT_OFF, "ns_header.inode_count");
+_Static_assert(offsetof(struct daxvm_ns_header, bucket_count) == DAXVM_NS_HEADER_BUCKET_COUNT_OFF, "ns_header.bucket_count");
+_Static_assert(offsetof(struct daxvm_ns_header, inodes_off) == DAXVM_NS_HEADER_INODES_OFF_OFF, "ns_header.inodes_off");
+_Static_assert(offsetof(struct daxvm_ns_header, buckets_off) == DAXVM_NS_HEADER_BUCKETS_OFF_OFF, "ns_header.buckets_off");
+_Static_assert(offsetof(struct daxvm_ns_header, names_off) == DAXVM_NS_HEADER_NAMES_OFF_OFF, "ns_header.names_off");
+_Static_assert(offsetof(struct daxvm_ns_header, name_count) == DAXVM_NS_HEADER_NAME_COUNT_OFF, "ns_header.name_count");
+_Static_assert(offsetof(struct daxvm_ns_header, heap_granules) == DAXVM_NS_HEADER_HEAP_GRANULES_OFF, "ns_header.heap_granules");
+_Static_assert(offsetof(struct daxvm_ns_header, heap_off) == DAXVM_NS_HEADER_HEAP_OFF_OFF, "ns_header.heap_off");
+_Static_assert(offsetof(struct daxvm_ns_header, total_size) == DAXVM_NS_HEADER_TOTAL_SIZE_OFF, "ns_header.total_size");
+_Static_assert(offsetof(struct daxvm_ns_header, pidns) == DAXVM_NS_HEADER_PIDNS_OFF, "ns_header.pidns");
+
+/* ns_inode (64 bytes): an inode record, indexed by inode number */
+#define DAXVM_NS_INODE_BYTES 64
+#define DAXVM_NS_INODE_SEQ_OFF 0 /* u32: sequence word: odd while the daemon writes the record */
+#define DAXVM_NS_INODE_GENERATION_OFF 4 /* u32: generation */
+#define DAXVM_NS_INODE_MODE_OFF 8 /* u32: type and permission bits; 0: not published (ask the mount) */
+#define DAXVM_NS_INODE_UID_OFF 12 /* u32: owner */
+#define DAXVM_NS_INODE_GID_OFF 16 /* u32: group */
+#define DAXVM_NS_INODE_NLINK_OFF 20 /* u32: link count */
+#define DAXVM_NS_INODE_SIZE_OFF 24 /* u64: size in bytes */
+#define DAXVM_NS_INODE_PARENT_OFF 32 /* u32: directories: the parent directory */
+#define DAXVM_NS_INODE_FLAGS_OFF 36 /* u32: NS_INODE_*: names complete, has tables, extents published */
+#define DAXVM_NS_INODE_EXTENTS_OFF 40 /* u32: regular files: first heap granule of the extents */
+#define DAXVM_NS_INODE_EXTENT_COUNT_OFF 44 /* u32: regular files: extents, in file order */
+struct daxvm_ns_inode {
+	uint32_t seq;
+	uint32_t generation;
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t nlink;
+	uint64_t size;
+	uint32_t parent;
+	uint32_t flags;
+	uint32_t extents;
+	uint32_t extent_count;
+	uint8_t _pad48[16];
+};
+_Static_assert(sizeof(struct daxvm_ns_inode) == DAXVM_NS_INODE_BYTES, "ns_inode: size");
+_Static_assert(offsetof(struct daxvm_ns_inode, seq) == DAXVM_NS_INODE_SEQ_OFF, "ns_inode.seq");
+_Static_assert(offsetof(struct daxvm_ns_inode, generation) == DAXVM_NS_INODE_GENERATION_OFF, "ns_inode.generation");
+_Static_assert(offsetof(struct daxvm_ns_inode, mode) == DAXVM_NS_INODE_MODE_OFF, "ns_inode.mode");
+_Static_assert(offsetof(struct daxvm_ns_inode, uid) == DAXVM_NS_INODE_UID_OFF, "ns_inode.uid");
+_Static_assert(offsetof(struct daxvm_ns_inode, gid) == DAXVM_NS_INODE_GID_OFF, "ns_inode.gid");
+_Static_assert(offsetof(struct daxvm_ns_inode, nlink) == DAXVM_NS_INODE_NLINK_OFF, "ns_inode.nlink");
+_Static_assert(offsetof(struct daxvm_ns_inode, size) == DAXVM_NS_INODE_SIZE_OFF, "ns_inode.size");
+_Static_assert(offsetof(struct daxvm_ns_inode, parent) == DAXVM_NS_INODE_PARENT_OFF, "ns_inode.parent");
+_Static_assert(offsetof(struct daxvm_ns_inode, flags) == DAXVM_NS_INODE_FLAGS_OFF, "ns_inode.flags");
+_Static_assert(offsetof(struct daxvm_ns_inode, extents) == DAXVM_NS_INODE_EXTENTS_OFF, "ns_inode.extents");
+_Static_assert(offsetof(struct daxvm_ns_inode, extent_count) == DAXVM_NS_INODE_EXTENT_COUNT_OFF, "ns_inode.extent_count");
+
+/* ns_name (32 bytes): a directory entry in a hash chain */
+#define DAXVM_NS_NAME_BYTES 32
+#define DAXVM_NS_NAME_SEQ_OFF 0 /* u32: sequence word: odd while the daemon writes the entry */
+#define DAXVM_NS_NAME_BUCKET_OFF 4 /* u32: the bucket whose chain holds the entry; NS_NO_BUCKET when free */
+#define DAXVM_NS_NAME_PARENT_OFF 8 /* u32: the directory */
+#define DAXVM_NS_NAME_INO_OFF 12 /* u32: the inode it names */
+#define DAXVM_NS_NAME_HASH_OFF 16 /* u32: FNV-1a of the parent (4 bytes, little-endian) then the name bytes */
+#define DAXVM_NS_NAME_NAME_LEN_OFF 20 /* u16: name length (1 to 255) */
+#define DAXVM_NS_NAME_NAME_OFF 24 /* u32: first heap granule of the name bytes */
+#define DAXVM_NS_NAME_NEXT_OFF 28 /* u32: 1 + next entry of the chain; 0: end */
+struct daxvm_ns_name {
+	uint32_t seq;
+	uint32_t bucket;
+	uint32_t parent;
+	uint32_t ino;
+	uint32_t hash;
+	uint16_t name_len;
+	uint8_t _pad22[2];
+	uint32_t name;
+	uint32_t next;
+};
+_Static_assert(sizeof(struct daxvm_ns_name) == DAXVM_NS_NAME_BYTES, "ns_name: size");
+_Static_assert(offsetof(struct daxvm_ns_name, seq) == DAXVM_NS_NAME_SEQ_OFF, "ns_name.seq");
+_Static_assert(offsetof(struct daxvm_ns_name, bucket) == DAXVM_NS_NAME_BUCKET_OFF, "ns_name.bucket");
+_Static_assert(offsetof(struct daxvm_ns_name, parent) == DAXVM_NS_NAME_PARENT_OFF, "ns_name.parent");
+_Static_assert(offsetof(struct daxvm_ns_name, ino) == DAXVM_NS_NAME_INO_OFF, "ns_name.ino");
+_Static_assert(offsetof(struct daxvm_ns_name, hash) == DAXVM_NS_NAME_HASH_OFF, "ns_name.hash");
+_Static_assert(offsetof(struct daxvm_ns_name, name_len) == DAXVM_NS_NAME_NAME_LEN_OFF, "ns_name.name_len");
+_Static_assert(offsetof(struct daxvm_ns_name, name) == DAXVM_NS_NAME_NAME_OFF, "ns_name.name");
+_Static_assert(offsetof(struct daxvm_ns_name, next) == DAXVM_NS_NAME_NEXT_OFF, "ns_name.next");
+
 /* ---- src/core/format/pool.ts ---- */
 
 /* pool: blocks, regions and limits of a pool */

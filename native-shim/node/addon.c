@@ -148,5 +148,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
   CHECK(lib_init(env, exports));
   CHECK(bench_init(env, exports));
   CHECK(fallocate_init(env, exports));
+  CHECK(ns_init(env, exports));
   return exports;
 }

@@ -44,6 +44,7 @@ napi_status addon_init(napi_env env, napi_value exports);
 napi_status lib_init(napi_env env, napi_value exports);
 napi_status bench_init(napi_env env, napi_value exports);
 napi_status fallocate_init(napi_env env, napi_value exports);
+napi_status ns_init(napi_env env, napi_value exports);
 
 #define CHECK(call)                                                        \
   do {                                                                     \

@@ -104,7 +104,7 @@ function knobFile(name: string, knob: KnobName, ino: number): ControlFile {
   };
 }
 
-function controlFiles(extra: () => Record<string, unknown>): ControlFile[] {
+function controlFiles(extra: () => Record<string, unknown>, dramKB: () => number): ControlFile[] {
   const files: ControlFile[] = [];
   let ino = CONTROL_INO_BASE + 1;
   for (const [name, knob] of Object.entries(KNOB_FILES)) files.push(knobFile(name, knob, ino++));
@@ -113,7 +113,7 @@ function controlFiles(extra: () => Record<string, unknown>): ControlFile[] {
     ino: ino++,
     content: (fs) => {
       const o = fs.occupancy();
-      return `PMEM: ${o.pmemKB}\nDRAM: ${o.dramKB}\n`;
+      return `PMEM: ${o.pmemKB}\nDRAM: ${o.dramKB + dramKB()}\n`;
     },
   });
   files.push({ name: 'pool', ino: ino++, content: (fs) => resolvePath(fs.poolPath) + '\n', perm: poolPerm });
@@ -122,7 +122,7 @@ function controlFiles(extra: () => Record<string, unknown>): ControlFile[] {
     ino: ino++,
     content: (fs) => {
       const o = fs.occupancy();
-      return JSON.stringify({ ...fs.stats(), pmemKB: o.pmemKB, dramKB: o.dramKB, ...extra() }, null, 2) + '\n';
+      return JSON.stringify({ ...fs.stats(), pmemKB: o.pmemKB, dramKB: o.dramKB + dramKB(), ...extra() }, null, 2) + '\n';
     },
   });
   return files;
@@ -146,8 +146,9 @@ export class Control {
     const extra = (): Record<string, unknown> => ({
       requests: state.requestCounts(),
       daemonCpuUs: (() => { const c = process.cpuUsage(); return c.user + c.system; })(),
+      ...state.sharedStats(),
     });
-    for (const f of controlFiles(extra)) {
+    for (const f of controlFiles(extra, () => state.sharedDramKB())) {
       this.byName.set(f.name, f);
       this.byIno.set(f.ino, f);
     }

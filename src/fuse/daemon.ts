@@ -127,7 +127,10 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
   }
 
   FsError.stackTraces = false; // errors are answers here, never printed
+  shared.publish(fs, { allowOther: options.allowOther, readOnly: options.readOnly, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
   const state = new MountState(fs, { readOnly: options.readOnly });
+  state.sharedDramKB = () => shared.dramKB();
+  state.sharedStats = () => shared.stats();
   let finish!: (code: number) => void;
   const done = new Promise<number>(resolve => { finish = resolve; });
   let stopping = false;

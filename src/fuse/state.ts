@@ -47,6 +47,9 @@ export class MountState {
   io!: Io;
   /** The per-opcode request counters (the session's), for .daxvm/stats. */
   requestCounts: () => Record<string, number> = () => ({ total: 0 });
+  /** The shared namespace's DRAM copies of page tables (KiB) and its counters (src/fuse/publish). */
+  sharedDramKB: () => number = () => 0;
+  sharedStats: () => Record<string, number> = () => ({});
   private closed = false;
 
   private readonly lookups = new Map<number, number>();

@@ -47,7 +47,9 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
     const what = m.mode === 'vanilla'
       ? `vanilla (a plain mmap through the mount): ${m.fallbackReason ?? 'asked'}`
       : `${m.mode} from the pool (${m.runs} run${m.runs === 1 ? '' : 's'}, tracking ${m.tracking})`;
-    log('mmap %s [%d+%d, %s]: %s', shown, m.offset, m.length, m.prot, what);
+    const how = m.resolved === 'namespace' ? 'resolved in the shared namespace (no request to the daemon)'
+      : `resolved through the mount${m.resolveReason ? `: ${m.resolveReason}` : ''}`;
+    log('mmap %s [%d+%d, %s]: %s; %s', shown, m.offset, m.length, m.prot, what, how);
   }
   return m;
 }

@@ -16,6 +16,7 @@ import { PoolAccess, type TableRead } from './pool.js';
 import type { PptInfo } from '../core/format/ppt.js';
 import { mountOf, openForMapping, readPpt, type DaxvmMount, type Opened } from './resolve.js';
 import { mapVanilla } from './vanilla.js';
+import { planDirect } from './direct.js';
 
 const PAGE = 4096;
 
@@ -149,6 +150,26 @@ function runBytes(table: TableRead): Float64Array {
 export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping {
   const c = check(file, options);
   const writable = c.prot === 'rw';
+  let resolveReason: string | undefined;
+  if (c.flags & MAP_DAXVM) {
+    // The namespace first: no request to the daemon (direct.ts); else the mount, with the reason.
+    const d = planDirect(file, c.offset, c.length, writable && !c.priv);
+    if (typeof d === 'string') {
+      resolveReason = d;
+    } else {
+      try {
+        if (d.length > bufferConstants.MAX_LENGTH) throw invalid(`length ${d.length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, d.path);
+        const common: Common = {
+          path: d.path, offset: c.offset, length: d.length, prot: c.prot, flags: c.flags, private: c.priv,
+          batching: (c.flags & MAP_DAXVM_BATCHING) !== 0, resolved: 'namespace',
+        };
+        return fromTables(common, c, d.pool, d.table, d.lease, writable);
+      } catch (err) {
+        native.dropLease(d.lease);
+        throw err;
+      }
+    }
+  }
   const opened = openForMapping(file, writable && !c.priv);
   try {
     const r = resolve(opened, c);
@@ -157,9 +178,9 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
     const length = c.length ?? r.size - c.offset;
     if (length > bufferConstants.MAX_LENGTH) throw invalid(`length ${length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, opened.path);
     const p = plan(r, c, length);
-    const common = {
+    const common: Common = {
       path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, private: c.priv,
-      batching: (c.flags & MAP_DAXVM_BATCHING) !== 0,
+      batching: (c.flags & MAP_DAXVM_BATCHING) !== 0, resolved: 'mount', ...(resolveReason ? { resolveReason } : {}),
     };
     if (p.kind === 'vanilla') {
       const v = mapVanilla(opened.fd, c.offset, length, writable, c.priv, opened.path, c.populate);
@@ -185,7 +206,7 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
   }
 }
 
-type Common = Pick<MappingParts, 'path' | 'offset' | 'length' | 'prot' | 'flags' | 'private' | 'batching'>;
+type Common = Pick<MappingParts, 'path' | 'offset' | 'length' | 'prot' | 'flags' | 'private' | 'batching' | 'resolved' | 'resolveReason'>;
 
 function fromTables(common: Common, c: Checked, pool: PoolAccess, table: TableRead, lease: LeaseHandle, writable: boolean): Mapping {
   const knobs = pool.knobs();

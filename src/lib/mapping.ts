@@ -52,6 +52,10 @@ export interface MappingParts {
   batching: boolean;
   zombieMaxPages: number;
   fallbackReason?: string;
+  /** Where the path was resolved: the shared namespace (no request to the daemon) or the mount. */
+  resolved?: 'namespace' | 'mount';
+  /** MAP_DAXVM resolved through the mount: why the namespace could not serve it. */
+  resolveReason?: string;
   leaves?: { pte: number; pmd: number; pud: number };
   /** attached: a pool view; stitched: the span; vanilla: none. */
   handle?: MapHandle;
@@ -114,6 +118,10 @@ export class Mapping {
   readonly batching: boolean;
   /** Why the vanilla path was taken (undefined otherwise). */
   readonly fallbackReason: string | undefined;
+  /** 'namespace': resolved in the daemon's shared namespace, with no request to it; 'mount': through the mount. */
+  readonly resolved: 'namespace' | 'mount';
+  /** Why a MAP_DAXVM mapping was resolved through the mount (undefined otherwise). */
+  readonly resolveReason: string | undefined;
   /** Virtual address of buffer[0] for attached and stitched mappings (to find it in /proc/self/smaps). */
   readonly address: number | undefined;
   private readonly parts: MappingParts;
@@ -138,6 +146,8 @@ export class Mapping {
     this.ephemeral = p.ephemeral;
     this.batching = p.batching;
     this.fallbackReason = p.fallbackReason;
+    this.resolved = p.resolved ?? 'mount';
+    this.resolveReason = p.resolveReason;
     this.address = p.address;
     if (p.fd !== undefined) {
       this.handle = { fd: p.fd, open: true };

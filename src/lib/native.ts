@@ -103,6 +103,23 @@ export interface LibShim extends MappingShim {
   flushZombies(): number;
   stats(): LibStats;
   address(handle: MapHandle): number;
+
+  // the shared namespace (native-shim/core/ns.h): resolve with no request to the daemon
+  /**
+   * Resolve a path (raw bytes) for reading (want 4) or reading and writing (6):
+   * 0 and `out` = [mount, ino, generation, seq, mode, uid, gid, flags, size, region generation];
+   * a negative errno (the kernel's answer); a positive fallback code (nsReason).
+   */
+  nsResolve(path: Buffer, want: number, out: Float64Array): number;
+  /**
+   * The runs of file blocks [first, end): 0 and `out` = [runs, holes, (logical, physical, count)...];
+   * -EAGAIN: changed (or read in another region: `region` is the generation nsResolve gave).
+   */
+  nsRuns(mount: number, region: number, ino: number, seq: number, first: number, end: number, out: Float64Array): number;
+  /** Is the file's record still at sequence word seq? */
+  nsUnchanged(mount: number, region: number, ino: number, seq: number): boolean;
+  nsMountInfo(mount: number): { mountpoint: string; pool: string; mountId: number } | null;
+  nsReason(code: number): string;
 }
 
 export const native = loadShim<LibShim>();

@@ -25,18 +25,25 @@ export interface PoolIdentity {
   /** Permission bits of the pool file. */
   mode: number;
   uuid: Buffer;
+  /** Inode count of the pool (superblock offset 40). */
+  inodeCount: number;
 }
 
 export function poolIdentity(poolPath: string): PoolIdentity {
   const st = fs.statSync(poolPath, { bigint: true });
   const uuid = Buffer.alloc(16);
+  const count = Buffer.alloc(4);
   const fd = fs.openSync(poolPath, 'r');
   try {
     fs.readSync(fd, uuid, 0, 16, 160); // the superblock's UUID (docs/format.md)
+    fs.readSync(fd, count, 0, 4, 40); // and its inode count
   } finally {
     fs.closeSync(fd);
   }
-  return { path: poolPath, dev: st.dev, ino: st.ino, uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode & 0o777n), uuid };
+  return {
+    path: poolPath, dev: st.dev, ino: st.ino, uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode & 0o777n), uuid,
+    inodeCount: count.readUInt32LE(0),
+  };
 }
 
 /** The inode of this process's pid namespace: holders' pids mean something only within it. */

@@ -1,0 +1,58 @@
+/* What ns.c (the walk) and ns_mounts.c (mount table, regions) share. Not an API: see ns.h. */
+#ifndef DAXVM_NS_INTERNAL_H
+#define DAXVM_NS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../include/daxvm_format.h"
+#include "ns.h"
+
+#define NS_MAX_REGIONS 256
+#define NS_READY (-1)
+
+/* A region as mapped (never unmapped or changed: a reader that loaded it may go on using it). */
+typedef struct {
+  uint32_t gen; /* the header's region_gen */
+  uint64_t size, map_len;
+  uint32_t pid, inode_count, bucket_mask, name_count, heap_granules;
+  const unsigned char *base, *inodes, *names, *heap;
+  const uint32_t *buckets, *live;
+} ns_map;
+
+/* One daxvm mount's namespace (never freed: indexes stay valid). */
+typedef struct {
+  int index;
+  uint64_t mount_id;
+  char *mountpoint, *pool;
+  int state;           /* atomic: 0 not opened, NS_READY, or a fallback code (retried after retry_at) */
+  double retry_at;
+  uint64_t alive_tick; /* atomic: the tick the daemon was last seen running */
+  ns_map *map;         /* atomic: the region in use; replaced when it goes dead (a new daemon, a reused mount id) */
+} ns_region;
+
+typedef struct {
+  uint64_t id, parent;
+  const char *mountpoint;
+  size_t len; /* 0 for "/" */
+  ns_region *region; /* daxvm mounts (of their file system's root) only */
+  int read_only, allow_other;
+  long user_id, group_id;
+} ns_mount;
+
+typedef struct {
+  char *text;
+  uint64_t root;
+  unsigned n;
+  ns_mount m[];
+} ns_snap;
+
+/* A coarse clock tick (CLOCK_MONOTONIC_COARSE, a few ms; no system call): what is checked by a system call is checked again once per tick. */
+uint64_t ns_tick(void);
+const ns_snap *ns_snapshot(void);
+const ns_mount *ns_mount_at(const ns_snap *s, uint64_t *in, const char *path, size_t len);
+ns_region *ns_region_at(int index);
+/* The region's map, usable now (*map set, 0), or why not (a fallback code). */
+int ns_region_ready(ns_region *r, const ns_map **map);
+
+#endif

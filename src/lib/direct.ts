@@ -1,0 +1,135 @@
+/**
+ * MAP_DAXVM with no request to the daemon: the path is resolved in the
+ * shared namespace the daemon publishes (native-shim/core/ns.c: lock-free,
+ * permissions checked as the kernel's default_permissions), the file's
+ * extents read from it (the DRAM copy of its page table), a lease taken on
+ * its blocks, and the record checked again (docs/format.md, "Leases: the
+ * ordering argument"). What the namespace cannot answer for sure goes to
+ * the mount path (resolve.ts), with the reason.
+ */
+import path from 'node:path';
+import { constants } from 'node:os';
+import { native, type LeaseHandle } from './native.js';
+import { DaxvmError, invalid } from './errors.js';
+import { PoolAccess, type Run, type TableRead } from './pool.js';
+import { NS_INODE_TABLES } from '../core/format/namespace.js';
+
+const PAGE = 4096;
+const PMD_BLOCKS = 512;
+const WANT_READ = 4;
+const WANT_WRITE = 2;
+const EAGAIN = 11;
+/** Attempts while the file keeps changing under us. */
+const TRIES = 8;
+const MAX_RUNS = 256;
+
+const file = new Float64Array(10);
+const runsOut = new Float64Array(2 + 3 * MAX_RUNS);
+/** The pool of each mount the namespace reader knows (by its index), or why it cannot be used. */
+const pools = new Map<number, PoolAccess | string>();
+const errnoName = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
+
+export interface DirectPlan {
+  pool: PoolAccess;
+  table: TableRead;
+  lease: LeaseHandle;
+  length: number;
+  /** The path as given, made absolute (for messages and `mapping.path`). */
+  path: string;
+}
+
+function shownPath(f: string | Buffer): string {
+  if (typeof f === 'string') return path.resolve(f);
+  const s = f.toString('latin1');
+  return s.startsWith('/') ? s : `${process.cwd()}/${s}`;
+}
+
+function poolOf(mount: number): PoolAccess | string {
+  let p = pools.get(mount);
+  if (p === undefined) {
+    const info = native.nsMountInfo(mount);
+    if (!info) p = 'the namespace lost its mount';
+    else {
+      try {
+        p = PoolAccess.get(info.pool);
+      } catch (err) {
+        p = `no access to the pool file ${info.pool} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+      }
+    }
+    pools.set(mount, p);
+  }
+  return p;
+}
+
+/** Leaves of the page table the runs stand for: 2 MiB entries where file and pool are aligned, else 4 KiB ones. */
+function leavesOf(runs: Run[]): { pte: number; pmd: number; pud: number } {
+  const leaves = { pte: 0, pmd: 0, pud: 0 };
+  for (const r of runs) {
+    if ((r.logical - r.physical) % PMD_BLOCKS !== 0) {
+      leaves.pte += r.count;
+      continue;
+    }
+    const head = Math.min(r.count, (PMD_BLOCKS - (r.logical % PMD_BLOCKS)) % PMD_BLOCKS);
+    const rest = r.count - head;
+    leaves.pte += head + (rest % PMD_BLOCKS);
+    leaves.pmd += Math.floor(rest / PMD_BLOCKS);
+  }
+  return leaves;
+}
+
+/**
+ * A plan to map [offset, +length) of `f` from the pool, resolved without the
+ * daemon; a string says why the mount path must be taken instead. Throws
+ * what the kernel would answer (ENOENT, EACCES, ENOTDIR, EISDIR...), and
+ * EINVAL for a range past the end, as the mount path does.
+ */
+export function planDirect(f: string | Buffer, offset: number, wanted: number | undefined, writable: boolean): DirectPlan | string {
+  const bytes = typeof f === 'string' ? Buffer.from(f) : f;
+  const want = writable ? WANT_READ | WANT_WRITE : WANT_READ;
+  for (let attempt = 0; attempt < TRIES; attempt++) {
+    const rc = native.nsResolve(bytes, want, file);
+    if (rc < 0) {
+      const code = errnoName.get(-rc) ?? 'EIO';
+      throw new DaxvmError({ code, errno: rc, syscall: 'open', path: shownPath(f) }, native.nsReason(rc).toLowerCase());
+    }
+    if (rc > 0) return native.nsReason(rc);
+    const mount = file[0]!, ino = file[1]!, gen = file[2]!, seq = file[3]!, flags = file[7]!, size = file[8]!;
+    const region = file[9]!; // the region it was read in (a new daemon makes another)
+    if (!(flags & NS_INODE_TABLES)) return 'the file has no page tables (knob page_tables_on is 0)';
+    const pool = poolOf(mount);
+    if (typeof pool === 'string') return pool;
+    if (offset >= size) {
+      throw invalid(`nothing to map: offset ${offset} is at or past the end of the file (${size} bytes); extend the file first`, shownPath(f));
+    }
+    const length = wanted ?? size - offset;
+    const first = offset / PAGE;
+    const end = Math.ceil((offset + length) / PAGE);
+    const r = native.nsRuns(mount, region, ino, seq, first, end, runsOut);
+    if (r === -EAGAIN) continue;
+    if (r !== 0) return native.nsReason(r);
+    if (runsOut[1]! > 0) return `${runsOut[1]} page(s) of the range have no block (holes, or past the end of the file)`;
+    const n = runsOut[0]!;
+    const g = pool.geometry;
+    const runs: Run[] = [];
+    const byteRuns = new Float64Array(n * 2);
+    for (let i = 0; i < n; i++) {
+      const logical = runsOut[2 + 3 * i]!, physical = runsOut[3 + 3 * i]!, count = runsOut[4 + 3 * i]!;
+      if (physical < g.dataStart || physical + count > g.totalBlocks) return `block ${physical} outside the pool's data area`;
+      runs.push({ logical, physical, count });
+      byteRuns[2 * i] = physical * PAGE;
+      byteRuns[2 * i + 1] = count * PAGE;
+    }
+    let lease: LeaseHandle;
+    try {
+      lease = native.lease(pool.ro.handle, byteRuns, ino, gen);
+    } catch (err) {
+      return `no lease on the pool's blocks: ${(err as Error).message}`;
+    }
+    // The lease is visible (a full fence): are the blocks still the file's?
+    if (native.nsUnchanged(mount, region, ino, seq)) {
+      return { pool, lease, length, path: shownPath(f), table: { runs, holes: 0, leaves: leavesOf(runs), size, seq } };
+    }
+    native.dropLease(lease);
+  }
+  return 'the file kept changing while being mapped';
+}
