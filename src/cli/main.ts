@@ -24,8 +24,9 @@ function version(): string {
   }
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+/** -o given several times: every value, in order (no default, so that help shows none). */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /** Check --size while parsing, so a bad size is a usage error (exit 2). */
@@ -99,17 +100,17 @@ export function buildProgram(): Command {
 
   program.command('mount')
     .description('mount a pool (default: the per-user pool, created on first use, on /mnt/nvmm1)')
-    .argument('[pool]', 'pool file')
+    .argument('[pool]', 'pool file (default: ~/.local/share/daxvm-nodejs/pool.daxvm, or under $XDG_DATA_HOME; made on first use)')
     .argument('[mountpoint]', 'mount point (created if missing)', '/mnt/nvmm1')
     .option('-f, --foreground', 'stay in the foreground (Ctrl-C unmounts)')
     .option('-o, --options <options>', 'mount options, comma-separated: ro, rw, allow_other, allow_root, ' +
       'commit=SECONDS, nonempty, noexec, nosuid, nodev, noatime, allow_loose_pool (mount a pool others can read)...; ' +
-      'mount(8)\'s generic options are accepted', collect, [])
+      'mount(8)\'s generic options are accepted', collect)
     .option('--clear-dead', 'clear a dead mount (its daemon gone) in the way without asking')
     .addOption(new Option('--ready-fd <fd>', 'internal: report readiness on this fd').hideHelp())
-    .action(async (pool: string | undefined, mnt: string, o: { foreground?: boolean; options: string[]; clearDead?: boolean; readyFd?: string }) =>
+    .action(async (pool: string | undefined, mnt: string, o: { foreground?: boolean; options?: string[]; clearDead?: boolean; readyFd?: string }) =>
       run('mount', EXIT.MOUNT_FAILURE, async () => (await import('./cmd-mount.js')).cmdMount(pool, mnt, {
-        o: o.options,
+        o: o.options ?? [],
         ...(o.foreground ? { foreground: true } : {}),
         ...(o.clearDead ? { clearDead: true } : {}),
         ...(o.readyFd !== undefined ? { readyFd: o.readyFd } : {}),
@@ -193,7 +194,7 @@ export function buildProgram(): Command {
 
   program.command('doctor')
     .description('what this machine offers the library (FUSE, userfaultfd WP-async, PAGEMAP_SCAN, huge pages) and its fallbacks')
-    .argument('[mountpoint|pool]', 'a daxvm mount whose pool to check (default: the first one mounted), or a pool file')
+    .argument('[mountpoint|pool]', 'a daxvm mount whose pool to check (default: /mnt/nvmm1), or a pool file')
     .option('--json', 'print as JSON')
     .action(async (mnt: string | undefined, o: { json?: boolean }) =>
       run('doctor', EXIT.FAILURE, async () => (await import('./cmd-doctor.js')).cmdDoctor(mnt, o)));
