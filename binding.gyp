@@ -33,7 +33,7 @@
       "product_prefix": "lib",
       "dependencies": ["daxvm_preload_core"],
       "sources": [
-        "native-shim/preload/real.c", "native-shim/preload/mounts.c", "native-shim/preload/mapping.c", "native-shim/preload/interpose.c"
+        "native-shim/preload/real.c", "native-shim/preload/mounts.c", "native-shim/preload/tables.c", "native-shim/preload/mapping.c", "native-shim/preload/interpose.c"
       ],
       "cflags": ["-fvisibility=hidden", "-U_FILE_OFFSET_BITS"],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "../core/sys.h"
@@ -29,8 +28,6 @@
 
 #define PAGE 4096ull
 #define MAX_RECS 8192
-#define LEASE_TRIES 8
-#define STACK_RUNS 64
 
 enum { R_FREE, R_BUSY, R_LIVE, R_ZOMBIE };
 
@@ -87,81 +84,6 @@ static const char *fd_path(int fd, char *buf, size_t room)
   return buf;
 }
 
-/* The file's user.daxvm.ppt, parsed (one request to the daemon: fgetxattr, no path lookup). */
-static int read_ppt(int fd, unsigned long long v[7])
-{
-  char buf[256];
-  ssize_t n;
-  do n = fgetxattr(fd, DAXVM_PPT_XATTR, buf, sizeof buf - 1);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return -errno;
-  buf[n] = 0;
-  return sscanf(buf, DAXVM_PPT_TEXT_FORMAT, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 7 ? 0 : -EPROTO;
-}
-
-/* Scratch room for many runs, from the kernel (not malloc): freed by the caller with dvm_real_munmap. */
-static void *scratch(uint64_t bytes) { return dvm_real_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); }
-
-typedef struct {
-  dvm_run *runs;
-  unsigned n;
-  dvm_lease lease;
-  dvm_run stack[STACK_RUNS];
-  void *heap;
-  uint64_t heap_len;
-} leased;
-
-/* Read the table of [first, end), lease its blocks, check it did not change. NULL or why not. */
-static const char *lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info *info, uint32_t ino, uint32_t gen,
-                               uint64_t first, uint64_t end, leased *out)
-{
-  static char why[160];
-  out->runs = out->stack;
-  unsigned room = STACK_RUNS;
-  dvm_lease_table *lt;
-  dvm_lock();
-  int rc = dvm_pool_leases(m->p, &lt);
-  dvm_unlock();
-  if (rc < 0) {
-    snprintf(why, sizeof why, "no lease table for the pool (%s)", strerror(-rc));
-    return why;
-  }
-  for (int attempt = 0; attempt < LEASE_TRIES; attempt++) {
-    dvm_table_result t;
-    dvm_table_problem p = dvm_table_read(ro, info, ino, gen, first, end, out->runs, room, &t);
-    if (p != DVM_TABLE_OK) return dvm_table_problem_text(p);
-    if (t.holes > 0) {
-      snprintf(why, sizeof why, "%llu page(s) of the range have no block (holes, or past the end of the file)",
-               (unsigned long long)t.holes);
-      return why;
-    }
-    if (t.runs > room) { /* fragmented: room for all of them, and read again */
-      if (out->heap) dvm_real_munmap(out->heap, out->heap_len);
-      out->heap_len = ((uint64_t)t.runs * (sizeof(dvm_run) + sizeof(dvm_block_run)) + PAGE - 1) & ~(PAGE - 1);
-      out->heap = scratch(out->heap_len);
-      if (out->heap == MAP_FAILED) {
-        out->heap = NULL;
-        return "no memory for the runs";
-      }
-      out->runs = out->heap;
-      room = t.runs;
-      attempt--;
-      continue;
-    }
-    out->n = t.runs;
-    dvm_block_run bstack[STACK_RUNS], *b = out->heap ? (dvm_block_run *)(out->runs + room) : bstack;
-    for (unsigned i = 0; i < t.runs; i++) b[i] = (dvm_block_run){out->runs[i].offset / PAGE, out->runs[i].length / PAGE};
-    rc = dvm_lease_take(lt, b, t.runs, ino, gen, &out->lease);
-    if (rc < 0) {
-      snprintf(why, sizeof why, "no lease on the pool's blocks (%s)", strerror(-rc));
-      return why;
-    }
-    if (dvm_table_unchanged(ro, info, ino, t.seq)) return NULL;
-    dvm_lease_drop(&out->lease);
-  }
-  return "the table kept changing while being leased";
-}
-
 void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, const char **why)
 {
   static __thread char reason[1300];
@@ -192,7 +114,7 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
   dvm_pool_info info;
   if (dvm_pool_info_read(ro, m->p->size, &info) < 0) return *why = "the pool's superblock is not usable", DVMP_KERNEL;
   unsigned long long ppt[7]; /* ino gen seq root level nodes size */
-  rc = read_ppt(fd, ppt);
+  rc = dvmp_read_ppt(fd, ppt);
   if (rc < 0) return *why = "no user.daxvm.ppt on the file", DVMP_KERNEL;
   if (!ppt[3]) return *why = "the file has no page tables (knob page_tables_on is 0)", DVMP_KERNEL;
   int nosync = writable && info.knob_msync == 0;
@@ -203,8 +125,8 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
     return *why = reason, DVMP_KERNEL;
   }
   uint64_t maplen = ((uint64_t)len + PAGE - 1) & ~(PAGE - 1);
-  leased l = {0};
-  const char *no = lease_table(m, ro, &info, (uint32_t)ppt[0], (uint32_t)ppt[1], (uint64_t)off / PAGE,
+  dvmp_leased l = {0};
+  const char *no = dvmp_lease_table(m, ro, &info, (uint32_t)ppt[0], (uint32_t)ppt[1], (uint64_t)off / PAGE,
                                ((uint64_t)off + maplen) / PAGE, &l);
   if (no) {
     if (l.heap) dvm_real_munmap(l.heap, l.heap_len);

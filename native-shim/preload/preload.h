@@ -42,6 +42,22 @@ int dvmp_mount_view(dvmp_mount *m, enum dvm_view kind, void **addr_out);
 /* Does [addr, +len) touch memory the preload holds for itself (pool views, the ephemeral heap)? */
 int dvmp_touches_reserved(uintptr_t addr, uint64_t len);
 
+/* tables.c: a file's runs, leased. */
+#define DVMP_STACK_RUNS 64
+typedef struct {
+  dvm_run *runs; /* stack, or heap when there are more */
+  unsigned n;
+  dvm_lease lease;
+  dvm_run stack[DVMP_STACK_RUNS];
+  void *heap; /* from the kernel (not malloc): dvm_real_munmap(heap, heap_len) when done */
+  uint64_t heap_len;
+} dvmp_leased;
+/* The fd's user.daxvm.ppt (one request to the daemon): ino gen seq root level nodes size. */
+int dvmp_read_ppt(int fd, unsigned long long v[7]);
+/* The runs of file blocks [first, end) of inode ino, leased and checked; NULL, or why not. */
+const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info *info, uint32_t ino, uint32_t gen,
+                             uint64_t first, uint64_t end, dvmp_leased *out);
+
 /* mapping.c: the DaxVM path. DVMP_KERNEL (with *why) when the kernel's mmap must serve the call. */
 #define DVMP_KERNEL ((void *)-2)
 void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, const char **why);

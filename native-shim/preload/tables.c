@@ -1,0 +1,87 @@
+/*
+ * Where a file's blocks are, for the preload's mmap: its identity (the
+ * daemon's user.daxvm.ppt), its runs read from its persistent page table in
+ * the pool (core/table.c), and a lease on them, the table checked again
+ * after the lease is taken (docs/format.md, "Leases: the ordering argument").
+ */
+#define _GNU_SOURCE
+#include "preload.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/xattr.h>
+
+#include "../include/daxvm_format.h"
+#include "real.h"
+
+#define PAGE 4096ull
+#define LEASE_TRIES 8
+
+/* The file's user.daxvm.ppt, parsed (one request to the daemon: fgetxattr, no path lookup). */
+int dvmp_read_ppt(int fd, unsigned long long v[7])
+{
+  char buf[256];
+  ssize_t n;
+  do n = fgetxattr(fd, DAXVM_PPT_XATTR, buf, sizeof buf - 1);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  buf[n] = 0;
+  return sscanf(buf, DAXVM_PPT_TEXT_FORMAT, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 7 ? 0 : -EPROTO;
+}
+
+/* Scratch room for many runs, from the kernel (not malloc): freed by the caller with dvm_real_munmap. */
+static void *scratch(uint64_t bytes) { return dvm_real_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); }
+
+/* Read the table of [first, end), lease its blocks, check it did not change. NULL or why not. */
+const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info *info, uint32_t ino, uint32_t gen,
+                               uint64_t first, uint64_t end, dvmp_leased *out)
+{
+  static __thread char why[160];
+  out->runs = out->stack;
+  unsigned room = DVMP_STACK_RUNS;
+  dvm_lease_table *lt;
+  dvm_lock();
+  int rc = dvm_pool_leases(m->p, &lt);
+  dvm_unlock();
+  if (rc < 0) {
+    snprintf(why, sizeof why, "no lease table for the pool (%s)", strerror(-rc));
+    return why;
+  }
+  for (int attempt = 0; attempt < LEASE_TRIES; attempt++) {
+    dvm_table_result t;
+    dvm_table_problem p = dvm_table_read(ro, info, ino, gen, first, end, out->runs, room, &t);
+    if (p != DVM_TABLE_OK) return dvm_table_problem_text(p);
+    if (t.holes > 0) {
+      snprintf(why, sizeof why, "%llu page(s) of the range have no block (holes, or past the end of the file)",
+               (unsigned long long)t.holes);
+      return why;
+    }
+    if (t.runs > room) { /* fragmented: room for all of them, and read again */
+      if (out->heap) dvm_real_munmap(out->heap, out->heap_len);
+      out->heap_len = ((uint64_t)t.runs * (sizeof(dvm_run) + sizeof(dvm_block_run)) + PAGE - 1) & ~(PAGE - 1);
+      out->heap = scratch(out->heap_len);
+      if (out->heap == MAP_FAILED) {
+        out->heap = NULL;
+        return "no memory for the runs";
+      }
+      out->runs = out->heap;
+      room = t.runs;
+      attempt--;
+      continue;
+    }
+    out->n = t.runs;
+    dvm_block_run bstack[DVMP_STACK_RUNS], *b = out->heap ? (dvm_block_run *)(out->runs + room) : bstack;
+    for (unsigned i = 0; i < t.runs; i++) b[i] = (dvm_block_run){out->runs[i].offset / PAGE, out->runs[i].length / PAGE};
+    rc = dvm_lease_take(lt, b, t.runs, ino, gen, &out->lease);
+    if (rc < 0) {
+      snprintf(why, sizeof why, "no lease on the pool's blocks (%s)", strerror(-rc));
+      return why;
+    }
+    if (dvm_table_unchanged(ro, info, ino, t.seq)) return NULL;
+    dvm_lease_drop(&out->lease);
+  }
+  return "the table kept changing while being leased";
+}
+
