@@ -21,7 +21,7 @@
       "type": "static_library",
       "sources": [
         "native-shim/core/sys.c", "native-shim/core/vm.c", "native-shim/core/process.c", "native-shim/core/span.c",
-        "native-shim/core/lease.c", "native-shim/core/table.c"
+        "native-shim/core/lease.c", "native-shim/core/table.c", "native-shim/core/ns.c", "native-shim/core/ns_mounts.c"
       ],
       "defines": ["mmap=dvm_real_mmap", "munmap=dvm_real_munmap", "msync=dvm_real_msync", "mprotect=dvm_real_mprotect", "mremap=dvm_real_mremap"],
       "cflags": ["-fPIC", "-fvisibility=hidden", "-U_FILE_OFFSET_BITS"],

@@ -50,7 +50,7 @@ t.test('bytes equal the file: attached, stitched, ephemeral, batching', async (t
     }
   }
   t.match(mmapLines(pre(['cat', f('frag'), MAP_DAXVM_EPHEMERAL])).join(''), /stitched \(ephemeral heap\) .*2 run\(s\)/);
-  t.match(mmapLines(pre(['cat', f('big'), MAP_DAXVM])).join(''), /attached .*1 run\(s\), read-only view/);
+  t.match(mmapLines(pre(['cat', f('big'), MAP_DAXVM])).join(''), /attached .*1 run\(s\), read-only view, table from the shared namespace/);
 });
 
 t.test('stores: in the mount at once; msync writes back exactly the pages written; nosync writes back none', async (t) => {
@@ -134,6 +134,12 @@ t.test('fallbacks: the kernel\'s mmap, and why', async (t) => {
     t.match(mmapLines(o).join('\n'), why, what);
     t.ok(o.stdout.equals(bytes), `${what}: the bytes all the same`);
   }
+  // Opened, then unlinked: no name in the namespace; the daemon's user.daxvm.ppt and the pool's table answer.
+  writeFileSync(f('gone'), frag);
+  const gone = pre(['unlinked', f('gone')]);
+  t.equal(gone.status, 0, gone.stderr);
+  t.match(mmapLines(gone).join(''), /-> (attached|stitched) .*table from the pool \(user\.daxvm\.ppt\)/, 'unlinked before the mmap: the pool\'s table');
+  t.ok(gone.stdout.equals(frag));
   const plain = pre(['cat', f('big'), '0']);
   t.same(mmapLines(plain), [], 'no flag: the kernel, silently');
   t.ok(plain.stdout.equals(big));
@@ -142,7 +148,7 @@ t.test('fallbacks: the kernel\'s mmap, and why', async (t) => {
   t.ok(all.stdout.equals(big));
 });
 
-t.test('requests to the daemon per mmap+munmap after warm-up', async (t) => {
+t.test('zero requests to the daemon per mmap+munmap after warm-up', async (t) => {
   pre(['loop', f('frag'), '10', MAP_DAXVM]);
   const req = () => stats(m.mnt).requests as unknown as Record<string, number>;
   const s0 = req(), s1 = req(); // what reading .daxvm/stats costs itself
@@ -150,9 +156,9 @@ t.test('requests to the daemon per mmap+munmap after warm-up', async (t) => {
   t.equal(o.status, 0, o.stderr);
   const s2 = req();
   const delta = (k: string) => (s2[k] ?? 0) - (s1[k] ?? 0) - ((s1[k] ?? 0) - (s0[k] ?? 0));
-  // One GETXATTR (user.daxvm.ppt) per mmap until the shared namespace (issue 10) serves it; the open,
-  // its GETATTR/LOOKUP and its release are the program's own, once.
-  t.ok(delta('GETXATTR') <= 200, `GETXATTR: ${delta('GETXATTR')} for 200 mmaps`);
+  // The file's table comes from the shared namespace (issue 10): no GETXATTR; the open, its
+  // GETATTR/LOOKUP and its release are the program's own, once.
+  t.equal(delta('GETXATTR'), 0, 'no GETXATTR for 200 mmaps: the table comes from the shared namespace');
   t.ok(delta('total') - delta('GETXATTR') <= 10, `other requests: ${delta('total') - delta('GETXATTR')}`);
   t.ok(delta('READ') <= 1, `READ: ${delta('READ')} (the mount's .daxvm/pool, once per process; the bytes come from the pool)`);
 });

@@ -190,7 +190,7 @@ int dvm_getxattr(const char *path, const char *name, void *buf, size_t size,
 int dvm_quick_stat_fd(int fd, dvm_quick_stat *out)
 {
   struct statx stx;
-  unsigned want = STATX_TYPE | STATX_MODE;
+  unsigned want = STATX_TYPE | STATX_MODE | STATX_INO;
   memset(&stx, 0, sizeof stx);
   long rc = syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
                     want | STATX_MNT_ID_UNIQUE, &stx);
@@ -208,6 +208,7 @@ int dvm_quick_stat_fd(int fd, dvm_quick_stat *out)
   out->dev_major = stx.stx_dev_major;
   out->dev_minor = stx.stx_dev_minor;
   out->mode = stx.stx_mode;
+  out->ino = stx.stx_ino;
   return 0;
 }
 

@@ -100,6 +100,7 @@ typedef struct {
   int unique;
   uint32_t dev_major, dev_minor;
   uint32_t mode;
+  uint64_t ino;
 } dvm_quick_stat;
 int dvm_quick_stat_fd(int fd, dvm_quick_stat *out);
 

@@ -113,10 +113,16 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
   }
   dvm_pool_info info;
   if (dvm_pool_info_read(ro, m->p->size, &info) < 0) return *why = "the pool's superblock is not usable", DVMP_KERNEL;
-  unsigned long long ppt[7]; /* ino gen seq root level nodes size */
-  rc = dvmp_read_ppt(fd, ppt);
-  if (rc < 0) return *why = "no user.daxvm.ppt on the file", DVMP_KERNEL;
-  if (!ppt[3]) return *why = "the file has no page tables (knob page_tables_on is 0)", DVMP_KERNEL;
+  /* Who the file is: the shared namespace (no request to the daemon), else user.daxvm.ppt (one GETXATTR). */
+  dvm_ns_file nf;
+  int ns = dvmp_ns_of_fd(fd, &q, writable, m, &nf);
+  unsigned long long ppt[7] = {0}; /* ino gen seq root level nodes size */
+  if (ns && !(nf.flags & DAXVM_NS_INODE_TABLES)) return *why = "the file has no page tables (knob page_tables_on is 0)", DVMP_KERNEL;
+  if (!ns) {
+    rc = dvmp_read_ppt(fd, ppt);
+    if (rc < 0) return *why = "no user.daxvm.ppt on the file", DVMP_KERNEL;
+    if (!ppt[3]) return *why = "the file has no page tables (knob page_tables_on is 0)", DVMP_KERNEL;
+  }
   int nosync = writable && info.knob_msync == 0;
   enum dvm_view kind = !writable ? DVM_VIEW_RO : nosync ? DVM_VIEW_RW_UNTRACKED : DVM_VIEW_RW;
   void *view = ro;
@@ -126,8 +132,15 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
   }
   uint64_t maplen = ((uint64_t)len + PAGE - 1) & ~(PAGE - 1);
   dvmp_leased l = {0};
-  const char *no = dvmp_lease_table(m, ro, &info, (uint32_t)ppt[0], (uint32_t)ppt[1], (uint64_t)off / PAGE,
-                               ((uint64_t)off + maplen) / PAGE, &l);
+  const char *no = NULL;
+  int retry = !ns;
+  if (ns) no = dvmp_lease_ns(m, &nf, (uint64_t)off / PAGE, ((uint64_t)off + maplen) / PAGE, &l, &retry);
+  if (retry) {
+    if (ns && dvmp_read_ppt(fd, ppt) < 0) return *why = "no user.daxvm.ppt on the file", DVMP_KERNEL;
+    ns = 0;
+    no = dvmp_lease_table(m, ro, &info, (uint32_t)ppt[0], (uint32_t)ppt[1], (uint64_t)off / PAGE,
+                          ((uint64_t)off + maplen) / PAGE, &l);
+  }
   if (no) {
     if (l.heap) dvm_real_munmap(l.heap, l.heap_len);
     return *why = no, DVMP_KERNEL;
@@ -174,11 +187,11 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
     return *why = reason, DVMP_KERNEL;
   }
   __atomic_store_n(&r->state, R_LIVE, __ATOMIC_RELEASE);
-  DVMP_SAY("mmap %s [%llu, +%llu) %s -> %s %p: %u run(s), %s%s", dvmp_debug ? fd_path(fd, pbuf, sizeof pbuf) : "",
+  DVMP_SAY("mmap %s [%llu, +%llu) %s -> %s %p: %u run(s), %s%s%s", dvmp_debug ? fd_path(fd, pbuf, sizeof pbuf) : "",
            (unsigned long long)off, (unsigned long long)len, writable ? "rw" : "r",
            r->attached ? "attached" : r->span.kind == DVM_SPAN_HEAP ? "stitched (ephemeral heap)" : "stitched",
            (void *)r->addr, l.n, !writable ? "read-only view" : nosync ? "nosync (knob msync 0)" : tracked ? "dirty pages tracked" : "untracked (whole-range msync)",
-           r->batching ? ", batching" : "");
+           r->batching ? ", batching" : "", ns ? ", table from the shared namespace" : ", table from the pool (user.daxvm.ppt)");
   (void)addr;
   return (void *)r->addr;
 }

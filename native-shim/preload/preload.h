@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../core/ns.h"
 #include "../core/process.h"
 #include "../core/span.h"
 #include "../core/table.h"
@@ -57,6 +58,16 @@ int dvmp_read_ppt(int fd, unsigned long long v[7]);
 /* The runs of file blocks [first, end) of inode ino, leased and checked; NULL, or why not. */
 const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info *info, uint32_t ino, uint32_t gen,
                              uint64_t first, uint64_t end, dvmp_leased *out);
+
+/*
+ * The fd's file in the shared namespace: its path as the kernel keeps it
+ * (/proc/self/fd) resolved in the daemon's published names, taken only if it
+ * is the same inode of the same pool (not a file renamed or unlinked since
+ * the open, nor a name another file took). 1: found.
+ */
+int dvmp_ns_of_fd(int fd, const dvm_quick_stat *q, int writable, const dvmp_mount *m, dvm_ns_file *f);
+/* dvmp_lease_table's twin over the namespace's copy of the table; *retry set: use the pool's table instead. */
+const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_t end, dvmp_leased *out, int *retry);
 
 /* mapping.c: the DaxVM path. DVMP_KERNEL (with *why) when the kernel's mmap must serve the call. */
 #define DVMP_KERNEL ((void *)-2)

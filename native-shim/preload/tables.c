@@ -1,8 +1,10 @@
 /*
- * Where a file's blocks are, for the preload's mmap: its identity (the
- * daemon's user.daxvm.ppt), its runs read from its persistent page table in
- * the pool (core/table.c), and a lease on them, the table checked again
- * after the lease is taken (docs/format.md, "Leases: the ordering argument").
+ * Where a file's blocks are, for the preload's mmap, and a lease on them,
+ * the source checked again after the lease is taken (docs/format.md,
+ * "Leases: the ordering argument"). Two sources: the shared namespace the
+ * daemon publishes (issue 10, core/ns.h: no request to the daemon), else the
+ * daemon's user.daxvm.ppt (one GETXATTR) and the file's persistent page
+ * table read from the pool (core/table.c).
  */
 #define _GNU_SOURCE
 #include "preload.h"
@@ -12,7 +14,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
+#include "../core/ns.h"
 #include "../include/daxvm_format.h"
 #include "real.h"
 
@@ -85,3 +89,59 @@ const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info 
   return "the table kept changing while being leased";
 }
 
+
+int dvmp_ns_of_fd(int fd, const dvm_quick_stat *q, int writable, const dvmp_mount *m, dvm_ns_file *f)
+{
+  char link[64], path[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path);
+  if (n <= 0 || n >= (ssize_t)sizeof path || path[0] != '/') return 0;
+  if (dvm_ns_resolve(path, (size_t)n, DVM_NS_READ | (writable ? DVM_NS_WRITE : 0), f) != 0) return 0;
+  const char *mp, *pool;
+  uint64_t id;
+  return f->ino == q->ino && dvm_ns_mount_info(f->mount, &mp, &pool, &id) == 0 && strcmp(pool, m->pool) == 0;
+}
+
+const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_t end, dvmp_leased *out, int *retry)
+{
+  static __thread char why[160];
+  dvm_lease_table *lt;
+  dvm_lock();
+  int rc = dvm_pool_leases(m->p, &lt);
+  dvm_unlock();
+  if (rc < 0) {
+    snprintf(why, sizeof why, "no lease table for the pool (%s)", strerror(-rc));
+    return why;
+  }
+  dvm_ns_run nr[DVMP_STACK_RUNS];
+  for (int attempt = 0; attempt < LEASE_TRIES; attempt++) {
+    unsigned n = 0;
+    uint64_t holes = 0;
+    rc = dvm_ns_runs(f, first, end, nr, DVMP_STACK_RUNS, &n, &holes);
+    if (rc != 0) { /* changed since resolved, too many runs, not published: the pool's own table answers */
+      *retry = 1;
+      return dvm_ns_reason(rc > 0 ? rc : DVM_NS_BUSY);
+    }
+    if (holes > 0) {
+      snprintf(why, sizeof why, "%llu page(s) of the range have no block (holes, or past the end of the file)",
+               (unsigned long long)holes);
+      return why;
+    }
+    dvm_block_run b[DVMP_STACK_RUNS];
+    for (unsigned i = 0; i < n; i++) {
+      out->stack[i] = (dvm_run){nr[i].physical * PAGE, nr[i].count * PAGE};
+      b[i] = (dvm_block_run){nr[i].physical, nr[i].count};
+    }
+    out->runs = out->stack;
+    out->n = n;
+    rc = dvm_lease_take(lt, b, n, f->ino, f->generation, &out->lease);
+    if (rc < 0) {
+      snprintf(why, sizeof why, "no lease on the pool's blocks (%s)", strerror(-rc));
+      return why;
+    }
+    if (dvm_ns_unchanged(f)) return NULL;
+    dvm_lease_drop(&out->lease);
+  }
+  *retry = 1;
+  return "the namespace's table kept changing while being leased";
+}
