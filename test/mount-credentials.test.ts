@@ -7,7 +7,9 @@ import t from 'tap';
 import fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { release } from 'node:os';
 import { freshMount, run, sh, tempDir } from './helpers/mount.js';
+import { stats } from './helpers/control.js';
 
 const USER = 'daxvm-cred';
 const GROUP = 'daxvm-credg';
@@ -55,6 +57,29 @@ t.test('credentials: every rule answers as ext4, as root, nobody and a user with
   t.match(got.join('\n'), /user chown to nobody: FAIL Operation not permitted/, 'only root chowns');
   t.match(got.join('\n'), /nobody sets explicit times on u: FAIL Operation not permitted/, 'explicit times: owner only');
   t.match(got.join('\n'), /nobody touches u \(UTIME_NOW\): ok/, 'UTIME_NOW: any writer');
+  const st = await m.stop();
+  t.equal(st.code, 0, 'clean unmount');
+});
+
+t.test('HANDLE_KILLPRIV_V2: no GETXATTR security.capability before every WRITE of a plain file', async (t) => {
+  const [major = 0, minor = 0] = release().split('.').map(Number);
+  if (major < 5 || (major === 5 && minor < 11)) return t.skip(`kernel ${release()} predates HANDLE_KILLPRIV_V2 (5.11)`, () => undefined);
+  const m = await freshMount(t);
+  const file = join(m.mnt, 'w');
+  fs.writeFileSync(file, '');
+  const requests = () => (stats(m.mnt) as unknown as { requests: Record<string, number> }).requests;
+  const before = requests();
+  const fd = fs.openSync(file, 'a');
+  for (let i = 0; i < 50; i++) fs.writeSync(fd, Buffer.alloc(4096, i));
+  fs.closeSync(fd);
+  const after = requests();
+  const delta = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);
+  t.equal(delta('WRITE'), 50, '50 WRITEs');
+  t.ok(delta('GETXATTR') <= 1, `at most one GETXATTR for 50 writes (the first write of an inode): ${delta('GETXATTR')}`);
+  // A setuid file is checked at every write (the kernel never marks it S_NOSEC); root's writes keep the bit.
+  fs.chmodSync(file, 0o4755);
+  fs.appendFileSync(file, 'x');
+  t.equal(fs.statSync(file).mode & 0o7777, 0o4755, "root's write keeps setuid (CAP_FSETID), as on ext4");
   const st = await m.stop();
   t.equal(st.code, 0, 'clean unmount');
 });

@@ -71,10 +71,11 @@ static void throw_mount_error(napi_env env, const char *what) {
  * libfuse reads and writes /dev/fuse through these (fuse_session_custom_io,
  * same fd). One thing is ours: libfuse 3.14 predates HANDLE_KILLPRIV_V2, so
  * when the kernel offers it we add it to the INIT reply. With it the kernel
- * stops asking GETXATTR security.capability before every WRITE (and
- * GETATTR before every chown) and instead tells us, per request, when to
- * clear setuid/setgid (kill_suidgid, reply.c); the file system does it as
- * ext4 does (src/fuse/state.ts).
+ * asks GETXATTR security.capability only at an inode's first write (SB_NOSEC;
+ * setuid/setgid files excepted) instead of before every WRITE, no GETATTR
+ * before a chown, and tells us, per request, when to clear setuid/setgid
+ * (kill_suidgid, reply.c); the file system does it as ext4 does
+ * (src/fuse/state.ts).
  */
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata) {
   (void)userdata;
