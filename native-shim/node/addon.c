@@ -149,5 +149,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
   CHECK(bench_init(env, exports));
   CHECK(fallocate_init(env, exports));
   CHECK(ns_init(env, exports));
+  CHECK(attach_init(env, exports));
   return exports;
 }

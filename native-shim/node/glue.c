@@ -13,7 +13,8 @@
  *   then has length 0 instead of reading freed memory. The view finalizers
  *   that run afterwards only unlink and free bookkeeping.
  * - A pool view (DVM_SPAN_POOL) outlives every ArrayBuffer over it: its views
- *   are not tracked.
+ *   are not tracked, have no finalizer and are not counted as V8 external
+ *   memory (quiet.cc).
  */
 #include "glue.h"
 
@@ -248,9 +249,9 @@ static void view_finalize(napi_env env, void *data, void *hint)
 napi_value new_view(napi_env env, dvm_span *s, uint64_t off, uint64_t len)
 {
   napi_value ab;
-  if (s->kind == DVM_SPAN_POOL) {
-    CHECK(napi_create_external_arraybuffer(env, s->addr + off, (size_t)len, NULL, NULL, &ab));
-    return ab;
+  if (s->kind == DVM_SPAN_POOL) { /* the view outlives the buffer: nothing to count, nothing to finalize */
+    ab = dvm_quiet_arraybuffer(env, s->addr + off, (size_t)len);
+    return ab ? ab : throw_last(env, "creating an ArrayBuffer");
   }
   view_entry *e = calloc(1, sizeof *e);
   if (!e) return throw_errno(env, ENOMEM, "view", NULL);

@@ -36,6 +36,16 @@ bool check_range(napi_env env, dvm_span *s, uint64_t off, uint64_t len);
 napi_value new_handle(napi_env env, dvm_span *s);
 /* An ArrayBuffer over [off, +len) of s, no copy; it holds a reference to s (none for a pool view). */
 napi_value new_view(napi_env env, dvm_span *s, uint64_t off, uint64_t len);
+/*
+ * Buffers over memory that outlives them (pool views), from quiet.cc: not
+ * counted as V8 external memory, no finalizer; NULL when V8 failed.
+ */
+napi_value dvm_quiet_arraybuffer(napi_env env, void *data, size_t length);
+napi_value dvm_quiet_buffer(napi_env env, void *data, size_t length);
+/* A quiet Buffer that drops lease record id (attach.c) once V8 frees its memory's ArrayBuffer. */
+napi_value dvm_leased_buffer(napi_env env, void *data, size_t length, uint64_t id);
+/* The lease a lease handle (lib.c's lease()) holds, or NULL (thrown). */
+dvm_lease *get_lease(napi_env env, napi_value v);
 /* Detach every live view of s (its ArrayBuffers read as length 0 after). */
 napi_value detach_views(napi_env env, dvm_span *s);
 
@@ -45,6 +55,7 @@ napi_status lib_init(napi_env env, napi_value exports);
 napi_status bench_init(napi_env env, napi_value exports);
 napi_status fallocate_init(napi_env env, napi_value exports);
 napi_status ns_init(napi_env env, napi_value exports);
+napi_status attach_init(napi_env env, napi_value exports);
 
 #define CHECK(call)                                                        \
   do {                                                                     \

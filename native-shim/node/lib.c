@@ -219,7 +219,7 @@ static void lease_finalize(napi_env env, void *data, void *hint)
   free(data);
 }
 
-static dvm_lease *get_lease(napi_env env, napi_value v)
+dvm_lease *get_lease(napi_env env, napi_value v)
 {
   bool ok = false;
   void *data = NULL;

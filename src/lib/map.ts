@@ -8,11 +8,12 @@
  */
 import fs from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
-import { native, type LeaseHandle, type MapHandle, type PoolView } from './native.js';
 import { DaxvmError, invalid } from './errors.js';
-import { KNOWN_FLAGS, MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC } from './flags.js';
-import { LEASE, Mapping, type MappingParts, type Tracking } from './mapping.js';
-import { PoolAccess, type TableRead } from './pool.js';
+import { KNOWN_FLAGS, MAP_DAXVM, MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL } from './flags.js';
+import { mapFromPool, mapLeased } from './from-pool.js';
+import { native } from './native.js';
+import { Mapping, type Tracking } from './mapping.js';
+import { PoolAccess } from './pool.js';
 import type { PptInfo } from '../core/format/ppt.js';
 import { mountOf, openForMapping, readPpt, type DaxvmMount, type Opened } from './resolve.js';
 import { mapVanilla } from './vanilla.js';
@@ -72,13 +73,6 @@ function check(file: string | Buffer, o: MmapOptions): Checked {
   return { offset, length: o.length, prot, flags, priv, populate };
 }
 
-type Plan =
-  | { kind: 'tables'; pool: PoolAccess; table: TableRead; lease: LeaseHandle }
-  | { kind: 'vanilla'; reason: string };
-
-/** Attempts at leasing a table that keeps changing under us before giving up on it. */
-const LEASE_TRIES = 8;
-
 interface Resolved {
   /** The file's size: from user.daxvm.ppt (the daemon's answer) or fstat. */
   size: number;
@@ -100,10 +94,9 @@ function resolve(opened: Opened, c: Checked): Resolved {
   return { size: ppt.size, mount, ppt };
 }
 
-/** Can this range come from the pool? Reads the table without any lock. */
-function plan(r: Resolved, c: Checked, length: number): Plan {
-  if (r.reason || !r.mount || !r.ppt) return { kind: 'vanilla', reason: r.reason ?? 'unknown' };
-  // The pool, opened once per mount seen (the mount's entry keeps it, or why it cannot be opened).
+/** The process's access to the file's pool (opened once per mount seen: the mount's entry keeps it), or why there is none. */
+function poolOf(r: Resolved): PoolAccess | string {
+  if (r.reason || !r.mount || !r.ppt) return r.reason ?? 'unknown';
   if (r.mount.access === undefined) {
     try {
       r.mount.access = PoolAccess.get(r.mount.pool);
@@ -111,35 +104,7 @@ function plan(r: Resolved, c: Checked, length: number): Plan {
       r.mount.access = `no access to the pool file ${r.mount.pool} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     }
   }
-  if (typeof r.mount.access === 'string') return { kind: 'vanilla', reason: r.mount.access };
-  const pool = r.mount.access as PoolAccess;
-  const first = c.offset / PAGE;
-  const end = Math.ceil((c.offset + length) / PAGE);
-  for (let attempt = 0; attempt < LEASE_TRIES; attempt++) {
-    const table = pool.readTable(r.ppt.ino, r.ppt.gen, first, end);
-    if ('problem' in table) return { kind: 'vanilla', reason: table.problem };
-    if (table.holes > 0) return { kind: 'vanilla', reason: `${table.holes} page(s) of the range have no block (holes, or past the end of the file)` };
-    // Lease the blocks, then make sure they are still the file's (docs/format.md, "Leases: the ordering argument").
-    let lease: LeaseHandle;
-    try {
-      lease = native.lease(pool.ro.handle, runBytes(table), r.ppt.ino, r.ppt.gen);
-    } catch (err) {
-      return { kind: 'vanilla', reason: `no lease on the pool's blocks: ${(err as Error).message}` };
-    }
-    if (pool.unchanged(r.ppt.ino, table.seq)) return { kind: 'tables', pool, table, lease };
-    native.dropLease(lease);
-  }
-  return { kind: 'vanilla', reason: 'the table kept changing while being leased' };
-}
-
-/** The runs as [pool byte offset, byte length, ...]. */
-function runBytes(table: TableRead): Float64Array {
-  const runs = new Float64Array(table.runs.length * 2);
-  table.runs.forEach((r, i) => {
-    runs[2 * i] = r.physical * PAGE;
-    runs[2 * i + 1] = r.count * PAGE;
-  });
-  return runs;
+  return r.mount.access as PoolAccess | string;
 }
 
 /**
@@ -159,11 +124,7 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
     } else {
       try {
         if (d.length > bufferConstants.MAX_LENGTH) throw invalid(`length ${d.length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, d.path);
-        const common: Common = {
-          path: d.path, offset: c.offset, length: d.length, prot: c.prot, flags: c.flags, private: c.priv,
-          batching: (c.flags & MAP_DAXVM_BATCHING) !== 0, resolved: 'namespace',
-        };
-        return fromTables(common, c, d.pool, d.table, d.lease, writable);
+        return mapLeased({ path: d.path, offset: c.offset, length: d.length, prot: c.prot, flags: c.flags, priv: c.priv, resolved: 'namespace' }, d.pool, d.table, d.lease);
       } catch (err) {
         native.dropLease(d.lease);
         throw err;
@@ -177,25 +138,18 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
     if (c.offset >= r.size) throw invalid(`nothing to map: offset ${c.offset} is at or past the end of the file (${r.size} bytes); extend the file first`, opened.path);
     const length = c.length ?? r.size - c.offset;
     if (length > bufferConstants.MAX_LENGTH) throw invalid(`length ${length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, opened.path);
-    const p = plan(r, c, length);
-    const common: Common = {
-      path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, private: c.priv,
-      batching: (c.flags & MAP_DAXVM_BATCHING) !== 0, resolved: 'mount', ...(resolveReason ? { resolveReason } : {}),
-    };
-    if (p.kind === 'vanilla') {
+    const pool = poolOf(r);
+    const q = { path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, priv: c.priv, resolved: 'mount' as const, ...(resolveReason ? { resolveReason } : {}) };
+    const m = typeof pool === 'string' ? pool : mapFromPool(q, pool, r.ppt!.ino, r.ppt!.gen);
+    if (typeof m === 'string') {
       const v = mapVanilla(opened.fd, c.offset, length, writable, c.priv, opened.path, c.populate);
       const tracking: Tracking = writable && !c.priv ? 'whole-range' : 'none';
       return new Mapping({
-        ...common, fd: opened.fd, mode: 'vanilla', buffer: v.buffer, tracking, nosync: false, usedTables: false, runs: 0,
-        ephemeral: false, zombieMaxPages: 0, fallbackReason: p.reason, base: 0, vanilla: v,
+        path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, private: c.priv,
+        batching: (c.flags & MAP_DAXVM_BATCHING) !== 0, fd: opened.fd, mode: 'vanilla', buffer: v.buffer, tracking,
+        nosync: false, usedTables: false, runs: 0, ephemeral: false, zombieMaxPages: 0, fallbackReason: m, base: 0, vanilla: v,
+        resolved: 'mount', resolveReason,
       });
-    }
-    let m: Mapping;
-    try {
-      m = fromTables(common, c, p.pool, p.table, p.lease, writable);
-    } catch (err) {
-      native.dropLease(p.lease);
-      throw err;
     }
     // The lease protects the blocks now, not the handle (an open handle is not a lease).
     fs.closeSync(opened.fd);
@@ -204,40 +158,4 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
     try { fs.closeSync(opened.fd); } catch { /* closed already */ }
     throw err;
   }
-}
-
-type Common = Pick<MappingParts, 'path' | 'offset' | 'length' | 'prot' | 'flags' | 'private' | 'batching' | 'resolved' | 'resolveReason'>;
-
-function fromTables(common: Common, c: Checked, pool: PoolAccess, table: TableRead, lease: LeaseHandle, writable: boolean): Mapping {
-  const knobs = pool.knobs();
-  const nosync = writable && !c.priv && ((c.flags & MAP_DAXVM_NOSYNC) !== 0 || knobs.msync === 0);
-  const shared = writable && !c.priv;
-  // Which view: read-only for 'r' and for private (copy-on-write reads the pool through it).
-  let view: PoolView;
-  if (!shared) view = pool.ro;
-  else view = pool.view(nosync ? 'rw-untracked' : 'rw');
-  const tracked = shared && !nosync && view.tracked;
-  const tracking: Tracking = !shared || nosync ? 'none' : tracked ? 'pages' : 'whole-range';
-  const parts = {
-    ...common, nosync, usedTables: true, runs: table.runs.length, leaves: table.leaves,
-    zombieMaxPages: Math.max(1, knobs.zombieMaxPages), tracking, served: () => pool.served(),
-  };
-
-  const [only] = table.runs;
-  if (only && table.runs.length === 1 && !c.priv) {
-    // Attach: a Buffer over the span of the view, no syscall, no new VMA.
-    const base = only.physical * PAGE;
-    if (tracked) native.syncWritten(view.handle, base, common.length, true); // arm (and write back strays)
-    const ab = native.view(view.handle, base, common.length);
-    // The buffer carries its lease: the blocks stay the file's while anything can reach them.
-    Object.defineProperty(ab, LEASE, { value: lease });
-    const buffer = Buffer.from(ab);
-    return new Mapping({ ...parts, mode: 'attached', buffer, ephemeral: false, handle: view.handle, base, address: view.address + base, lease });
-  }
-
-  // Stitch: one span, one fixed map per run (private: copy-on-write of each run); the span takes the lease over.
-  const span = native.stitch(view.handle, runBytes(table), writable, c.priv, (c.flags & MAP_DAXVM_EPHEMERAL) !== 0, tracked, lease);
-  const handle: MapHandle = span.handle;
-  const buffer = Buffer.from(native.view(handle, 0, common.length));
-  return new Mapping({ ...parts, mode: 'stitched', buffer, ephemeral: span.heap, handle, base: 0, address: span.address });
 }

@@ -3,12 +3,13 @@
  * msync (dirty pages written back), persist (the program's own flush),
  * unmap (explicit, idempotent; batched with MAP_DAXVM_BATCHING). A mapping
  * of the pool holds a lease in the pool's lease table on the blocks it
- * reaches (attached: the lease handle, carried by its ArrayBuffer too;
- * stitched: the span's), dropped once the memory is gone; a vanilla mapping
- * keeps its file handle until unmap.
+ * reaches (attached: a lease the shim keeps by number, dropped by unmap or,
+ * for a buffer the program let go, when V8 frees its ArrayBuffer; stitched:
+ * the span's), dropped once the memory is gone; a vanilla mapping keeps its
+ * file handle until unmap.
  */
 import fs from 'node:fs';
-import { native, type LeaseHandle, type MapHandle } from './native.js';
+import { native, type MapHandle } from './native.js';
 import { DaxvmError } from './errors.js';
 import type { VanillaMap } from './vanilla.js';
 
@@ -27,9 +28,6 @@ export type Tracking = 'pages' | 'whole-range' | 'none';
 
 const PAGE = 4096;
 
-/** The property of an attached mapping's ArrayBuffer that keeps its lease alive as long as the buffer. */
-export const LEASE = Symbol('daxvm.lease');
-
 /** What the constructor needs; built by map.ts. */
 export interface MappingParts {
   path: string;
@@ -42,8 +40,8 @@ export interface MappingParts {
   buffer: Buffer;
   /** Vanilla: the file handle, closed at unmap. */
   fd?: number;
-  /** Attached: the lease on the blocks. */
-  lease?: LeaseHandle;
+  /** Attached: the id of the lease on the blocks (native-shim/node/attach.c). */
+  leaseId?: number;
   tracking: Tracking;
   nosync: boolean;
   usedTables: boolean;
@@ -64,8 +62,8 @@ export interface MappingParts {
   /** Virtual address of buffer[0] (attached, stitched). */
   address?: number;
   vanilla?: VanillaMap;
-  /** Pool mappings: is the pool still served by a daemon (PoolAccess.served)? */
-  served?: () => boolean;
+  /** Pool mappings: the pool, to ask whether a daemon still serves it (PoolAccess.served). */
+  pool?: { served(): boolean };
 }
 
 /** Closes the file handle of a vanilla mapping the program dropped without unmap (its buffer was collected). */
@@ -214,8 +212,8 @@ export class Mapping {
    * pool can keep), but no file system saw them: say so (ENOTCONN).
    */
   private checkServed(what: string, pages: number | undefined): void {
-    const served = this.parts.served;
-    if (!served || this.prot !== 'rw' || this.private || served()) return;
+    const pool = this.parts.pool;
+    if (!pool || this.prot !== 'rw' || this.private || pool.served()) return;
     const written = pages === undefined ? 'the range was written back' : `${pages} page(s) were written back`;
     throw new DaxvmError({ code: 'ENOTCONN', syscall: what, path: this.path },
       `the pool is no longer mounted (its daemon closed it or died): ${written} into the pool file, but no file system has seen them; mount the pool again before relying on this file`);
@@ -253,8 +251,7 @@ export class Mapping {
     const p = this.parts;
     try {
       if (p.mode === 'attached') {
-        native.detach(p.buffer.buffer as ArrayBuffer);
-        native.dropLease(p.lease!); // nothing reaches the blocks any more
+        native.release(p.buffer, p.leaseId!); // detached, then nothing reaches the blocks: the lease goes
       } else if (p.mode === 'stitched') {
         if (p.batching) {
           flushAtExit();

@@ -120,6 +120,40 @@ export interface LibShim extends MappingShim {
   nsUnchanged(mount: number, region: number, ino: number, seq: number): boolean;
   nsMountInfo(mount: number): { mountpoint: string; pool: string; mountId: number } | null;
   nsReason(code: number): string;
+  /**
+   * The runs of blocks [first, end) of inode ino (generation gen), read from
+   * the pool view's page table without a lock (native-shim/core/table.c)
+   * into `out` (OUT's layout); returns how many there are (those past the
+   * room in `out` are not stored: ask again with more), or a problem (< 0,
+   * see tableProblem).
+   */
+  readTable(ro: MapHandle, ino: number, gen: number, first: number, end: number, out: Float64Array): number;
+  /** What a negative answer of readTable or attach means, in words. */
+  tableProblem(code: number): string;
+  /**
+   * readTable, and when the blocks are one run with no hole: lease it, check
+   * the table again, and return a Buffer over [run, +length) of `view`, not
+   * counted as external memory, with no finalizer (native-shim/node/attach.c);
+   * the lease goes with release(), or when V8 frees the Buffer's ArrayBuffer.
+   * out[OUT.LEASE] is then the lease's id, for release.
+   * Otherwise a number: ATTACH.SPLIT, ATTACH.HOLES, ATTACH.NO_LEASE (errno in
+   * out[OUT.ERRNO]), ATTACH.CHANGING, or a table problem.
+   */
+  attach(ro: MapHandle, ino: number, gen: number, first: number, end: number, view: MapHandle, length: number, out: Float64Array): Buffer | number;
+  /**
+   * A Buffer over [offset, +length) of `view` as attach makes it, for a lease
+   * taken already: the lease moves from its handle (empty after) into the
+   * shim's records; out[OUT.LEASE] is its id, for release.
+   */
+  adopt(view: MapHandle, offset: number, length: number, lease: LeaseHandle, out: Float64Array): Buffer;
+  /** Detach an attached mapping's Buffer (length 0) and drop its lease, in one call; idempotent. */
+  release(buffer: Buffer, leaseId: number): void;
 }
+
+/** Where readTable and attach put what they found (a Float64Array; runs are (pool block, blocks) pairs from HEAD). */
+export const OUT = { SEQ: 0, SIZE: 1, HOLES: 2, PTE: 3, PMD: 4, PUD: 5, RUNS: 6, LEASE: 7, ERRNO: 8, HEAD: 9 } as const;
+
+/** What attach returns instead of a Buffer (besides table problems). */
+export const ATTACH = { SPLIT: 1, HOLES: 2, NO_LEASE: -100, CHANGING: -101 } as const;
 
 export const native = loadShim<LibShim>();

@@ -4,23 +4,17 @@
  * worker threads), the superblock (geometry, knobs) and the lock-free read
  * of a file's inode and page table (docs/format.md, "Readers in other
  * processes": the inode's sequence word is read before and after, and the
- * read is retried when it was odd or changed).
+ * read is retried when it was odd or changed). The table walk itself is
+ * native (native-shim/core/table.c): one call per read, no object per entry.
  */
 import fs from 'node:fs';
-import {
-  INODE_GENERATION as INO_GEN, INODE_MODE as INO_MODE, INODE_PPT_LEVEL as INO_PPT_LEVEL, INODE_PPT_ROOT as INO_PPT_ROOT,
-  INODE_SEQ as INO_SEQ, INODE_SIZE_BYTES as INO_SIZE,
-} from '../core/format/inode.js';
-import { S_IFMT, S_IFREG } from '../core/format/mode.js';
+import { INODE_SEQ as INO_SEQ } from '../core/format/inode.js';
 import { BLOCK_SIZE, INODE_SIZE, INODES_PER_BLOCK, type Geometry } from '../core/format/pool.js';
-import { blocksPerEntry, ENTRIES_PER_NODE, readEntry } from '../core/format/ppt.js';
 import { decodeSuperblock, SB_MSYNC as SB_KNOB_MSYNC, SB_ZOMBIE_MAX_PAGES as SB_KNOB_ZOMBIE_MAX_PAGES } from '../core/format/superblock.js';
-import { native, type PoolView, type PoolViewKind } from './native.js';
+import { native, OUT, type PoolView, type PoolViewKind } from './native.js';
 import { DaxvmError } from './errors.js';
 
-
 const WINDOW = 2 ** 30;
-const SEQLOCK_TRIES = 200;
 
 /** `count` blocks of the file from `logical` live at pool block `physical` onward. */
 export interface Run {
@@ -43,16 +37,6 @@ export interface TableRead {
 
 export type TableResult = TableRead | { problem: string };
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-/** A synchronous pause (the daemon, another process, is writing the inode home). */
-function pause(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
-}
-
-function u64(b: Buffer, off: number): number {
-  return b.readUInt32LE(off) + b.readUInt32LE(off + 4) * 2 ** 32;
-}
-
 export class PoolAccess {
   private static readonly byFile = new Map<string, PoolAccess>();
   readonly path: string;
@@ -62,12 +46,15 @@ export class PoolAccess {
   private readonly views = new Map<PoolViewKind, PoolView | DaxvmError>();
   /** A descriptor of our own for the lock probe (served()); opened on first use, kept for the process's life. */
   private lockFd: number | undefined;
+  /** The superblock, in place in the read-only view. */
+  private readonly superblock: Buffer;
 
   private constructor(poolPath: string) {
     this.path = poolPath;
     this.ro = native.poolView(poolPath, 'ro');
     this.views.set('ro', this.ro);
-    const decoded = decodeSuperblock(this.bytes(0, BLOCK_SIZE));
+    this.superblock = this.bytes(0, BLOCK_SIZE);
+    const decoded = decodeSuperblock(this.superblock);
     if (!decoded.ok) throw new DaxvmError({ code: 'EINVAL', path: poolPath }, `not a usable daxvm pool: ${decoded.detail}`);
     this.geometry = decoded.sb.geometry;
   }
@@ -128,8 +115,9 @@ export class PoolAccess {
     return w.subarray(at, at + length);
   }
 
+  /** The knobs the library follows, as the daemon last wrote them (the superblock is read in place). */
   knobs(): { msync: number; zombieMaxPages: number } {
-    const sb = this.bytes(0, BLOCK_SIZE);
+    const sb = this.superblock;
     return { msync: sb.readUInt32LE(SB_KNOB_MSYNC), zombieMaxPages: sb.readUInt32LE(SB_KNOB_ZOMBIE_MAX_PAGES) };
   }
 
@@ -147,72 +135,44 @@ export class PoolAccess {
    * table, a table that never held still) is reported, not thrown.
    */
   readTable(ino: number, gen: number, first: number, end: number): TableResult {
-    const rec = this.inode(ino);
-    for (let attempt = 0; attempt < SEQLOCK_TRIES; attempt++) {
-      if (attempt > 0 && attempt % 20 === 0) pause(1);
-      const seq = rec.readUInt32LE(INO_SEQ);
-      if (seq % 2 === 1) continue;
-      let result: TableResult;
-      try {
-        result = this.readStable(rec, gen, first, end);
-      } catch (err) {
-        result = { problem: `unreadable table: ${(err as Error).message}` };
+    for (;;) {
+      const out = scratch;
+      const n = native.readTable(this.ro.handle, ino, gen, first, end, out);
+      if (n < 0) return { problem: tableProblem(n, ino) };
+      if (OUT.HEAD + 2 * n > out.length) { // more runs than room: again, with room for them all
+        scratch = new Float64Array(OUT.HEAD + 2 * n);
+        continue;
       }
-      if (rec.readUInt32LE(INO_SEQ) !== seq) continue; // changed under us: read again
-      if ('runs' in result) result.seq = seq;
-      return result;
+      return tableFrom(out, n, first);
     }
-    return { problem: 'the table kept changing while being read' };
   }
 
   /** Is inode `ino`'s sequence word still `seq` (its table unchanged since it was read)? */
   unchanged(ino: number, seq: number): boolean {
     return this.inode(ino).readUInt32LE(INO_SEQ) === seq;
   }
+}
 
-  private readStable(rec: Buffer, gen: number, first: number, end: number): TableResult {
-    if ((rec.readUInt32LE(INO_MODE) & S_IFMT) !== S_IFREG) return { problem: 'the inode is not a regular file any more' };
-    if (rec.readUInt32LE(INO_GEN) !== gen) return { problem: 'the inode was reused (generation changed)' };
-    const root = u64(rec, INO_PPT_ROOT);
-    const level = rec.readUInt32LE(INO_PPT_LEVEL);
-    const size = u64(rec, INO_SIZE);
-    if (!root || level < 1 || level > 4) return { problem: 'the file has no page table' };
-    const g = this.geometry;
-    const checkBlock = (b: number): void => {
-      if (b < g.dataStart || b >= g.totalBlocks) throw new Error(`block ${b} outside the data area`);
-    };
-    const runs: Run[] = [];
-    const leaves = { pte: 0, pmd: 0, pud: 0 };
-    const leaf = (logical: number, physical: number, count: number, lvl: number): void => {
-      const from = Math.max(first, logical);
-      const to = Math.min(end, logical + count);
-      if (to <= from) return;
-      checkBlock(physical);
-      checkBlock(physical + count - 1);
-      if (lvl === 1) leaves.pte++;
-      else if (lvl === 2) leaves.pmd++;
-      else leaves.pud++;
-      const phys = physical + (from - logical);
-      const last = runs[runs.length - 1];
-      if (last && last.logical + last.count === from && last.physical + last.count === phys) last.count += to - from;
-      else runs.push({ logical: from, physical: phys, count: to - from });
-    };
-    const visit = (block: number, lvl: number, base: number): void => {
-      checkBlock(block);
-      const node = this.bytes(block * BLOCK_SIZE, BLOCK_SIZE);
-      const span = blocksPerEntry(lvl);
-      const i0 = Math.max(0, Math.floor((first - base) / span));
-      const i1 = Math.min(ENTRIES_PER_NODE - 1, Math.floor((end - 1 - base) / span));
-      for (let i = i0; i <= i1; i++) {
-        const e = readEntry(node, i);
-        if (!e.present) continue;
-        const logical = base + i * span;
-        if (lvl === 1 || e.huge) leaf(logical, e.block, span, lvl);
-        else visit(e.block, lvl - 1, logical);
-      }
-    };
-    visit(root, level, 0);
-    const mapped = runs.reduce((n, r) => n + r.count, 0);
-    return { runs, holes: end - first - mapped, leaves, size, seq: 0 };
+/** Room for the runs of one read; grown when a table has more. */
+let scratch = new Float64Array(OUT.HEAD + 2 * 64);
+
+/** The table read into `out` by the shim (OUT's layout), as a TableRead. */
+export function tableFrom(out: Float64Array, nruns: number, first: number): TableRead {
+  const runs: Run[] = [];
+  let logical = first; // runs follow each other in file order (the logical start is exact when there is no hole)
+  for (let i = 0; i < nruns; i++) {
+    const count = out[OUT.HEAD + 2 * i + 1]!;
+    runs.push({ logical, physical: out[OUT.HEAD + 2 * i]!, count });
+    logical += count;
   }
+  return {
+    runs, holes: out[OUT.HOLES]!, size: out[OUT.SIZE]!, seq: out[OUT.SEQ]!,
+    leaves: { pte: out[OUT.PTE]!, pmd: out[OUT.PMD]!, pud: out[OUT.PUD]! },
+  };
+}
+
+/** Why the shim found no table (its negative answers), in words. */
+export function tableProblem(code: number, ino: number): string {
+  const text = native.tableProblem(code);
+  return text === 'inode outside the inode table' ? `inode ${ino} outside the inode table` : text;
 }

@@ -1,0 +1,67 @@
+// Cheap mapping objects (issue 10): an attached mapping's Buffer is not
+// counted as V8 external memory (no collection asked for by its size),
+// unmap makes it unusable (length 0, every view of it too) and drops its
+// lease at once, and a Buffer let go without unmap gives its lease back
+// once it is collected.
+import t from 'tap';
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { mmap, MAP_DAXVM, type Mapping } from '../src/lib/index.js';
+import { native } from '../src/lib/native.js';
+import { LEASES, sharedPath } from '../src/fuse/publish/layout.js';
+import { alignedFile, collect, KiB, MiB, PAGE, tablesMount } from './helpers/lib.js';
+
+/** Slots of the pool's lease table this process holds a lease in. */
+function heldByUs(mnt: string): number {
+  const pool = fs.readFileSync(join(mnt, '.daxvm', 'pool'), 'utf8').trim();
+  const st = fs.statSync(pool, { bigint: true });
+  const table = fs.readFileSync(sharedPath(st.dev, st.ino, 'leases'));
+  const slots = table.readUInt32LE(LEASES.OFF_SLOTS);
+  const me = native.leaseOwner();
+  let n = 0;
+  for (let s = 0; s < slots; s++) {
+    const at = LEASES.HEADER_SIZE + s * LEASES.SLOT_SIZE;
+    if (table.readBigUInt64LE(at + LEASES.SLOT_OFF_OWNER) === me && table.readBigUInt64LE(at + LEASES.SLOT_OFF_RANGE) !== 0n) n++;
+  }
+  return n;
+}
+
+t.test('attached buffers: not external memory; unmap detaches and drops the lease; the GC drops a forgotten one', async (t) => {
+  const m = await tablesMount(t, '256M');
+  const big = alignedFile(m.mnt, 'big', 64 * MiB, 3);
+  const small = alignedFile(m.mnt, 'small', 16 * KiB, 4);
+  const held0 = heldByUs(m.mnt);
+
+  const ext0 = process.memoryUsage().external;
+  const maps: Mapping[] = [];
+  for (let i = 0; i < 4; i++) maps.push(mmap(big.path, { flags: MAP_DAXVM }));
+  const grown = process.memoryUsage().external - ext0;
+  t.same(maps.map((x) => x.mode), ['attached', 'attached', 'attached', 'attached']);
+  t.ok(grown < MiB, `external memory grew by ${grown} bytes for 256 MiB mapped`);
+  t.ok(maps[3]!.buffer.equals(big.data), 'the bytes are the file');
+  t.equal(heldByUs(m.mnt), held0 + 4, 'one lease each');
+
+  const views = maps.map((x) => x.buffer.subarray(PAGE, 2 * PAGE));
+  for (const x of maps) x.unmap();
+  t.same(maps.map((x) => x.buffer.length), [0, 0, 0, 0], 'unmapped buffers have length 0');
+  t.same(views.map((v) => v.length), [0, 0, 0, 0], 'and so has every view of them');
+  t.equal(maps[0]!.buffer[0], undefined, 'reads find nothing');
+  t.equal(heldByUs(m.mnt), held0, 'unmap dropped the leases');
+
+  // The lease follows the buffer, not the Mapping: keep only the buffers, then let them go.
+  let buffers: Buffer[] = [];
+  for (let i = 0; i < 50; i++) buffers.push(mmap(small.path, { flags: MAP_DAXVM }).buffer); // never unmapped
+  const kept = mmap(small.path, { flags: MAP_DAXVM });
+  await collect();
+  t.equal(heldByUs(m.mnt), held0 + 51, 'forgotten mappings hold their leases while their buffers are reachable');
+  t.ok(buffers.every((b) => b.equals(small.data)), 'and their buffers read the file');
+  buffers = [];
+  await collect();
+  await new Promise((r) => setTimeout(r, 100));
+  await collect();
+  t.equal(buffers.length + heldByUs(m.mnt), held0 + 1, 'collected buffers gave their leases back; the live one keeps its own');
+  t.ok(kept.buffer.equals(small.data), 'the live mapping still reads the file');
+  kept.unmap();
+  t.equal(heldByUs(m.mnt), held0);
+  await m.stop();
+});
