@@ -109,6 +109,35 @@ t.test('a mapping outlives unlink; its bytes never change while another process 
   const [a, b] = out.trim().split('\n');
   t.equal(a, b, 'the same bytes after unlink and refill');
   for (let i = 0; i < 8; i++) unlinkSync(f(`refill${i}`));
+  t.ok(await heldDropsToZero(), 'munmap dropped the lease: the daemon frees the blocks');
+});
+
+/** Polls .daxvm/stats (the daemon looks at held blocks every second) until no block is held for a lease. */
+async function heldDropsToZero(ms = 8000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    if ((stats(m.mnt).leaseHeldBlocks ?? 0) === 0) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+t.test('a SIGKILLed process\'s leases are reaped: its unlinked file\'s blocks are freed', async (t) => {
+  writeFileSync(f('killed'), randomBytes(1 << 20));
+  const child = spawn(probe, ['hold', f('killed')], { env: { ...process.env, LD_PRELOAD: SO }, stdio: ['pipe', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<NodeJS.Signals | null>((r) => child.on('close', (_c, sig) => r(sig)));
+  while (!out.includes('\n')) await new Promise((r) => setTimeout(r, 20));
+  unlinkSync(f('killed'));
+  const fd = openSync(f('nudge'), 'w'); // a commit: the unlinked file's blocks are freed, or held
+  writeSync(fd, Buffer.alloc(4096, 1));
+  fsyncSync(fd);
+  closeSync(fd);
+  t.ok((stats(m.mnt).leaseHeldBlocks ?? 0) >= 256, 'held while the process lives');
+  child.kill('SIGKILL');
+  t.equal(await exited, 'SIGKILL');
+  t.ok(await heldDropsToZero(), 'reaped after the kill');
+  unlinkSync(f('nudge'));
 });
 
 t.test('fallbacks: the kernel\'s mmap, and why', async (t) => {
