@@ -4,8 +4,11 @@
  * resolve allocates nothing on the JS heap.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <node_api.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../core/ns.h"
 #include "glue.h"
@@ -139,6 +142,20 @@ static napi_value js_reason(napi_env env, napi_callback_info info)
   return out;
 }
 
+/* touchMtime(path) -> boolean: utimensat with atime UTIME_OMIT, mtime UTIME_NOW (one SETATTR on a FUSE mount) */
+static napi_value js_touch_mtime(napi_env env, napi_callback_info info)
+{
+  napi_value argv[1], out;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char *path = get_string(env, argv[0], "path");
+  if (!path) return NULL;
+  const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+  int rc = utimensat(AT_FDCWD, path, ts, 0);
+  free(path);
+  napi_get_boolean(env, rc == 0, &out);
+  return out;
+}
+
 napi_status ns_init(napi_env env, napi_value exports)
 {
   const napi_property_descriptor fns[] = {
@@ -147,6 +164,7 @@ napi_status ns_init(napi_env env, napi_value exports)
       {"nsUnchanged", NULL, js_unchanged, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nsMountInfo", NULL, js_mount_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nsReason", NULL, js_reason, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"touchMtime", NULL, js_touch_mtime, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
 }

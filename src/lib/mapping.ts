@@ -201,7 +201,11 @@ export class Mapping {
       default:
         pages = 0;
     }
-    if (pages > 0) this.checkServed('msync', pages); // nothing written back, nothing to tell
+    if (pages > 0) {
+      this.checkServed('msync', pages); // nothing written back, nothing to tell
+      // The file system saw no write (the stores went to the pool): its mtime moves now, one request.
+      if (this.usedTables && this.prot === 'rw' && !this.private) native.touchMtime(this.path);
+    }
     return pages;
   }
 
