@@ -87,6 +87,23 @@ t.test('a file unlinked while open is reclaimed after a crash', async (t) => {
   t.ok(free > 16000 - 2000, `its blocks are free again (${free})`);
 });
 
+t.test('a directory removed while open is an orphan after a crash, reclaimed at mount', async (t) => {
+  const pool = tempPool(t, 64);
+  const fsys = openPool(t, pool);
+  const d = fsys.mkdir(ROOT_INO, 'gone', 0o755, ROOT);
+  fsys.open(d.ino); // a process holds it open (opendir, a cwd, an O_RDONLY fd)
+  fsys.rmdir(ROOT_INO, 'gone');
+  fsys.sync();
+  const copy = crashCopy(t, pool);
+  const report = fsck(copy);
+  t.equal(report.exitCode, 4, 'fsck without --repair reports it');
+  // As for a file: the orphan, and the bitmaps that still count it (what load-kill's onlyOrphans accepts).
+  t.same([...new Set(report.problems.map((p) => p.kind))], ['orphan', 'bitmap'], `an orphan, not a directory with no name: ${JSON.stringify(report.problems)}`);
+  const rec = openFileSystem(copy, { commitIntervalMs: 0 });
+  rec.close();
+  t.equal(fsck(copy).exitCode, 0, 'mount reclaimed it');
+});
+
 t.test('bad pools are refused with a clear error and left untouched', async (t) => {
   const pool = tempPool(t, 32);
   const cases: Array<[string, (p: string) => void, string, RegExp]> = [

@@ -311,8 +311,10 @@ class Walker {
       ...pending.filter((i) => i.type === S_IFDIR),
       ...pending.filter((i) => i.type !== S_IFDIR),
     ];
+    const seen = new Set<number>(); // a directory is in `order` twice; without --repair nothing marks it reached
     for (const inode of order) {
-      if (this.reached.has(inode.ino)) continue;
+      if (this.reached.has(inode.ino) || seen.has(inode.ino)) continue;
+      seen.add(inode.ino);
       if (inode.type === S_IFDIR && !this.readableDir(inode)) continue;
       this.fix('unreachable', `inode ${inode.ino} is in use but has no name; reconnecting it under /${LOST_FOUND}`, () => {
         const lf = this.lostAndFound();

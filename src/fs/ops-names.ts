@@ -246,6 +246,9 @@ export function rmdir(core: FsCore, parentIno: number, name: string): void {
   parent.nlink--;
   child.nlink = 0;
   child.ctimeMs = now;
+  // Saved even when the last close frees it: while it is open it lives on as
+  // an orphan, and a crash before that close must find nlink 0 on media.
+  core.save(child);
   touchDir(core, parent, now);
   core.reapIfUnused(child);
 }
