@@ -51,6 +51,9 @@ t.test('bytes equal the file: attached, stitched, ephemeral, batching', async (t
   }
   t.match(mmapLines(pre(['cat', f('frag'), MAP_DAXVM_EPHEMERAL])).join(''), /stitched \(ephemeral heap\) .*2 run\(s\)/);
   t.match(mmapLines(pre(['cat', f('big'), MAP_DAXVM])).join(''), /attached .*1 run\(s\), read-only view, table from the shared namespace/);
+  const stitched = pre(['cat', f('big'), MAP_DAXVM], { DAXVM_ATTACH: '0' });
+  t.match(mmapLines(stitched).join(''), /-> stitched .*1 run\(s\)/, 'DAXVM_ATTACH=0: one run, stitched all the same');
+  t.ok(stitched.stdout.equals(big));
 });
 
 t.test('stores: in the mount at once; msync writes back exactly the pages written; nosync writes back none', async (t) => {

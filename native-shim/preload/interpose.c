@@ -17,7 +17,9 @@
  *   refuses them on DaxVM mappings.
  * - fork: DaxVM mappings are not inherited (MADV_DONTFORK, as upstream); the
  *   child starts afresh (its own views, leases and mappings).
- * DAXVM_DEBUG=1: one line per decision on stderr.
+ * DAXVM_DEBUG=1: one line per decision on stderr. DAXVM_ATTACH=0: stitch
+ * every mapping (its own VMA: a store past its end faults) instead of
+ * attaching a contiguous one to the pool view.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,7 +34,7 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-int dvmp_all;
+int dvmp_all, dvmp_no_attach;
 
 static void before_fork(void) { dvmp_mounts_before_fork(); }
 static void after_fork_parent(void) { dvmp_mounts_after_fork(0); }
@@ -48,6 +50,8 @@ __attribute__((constructor)) static void init(void)
   dvmp_debug = d && *d && strcmp(d, "0") != 0;
   const char *all = getenv("DAXVM_MMAP");
   dvmp_all = all && strcmp(all, "all") == 0;
+  const char *attach = getenv("DAXVM_ATTACH");
+  dvmp_no_attach = attach && strcmp(attach, "0") == 0;
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   DVMP_SAY("loaded%s", dvmp_all ? " (DAXVM_MMAP=all)" : "");
 }

@@ -160,7 +160,7 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
   r->nosync = nosync;
   r->tracked = tracked;
   r->batching = (flags & MAP_DAXVM_BATCHING) != 0;
-  r->attached = l.n == 1;
+  r->attached = l.n == 1 && !dvmp_no_attach; /* DAXVM_ATTACH=0: every mapping its own span */
   rc = 0;
   if (r->attached) {
     r->base = l.runs[0].offset;

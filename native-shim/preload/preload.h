@@ -85,7 +85,7 @@ void dvmp_mounts_before_fork(void);
 void dvmp_mounts_after_fork(int child);
 void dvmp_mappings_after_fork_child(void);
 
-/* interpose.c: DAXVM_MMAP=all. */
-extern int dvmp_all;
+/* interpose.c: DAXVM_MMAP=all; DAXVM_ATTACH=0 (always stitch). */
+extern int dvmp_all, dvmp_no_attach;
 
 #endif
