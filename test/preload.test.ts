@@ -3,7 +3,7 @@
 // with libdaxvm-preload.so preloaded and DAXVM_DEBUG=1 saying what happened.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { preloadPath } from '../src/cli/cmd-run.js';
@@ -57,8 +57,12 @@ t.test('bytes equal the file: attached, stitched, ephemeral, batching', async (t
 });
 
 t.test('stores: in the mount at once; msync writes back exactly the pages written; nosync writes back none', async (t) => {
+  const mtime0 = statSync(f('big')).mtimeMs;
+  await new Promise((r) => setTimeout(r, 20));
   const o = pre(['write', f('big'), String(2 * 4096 + 10), '171', String(3 * 4096)]);
   t.equal(o.status, 0, o.stderr);
+  t.ok(statSync(f('big')).mtimeMs > mtime0, 'msync moved the file\'s mtime');
+  t.match(o.stderr, /msync .*, mtime moved/);
   t.match(o.stderr, /rw -> attached .*dirty pages tracked/);
   t.match(o.stderr, /msync .*written pages, 4 page\(s\) written back/, '3 pages + 10 bytes span 4 pages');
   big.fill(171, 2 * 4096 + 10, 5 * 4096 + 10);

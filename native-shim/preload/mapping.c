@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/sys.h"
@@ -41,6 +42,7 @@ typedef struct {
   uint64_t base;   /* attached: pool byte offset of the first byte */
   dvm_lease lease; /* attached: the lease (a stitched span holds its own) */
   dvm_span span;   /* stitched */
+  char path[256];  /* read-write: the file's path when mapped, for msync's mtime ("" when unknown or too long) */
 } rec;
 
 static rec recs[MAX_RECS];
@@ -186,6 +188,14 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
     snprintf(reason, sizeof reason, "%s failed (%s)", sys, strerror(-rc));
     return *why = reason, DVMP_KERNEL;
   }
+  r->path[0] = 0;
+  if (writable) { /* msync moves the file's mtime by its path, as the Node library does */
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, r->path, sizeof r->path);
+    r->path[n > 0 && n < (ssize_t)sizeof r->path && r->path[0] == '/' ? n : 0] = 0;
+    if (n >= 10 && n < (ssize_t)sizeof r->path && strcmp(r->path + n - 10, " (deleted)") == 0) r->path[0] = 0;
+  }
   __atomic_store_n(&r->state, R_LIVE, __ATOMIC_RELEASE);
   DVMP_SAY("mmap %s [%llu, +%llu) %s -> %s %p: %u run(s), %s%s%s", dvmp_debug ? fd_path(fd, pbuf, sizeof pbuf) : "",
            (unsigned long long)off, (unsigned long long)len, writable ? "rw" : "r",
@@ -306,8 +316,14 @@ int dvmp_sync(void *addr, size_t len, int flags, int *rc)
       orphan = " (ENOTCONN: no daemon serves the pool)";
     }
   }
-  DVMP_SAY("msync %p +%llu: %s, %llu page(s) written back%s%s", addr, (unsigned long long)len, how,
-           (unsigned long long)pages, *rc < 0 && !*orphan ? " (failed)" : "", orphan);
+  /* The stores never went through the file system: move the file's mtime (one SETATTR), as the library does. */
+  const char *touched = "";
+  if (*rc == 0 && pages > 0 && r->path[0]) {
+    const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+    touched = utimensat(AT_FDCWD, r->path, ts, 0) == 0 ? ", mtime moved" : "";
+  }
+  DVMP_SAY("msync %p +%llu: %s, %llu page(s) written back%s%s%s", addr, (unsigned long long)len, how,
+           (unsigned long long)pages, *rc < 0 && !*orphan ? " (failed)" : "", orphan, touched);
   return 1;
 }
 
