@@ -101,6 +101,11 @@ t.test('a live library mapping makes umount refuse; -l keeps the pool open until
 t.test('a daemon killed under a live mapping: msync answers ENOTCONN; the next mount adopts the lease', async (t) => {
   const m = await tablesMount(t, '64M');
   const f = alignedFile(m.mnt, 'f', 4 * MiB, 6);
+  // Made durable first: a crash may lose a file nobody fsynced (as on ext4), and
+  // the namespace path maps it with no request, so nothing commits it for us.
+  const fd = fs.openSync(f.path, 'r+');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
   const map = mmap(f.path, { prot: 'rw', flags: MAP_DAXVM });
   t.equal(map.mode, 'attached');
   await m.kill();
