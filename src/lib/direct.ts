@@ -38,10 +38,25 @@ export interface DirectPlan {
   path: string;
 }
 
+/** The path as the mount path shows it (path.resolve), without its cost for a path that is plain already. */
 function shownPath(f: string | Buffer): string {
-  if (typeof f === 'string') return path.resolve(f);
+  if (typeof f === 'string') return f[0] === '/' && !f.includes('/.') && !f.includes('//') && !f.endsWith('/') ? f : path.resolve(f);
   const s = f.toString('latin1');
   return s.startsWith('/') ? s : `${process.cwd()}/${s}`;
+}
+
+/** Paths' bytes, kept for the paths mapped most (no Buffer made per mmap of a path seen before). */
+const recent = new Map<string, Buffer>();
+const RECENT_MAX = 4096;
+
+function pathBytes(f: string): Buffer {
+  let b = recent.get(f);
+  if (!b) {
+    if (recent.size >= RECENT_MAX) recent.clear();
+    b = Buffer.from(f);
+    recent.set(f, b);
+  }
+  return b;
 }
 
 function poolOf(mount: number): PoolAccess | string {
@@ -84,7 +99,7 @@ function leavesOf(runs: Run[]): { pte: number; pmd: number; pud: number } {
  * EINVAL for a range past the end, as the mount path does.
  */
 export function planDirect(f: string | Buffer, offset: number, wanted: number | undefined, writable: boolean): DirectPlan | string {
-  const bytes = typeof f === 'string' ? Buffer.from(f) : f;
+  const bytes = typeof f === 'string' ? pathBytes(f) : f;
   const want = writable ? WANT_READ | WANT_WRITE : WANT_READ;
   for (let attempt = 0; attempt < TRIES; attempt++) {
     const rc = native.nsResolve(bytes, want, file);
