@@ -126,6 +126,7 @@ t.test('occupancy for files of known size and alignment', async (t) => {
   r = sh(`cp ${host}/big ${M}/big && head -c 5000 ${host}/a > ${M}/s`);
   t.equal(r.status, 0, r.summary);
   t.equal(occupied(M).pmem, 8);
+  t.ok(occupied(M).dram > 0, `DRAM: the shared namespace's copies of the tables (${occupied(M).dram} KiB)`);
   setKnob(M, 'page_tables_on', 0);
   t.same(occupied(M), { pmem: 0, dram: 0 }, 'page_tables_on 0: nothing occupied');
   t.match(ppt(join(M, 'big')), { root: 0, level: 0, nodes: 0 }, 'no table');

@@ -30,6 +30,8 @@ interface Published {
   extents: number;
   room: number;
   count: number;
+  /** Whether the file has page tables (only their copies count as the tables' DRAM). */
+  tables: boolean;
 }
 
 type NameEvent = { add: true; parent: number; name: string; ino: number } | { add: false; parent: number; name: string };
@@ -45,6 +47,8 @@ export class NsPublisher implements FsObserver {
   private readonly published = new Map<number, Published>();
   /** Bytes of extents published (the DRAM copy of the page tables) and of files with them. */
   private extentBytes = 0;
+  /** The part of extentBytes that copies page tables (files without tables are published for the walk only). */
+  private tableExtentBytes = 0;
   full = 0;
 
   private constructor(readonly region: NsRegion, private readonly fs: FileSystemApi) {}
@@ -61,7 +65,7 @@ export class NsPublisher implements FsObserver {
 
   /** DRAM taken by the page tables' copies (extents and the records of files that have them), in KiB. */
   dramKB(): number {
-    return Math.ceil(this.extentBytes / 1024);
+    return Math.ceil(this.tableExtentBytes / 1024);
   }
 
   stats(): Record<string, number> {
@@ -209,13 +213,14 @@ export class NsPublisher implements FsObserver {
         const list = s.extents;
         const at = extents;
         move = () => this.region.writeExtents(at, list);
-        if (old) this.extentBytes -= old.count * 16;
+        if (old) this.unaccount(old);
         this.extentBytes += count * 16;
-        this.published.set(ino, { extents, room, count });
+        if (s.tables) this.tableExtentBytes += count * 16;
+        this.published.set(ino, { extents, room, count, tables: s.tables });
       } else {
         if (old) {
           freeOld = old;
-          this.extentBytes -= old.count * 16;
+          this.unaccount(old);
           this.published.delete(ino);
         }
         extents = 0;
@@ -230,9 +235,14 @@ export class NsPublisher implements FsObserver {
     if (freeOld && freeOld.extents !== extents) this.region.heap.release(freeOld.extents, freeOld.room * EXTENT_GRANULES);
   }
 
+  private unaccount(old: Published): void {
+    this.extentBytes -= old.count * 16;
+    if (old.tables) this.tableExtentBytes -= old.count * 16;
+  }
+
   private drop(ino: number, old: Published): void {
     this.published.delete(ino);
-    this.extentBytes -= old.count * 16;
+    this.unaccount(old);
     this.region.heap.release(old.extents, old.room * EXTENT_GRANULES);
   }
 }
