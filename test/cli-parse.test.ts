@@ -10,6 +10,7 @@ import { parseMountOptions, fuseOptionString, escapeOptionValue, MountOptionErro
 import { parseMountinfo, topMountAt, daxvmMountAt, unescapeMountField } from '../src/core/mountinfo.js';
 import { escapeMountpoint } from '../src/fuse/runtime.js';
 import { decodeMessages, encodeMessage } from '../src/fuse/protocol.js';
+import { failureReason } from '../src/core/temp-mount.js';
 
 function throwsA(t: Tap.Test, fn: () => unknown, cls: new (...a: never[]) => Error, msg: string): Error | undefined {
   try {
@@ -106,4 +107,17 @@ t.test('mount helper baking', async (t) => {
   t.equal(bakeHelper(tpl, '/usr/bin/node', "/opt/it's/main.js"),
     "#!/bin/sh\nDAXVM_NODE='/usr/bin/node'\nDAXVM_MAIN='/opt/it'\\''s/main.js'\necho\n");
   throwsA(t, () => bakeHelper('#!/bin/sh\n', 'a', 'b'), CliError, 'no placeholders');
+});
+
+t.test('a daemon that failed to mount: its reason is the message its hint follows, not a warning or its diary', async (t) => {
+  const log = [
+    'daxvm: 2026-12-02T10:00:00.000Z starting',
+    'daxvm: warning: no lease table, library mappings of the pool fall back to the mount: cannot make the lease table: EPERM',
+    'daxvm: FUSE refused to mount /p on /m: fuse: failed to open /dev/fuse: Permission denied',
+    'hint: this user may not open /dev/fuse',
+    'daxvm: stopping (exit)',
+  ].join('\n');
+  t.match(failureReason(log), /^FUSE refused to mount .*Permission denied$/);
+  t.equal(failureReason('daxvm: warning: w\ndaxvm: cannot open /p: EIO\n'), 'cannot open /p: EIO', 'no hint: the last message');
+  t.equal(failureReason('daxvm: 2026-12-02T10:00:00.000Z starting\ndaxvm: warning: w\n'), undefined, 'only a warning: no reason');
 });

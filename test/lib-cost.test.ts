@@ -15,7 +15,7 @@ import { alignedFile, collect, KiB, MiB, PAGE, tablesMount } from './helpers/lib
 function heldByUs(mnt: string): number {
   const pool = fs.readFileSync(join(mnt, '.daxvm', 'pool'), 'utf8').trim();
   const st = fs.statSync(pool, { bigint: true });
-  const table = fs.readFileSync(sharedPath(st.dev, st.ino, 'leases'));
+  const table = fs.readFileSync(sharedPath(st, 'leases'));
   const slots = table.readUInt32LE(LEASES.OFF_SLOTS);
   const me = native.leaseOwner();
   let n = 0;

@@ -174,8 +174,9 @@ t.test('faults: a region of another version, a pool made anew, a dead daemon', a
   const f = join(m.mnt, 'f');
   fs.writeFileSync(f, pattern(16384, 7));
   t.ok(mapHere(f).bytes?.equals(pattern(16384, 7)));
-  const ns = fs.readdirSync('/dev/shm').filter((n) => n.endsWith('.ns')).map((n) => join('/dev/shm', n))
-    .find((p) => { const st = fs.statSync(m.pool); return p.endsWith(`daxvm-${st.dev.toString(16)}-${st.ino.toString(16)}.ns`); });
+  const st = fs.statSync(m.pool, { bigint: true });
+  const ns = fs.readdirSync('/dev/shm').map((n) => join('/dev/shm', n))
+    .find((p) => p.endsWith(`daxvm-${st.dev.toString(16)}-${st.ino.toString(16)}-${st.uid.toString(16)}.ns`));
   t.ok(ns, `the region: ${ns}`);
   // Another version: a new process does not use it (the mount path), and still reads the right bytes.
   const fd = fs.openSync(ns!, 'r+');

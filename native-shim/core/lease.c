@@ -102,8 +102,8 @@ int dvm_lease_table_open(int pool_fd, dvm_lease_table **out)
   unsigned char uuid[16];
   if (pread(pool_fd, uuid, sizeof uuid, 160) != (ssize_t)sizeof uuid) return -EIO;
   char path[512];
-  snprintf(path, sizeof path, "%s/daxvm-%llx-%llx.leases", dvm_shm_dir(),
-           (unsigned long long)pool.st_dev, (unsigned long long)pool.st_ino);
+  snprintf(path, sizeof path, "%s/daxvm-%llx-%llx-%llx.leases", dvm_shm_dir(),
+           (unsigned long long)pool.st_dev, (unsigned long long)pool.st_ino, (unsigned long long)pool.st_uid);
   int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -errno;
   int rc = 0;

@@ -245,8 +245,8 @@ static int open_region(ns_region *r, ns_map **out)
   close(pfd);
   if (!ok) return DVM_NS_NO_REGION;
   char path[512];
-  snprintf(path, sizeof path, "%s/daxvm-%llx-%llx.ns", dvm_shm_dir(), (unsigned long long)pool.st_dev,
-           (unsigned long long)pool.st_ino);
+  snprintf(path, sizeof path, "%s/daxvm-%llx-%llx-%llx.ns", dvm_shm_dir(), (unsigned long long)pool.st_dev,
+           (unsigned long long)pool.st_ino, (unsigned long long)pool.st_uid);
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return DVM_NS_NO_REGION;
   int rc = 0;

@@ -6,7 +6,7 @@
 #ifndef DAXVM_SHARED_FORMAT_H
 #define DAXVM_SHARED_FORMAT_H
 
-/* ---- the lease table: <shm dir>/daxvm-<pool dev hex>-<pool ino hex>.leases ---- */
+/* ---- the lease table: <shm dir>/daxvm-<pool dev>-<pool ino>-<pool uid>.leases (hex) ---- */
 #define DAXVM_LEASES_MAGIC 0x31534c4d56584144ULL /* the bytes "DAXVMLS1", read as a little-endian u64 */
 #define DAXVM_LEASES_VERSION 1
 #define DAXVM_LEASES_HEADER_SIZE 4096

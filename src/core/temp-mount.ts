@@ -146,8 +146,7 @@ export class DaemonMount {
       if (child.exitCode !== null || child.signalCode !== null) {
         m.cleanup();
         const log = m.log();
-        // The daemon's own message and hint (its "daxvm: <timestamp> ..." lines are its diary, not the reason).
-        const reason = /^daxvm: (?!\d{4}-\d\d-\d\dT)(.*)$/m.exec(log)?.[1] ?? `daxvm mount exited (code ${child.exitCode}, signal ${child.signalCode})`;
+        const reason = failureReason(log) ?? `daxvm mount exited (code ${child.exitCode}, signal ${child.signalCode})`;
         const hint = /^hint: (.*)$/m.exec(log)?.[1];
         throw new MountStartError(`daxvm mount exited (code ${child.exitCode}, signal ${child.signalCode}) before ${mnt} was mounted\ncommand: ${m.command}\nlog:\n${log.slice(-4000)}`,
           reason, hint);
@@ -288,4 +287,14 @@ export class TempMount {
     rmSync(this.base, { recursive: true, force: true });
     TempMount.live.delete(this);
   }
+}
+
+/**
+ * The daemon's own reason for failing, from its log: the message its hint
+ * follows, else its last message. Its "daxvm: <timestamp> ..." lines are its
+ * diary and "daxvm: warning: ..." lines did not stop it: neither is the reason.
+ */
+export function failureReason(log: string): string | undefined {
+  const messages = [...log.matchAll(/^daxvm: (?!\d{4}-\d\d-\d\dT|warning: )(.*)$(\nhint: )?/gm)];
+  return (messages.find((m) => m[2] !== undefined) ?? messages.at(-1))?.[1];
 }

@@ -47,7 +47,7 @@ export function leaseHolders(poolPath: string): LeaseHolder[] {
   let fd: number;
   try {
     st = fs.statSync(poolPath, { bigint: true });
-    fd = fs.openSync(sharedPath(st.dev, st.ino, 'leases'), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fd = fs.openSync(sharedPath(st, 'leases'), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch {
     return [];
   }

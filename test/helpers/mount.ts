@@ -10,13 +10,14 @@
  * hook and reaper as a last resort.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, rmdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { FSTYPE, readMounts, topMountAt } from '../../src/core/mountinfo.js';
 import { mainScript, packageRoot } from '../../src/core/paths.js';
 import { DaemonMount, unmountAllUnder, type Exit } from '../../src/core/temp-mount.js';
+import { sharedPath } from '../../src/fuse/publish/layout.js';
 
 export { FSTYPE, unmountAllUnder };
 export const ROOT = packageRoot();
@@ -72,9 +73,32 @@ export function tempDir(t: Test, prefix = 'daxvm-test-'): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
   t.teardown(() => {
     unmountAllUnder(dir);
+    removeSharedFiles(dir);
     rmSync(dir, { recursive: true, force: true });
   });
   return dir;
+}
+
+/**
+ * The shared files (/dev/shm) of pools in dir, two levels deep: a daemon a
+ * test killed leaves them, as a crashed one would.
+ */
+function removeSharedFiles(dir: string, depth = 2): void {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory() && depth > 1) removeSharedFiles(p, depth - 1);
+    if (!e.isFile()) continue;
+    try {
+      const st = statSync(p, { bigint: true });
+      for (const kind of ['leases', 'ns'] as const) rmSync(sharedPath(st, kind), { force: true });
+    } catch { /* gone */ }
+  }
 }
 
 export interface PoolInfo {

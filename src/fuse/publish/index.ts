@@ -31,7 +31,7 @@ export class SharedState {
       return new SharedState(pool, LeaseTable.open(pool), undefined);
     } catch (err) {
       const problem = (err as Error).message;
-      process.stderr.write(`daxvm: no lease table, library mappings of the pool fall back to the mount: ${problem}\n`);
+      process.stderr.write(`daxvm: warning: no lease table, library mappings of the pool fall back to the mount: ${problem}\n`);
       return new SharedState(pool, undefined, problem);
     }
   }
@@ -57,7 +57,7 @@ export class SharedState {
       };
       process.once('exit', () => ns.markDead());
     } catch (err) {
-      process.stderr.write(`daxvm: no shared namespace, library mappings resolve through the mount: ${(err as Error).message}\n`);
+      process.stderr.write(`daxvm: warning: no shared namespace, library mappings resolve through the mount: ${(err as Error).message}\n`);
     }
   }
 

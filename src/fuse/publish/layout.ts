@@ -5,7 +5,7 @@
  * src/core/format/ with the pool's layouts.)
  */
 
-/** The lease table: `<shm dir>/daxvm-<pool dev hex>-<pool ino hex>.leases`. */
+/** The lease table: `<shm dir>/daxvm-<pool dev>-<pool ino>-<pool owner uid>.leases` (lowercase hex). */
 export const LEASES = {
   MAGIC: 0x31534c4d56584144n, // the bytes "DAXVMLS1"
   VERSION: 1,
@@ -37,7 +37,20 @@ export function shmDir(): string {
   return process.env.DAXVM_SHM_DIR || '/dev/shm';
 }
 
-/** The name of a pool's shared file of the given kind ('leases', 'ns'). */
-export function sharedPath(poolDev: bigint, poolIno: bigint, kind: 'leases' | 'ns'): string {
-  return `${shmDir()}/daxvm-${poolDev.toString(16)}-${poolIno.toString(16)}.${kind}`;
+/** What names a pool's shared files: the pool file's stat. */
+export interface SharedName {
+  dev: bigint;
+  ino: bigint;
+  uid: number | bigint;
+}
+
+/**
+ * The name of a pool's shared file of the given kind ('leases', 'ns'). The
+ * owner's uid is part of it: /dev/shm is sticky, so a file another user's
+ * daemon left for a pool with a recycled inode number could be neither
+ * replaced nor removed by this pool's owner.
+ */
+export function sharedPath(pool: SharedName, kind: 'leases' | 'ns'): string {
+  const hex = (n: number | bigint): string => n.toString(16);
+  return `${shmDir()}/daxvm-${hex(pool.dev)}-${hex(pool.ino)}-${hex(pool.uid)}.${kind}`;
 }

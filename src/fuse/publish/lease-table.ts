@@ -101,7 +101,7 @@ export class LeaseTable implements BlockLeases {
    * are adopted), else a new one. Throws with a message saying what is wrong.
    */
   static open(pool: PoolIdentity): LeaseTable {
-    const path = sharedPath(pool.dev, pool.ino, 'leases');
+    const path = sharedPath(pool, 'leases');
     const size = LEASES.HEADER_SIZE + LEASES.DEFAULT_SLOTS * LEASES.SLOT_SIZE;
     const pidns = pidNamespace();
     const existing = openExisting(path, pool, pidns);

@@ -126,7 +126,7 @@ export class NsRegion {
 
   /** A new region for the pool (replacing any left behind: told it is dead first), not yet live. */
   static create(pool: PoolIdentity, inodeCount: number, mount: MountFacts): NsRegion {
-    const path = sharedPath(pool.dev, pool.ino, 'ns');
+    const path = sharedPath(pool, 'ns');
     markDead(path);
     const size = NsRegion.sizeFor(inodeCount);
     const tmp = `${path}.${process.pid}.tmp`;
