@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { checkMetaTree, parseMetaLog } from '../src/reliability/load-meta-check.js';
 import type { LoadResult } from '../src/reliability/load.js';
+import { contentSeed } from '../src/reliability/load-meta-model.js';
+import { patternAt } from '../src/reliability/load-pattern.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -88,6 +90,25 @@ t.test('the metadata check sees a tree that its log does not allow', async (t) =
   t.ok(lastSync > 0, 'the log has an fsync');
   fs.renameSync(victim, `${victim}.gone`);
   t.match(checkMetaTree(dir, log, 5, true).problem ?? '', /no state the log allows/, 'a file renamed behind the log\'s back is caught');
+});
+
+t.test('after a crash, an append that started mid-page may show its first WRITE alone, and nothing else of it', async (t) => {
+  // The kernel sends the rest of a page it does not hold whole as a WRITE of its own: a commit may fall after it.
+  const dir = t.testdir({ log: '' });
+  const log = path.join(dir, 'log');
+  const ops = [{ op: 'mkdir', p: 'meta' }, { op: 'create', p: 'meta/f1', id: 1 }, { op: 'append', p: 'meta/f1', n: 100 },
+    { op: 'fsync', p: 'meta/f1', data: false }, { op: 'append', p: 'meta/f1', n: 10_000 }];
+  fs.writeFileSync(log, ops.map((o, i) => `${JSON.stringify({ s: i + 1, t: 'try', ...o })}\n${JSON.stringify({ s: i + 1, t: 'ok' })}\n`).join(''));
+  fs.mkdirSync(path.join(dir, 'meta'));
+  const withSize = (size: number): string | null => {
+    fs.writeFileSync(path.join(dir, 'meta', 'f1'), patternAt(contentSeed(9, 1), 0, size));
+    return checkMetaTree(dir, log, 9, true).problem;
+  };
+  t.equal(withSize(100), null, 'the fsync\'ed state');
+  t.equal(withSize(4096), null, 'the first WRITE of the append (to the end of its first page)');
+  t.equal(withSize(10_100), null, 'the whole append');
+  t.match(withSize(8192) ?? '', /no state the log allows/, 'any other part of it is not allowed');
+  t.match(withSize(50) ?? '', /no state the log allows/, 'less than was fsync\'ed is not allowed');
 });
 
 t.test('daxvm test-load: usage errors exit 2 and say what to give', async (t) => {

@@ -116,7 +116,7 @@ const GENERATORS: Array<[number, () => MetaOp | null]> = [
   [14, () => (files().length < 80 ? { op: 'create', p: `${pick(dirs())}/f${nextId}`, id: nextId++ } : null)],
   [18, () => {
     const p = pick(files().filter((f) => model.inodes.get(model.names.get(f)!)!.size < 256 << 10));
-    // A third small, the rest up to 64 KiB: one FUSE write each (max_write 128 KiB), so one request.
+    // A third small, the rest up to 64 KiB: within max_write (128 KiB), so one WRITE, or two when it starts mid-page (load-meta-check.ts).
     return p ? { op: 'append', p, n: 1 + Math.floor(rand() * (rand() < 0.35 ? 4096 : 65536)) } : null;
   }],
   [4, () => {
