@@ -128,15 +128,21 @@ int dvm_pool_view(const char *path, enum dvm_view kind, dvm_pool **pool_out,
 
 int dvm_pool_leases(dvm_pool *p, dvm_lease_table **out)
 {
-  if (!p->leases && !p->leases_err) {
+  /* Once opened the table stays for the life of the process: after that, no lock (a hot path of every map). */
+  *out = __atomic_load_n(&p->leases, __ATOMIC_ACQUIRE);
+  if (*out) return 0;
+  dvm_lock();
+  int rc = p->leases_err;
+  if (!p->leases && !rc) {
     int fd = p->fd_rw >= 0 ? p->fd_rw : p->fd_ro;
-    int rc = fd < 0 ? -EBADF : dvm_lease_table_open(fd, &p->leases);
-    if (rc < 0 && rc != -ENOENT) p->leases_err = rc; /* no table yet: a daemon may make one later */
-    if (rc == -ENOENT) return rc;
+    dvm_lease_table *t = NULL;
+    rc = fd < 0 ? -EBADF : dvm_lease_table_open(fd, &t);
+    if (rc == 0) __atomic_store_n(&p->leases, t, __ATOMIC_RELEASE);
+    else if (rc != -ENOENT) p->leases_err = rc; /* no table yet (ENOENT): a daemon may make one later */
   }
-  if (!p->leases) return p->leases_err;
   *out = p->leases;
-  return 0;
+  dvm_unlock();
+  return *out ? 0 : rc;
 }
 
 void dvm_process_after_fork(void)

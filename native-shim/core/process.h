@@ -55,7 +55,8 @@ int dvm_pool_view(const char *path, enum dvm_view kind, dvm_pool **pool_out,
 
 /*
  * The lease table of a pool (opened on first use through the pool's fd; a
- * failure is remembered and answered again). Call with the lock held.
+ * failure other than ENOENT is remembered and answered again). Takes the
+ * lock itself, only until the table is open: call it WITHOUT the lock.
  */
 int dvm_pool_leases(dvm_pool *p, dvm_lease_table **out);
 

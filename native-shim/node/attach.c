@@ -213,16 +213,6 @@ static napi_value js_table_problem(napi_env env, napi_callback_info info)
   return out;
 }
 
-static int leases_of(dvm_pool *p, dvm_lease_table **t)
-{
-  *t = __atomic_load_n(&p->leases, __ATOMIC_ACQUIRE);
-  if (*t) return 0;
-  dvm_lock();
-  int rc = dvm_pool_leases(p, t);
-  dvm_unlock();
-  return rc;
-}
-
 /*
  * attach(roHandle, ino, gen, first, end, viewHandle, length, out) -> Buffer | number.
  * A Buffer over [run * 4096, +length) of the view when blocks [first, end)
@@ -254,7 +244,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
     if (t.runs != 1) return number(env, ATTACH_SPLIT);
     uint64_t base = run.offset;
     if (length > run.length || base + length > view->length) return number(env, -(double)DVM_TABLE_BAD_BLOCK);
-    if (!leases && (rc = leases_of(a.ro->pool, &leases)) < 0) {
+    if (!leases && (rc = dvm_pool_leases(a.ro->pool, &leases)) < 0) {
       out[OUT_ERRNO] = -rc;
       return number(env, ATTACH_NO_LEASE);
     }

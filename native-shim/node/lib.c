@@ -281,9 +281,7 @@ static napi_value js_lease(napi_env env, napi_callback_info info)
   for (size_t i = 0; i < count; i += 2)
     runs[i / 2] = (dvm_block_run){(uint64_t)nums[i] / 4096, ((uint64_t)nums[i + 1] + 4095) / 4096};
   dvm_lease_table *t = NULL;
-  dvm_lock();
   int rc = dvm_pool_leases(pm->pool, &t);
-  dvm_unlock();
   const char *sys = "open(lease table)";
   if (rc == 0) {
     sys = "lease";

@@ -35,6 +35,13 @@ int dvmp_read_ppt(int fd, unsigned long long v[7])
   return sscanf(buf, DAXVM_PPT_TEXT_FORMAT, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 7 ? 0 : -EPROTO;
 }
 
+/* why, filled with what failed and the errno's text (rc < 0). */
+static const char *because(char why[160], const char *what, int rc)
+{
+  snprintf(why, 160, "%s (%s)", what, strerror(-rc));
+  return why;
+}
+
 /* Scratch room for many runs, from the kernel (not malloc): freed by the caller with dvm_real_munmap. */
 static void *scratch(uint64_t bytes) { return dvm_real_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); }
 
@@ -46,13 +53,8 @@ const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info 
   out->runs = out->stack;
   unsigned room = DVMP_STACK_RUNS;
   dvm_lease_table *lt;
-  dvm_lock();
   int rc = dvm_pool_leases(m->p, &lt);
-  dvm_unlock();
-  if (rc < 0) {
-    snprintf(why, sizeof why, "no lease table for the pool (%s)", strerror(-rc));
-    return why;
-  }
+  if (rc < 0) return because(why, "no lease table for the pool", rc);
   for (int attempt = 0; attempt < LEASE_TRIES; attempt++) {
     dvm_table_result t;
     dvm_table_problem p = dvm_table_read(ro, info, ino, gen, first, end, out->runs, room, &t);
@@ -79,10 +81,7 @@ const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info 
     dvm_block_run bstack[DVMP_STACK_RUNS], *b = out->heap ? (dvm_block_run *)(out->runs + room) : bstack;
     for (unsigned i = 0; i < t.runs; i++) b[i] = (dvm_block_run){out->runs[i].offset / PAGE, out->runs[i].length / PAGE};
     rc = dvm_lease_take(lt, b, t.runs, ino, gen, &out->lease);
-    if (rc < 0) {
-      snprintf(why, sizeof why, "no lease on the pool's blocks (%s)", strerror(-rc));
-      return why;
-    }
+    if (rc < 0) return because(why, "no lease on the pool's blocks", rc);
     if (dvm_table_unchanged(ro, info, ino, t.seq)) return NULL;
     dvm_lease_drop(&out->lease);
   }
@@ -106,13 +105,8 @@ const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_
 {
   static __thread char why[160];
   dvm_lease_table *lt;
-  dvm_lock();
   int rc = dvm_pool_leases(m->p, &lt);
-  dvm_unlock();
-  if (rc < 0) {
-    snprintf(why, sizeof why, "no lease table for the pool (%s)", strerror(-rc));
-    return why;
-  }
+  if (rc < 0) return because(why, "no lease table for the pool", rc);
   dvm_ns_run nr[DVMP_STACK_RUNS];
   for (int attempt = 0; attempt < LEASE_TRIES; attempt++) {
     unsigned n = 0;
@@ -135,10 +129,7 @@ const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_
     out->runs = out->stack;
     out->n = n;
     rc = dvm_lease_take(lt, b, n, f->ino, f->generation, &out->lease);
-    if (rc < 0) {
-      snprintf(why, sizeof why, "no lease on the pool's blocks (%s)", strerror(-rc));
-      return why;
-    }
+    if (rc < 0) return because(why, "no lease on the pool's blocks", rc);
     if (dvm_ns_unchanged(f)) return NULL;
     dvm_lease_drop(&out->lease);
   }
