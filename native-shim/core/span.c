@@ -113,6 +113,16 @@ dvm_span *dvm_span_wrap(void *addr, uint64_t length, enum dvm_span_kind kind)
   return s;
 }
 
+void dvm_span_pool_view(dvm_span *s, dvm_pool *pool, enum dvm_view kind, void *addr)
+{
+  s->kind = DVM_SPAN_POOL;
+  s->length = s->reserved = pool->size;
+  s->tracked = kind == DVM_VIEW_RW && pool->tracked;
+  s->pool = pool;
+  s->refs = 1;
+  s->addr = addr;
+}
+
 int dvm_span_give_back(dvm_span *s)
 {
   int rc = 0;

@@ -75,6 +75,12 @@ int dvm_span_stitch_in(dvm_span *s, dvm_pool *pool, const dvm_run *runs, unsigne
 /* A span over memory someone else mapped (a file map, a pool view); refs = 1. */
 dvm_span *dvm_span_wrap(void *addr, uint64_t length, enum dvm_span_kind kind);
 
+/*
+ * s made a span over a pool view (dvm_pool_view), in storage the face owns:
+ * never given back, tracked when it is the registered read-write view.
+ */
+void dvm_span_pool_view(dvm_span *s, dvm_pool *pool, enum dvm_view kind, void *addr);
+
 /* Give the memory back by its kind (munmap, heap slots), then drop its lease; addr is NULL after. */
 int dvm_span_give_back(dvm_span *s);
 

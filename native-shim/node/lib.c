@@ -185,14 +185,7 @@ static napi_value js_pool_view(napi_env env, napi_callback_info info)
     else {
       pool_of[slot] = p;
       m = &pool_spans[slot][kind];
-      if (!m->addr) {
-        m->kind = DVM_SPAN_POOL;
-        m->length = m->reserved = p->size;
-        m->tracked = kind == DVM_VIEW_RW && p->tracked;
-        m->pool = p;
-        m->refs = 1;
-        m->addr = addr;
-      }
+      if (!m->addr) dvm_span_pool_view(m, p, kind, addr);
     }
   }
   dvm_unlock();

@@ -178,13 +178,7 @@ int dvmp_mount_view(dvmp_mount *m, enum dvm_view kind, void **addr_out)
         ranges[nr].len = p->size;
         __atomic_store_n(&nranges, nr + 1, __ATOMIC_RELEASE);
       }
-      dvm_span *s = &m->view_span[kind];
-      s->kind = DVM_SPAN_POOL;
-      s->addr = v;
-      s->length = s->reserved = p->size;
-      s->tracked = kind == DVM_VIEW_RW && p->tracked;
-      s->pool = p;
-      s->refs = 1;
+      dvm_span_pool_view(&m->view_span[kind], p, kind, v);
       m->p = p;
       __atomic_store_n(&m->view[kind], v, __ATOMIC_RELEASE);
     } else {
