@@ -44,8 +44,10 @@ napi_value dvm_quiet_arraybuffer(napi_env env, void *data, size_t length);
 napi_value dvm_quiet_buffer(napi_env env, void *data, size_t length);
 /* A quiet Buffer that drops lease record id (attach.c) once V8 frees its memory's ArrayBuffer. */
 napi_value dvm_leased_buffer(napi_env env, void *data, size_t length, uint64_t id);
-/* The lease a lease handle (lib.c's lease()) holds, or NULL (thrown). */
+/* The lease a lease handle (leases.c's lease()) holds, or NULL (thrown). */
 dvm_lease *get_lease(napi_env env, napi_value v);
+/* A lease handle, or null / undefined for none (*out NULL). */
+bool get_optional_lease(napi_env env, napi_value v, dvm_lease **out);
 /* Detach every live view of s (its ArrayBuffers read as length 0 after). */
 napi_value detach_views(napi_env env, dvm_span *s);
 
@@ -56,6 +58,7 @@ napi_status bench_init(napi_env env, napi_value exports);
 napi_status fallocate_init(napi_env env, napi_value exports);
 napi_status ns_init(napi_env env, napi_value exports);
 napi_status attach_init(napi_env env, napi_value exports);
+napi_status lease_init(napi_env env, napi_value exports);
 
 #define CHECK(call)                                                        \
   do {                                                                     \
