@@ -6,23 +6,14 @@
 import t from 'tap';
 import fs from 'node:fs';
 import { join } from 'node:path';
-import { lineChild } from './helpers/child.js';
+import { heldWriter } from './helpers/child.js';
 import { freshMount, fsck, isMounted, mountPool, run, within } from './helpers/mount.js';
 
 t.test('a lazy unmount keeps serving open files; the last close ends the daemon cleanly', async (t) => {
   const m = await freshMount(t);
   const f = join(m.mnt, 'held');
   fs.writeFileSync(f, '');
-  const h = lineChild(t, `
-    const fs = require('fs'), rl = require('readline');
-    const fd = fs.openSync(process.argv[1], 'a');
-    console.log('open');
-    rl.createInterface({ input: process.stdin }).on('line', (l) => {
-      try {
-        if (l === 'close') { fs.closeSync(fd); console.log('closed'); process.exit(0); }
-        fs.writeSync(fd, l + '\\n'); console.log('wrote');
-      } catch (e) { console.log('error ' + (e.code || e.message)); }
-    });`, [f]);
+  const h = heldWriter(t, f);
   t.equal(await h.next(), 'open');
   t.equal(await h.send('one'), 'wrote');
   const u = run('umount', ['-l', m.mnt]);

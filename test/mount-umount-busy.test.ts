@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { DaxvmError, mmap, MAP_DAXVM } from '../src/lib/index.js';
-import { lineChild } from './helpers/child.js';
+import { heldWriter } from './helpers/child.js';
 import { alignedFile, MiB, tablesMount } from './helpers/lib.js';
 import { cli, freshMount, fsck, isMounted, mountPool, run, within } from './helpers/mount.js';
 
@@ -19,16 +19,7 @@ t.test('a writer holding a file and a cwd inside: umount refused (32, target is 
   const m = await freshMount(t, { size: '64M' });
   fs.mkdirSync(join(m.mnt, 'd'));
   const f = join(m.mnt, 'held');
-  const h = lineChild(t, `
-    const fs = require('fs'), rl = require('readline');
-    const fd = fs.openSync(process.argv[1], 'a');
-    console.log('open');
-    rl.createInterface({ input: process.stdin }).on('line', (l) => {
-      try {
-        if (l === 'close') { fs.closeSync(fd); console.log('closed'); process.exit(0); }
-        fs.writeSync(fd, l + '\\n'); console.log('wrote');
-      } catch (e) { console.log('error ' + (e.code || e.message)); }
-    });`, [f]);
+  const h = heldWriter(t, f);
   t.equal(await h.next(), 'open');
   t.equal(await h.send('one'), 'wrote');
   const inside = spawn('sleep', ['600'], { cwd: join(m.mnt, 'd'), stdio: 'ignore' });

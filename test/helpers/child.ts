@@ -59,6 +59,24 @@ export function lineChild(t: Test, script: string, args: string[]): LineChild {
   };
 }
 
+/**
+ * A child holding path open for appending (O_APPEND): it answers 'open'
+ * first; then each line sent is written to the file as a line ('wrote', or
+ * 'error CODE'), and 'close' closes the file ('closed') and ends the child.
+ */
+export function heldWriter(t: Test, path: string): LineChild {
+  return lineChild(t, `
+    const fs = require('fs'), rl = require('readline');
+    const fd = fs.openSync(process.argv[1], 'a');
+    console.log('open');
+    rl.createInterface({ input: process.stdin }).on('line', (l) => {
+      try {
+        if (l === 'close') { fs.closeSync(fd); console.log('closed'); process.exit(0); }
+        fs.writeSync(fd, l + '\\n'); console.log('wrote');
+      } catch (e) { console.log('error ' + (e.code || e.message)); }
+    });`, [path]);
+}
+
 /** Poll df until pred holds or the time is up; returns the last reading. */
 export async function dfUntil(path: string, pred: (d: ReturnType<typeof df>) => boolean, ms = 5000): Promise<ReturnType<typeof df>> {
   const end = Date.now() + ms;
