@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { MapHandle } from '../../core/native.js';
+import type { InodeState } from '../../fs/api.js';
 import {
   NS_CONSTANTS, NS_GRANULE, NS_HEADER, NS_INODE, NS_MAGIC, NS_NAME, NS_NO_BUCKET, NS_VERSION,
 } from '../../core/format/namespace.js';
@@ -27,18 +28,14 @@ export interface MountFacts {
   gid: number;
 }
 
-export interface InodeRecord {
-  generation: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  size: number;
-  parent: number;
+/** An inode as its shared record holds it: the attributes as the file system has them, plus where its extents are. */
+export type InodeRecord = Pick<InodeState, 'generation' | 'mode' | 'uid' | 'gid' | 'nlink' | 'size' | 'parent'> & {
+  /** NS_INODE_* bits (names, extents, tables). */
   flags: number;
+  /** The extents' place in the heap (granule; 0: none) and their count. */
   extents: number;
   extentCount: number;
-}
+};
 
 const page = (n: number): number => Math.ceil(n / 4096) * 4096;
 const pow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(2, n)));
