@@ -249,6 +249,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
 
   size_t i = 0;
   int trailing_slash = abs[alen - 1] == '/';
+  int plain = path[0] == '/' && !trailing_slash;
   for (;;) {
     if (mnt && !r) { /* entering the mount */
       if (!allowed(mnt, cred)) return DVM_NS_NOT_ALLOWED;
@@ -257,7 +258,9 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
       ino = ROOT_INO;
       if ((rc = read_rec(r, ino, &rec))) return rc;
     }
+    size_t slashes = i;
     while (i < alen && abs[i] == '/') i++;
+    if (i - slashes > 1) plain = 0;
     if (i >= alen) break;
     size_t start = i;
     while (i < alen && abs[i] != '/') i++;
@@ -265,6 +268,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
     size_t nlen = i - start;
     if (r && !S_ISDIR(rec.mode)) return -ENOTDIR;
     if (r && (rc = check(&rec, 1, cred))) return rc;
+    if (name[0] == '.' && (nlen == 1 || (nlen == 2 && name[1] == '.'))) plain = 0;
     if (nlen == 1 && name[0] == '.') continue;
     if (nlen == 2 && name[0] == '.' && name[1] == '.') {
       if (!r || ino == ROOT_INO) return DVM_NS_DOTDOT;
@@ -291,7 +295,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
     rc = step(r, &rec, ino, name, nlen, &child_ino, &child);
     if (rc) return rc;
     uint64_t here = mnt->id;
-    if (ns_mount_at(s, &here, cur, clen)) return DVM_NS_SUBMOUNT;
+    if (mnt->children && ns_mount_at(s, &here, cur, clen)) return DVM_NS_SUBMOUNT;
     if (S_ISLNK(child.mode)) return DVM_NS_SYMLINK;
     ino = child_ino;
     rec = child;
@@ -317,6 +321,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   out->gid = rec.gid;
   out->flags = rec.flags;
   out->size = rec.size;
+  out->plain = plain;
   return 0;
 }
 

@@ -54,6 +54,7 @@ typedef struct {
   uint32_t region_gen; /* the region it was read in (a new daemon makes a new one) */
   uint32_t ino, generation, seq, mode, uid, gid, flags; /* flags: DAXVM_NS_INODE_* */
   uint64_t size;
+  int plain;        /* the path was already absolute and normal (no `.`, `..`, `//`, trailing slash) */
 } dvm_ns_file;
 
 /* A run of a file: `count` blocks from file block `logical` at pool block `physical`. */

@@ -37,6 +37,7 @@ typedef struct {
   size_t len; /* 0 for "/" */
   ns_region *region; /* daxvm mounts (of their file system's root) only */
   int read_only, allow_other;
+  unsigned children; /* mounts whose parent it is */
   long user_id, group_id;
 } ns_mount;
 

@@ -151,6 +151,9 @@ static ns_snap *read_snapshot(void)
     for (unsigned j = 0; j < s->n; j++) orphan &= s->m[j].id != s->m[i].parent;
     if (orphan) { s->root = s->m[i].id; break; }
   }
+  /* Mounts on top of each: a walk inside a mount with none needs no look for one per name. */
+  for (unsigned i = 0; i < s->n; i++)
+    for (unsigned j = 0; j < s->n; j++) s->m[i].children += s->m[j].parent == s->m[i].id && s->m[j].id != s->m[i].id;
   return s;
 }
 

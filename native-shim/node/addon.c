@@ -151,5 +151,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
   CHECK(ns_init(env, exports));
   CHECK(attach_init(env, exports));
   CHECK(lease_init(env, exports));
+  CHECK(ns_attach_init(env, exports));
   return exports;
 }

@@ -54,7 +54,7 @@ static uint32_t nrecords, cap_records;
 static int32_t free_head = -1;
 
 /* Keep a lease; returns its id, or -1 (ENOMEM: the caller drops it). */
-static double record_put(const dvm_lease *l)
+double dvm_record_put(const dvm_lease *l)
 {
   double id = -1;
   pthread_mutex_lock(&records_lock);
@@ -82,7 +82,7 @@ static double record_put(const dvm_lease *l)
 }
 
 /* Drop the lease the id names, if it is still that one; returns whether it was. */
-static bool record_drop(double id)
+bool dvm_record_drop(double id)
 {
   if (!(id >= 0) || id > 9007199254740991.0) return false;
   uint64_t n = (uint64_t)id;
@@ -105,7 +105,7 @@ static bool record_drop(double id)
 /* For quiet.cc's guard (any thread). */
 void dvm_lease_record_drop(uint64_t id)
 {
-  record_drop((double)id);
+  dvm_record_drop((double)id);
 }
 
 static dvm_span *pool_handle(napi_env env, napi_value v)
@@ -260,14 +260,14 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
       dvm_lease_drop(&lease);
       continue;
     }
-    double id = record_put(&lease);
+    double id = dvm_record_put(&lease);
     if (id < 0) {
       dvm_lease_drop(&lease);
       return throw_errno(env, ENOMEM, "malloc", NULL);
     }
     napi_value buf = dvm_leased_buffer(env, view->addr + base, (size_t)length, (uint64_t)id);
     if (!buf) {
-      record_drop(id);
+      dvm_record_drop(id);
       return throw_last(env, "creating a Buffer");
     }
     out[OUT_LEASE] = id;
@@ -295,12 +295,12 @@ static napi_value js_adopt(napi_env env, napi_callback_info info)
       !get_out(env, argv[4], &out, &len))
     return NULL;
   if (!l->table) return type_error(env, "daxvm_shim: the lease handle holds no lease");
-  double id = record_put(l);
+  double id = dvm_record_put(l);
   if (id < 0) return throw_errno(env, ENOMEM, "malloc", NULL);
   memset(l, 0, sizeof *l); /* the record holds it now */
   napi_value buf = dvm_leased_buffer(env, view->addr + off, (size_t)length, (uint64_t)id);
   if (!buf) {
-    record_drop(id);
+    dvm_record_drop(id);
     return throw_last(env, "creating a Buffer");
   }
   out[OUT_LEASE] = id;
@@ -320,7 +320,7 @@ static napi_value js_release(napi_env env, napi_callback_info info)
   if (napi_get_value_double(env, argv[1], &id) != napi_ok) return type_error(env, "daxvm_shim: not a lease id");
   CHECK(napi_is_detached_arraybuffer(env, ab, &detached));
   if (!detached) CHECK(napi_detach_arraybuffer(env, ab));
-  record_drop(id);
+  dvm_record_drop(id);
   return NULL;
 }
 

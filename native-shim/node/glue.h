@@ -48,6 +48,11 @@ napi_value dvm_leased_buffer(napi_env env, void *data, size_t length, uint64_t i
 dvm_lease *get_lease(napi_env env, napi_value v);
 /* A lease handle, or null / undefined for none (*out NULL). */
 bool get_optional_lease(napi_env env, napi_value v, dvm_lease **out);
+/* Its ArrayBuffer alone (the caller makes the Buffer: cheaper in JavaScript). */
+napi_value dvm_leased_arraybuffer(napi_env env, void *data, size_t length, uint64_t id);
+/* Lease records (attach.c): keep a lease, returning its id (-1: ENOMEM, the caller drops it); drop by id (a stale id drops nothing). */
+double dvm_record_put(const dvm_lease *l);
+bool dvm_record_drop(double id);
 /* Detach every live view of s (its ArrayBuffers read as length 0 after). */
 napi_value detach_views(napi_env env, dvm_span *s);
 
@@ -59,6 +64,7 @@ napi_status fallocate_init(napi_env env, napi_value exports);
 napi_status ns_init(napi_env env, napi_value exports);
 napi_status attach_init(napi_env env, napi_value exports);
 napi_status lease_init(napi_env env, napi_value exports);
+napi_status ns_attach_init(napi_env env, napi_value exports);
 
 #define CHECK(call)                                                        \
   do {                                                                     \

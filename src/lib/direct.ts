@@ -6,13 +6,22 @@
  * its blocks, and the record checked again (docs/format.md, "Leases: the
  * ordering argument"). What the namespace cannot answer for sure goes to
  * the mount path (resolve.ts), with the reason.
+ *
+ * A read-only mapping of a file that is one run of the pool (most small
+ * files) is made in one native call (mapDirect: native-shim/node/ns_attach.c);
+ * the rest is planned here step by step (planDirect) and mapped by
+ * from-pool.ts.
  */
 import path from 'node:path';
 import { constants } from 'node:os';
+import { constants as bufferConstants } from 'node:buffer';
+import { getSystemErrorName } from 'node:util';
 import { native, type LeaseHandle } from './native.js';
 import { DaxvmError, invalid } from './errors.js';
 import { PoolAccess, type Run, type TableRead } from './pool.js';
 import { NS_INODE_TABLES } from '../core/format/namespace.js';
+import { MAP_DAXVM_BATCHING } from './flags.js';
+import { Mapping } from './mapping.js';
 
 const PAGE = 4096;
 const PMD_BLOCKS = 512;
@@ -76,20 +85,87 @@ function poolOf(mount: number): PoolAccess | string {
   return p;
 }
 
-/** Leaves of the page table the runs stand for: 2 MiB entries where file and pool are aligned, else 4 KiB ones. */
+/** Adds the leaves of the page table one run stands for: 2 MiB entries where file and pool are aligned, else 4 KiB ones. */
+function addLeaves(leaves: { pte: number; pmd: number; pud: number }, logical: number, physical: number, count: number): void {
+  if ((logical - physical) % PMD_BLOCKS !== 0) {
+    leaves.pte += count;
+    return;
+  }
+  const head = Math.min(count, (PMD_BLOCKS - (logical % PMD_BLOCKS)) % PMD_BLOCKS);
+  const rest = count - head;
+  leaves.pte += head + (rest % PMD_BLOCKS);
+  leaves.pmd += Math.floor(rest / PMD_BLOCKS);
+}
+
 function leavesOf(runs: Run[]): { pte: number; pmd: number; pud: number } {
   const leaves = { pte: 0, pmd: 0, pud: 0 };
-  for (const r of runs) {
-    if ((r.logical - r.physical) % PMD_BLOCKS !== 0) {
-      leaves.pte += r.count;
-      continue;
-    }
-    const head = Math.min(r.count, (PMD_BLOCKS - (r.logical % PMD_BLOCKS)) % PMD_BLOCKS);
-    const rest = r.count - head;
-    leaves.pte += head + (rest % PMD_BLOCKS);
-    leaves.pmd += Math.floor(rest / PMD_BLOCKS);
-  }
+  for (const r of runs) addLeaves(leaves, r.logical, r.physical, r.count);
   return leaves;
+}
+
+/** What nsAttach answers besides a Buffer, a negative errno and a fallback code (native-shim/node/ns_attach.c). */
+const NSA = { OTHER_MOUNT: 100, NO_TABLES: 101, PAST_END: 102, SPLIT: 103, HOLES: 104, BAD_BLOCK: 105, NO_LEASE: 106, CHANGING: 107, TOO_LONG: 108 } as const;
+/** nsAttach's out: [mount, ino, generation, seq, size, length, first file block, pool block, blocks, lease id, path plain]. */
+const nsOut = new Float64Array(11);
+/** The mount the last file was resolved on and its pool (most programs map from one mount): nsAttach is handed its views. */
+let lastMount = -1;
+let lastPool: PoolAccess | undefined;
+
+/** What the kernel would answer (rc = -errno), as the mount path throws it. */
+function nsError(rc: number, f: string | Buffer): DaxvmError {
+  const code = errnoName.get(-rc) ?? 'EIO';
+  return new DaxvmError({ code, errno: rc, syscall: 'open', path: shownPath(f) }, native.nsReason(rc).toLowerCase());
+}
+
+const holesReason = (holes: number): string => `${holes} page(s) of the range have no block (holes, or past the end of the file)`;
+const pastEnd = (offset: number, size: number, f: string | Buffer): DaxvmError =>
+  invalid(`nothing to map: offset ${offset} is at or past the end of the file (${size} bytes); extend the file first`, shownPath(f));
+
+/**
+ * A read-only shared MAP_DAXVM mapping the namespace serves as one run of
+ * the pool: resolve, lease, Buffer in one native call, the Mapping the only
+ * object made here (its parts and leaves are its own). Returns the
+ * Mapping; a string: why the mount path must be taken; null: the general
+ * path (planDirect) can do what this cannot (several runs, the first file
+ * of a mount). Throws what the kernel would answer, and EINVAL as mmap does.
+ */
+export function mapDirect(f: string | Buffer, offset: number, wanted: number | undefined, flags: number): Mapping | string | null {
+  for (let round = 0; round < 2; round++) {
+    const pool = lastPool;
+    if (!pool) return null;
+    const got = native.nsAttach(f, WANT_READ, offset, wanted ?? 0, pool.ro.handle, pool.ro.handle, lastMount, bufferConstants.MAX_LENGTH, nsOut);
+    if (typeof got !== 'number') {
+      const leaves = { pte: 0, pmd: 0, pud: 0 };
+      addLeaves(leaves, nsOut[6]!, nsOut[7]!, nsOut[8]!);
+      const length = nsOut[5]!;
+      const base = nsOut[7]! * PAGE;
+      return new Mapping({
+        path: typeof f === 'string' && nsOut[10] === 1 ? f : shownPath(f), offset, length, prot: 'r', flags, private: false, batching: (flags & MAP_DAXVM_BATCHING) !== 0, nosync: false,
+        usedTables: true, runs: 1, leaves, zombieMaxPages: 1, tracking: 'none', mode: 'attached', buffer: Buffer.from(got), ephemeral: false,
+        handle: pool.ro.handle, base, address: pool.ro.address + base, leaseId: nsOut[9]!, pool, resolved: 'namespace',
+      });
+    }
+    switch (got) {
+      case NSA.OTHER_MOUNT: {
+        const p = poolOf(nsOut[0]!);
+        if (typeof p === 'string') return p;
+        lastMount = nsOut[0]!;
+        lastPool = p;
+        continue;
+      }
+      case NSA.NO_TABLES: return 'the file has no page tables (knob page_tables_on is 0)';
+      case NSA.PAST_END: throw pastEnd(offset, nsOut[4]!, f);
+      case NSA.TOO_LONG: throw invalid(`length ${nsOut[5]} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, shownPath(f));
+      case NSA.SPLIT: return null;
+      case NSA.HOLES: return holesReason(nsOut[8]!);
+      case NSA.BAD_BLOCK: return "a run of the file outside the pool's data area";
+      case NSA.NO_LEASE: return `no lease on the pool's blocks: ${getSystemErrorName(-nsOut[9]!)}`;
+      case NSA.CHANGING: return 'the file kept changing while being mapped';
+    }
+    if (got < 0) throw nsError(got, f);
+    return native.nsReason(got);
+  }
+  return null;
 }
 
 /**
@@ -103,26 +179,23 @@ export function planDirect(f: string | Buffer, offset: number, wanted: number | 
   const want = writable ? WANT_READ | WANT_WRITE : WANT_READ;
   for (let attempt = 0; attempt < TRIES; attempt++) {
     const rc = native.nsResolve(bytes, want, file);
-    if (rc < 0) {
-      const code = errnoName.get(-rc) ?? 'EIO';
-      throw new DaxvmError({ code, errno: rc, syscall: 'open', path: shownPath(f) }, native.nsReason(rc).toLowerCase());
-    }
+    if (rc < 0) throw nsError(rc, f);
     if (rc > 0) return native.nsReason(rc);
     const mount = file[0]!, ino = file[1]!, gen = file[2]!, seq = file[3]!, flags = file[7]!, size = file[8]!;
     const region = file[9]!; // the region it was read in (a new daemon makes another)
     if (!(flags & NS_INODE_TABLES)) return 'the file has no page tables (knob page_tables_on is 0)';
     const pool = poolOf(mount);
     if (typeof pool === 'string') return pool;
-    if (offset >= size) {
-      throw invalid(`nothing to map: offset ${offset} is at or past the end of the file (${size} bytes); extend the file first`, shownPath(f));
-    }
+    lastMount = mount;
+    lastPool = pool;
+    if (offset >= size) throw pastEnd(offset, size, f);
     const length = wanted ?? size - offset;
     const first = offset / PAGE;
     const end = Math.ceil((offset + length) / PAGE);
     const r = native.nsRuns(mount, region, ino, seq, first, end, runsOut);
     if (r === -EAGAIN) continue;
     if (r !== 0) return native.nsReason(r);
-    if (runsOut[1]! > 0) return `${runsOut[1]} page(s) of the range have no block (holes, or past the end of the file)`;
+    if (runsOut[1]! > 0) return holesReason(runsOut[1]!);
     const n = runsOut[0]!;
     const g = pool.geometry;
     const runs: Run[] = [];

@@ -17,7 +17,7 @@ import { PoolAccess } from './pool.js';
 import type { PptInfo } from '../core/format/ppt.js';
 import { mountOf, openForMapping, readPpt, type DaxvmMount, type Opened } from './resolve.js';
 import { mapVanilla } from './vanilla.js';
-import { planDirect } from './direct.js';
+import { mapDirect, planDirect } from './direct.js';
 
 const PAGE = 4096;
 
@@ -118,7 +118,9 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
   let resolveReason: string | undefined;
   if (c.flags & MAP_DAXVM) {
     // The namespace first: no request to the daemon (direct.ts); else the mount, with the reason.
-    const d = planDirect(file, c.offset, c.length, writable && !c.priv);
+    const fast = !writable && !c.priv ? mapDirect(file, c.offset, c.length, c.flags) : null;
+    if (fast instanceof Mapping) return fast;
+    const d = fast ?? planDirect(file, c.offset, c.length, writable && !c.priv);
     if (typeof d === 'string') {
       resolveReason = d;
     } else {

@@ -121,6 +121,19 @@ export interface LibShim extends MappingShim {
   nsMountInfo(mount: number): { mountpoint: string; pool: string; mountId: number } | null;
   nsReason(code: number): string;
   /**
+   * MAP_DAXVM in one call (native-shim/node/ns_attach.c): resolve `path`
+   * for `want`, and when mount `mount` serves it as one run of the pool with
+   * no hole, lease the run, check the record again and return an ArrayBuffer over
+   * [offset, +length) of the file in `view` (length 0: to the end), as
+   * attach makes it (the caller makes the Buffer: cheaper in JavaScript); `out` = [mount, ino, generation, seq, size, length,
+   * first file block, pool block, blocks, lease id, 1 when the path was
+   * absolute and normal already]. Otherwise a number:
+   * NSA's codes (direct.ts), a negative errno (the kernel's answer) or a
+   * fallback code (nsReason).
+   */
+  nsAttach(path: string | Buffer, want: number, offset: number, length: number, ro: MapHandle, view: MapHandle, mount: number,
+    maxLength: number, out: Float64Array): ArrayBuffer | number;
+  /**
    * The runs of blocks [first, end) of inode ino (generation gen), read from
    * the pool view's page table without a lock (native-shim/core/table.c)
    * into `out` (OUT's layout); returns how many there are (those past the
