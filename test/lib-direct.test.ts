@@ -1,7 +1,8 @@
 // MAP_DAXVM with no round trip (issue 10): paths resolved in the daemon's
 // shared namespace. Zero FUSE requests once warm; always the mount's current
 // state (in this process and in another); the kernel's permission answers;
-// faults (a region of another version, a pool made anew, a dead daemon) end
+// faults (a region of another version, a pool made anew, a dead daemon, a
+// hash collision, a writer racing the reader) end
 // on the mount path or in a clean error, never in another file's bytes.
 import t from 'tap';
 import fs from 'node:fs';
@@ -11,6 +12,10 @@ import { mmap, MAP_DAXVM } from '../src/lib/index.js';
 import { setKnob, stats } from './helpers/control.js';
 import { pattern, tablesMount } from './helpers/lib.js';
 import { cli, errCode, makePool, mountPool, ROOT, run } from './helpers/mount.js';
+import { lineChild } from './helpers/child.js';
+import { native } from '../src/lib/native.js';
+import { nsHash } from '../src/core/format/namespace.js';
+import { parsePpt, PPT_XATTR } from '../src/core/format/ppt.js';
 
 const LIB = JSON.stringify(join(ROOT, 'dist/lib/index.js'));
 
@@ -205,4 +210,96 @@ t.test('faults: a region of another version, a pool made anew, a dead daemon', a
   t.ok(dead.code !== undefined, `dead daemon: an error (${dead.code}), no bytes`);
   t.equal(errCode(() => fs.statSync(f)), 'ENOTCONN', 'the kernel says ENOTCONN too');
   await m2.kill();
+});
+
+t.test('a hash collision: two names of one directory with the same hash (so one bucket), each its own file', async (t) => {
+  const m = await tablesMount(t, '128M');
+  const dir = join(m.mnt, 'c');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(join(dir, 'probe'), 'x');
+  // The namespace hashes (parent inode, name): the mount's inode numbers are the file system's (use_ino).
+  t.equal(parsePpt(native.getxattr(join(dir, 'probe'), PPT_XATTR).toString('utf8'))!.ino, fs.statSync(join(dir, 'probe')).ino, 'st_ino is the inode number');
+  const parent = fs.statSync(dir).ino;
+  const seen = new Map<number, string>();
+  let pair: [string, string] | undefined;
+  for (let i = 0; !pair; i++) { // a birthday search: about 80 000 names for 32 bits
+    const name = `n${i.toString(36)}`;
+    const h = nsHash(parent, Buffer.from(name));
+    const first = seen.get(h);
+    if (first !== undefined) pair = [first, name];
+    else seen.set(h, name);
+  }
+  const [a, b] = pair.map((n) => join(dir, n)) as [string, string];
+  fs.writeFileSync(b, pattern(16384, 21));
+  fs.writeFileSync(a, pattern(8192, 22));
+  mapHere(a); // warm-up: published
+  for (const [p, want] of [[a, pattern(8192, 22)], [b, pattern(16384, 21)]] as const) {
+    const got = mapHere(p);
+    t.ok(got.bytes?.equals(want), `${p.slice(dir.length + 1)}: its own bytes (resolved ${got.resolved} ${got.reason ?? ''})`);
+    t.equal(got.resolved, 'namespace', 'through the namespace');
+  }
+  fs.unlinkSync(a);
+  t.equal(mapHere(a).code, 'ENOENT', `${pair[0]} unlinked: ENOENT, not ${pair[1]}'s bytes`);
+  t.ok(mapHere(b).bytes?.equals(pattern(16384, 21)), `${pair[1]} still its own`);
+  fs.renameSync(b, a);
+  t.ok(mapHere(a).bytes?.equals(pattern(16384, 21)), 'renamed onto the other name: the same file');
+  t.equal(mapHere(b).code, 'ENOENT', 'and the old name is gone');
+  await m.stop();
+});
+
+t.test('a writer racing the reader: never another file\'s bytes, never a crash', async (t) => {
+  const m = await tablesMount(t, '128M');
+  const dir = join(m.mnt, 'race');
+  fs.mkdirSync(dir);
+  const versions = Array.from({ length: 6 }, (_, k) => pattern(16384 + (k % 3) * 4096, 100 + k));
+  // The child replaces `cur` by rename (the old file unlinked: its blocks free) and writes other files that take freed blocks.
+  const ms = 3000;
+  const writer = lineChild(t, `
+    const fs = require('fs'), { join } = require('path');
+    const [dir, ms] = [process.argv[1], Number(process.argv[2])];
+    const pattern = ${pattern.toString()};
+    const versions = Array.from({ length: 6 }, (_, k) => pattern(16384 + (k % 3) * 4096, 100 + k));
+    fs.writeFileSync(join(dir, 'cur'), versions[0]);
+    console.log('ready');
+    const end = Date.now() + ms;
+    let n = 0;
+    while (Date.now() < end) {
+      const k = ++n % versions.length;
+      fs.writeFileSync(join(dir, 'tmp'), versions[k]);
+      fs.renameSync(join(dir, 'tmp'), join(dir, 'cur'));
+      fs.writeFileSync(join(dir, 'churn' + (n % 4)), versions[(k + 3) % versions.length]);
+    }
+    console.log('done ' + n);`, [dir, String(ms)]);
+  t.equal(await writer.next(), 'ready');
+  const cur = join(dir, 'cur');
+  const which = (b: Buffer): number => versions.findIndex((v) => v.length === b.length && v.equals(b));
+  let maps = 0, wrong = 0, namespace = 0;
+  const errors = new Map<string, number>();
+  const held: Array<{ m: ReturnType<typeof mmap>; k: number }> = [];
+  const end = Date.now() + ms - 300;
+  while (Date.now() < end) {
+    try {
+      const map = mmap(cur, { flags: MAP_DAXVM });
+      maps++;
+      if (map.resolved === 'namespace') namespace++;
+      const k = which(map.buffer);
+      if (k < 0) wrong++;
+      held.push({ m: map, k });
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? String(err);
+      errors.set(code, (errors.get(code) ?? 0) + 1);
+    }
+    if (held.length > 8) { // held a while as the writer reused blocks: still the same version's bytes
+      const h = held.shift()!;
+      if (h.k >= 0 && which(h.m.buffer) !== h.k) wrong++;
+      h.m.unmap();
+    }
+  }
+  for (const h of held) h.m.unmap();
+  const done = await writer.next();
+  t.match(done, /^done \d+$/, `the writer replaced the file ${done.slice(5)} times`);
+  t.equal(wrong, 0, `${maps} mappings, each one whole version of the file, unchanged while held`);
+  t.same(Object.fromEntries(errors), {}, 'no error: the name always existed');
+  t.ok(namespace > 0, `${namespace} resolved in the namespace`);
+  await m.stop();
 });

@@ -40,7 +40,17 @@ enum {
 };
 
 #define LEASE_TRIES 8
-#define ID_BITS 22 /* record index bits of a lease id; the serial above them (30 bits: exact in a double) */
+/*
+ * A lease id: record index (22 bits), shard (4 bits), serial (26 bits): 52
+ * bits, exact in a double. Records are sharded by thread, each shard with
+ * its own lock and array on cache lines of its own: worker threads mapping
+ * at once do not write one shared word per mmap and unmap (a drop from
+ * V8's sweeper thread takes the shard's lock like any other).
+ */
+#define ID_BITS 22
+#define SHARD_BITS 4
+#define SHARDS (1u << SHARD_BITS)
+#define SERIAL_BITS 26
 
 typedef struct {
   dvm_lease lease;
@@ -48,36 +58,54 @@ typedef struct {
   int32_t next_free;
 } record;
 
-static pthread_mutex_t records_lock = PTHREAD_MUTEX_INITIALIZER;
-static record *records;
-static uint32_t nrecords, cap_records;
-static int32_t free_head = -1;
+typedef struct {
+  pthread_mutex_t lock;
+  record *records;
+  uint32_t n, cap;
+  int32_t free_head;
+} __attribute__((aligned(64))) shard;
+
+static shard shards[SHARDS];
+static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
+static unsigned next_shard; /* atomic: the next thread's shard */
+static __thread int my_shard = -1;
+
+static void shards_init(void)
+{
+  for (unsigned i = 0; i < SHARDS; i++) {
+    pthread_mutex_init(&shards[i].lock, NULL);
+    shards[i].free_head = -1;
+  }
+}
 
 /* Keep a lease; returns its id, or -1 (ENOMEM: the caller drops it). */
 double dvm_record_put(const dvm_lease *l)
 {
+  pthread_once(&shards_once, shards_init);
+  if (my_shard < 0) my_shard = (int)(__atomic_fetch_add(&next_shard, 1, __ATOMIC_RELAXED) % SHARDS);
+  shard *sh = &shards[my_shard];
   double id = -1;
-  pthread_mutex_lock(&records_lock);
-  int32_t i = free_head;
+  pthread_mutex_lock(&sh->lock);
+  int32_t i = sh->free_head;
   if (i >= 0) {
-    free_head = records[i].next_free;
-  } else if (nrecords < (1u << ID_BITS)) {
-    if (nrecords == cap_records) {
-      uint32_t cap = cap_records ? cap_records * 2 : 256;
-      record *r = realloc(records, cap * sizeof *r);
-      if (r) records = r, cap_records = cap;
+    sh->free_head = sh->records[i].next_free;
+  } else if (sh->n < (1u << ID_BITS)) {
+    if (sh->n == sh->cap) {
+      uint32_t cap = sh->cap ? sh->cap * 2 : 256;
+      record *r = realloc(sh->records, cap * sizeof *r);
+      if (r) sh->records = r, sh->cap = cap;
     }
-    if (nrecords < cap_records) {
-      i = (int32_t)nrecords++;
-      records[i].serial = 0;
+    if (sh->n < sh->cap) {
+      i = (int32_t)sh->n++;
+      sh->records[i].serial = 0;
     }
   }
   if (i >= 0) {
-    records[i].lease = *l;
-    records[i].next_free = -1;
-    id = (double)records[i].serial * (double)(1u << ID_BITS) + i;
+    sh->records[i].lease = *l;
+    sh->records[i].next_free = -1;
+    id = ((double)sh->records[i].serial * SHARDS + my_shard) * (double)(1u << ID_BITS) + i;
   }
-  pthread_mutex_unlock(&records_lock);
+  pthread_mutex_unlock(&sh->lock);
   return id;
 }
 
@@ -85,19 +113,22 @@ double dvm_record_put(const dvm_lease *l)
 bool dvm_record_drop(double id)
 {
   if (!(id >= 0) || id > 9007199254740991.0) return false;
+  pthread_once(&shards_once, shards_init);
   uint64_t n = (uint64_t)id;
-  uint32_t i = (uint32_t)(n & ((1u << ID_BITS) - 1)), serial = (uint32_t)(n >> ID_BITS);
+  uint32_t i = (uint32_t)(n & ((1u << ID_BITS) - 1));
+  shard *sh = &shards[(n >> ID_BITS) & (SHARDS - 1)];
+  uint32_t serial = (uint32_t)(n >> (ID_BITS + SHARD_BITS));
   dvm_lease l = {0};
-  pthread_mutex_lock(&records_lock);
-  bool ours = i < nrecords && records[i].serial == serial && records[i].next_free == -1 && records[i].lease.table;
+  pthread_mutex_lock(&sh->lock);
+  bool ours = i < sh->n && sh->records[i].serial == serial && sh->records[i].next_free == -1 && sh->records[i].lease.table;
   if (ours) {
-    l = records[i].lease;
-    records[i].lease.table = NULL;
-    records[i].serial = (records[i].serial + 1) & ((1u << 30) - 1);
-    records[i].next_free = free_head;
-    free_head = (int32_t)i;
+    l = sh->records[i].lease;
+    sh->records[i].lease.table = NULL;
+    sh->records[i].serial = (sh->records[i].serial + 1) & ((1u << SERIAL_BITS) - 1);
+    sh->records[i].next_free = sh->free_head;
+    sh->free_head = (int32_t)i;
   }
-  pthread_mutex_unlock(&records_lock);
+  pthread_mutex_unlock(&sh->lock);
   if (ours) dvm_lease_drop(&l);
   return ours;
 }
