@@ -234,6 +234,30 @@ export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number
   });
 }
 
+/** cli() without blocking the event loop, so that independent commands can run side by side. */
+export async function cliAsync(args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  const r = await runAsync(process.execPath, [CLI, ...args], opts);
+  return { ...r, summary: summarize(`daxvm ${args.join(' ')}`, r) };
+}
+
+/**
+ * fn over every item, at most `width` at a time, the results in the items'
+ * order: independent child processes, which on a loaded machine spend most
+ * of their time waiting, not computing.
+ */
+export async function eachAtOnce<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
+  return out;
+}
+
 /** `daxvm fsck POOL [args]`. */
 export function fsck(pool: string, args: string[] = []): RunResult {
   return cli(['fsck', pool, ...args]);
