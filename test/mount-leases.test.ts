@@ -52,14 +52,16 @@ function truncateAndRefill(file: string, dir: string): ReturnType<typeof run> {
   return run(process.execPath, ['-e', script]);
 }
 
-t.test('an open handle is not a lease: 100 x (write 100 MiB, fsync, ftruncate 0) over one fd on a 1 GiB pool', async (t) => {
-  const m = await freshMount(t, { size: '1G' });
+// Issue 12.3's report wrote 100 x 100 MiB on a 1 GiB pool; the same ten pools' worth through one fd, scaled
+// down (a held handle that kept the blocks would fail at the second round either way).
+t.test('an open handle is not a lease: 20 x (write 64 MiB, fsync, ftruncate 0) over one fd on a 128 MiB pool', async (t) => {
+  const m = await freshMount(t, { size: '128M' });
   const fd = fs.openSync(join(m.mnt, 'log'), 'w');
   const chunk = Buffer.alloc(MiB, 0x6c);
   let failed = '';
-  for (let round = 0; round < 100 && !failed; round++) {
+  for (let round = 0; round < 20 && !failed; round++) {
     try {
-      for (let i = 0; i < 100; i++) fs.writeSync(fd, chunk, 0, MiB, i * MiB);
+      for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk, 0, MiB, i * MiB);
       fs.fsyncSync(fd);
       fs.ftruncateSync(fd, 0);
     } catch (err) {
@@ -73,7 +75,7 @@ t.test('an open handle is not a lease: 100 x (write 100 MiB, fsync, ftruncate 0)
 
 for (const shape of ['attached', 'stitched'] as const) {
   t.test(`a ${shape} mapping survives a truncate of its file from another process while the pool refills`, async (t) => {
-    const m = await tablesMount(t, '128M');
+    const m = await tablesMount(t, '64M');
     const f = shape === 'attached' ? alignedFile(m.mnt, 'f', 4 * MiB, 7) : fragmentedFile(m.mnt, 'f', 1 * MiB, 64 * 1024, 7);
     const map = mmap(f.path, { flags: MAP_DAXVM });
     t.equal(map.mode, shape);
@@ -89,7 +91,7 @@ for (const shape of ['attached', 'stitched'] as const) {
 }
 
 t.test('a mapping process killed with SIGKILL: its leases are reaped, the blocks come back', async (t) => {
-  const m = await tablesMount(t, '128M');
+  const m = await tablesMount(t, '64M');
   const f = alignedFile(m.mnt, 'f', 4 * MiB, 3);
   const child = lineChild(t, `
     import(${JSON.stringify(LIB)}).then(({ mmap, MAP_DAXVM }) => {
@@ -107,7 +109,7 @@ t.test('a mapping process killed with SIGKILL: its leases are reaped, the blocks
 });
 
 t.test('a daemon killed with SIGKILL: the next one adopts the live leases before it frees anything', async (t) => {
-  const m = await tablesMount(t, '128M');
+  const m = await tablesMount(t, '64M');
   const f = alignedFile(m.mnt, 'f', 4 * MiB, 9);
   const map = mmap(f.path, { flags: MAP_DAXVM });
   t.equal(map.mode, 'attached');
