@@ -20,14 +20,15 @@ import { inventory, STRUCT_KINDS } from '../src/reliability/structures.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
 
+// 234 cases: nine rounds of the 13 kinds over the 2 base images; `daxvm test-fuzz --cases N` runs as many as asked.
 t.test('hundreds of damaged pools: fsck, mount and fsck --repair survive every one', async (t) => {
   const lines: string[] = [];
-  const r = await runFuzzer({ cases: 390, seed: 1, workers: 2, timeoutMs: 60000, keep: t.testdir(), log: (l) => lines.push(l) });
+  const r = await runFuzzer({ cases: 234, seed: 1, workers: 2, timeoutMs: 60000, keep: t.testdir(), log: (l) => lines.push(l) });
   t.comment(lines.filter((l) => !l.startsWith('  ')).join('\n'));
-  t.equal(r.cases, 390, `${r.cases} cases in ${r.seconds.toFixed(1)} s`);
+  t.equal(r.cases, 234, `${r.cases} cases in ${r.seconds.toFixed(1)} s`);
   t.equal(r.failed, 0, r.failures.slice(0, 5).map((f) => `case ${f.index}: ${f.problem}\n  ${f.what}\n  ${f.replay}`).join('\n') || 'no failure');
   t.equal(lines[lines.length - 1], `fuzz cases: ${r.cases} run, 0 failed`, 'the closing line');
-  for (const k of STRUCT_KINDS) t.ok((r.byKind[k]?.cases ?? 0) >= 25, `${k}: ${r.byKind[k]?.cases ?? 0} cases`);
+  for (const k of STRUCT_KINDS) t.ok((r.byKind[k]?.cases ?? 0) >= 15, `${k}: ${r.byKind[k]?.cases ?? 0} cases`);
   t.ok(r.refused > 0 && r.served > 0, `some damaged pools are refused (${r.refused}), most are served (${r.served})`);
 });
 
@@ -57,9 +58,9 @@ t.test('the checker calls anything but FsError or PoolError a crash', async (t) 
 
 t.test('daxvm test-fuzz: the CLI, its closing line, one case replayed, usage errors', async (t) => {
   const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'test-fuzz', ...args], { encoding: 'utf8' });
-  const r = run(['--cases', '26', '--seed', '2', '--workers', '1']);
+  const r = run(['--cases', '13', '--seed', '2', '--workers', '1']);
   t.equal(r.status, 0, r.stderr);
-  t.match(r.stdout.trim().split('\n').pop() ?? '', /^fuzz cases: 26 run, 0 failed$/);
+  t.match(r.stdout.trim().split('\n').pop() ?? '', /^fuzz cases: 13 run, 0 failed$/);
   const one = run(['--seed', '2', '--case', '5']);
   t.equal(one.status, 0, one.stderr);
   t.match(one.stdout, /^case 5: (clean|crashed) base; /m, 'the damage is described');
