@@ -1,7 +1,7 @@
 /**
  * Faults under load, CI form (`daxvm test-load` is the long form): three
  * rounds of the daemon SIGKILLed under fio and the metadata client, one
- * pool filled up by three writers, four concurrent clients for ten
+ * pool filled up by three writers, four concurrent clients for six
  * seconds, all through real mounts. And proof that the metadata check
  * sees a tree its log does not allow.
  */
@@ -14,6 +14,7 @@ import { checkMetaTree, parseMetaLog } from '../src/reliability/load-meta-check.
 import type { LoadResult } from '../src/reliability/load.js';
 import { contentSeed } from '../src/reliability/load-meta-model.js';
 import { patternAt } from '../src/reliability/load-pattern.js';
+import { cliAsync, eachAtOnce } from './helpers/mount.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -31,7 +32,7 @@ function cli(args: string[]): Promise<{ status: number | null; stdout: string; s
 
 t.test('kills under fio and metadata load, a pool filled up, concurrent clients: no failure', async (t) => {
   const keep = t.testdir();
-  const r = await cli(['test-load', '--kill-rounds', '3', '--fill-rounds', '1', '--host-full-rounds', '0', '--clients', '4', '--minutes', '0.17', '--seed', '1', '--keep', keep, '--json']);
+  const r = await cli(['test-load', '--kill-rounds', '3', '--fill-rounds', '1', '--host-full-rounds', '0', '--clients', '4', '--minutes', '0.1', '--seed', '1', '--keep', keep, '--json']);
   const lines = r.stderr.trim().split('\n');
   t.comment(lines.filter((l) => /^(kill|fill|clients|load)/.test(l)).join('\n'));
   t.equal(r.status, 0, `exit 0\n${r.stderr.slice(-3000)}`);
@@ -112,14 +113,12 @@ t.test('after a crash, an append that started mid-page may show its first WRITE 
 });
 
 t.test('daxvm test-load: usage errors exit 2 and say what to give', async (t) => {
-  const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'test-load', ...args], { encoding: 'utf8' });
-  const only = run(['--only', 'everything']);
-  t.equal(only.status, 2);
-  t.match(only.stderr, /--only everything: no such part[\s\S]*one of: kill, fill, clients, hostfull/);
-  const rounds = run(['--kill-rounds', '-1']);
-  t.equal(rounds.status, 2);
-  t.match(rounds.stderr, /--kill-rounds -1: an integer of at least 0/);
-  const minutes = run(['--minutes', 'soon']);
-  t.equal(minutes.status, 2);
-  t.match(minutes.stderr, /--minutes soon: a number of minutes/);
+  const [only, rounds, minutes] = await eachAtOnce([['--only', 'everything'], ['--kill-rounds', '-1'], ['--minutes', 'soon']], 3,
+    (args) => cliAsync(['test-load', ...args]));
+  t.equal(only!.status, 2);
+  t.match(only!.stderr, /--only everything: no such part[\s\S]*one of: kill, fill, clients, hostfull/);
+  t.equal(rounds!.status, 2);
+  t.match(rounds!.stderr, /--kill-rounds -1: an integer of at least 0/);
+  t.equal(minutes!.status, 2);
+  t.match(minutes!.stderr, /--minutes soon: a number of minutes/);
 });
