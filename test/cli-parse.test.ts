@@ -56,6 +56,10 @@ t.test('mount options', async (t) => {
   t.same(parseMountOptions(['noexec,exec']).kernelFlags, ['exec']);
   t.same(parseMountOptions(['sync,async,noatime,dirsync']).kernelFlags, ['async', 'noatime', 'dirsync']);
   t.same(parseMountOptions(['', ',,default_permissions,']).kernelFlags, []);
+  t.equal(parseMountOptions([]).noOpen, false, 'OPEN and RELEASE are asked by default');
+  t.equal(parseMountOptions(['no_open']).noOpen, true);
+  t.equal(parseMountOptions(['no_open', 'open_requests']).noOpen, false, 'open_requests undoes an earlier no_open');
+  t.notMatch(fuseOptionString('/p', parseMountOptions(['no_open'])), /open/, 'ours, not libfuse\'s');
   for (const bad of [['bogus'], ['commit'], ['commit=x'], ['allow_other,allow_root'], ['fsname=x'], ['use_ino']]) {
     throwsA(t, () => parseMountOptions(bad), MountOptionError, `rejects ${bad.join(',')}`);
   }

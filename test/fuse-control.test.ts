@@ -229,3 +229,45 @@ t.test('user.daxvm.ppt', async (t) => {
   t.equal(ops.listxattr(ino, 64), 7);
   t.equal(io.data.subarray(0, 7).toString(), 'user.k\0', 'not listed');
 });
+
+t.test('no_open: each LOOKUP (a path walk) takes the snapshot that GETATTR and READ without a handle serve', (t) => {
+  const fsys = openPool(t, tempPool(t, 64));
+  const io = fakeIo();
+  const state = new MountState(fsys, { noOpen: true });
+  state.io = io;
+  const ops = buildOps(state) as Required<LowLevelOps>;
+  t.equal(ops.lookup(ROOT_INO, '.daxvm'), 0);
+  const dir = io.num[N.INO]!;
+  const look = (name: string) => {
+    t.equal(ops.lookup(dir, name), 0);
+    t.equal(io.num[N.ENTRY_TIMEOUT], 0, 'entry timeout 0: every open walks the path again');
+    return { ino: io.num[N.INO]!, size: io.num[N.SIZE]!, mtime: io.num[N.MTIME]! };
+  };
+  const read = (ino: number): string => {
+    const r = ops.read(ino, 0, 0, 65536);
+    t.ok(r >= 0);
+    return io.data.subarray(0, r).toString();
+  };
+  const a = look('stats');
+  const first = read(a.ino);
+  t.equal(Buffer.byteLength(first), a.size, 'READ serves what LOOKUP reported');
+  for (let i = 0; i < 3; i++) {
+    t.equal(ops.getattr(a.ino, 0), 0);
+    t.equal(io.num[N.SIZE], a.size, 'GETATTR between two lookups: the same size...');
+    t.equal(io.num[N.MTIME], a.mtime, '...and mtime (the kernel keeps the pages it read)');
+    t.equal(read(a.ino), first, 'and READ the same bytes, though requests were counted since');
+  }
+  const b = look('stats');
+  t.not(b.mtime, a.mtime, 'the next LOOKUP: a new mtime (the kernel drops its cached pages)');
+  t.equal(Buffer.byteLength(read(b.ino)), b.size, 'and the new snapshot');
+
+  const k = look('msync');
+  t.equal(read(k.ino), '1\n');
+  const v = Buffer.from('0\n');
+  v.copy(io.recv, 0);
+  t.equal(ops.write(k.ino, 0, 0, v.length, 0, constants.O_WRONLY), v.length, 'a knob write without a handle');
+  t.equal(ops.getattr(k.ino, 0), 0);
+  t.not(io.num[N.MTIME], k.mtime, 'a new mtime at once');
+  t.equal(read(k.ino), '0\n', 'the new value');
+  t.end();
+});

@@ -75,6 +75,8 @@ typedef struct session {
   bool dir_plus;
   double neg_timeout;        /* seconds a negative lookup may be cached; 0: never */
   unsigned max_write;
+  /* -o no_open: OPEN answers ENOSYS, so the kernel sends neither OPEN nor RELEASE again (fc->no_open). */
+  bool no_open;
   /* INIT: the kernel's offer (fuse_init_in.flags) and the request's id, while it is processed. */
   uint32_t init_flags;
   uint64_t init_unique;

@@ -35,6 +35,14 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   if (s->max_write) conn->max_write = s->max_write;
   /* Our times have millisecond precision: the kernel rounds the times it keeps alike. */
   conn->time_gran = 1000000;
+  if (s->no_open) {
+    /* With no OPEN the kernel would skip the truncate of open(O_TRUNC) (fuse_do_setattr takes ATTR_OPEN as
+     * done by OPEN when atomic_o_trunc is on): without it the kernel sends it as a SETATTR of size 0. */
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+    /* Every read(2) then asks GETATTR once the attributes expired, and a changed mtime or size drops the
+     * pages: what keeps the never-cached `.daxvm/` files fresh without direct_io (control.ts). */
+    if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+  }
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -140,6 +148,9 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session *s = sess(req); ENV;
+  /* -o no_open: the kernel takes ENOSYS as "no open needed", opens with FOPEN_KEEP_CACHE and never sends
+   * OPEN or RELEASE of a regular file again on this connection (fs/fuse/file.c, fuse_file_open). */
+  if (s->no_open) { fuse_reply_err(req, ENOSYS); return; }
   napi_value a[2] = {jnum(env, ino), jnum(env, fi->flags)};
   s->num[N_KILL_SUIDGID] = kill_suidgid(s);
   double r = call_op(s, req, OP_OPEN, 2, a);
@@ -166,9 +177,11 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   session *s = sess(req); ENV;
   double at = recv_offset(s, buf);
   if (at < 0 || at + (double)size > (double)s->recv_size) { fuse_reply_err(req, EIO); return; }
-  napi_value a[5] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, (double)off), jnum(env, (double)size), jnum(env, at)};
+  /* fi->flags: the writer's open flags (fuse_write_in.flags), its O_APPEND when there is no handle (-o no_open). */
+  napi_value a[6] = {jnum(env, ino), jnum(env, fh_of(fi)), jnum(env, (double)off), jnum(env, (double)size), jnum(env, at),
+                     jnum(env, fi->flags)};
   s->num[N_KILL_SUIDGID] = kill_suidgid(s);
-  double r = call_op(s, req, OP_WRITE, 5, a);
+  double r = call_op(s, req, OP_WRITE, 6, a);
   if (r < 0) fuse_reply_err(req, (int)-r);
   else fuse_reply_write(req, (size_t)r);
 }

@@ -9,7 +9,7 @@
  * session and calls JS's end(reason).
  *
  * JS API (src/fuse/lowlevel.ts):
- *   mount(mountpoint, options, handlers, { negTimeout, maxWrite }) -> session
+ *   mount(mountpoint, options, handlers, { negTimeout, maxWrite, noOpen }) -> session
  *   buffers(session) -> { num: Float64Array, data: Buffer, recv: Buffer, counts: Float64Array }
  *   dirAdd(session, name, nextOffset) -> bool       (inside readdir only)
  *   invalInode(session, ino) -> 0 | -errno           (attributes only: no page locks)
@@ -224,6 +224,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   s->on_error = fn_ref(env, argv[2], "error");
   s->neg_timeout = get_num(env, argv[3], "negTimeout", 0);
   s->max_write = (unsigned)get_num(env, argv[3], "maxWrite", 0);
+  s->no_open = get_num(env, argv[3], "noOpen", 0) != 0;
 
   s->num = calloc(N_SLOTS, sizeof(double));
   s->counts = calloc(OPCODE_SLOTS, sizeof(double));

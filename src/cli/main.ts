@@ -104,7 +104,8 @@ export function buildProgram(): Command {
     .argument('[mountpoint]', 'mount point (created if missing)', '/mnt/nvmm1')
     .option('-f, --foreground', 'stay in the foreground (Ctrl-C unmounts)')
     .option('-o, --options <options>', 'mount options, comma-separated: ro, rw, allow_other, allow_root, ' +
-      'commit=SECONDS, nonempty, noexec, nosuid, nodev, noatime, allow_loose_pool (mount a pool others can read)...; ' +
+      'commit=SECONDS, nonempty, noexec, nosuid, nodev, noatime, allow_loose_pool (mount a pool others can read), ' +
+      'no_open (open and close of files with no request; read() through the mount may then miss library stores)...; ' +
       'mount(8)\'s generic options are accepted', collect)
     .option('--clear-dead', 'clear a dead mount (its daemon gone) in the way without asking')
     .addOption(new Option('--ready-fd <fd>', 'internal: report readiness on this fd').hideHelp())

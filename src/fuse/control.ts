@@ -38,6 +38,17 @@
  *   change under a reader); getattr with a handle reports that snapshot's
  *   length, without one the longest of the fresh content and the open
  *   snapshots (fstat(2) comes without the handle).
+ * - With -o no_open there is no open, hence no direct_io and no handle: the
+ *   kernel caches a control file's pages like any file's. The path walk
+ *   stands for the open: control files' entries then have timeout 0, so each
+ *   open(2) (and stat) of one asks LOOKUP, which takes the snapshot that
+ *   reads serve until the next LOOKUP, and reports it with an mtime no reply
+ *   gave before (the file's time plus a microsecond step per snapshot, which
+ *   `ls -l` does not show). The kernel's auto_inval_data (negotiated then,
+ *   native-shim/fuse/ops.c) drops the cached pages when the mtime changes;
+ *   GETATTRs between two LOOKUPs report the same snapshot, so one reader's
+ *   read(2)s and its end of file agree. Two readers walking the path at the
+ *   same moment may see one's bytes end where the other's snapshot does.
  * - xattrs: none on control files (get: ENODATA, list: empty, set/remove:
  *   EPERM).
  *
@@ -141,6 +152,8 @@ export class Control {
   private readonly mountedAt = Date.now();
   /** Last time each knob was set through its file (its mtime). */
   private readonly changed = new Map<string, number>();
+  /** no_open: each file's content as its last LOOKUP saw it (what its reads serve), and its mtime. */
+  private readonly snapshots = new Map<number, { content: Buffer; step: number; mtimeMs: number }>();
 
   constructor(private readonly state: MountState) {
     const extra = (): Record<string, unknown> => ({
@@ -218,6 +231,7 @@ export class Control {
     if (name === '..') return this.state.live.getattr(ROOT_INO);
     const f = this.byName.get(name);
     if (!f) throw new FsError('ENOENT', `${CONTROL_PATH}/${name}: no such control file`);
+    if (this.state.noOpen) this.snapshot(f, true); // a path walk: an open, as far as we can tell
     return this.getattr(f.ino);
   }
 
@@ -226,7 +240,12 @@ export class Control {
     if (!f) return this.attr(CONTROL_INO_BASE, S_IFDIR | 0o555, 2, 0, this.mountedAt);
     const h = fh ? this.handles.get(fh) : undefined;
     let size: number;
-    if (h && h.file === f) {
+    let mtimeMs = this.changed.get(f.name) ?? this.mountedAt;
+    if (this.state.noOpen) {
+      const snap = this.snapshot(f, false);
+      size = snap.content.length;
+      mtimeMs = snap.mtimeMs;
+    } else if (h && h.file === f) {
       size = h.content.length;
     } else {
       // Never less than what an open reader holds (fstat(2) comes without the handle).
@@ -235,7 +254,23 @@ export class Control {
     }
     const perm = f.perm?.(this.state.live);
     const mode = S_IFREG | (perm?.mode ?? (f.write ? 0o644 : 0o444));
-    return this.attr(f.ino, mode, 1, size, this.changed.get(f.name) ?? this.mountedAt, perm);
+    return this.attr(f.ino, mode, 1, size, mtimeMs, perm);
+  }
+
+  /**
+   * no_open: the file's snapshot; `renew` takes a new one, whose mtime is
+   * one microsecond step (a double holds them at today's times) past the
+   * file's time, never the mtime of the snapshot before.
+   */
+  private snapshot(f: ControlFile, renew: boolean): { content: Buffer; step: number; mtimeMs: number } {
+    let snap = this.snapshots.get(f.ino);
+    if (!snap || renew) {
+      const step = snap ? (snap.step + 1) % 1000 : 0;
+      const mtimeMs = (this.changed.get(f.name) ?? this.mountedAt) + (step + 1) / 1000;
+      snap = { content: Buffer.from(f.content(this.state.live)), step, mtimeMs };
+      this.snapshots.set(f.ino, snap);
+    }
+    return snap;
   }
 
   readdir(ino: number): DirEntry[] {
@@ -260,7 +295,8 @@ export class Control {
 
   read(ino: number, fh: number, position: number, dst: Buffer): number {
     const h = this.handles.get(fh);
-    const content = h ? h.content : Buffer.from(this.fileOrEisdir(ino).content(this.state.live));
+    const content = h ? h.content : this.state.noOpen ? this.snapshot(this.fileOrEisdir(ino), false).content
+      : Buffer.from(this.fileOrEisdir(ino).content(this.state.live));
     if (position >= content.length) return 0;
     return content.copy(dst, 0, position, Math.min(content.length, position + dst.length));
   }
@@ -271,6 +307,7 @@ export class Control {
     if (!f.write) throw new FsError('EACCES', `${f.name} is read-only`);
     f.write(this.state.live, src.toString('utf8'));
     this.changed.set(f.name, Date.now());
+    if (this.state.noOpen) this.snapshot(f, true); // the new value, under a new mtime
     // A knob can change what stat shows of every file (page_tables_on: st_blocks): drop the kernel's copies.
     for (const ino of this.state.knownInodes()) this.state.io.invalInode(ino);
     return src.length;

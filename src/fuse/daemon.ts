@@ -128,7 +128,7 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
 
   FsError.stackTraces = false; // errors are answers here, never printed
   shared.publish(fs, { allowOther: options.allowOther, readOnly: options.readOnly, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
-  const state = new MountState(fs, { readOnly: options.readOnly });
+  const state = new MountState(fs, { readOnly: options.readOnly, noOpen: options.noOpen });
   state.sharedDramKB = () => shared.dramKB();
   state.sharedStats = () => shared.stats();
   let finish!: (code: number) => void;
@@ -184,6 +184,7 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     session = FuseSession.mount(mnt, optionString, buildOps(state), (io) => { state.io = io; }, {
       negTimeout: NEGATIVE_TIMEOUT_S,
       maxWrite: MAX_WRITE,
+      noOpen: options.noOpen,
       onEnd: (why) => void shutdown(why, 0, true),
       onError: (err) => {
         process.stderr.write(`daxvm: internal error in a request (answered EIO): ${(err as Error)?.stack ?? err}\n`);

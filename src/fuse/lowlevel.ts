@@ -67,7 +67,8 @@ export interface LowLevelOps {
   link?(ino: number, newParent: number, newName: string): number;
   open?(ino: number, flags: number): number;
   read?(ino: number, fh: number, offset: number, size: number): number;
-  write?(ino: number, fh: number, offset: number, size: number, at: number): number;
+  /** `flags`: the writer's open(2) flags as the kernel sends them with each WRITE. */
+  write?(ino: number, fh: number, offset: number, size: number, at: number, flags?: number): number;
   release?(ino: number, fh: number, flags: number): number;
   fsync?(ino: number, fh: number, datasync: number): number;
   opendir?(ino: number, flags: number): number;
@@ -98,7 +99,7 @@ export interface Io {
 interface Buffers { num: Float64Array; data: Uint8Array; recv: Uint8Array; counts: Float64Array }
 type SessionHandle = { readonly __session: unique symbol };
 interface Addon {
-  mount(mnt: string, options: string, handlers: object, config: { negTimeout: number; maxWrite: number }): SessionHandle;
+  mount(mnt: string, options: string, handlers: object, config: { negTimeout: number; maxWrite: number; noOpen: number }): SessionHandle;
   buffers(s: SessionHandle): Buffers;
   dirAdd(s: SessionHandle, name: string, off: number): boolean;
   invalInode(s: SessionHandle, ino: number): number;
@@ -142,6 +143,12 @@ export interface SessionConfig {
   negTimeout: number;
   /** Largest WRITE the kernel sends, in bytes. */
   maxWrite: number;
+  /**
+   * -o no_open: answer OPEN with ENOSYS, so the kernel opens regular files
+   * without asking (no OPEN, no RELEASE) and keeps their cached pages
+   * (src/fuse/README.md says what that costs). atomic_o_trunc goes off with it.
+   */
+  noOpen?: boolean;
   /** The mount is gone (ENODEV) or reading /dev/fuse failed: `reason` says which. */
   onEnd(reason: string): void;
   /** An op threw (a bug: it was answered EIO). */
@@ -173,7 +180,7 @@ export class FuseSession {
   static mount(mnt: string, options: string, ops: LowLevelOps, bindIo: (io: Io) => void, cfg: SessionConfig): FuseSession {
     const a = load();
     const handlers = { ...bindMethods(ops), end: cfg.onEnd, error: cfg.onError };
-    const h = a.mount(mnt, options, handlers, { negTimeout: cfg.negTimeout, maxWrite: cfg.maxWrite });
+    const h = a.mount(mnt, options, handlers, { negTimeout: cfg.negTimeout, maxWrite: cfg.maxWrite, noOpen: cfg.noOpen ? 1 : 0 });
     const s = new FuseSession(a, h);
     bindIo(s.io);
     return s;

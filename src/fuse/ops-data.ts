@@ -1,7 +1,8 @@
 /**
  * Operations on file data, through file handles. open/create pin the inode
  * (fs.open) and return a handle; read/write/fallocate/release go by the
- * handle's inode. Reads are written into the shared `data` buffer, writes are
+ * handle's inode. With -o no_open there are no handles (fh 0: the kernel
+ * sends no OPEN, and CREATE returns none): they go by the node id. Reads are written into the shared `data` buffer, writes are
  * taken from libfuse's receive buffer in place (no copy on either side).
  * Control files (`.daxvm/...`, control.ts) are opened with direct_io and
  * their handles are control.ts's own.
@@ -52,8 +53,10 @@ export function dataOps(state: MountState, control: Control): DataOps {
         if (Control.owns(parent) || Control.reserved(parent, name)) Control.refuseCreate(parent, name);
         const fs = state.live;
         const attr = fs.create(parent, name, mode, state.ownerIn(fs.getattr(parent)));
-        fs.open(attr.ino);
         state.putEntry(attr);
+        // no_open: no handle (older kernels send no RELEASE of it); the lookup count keeps the inode.
+        if (state.noOpen) return setOpen(0, 0);
+        fs.open(attr.ino);
         setOpen(state.addHandle(attr.ino, flags), 0);
       });
     },
@@ -62,15 +65,15 @@ export function dataOps(state: MountState, control: Control): DataOps {
       return run('read', ino, () => {
         const dst = state.io.data.subarray(0, size);
         if (Control.owns(ino)) return control.read(ino, fh, offset, dst);
-        return state.live.read(state.handle(fh).ino, offset, dst);
+        return state.live.read(fh ? state.handle(fh).ino : ino, offset, dst);
       });
     },
 
-    write(ino, fh, offset, size, at) {
+    write(ino, fh, offset, size, at, flags) {
       return run('write', ino, () => {
         const src = state.io.recv.subarray(at, at + size);
         if (Control.owns(ino)) return control.write(ino, fh, src);
-        const h = state.handle(fh);
+        const h = fh ? state.handle(fh) : { ino, flags: flags ?? 0 };
         const fs = state.live;
         // The write reply carries no attributes: drop the kernel's, whose mode still shows the bits.
         if (state.killSuidgid(h.ino)) state.io.invalInode(h.ino);
@@ -83,6 +86,7 @@ export function dataOps(state: MountState, control: Control): DataOps {
     release(ino, fh) {
       return run('release', ino, () => {
         if (Control.owns(ino)) return control.release(fh);
+        if (!fh) return; // no_open: a CREATE's file (newer kernels send its RELEASE, older ones none); nothing was pinned
         const h = state.removeHandle(fh);
         state.live.release(h.ino);
       });
@@ -105,10 +109,9 @@ export function dataOps(state: MountState, control: Control): DataOps {
     fallocate(ino, fh, mode, offset, length) {
       return run('fallocate', ino, () => {
         if (Control.owns(ino)) throw new FsError('EOPNOTSUPP', 'a control file has no blocks');
-        const h = state.handle(fh);
-        // The kernel checks this before asking us; a handle of ours says the same.
-        if ((h.flags & ACCMODE) === O_RDONLY) throw new FsError('EBADF', 'the file is not open for writing');
-        state.live.fallocate(h.ino, mode, offset, length);
+        // The kernel checks this before asking us; a handle of ours says the same (no_open: no handle, the kernel's word).
+        if (fh && (state.handle(fh).flags & ACCMODE) === O_RDONLY) throw new FsError('EBADF', 'the file is not open for writing');
+        state.live.fallocate(ino, mode, offset, length);
       });
     },
 

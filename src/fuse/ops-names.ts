@@ -52,7 +52,8 @@ export function nameOps(state: MountState, control: Control): NameOps {
       return run('lookup', name, () => {
         if (Control.owns(parent) || Control.reserved(parent, name)) {
           const a = control.lookup(parent, name);
-          state.putEntry(a, Control.volatile(a.ino) ? 0 : undefined);
+          // no_open: every path walk to a control file asks LOOKUP (control.ts: it stands for the open).
+          state.putEntry(a, Control.volatile(a.ino) ? 0 : undefined, state.noOpen && Control.volatile(a.ino) ? 0 : undefined);
           return;
         }
         const fs = state.live;
@@ -174,7 +175,7 @@ export function nameOps(state: MountState, control: Control): NameOps {
             // A whole entry: the kernel counts it as a lookup, so `ls -l` needs none of its own.
             const attr = Control.owns(e.ino) ? control.getattr(e.ino) : fs.getattr(e.ino);
             state.putAttr(attr, Control.volatile(e.ino) ? 0 : undefined);
-            num[N.ENTRY_TIMEOUT] = ENTRY_TIMEOUT_S;
+            num[N.ENTRY_TIMEOUT] = state.noOpen && Control.volatile(e.ino) ? 0 : ENTRY_TIMEOUT_S;
             if (!state.io.dirAdd(e.name, i + 1)) break;
             state.countLookup(e.ino);
           } else {

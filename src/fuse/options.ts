@@ -13,6 +13,13 @@ export interface MountOptions {
   allowRoot: boolean;
   /** Allow mounting over a non-empty directory (the daemon refuses otherwise, as libfuse 2 did). */
   nonempty: boolean;
+  /**
+   * no_open: the kernel opens and closes regular files without a request
+   * (src/fuse/README.md, "-o no_open"): faster open+close, but read() through
+   * the mount may keep showing bytes the library or the preload stored
+   * straight into the pool. Off by default.
+   */
+  noOpen: boolean;
   /** commit=SECONDS: the file system's commit interval; undefined = its default. */
   commitIntervalMs?: number;
   /** VFS mount flags libfuse passes to the kernel (noexec, nosuid, noatime...). */
@@ -56,7 +63,7 @@ const MAX_OPTION_STRING = 4095;
 /** Parse -o values (each a comma-separated list; -o may repeat). Throws MountOptionError. */
 export function parseMountOptions(values: readonly string[]): MountOptions {
   const o: MountOptions = {
-    readOnly: false, allowOther: false, allowRoot: false, nonempty: false,
+    readOnly: false, allowOther: false, allowRoot: false, nonempty: false, noOpen: false,
     kernelFlags: [], ignored: [],
   };
   for (const value of values) {
@@ -73,6 +80,8 @@ export function parseMountOptions(values: readonly string[]): MountOptions {
         case 'allow_root': o.allowRoot = true; continue;
         case 'default_permissions': continue; // always on: permission checks are the kernel's
         case 'nonempty': o.nonempty = true; continue;
+        case 'no_open': o.noOpen = true; continue;
+        case 'open_requests': o.noOpen = false; continue; // the default, for a later -o to undo an earlier no_open
         case 'commit': {
           if (arg === undefined || !/^\d+(\.\d+)?$/.test(arg)) {
             throw new MountOptionError(`commit= takes a number of seconds, not '${arg ?? ''}'`);

@@ -43,6 +43,13 @@ export const ATTR_TIMEOUT_S = 3600;
 export class MountState {
   readonly fs: FileSystemApi;
   readonly readOnly: boolean;
+  /**
+   * -o no_open: the kernel sends no OPEN and no RELEASE of regular files, so
+   * there are no file handles (fh 0): reads and writes go by the node id, and
+   * an unlinked file lives on its lookup count alone (the kernel holds the
+   * inode, so no FORGET, while any file of it is open). CREATE still returns fh 0.
+   */
+  readonly noOpen: boolean;
   /** Shared with the C side (or a test's fakeIo); set before the first request. */
   io!: Io;
   /** The per-opcode request counters (the session's), for .daxvm/stats. */
@@ -58,9 +65,10 @@ export class MountState {
   private readonly dirs = new Map<number, DirHandle>();
   private nextFh = 1;
 
-  constructor(fs: FileSystemApi, opts: { readOnly?: boolean } = {}) {
+  constructor(fs: FileSystemApi, opts: { readOnly?: boolean; noOpen?: boolean } = {}) {
     this.fs = fs;
     this.readOnly = opts.readOnly ?? false;
+    this.noOpen = opts.noOpen ?? false;
   }
 
   /** The file system, or EIO once the daemon has closed it (late requests during shutdown). */
