@@ -214,6 +214,16 @@ static int step(const ns_map *r, rec_t *dir, uint32_t dir_ino, const char *name,
   return DVM_NS_BUSY;
 }
 
+/*
+ * The mount the last walk of this thread entered, and the mount table
+ * (snapshot) it was found in. Outside a daxvm mount the walk reads nothing
+ * but the mount table, so a path that starts with the same mount point, in
+ * the same snapshot (snapshots are never freed: no reuse of the address),
+ * reaches the same mount: the walk starts there.
+ */
+static __thread const ns_snap *last_snap;
+static __thread const ns_mount *last_mnt;
+
 int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
 {
   char abs[PATH_MAX + 1];
@@ -243,11 +253,17 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   rec_t rec;
   int rc;
 
-  /* A daxvm mount on "/" itself. */
-  const ns_mount *top = ns_mount_at(s, &in, "", 0);
-  if (top && top->region) mnt = top;
-
   size_t i = 0;
+  const ns_mount *last = s == last_snap ? last_mnt : NULL;
+  if (last && last->len > 0 && alen > last->len && abs[last->len] == '/' && memcmp(abs, last->mountpoint, last->len) == 0) {
+    mnt = last;
+    memcpy(cur, abs, last->len);
+    clen = i = last->len;
+  } else {
+    /* A daxvm mount on "/" itself. */
+    const ns_mount *top = ns_mount_at(s, &in, "", 0);
+    if (top && top->region) mnt = top;
+  }
   int trailing_slash = abs[alen - 1] == '/';
   int plain = path[0] == '/' && !trailing_slash;
   for (;;) {
@@ -257,6 +273,8 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
       if ((rc = ns_region_ready(reg, &r))) return rc;
       ino = ROOT_INO;
       if ((rc = read_rec(r, ino, &rec))) return rc;
+      last_snap = s;
+      last_mnt = mnt;
     }
     size_t slashes = i;
     while (i < alen && abs[i] == '/') i++;

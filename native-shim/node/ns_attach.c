@@ -63,13 +63,13 @@ static dvm_span *pool_view(napi_env env, napi_value v)
 }
 
 /*
- * nsAttach(path: string | Buffer, want, offset, length (0: to the end), roHandle, viewHandle, mount, maxLength, out)
+ * nsAttach(path: string | Buffer, want, offset, length (0: to the end), roHandle, mount, maxLength, out): read-only
  * -> Buffer | number (see the enum above; -errno: the kernel's answer; 1..99: ns.h's fallbacks)
  */
 static napi_value js_ns_attach(napi_env env, napi_callback_info info)
 {
-  napi_value argv[9];
-  if (!get_args(env, info, 9, argv)) return NULL;
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv)) return NULL;
   char text[PATH_MAX + 2];
   const char *path = text;
   size_t len = 0;
@@ -85,17 +85,16 @@ static napi_value js_ns_attach(napi_env env, napi_callback_info info)
     return num(env, DVM_NS_TOO_LONG);
   }
   uint64_t want, offset, length, mount, max_length;
-  dvm_span *ro, *view;
+  dvm_span *ro;
   napi_typedarray_type tt;
   size_t n;
   void *data;
   if (!get_u64(env, argv[1], "want", &want) || !get_u64(env, argv[2], "offset", &offset) ||
-      !get_u64(env, argv[3], "length", &length) || !(ro = pool_view(env, argv[4])) || !(view = pool_view(env, argv[5])) ||
-      !get_u64(env, argv[6], "mount", &mount) || !get_u64(env, argv[7], "maxLength", &max_length))
+      !get_u64(env, argv[3], "length", &length) || !(ro = pool_view(env, argv[4])) ||
+      !get_u64(env, argv[5], "mount", &mount) || !get_u64(env, argv[6], "maxLength", &max_length))
     return NULL;
-  if (napi_get_typedarray_info(env, argv[8], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < O_N)
+  if (napi_get_typedarray_info(env, argv[7], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < O_N)
     return type_error(env, "out: a Float64Array of 11 numbers");
-  if (view->pool != ro->pool) return type_error(env, "daxvm_shim: the view is of another pool");
   double *out = data;
   dvm_pool_info pi;
   if (dvm_pool_info_read(ro->addr, ro->length, &pi) < 0) return num(env, NSA_BAD_BLOCK);
@@ -127,7 +126,7 @@ static napi_value js_ns_attach(napi_env env, napi_callback_info info)
     if (count != 1) return num(env, NSA_SPLIT);
     const dvm_ns_run *r = &runs[0];
     uint64_t base = r->physical * PAGE;
-    if (r->physical < pi.data_start || r->physical + r->count > pi.total_blocks || base + len_map > view->length)
+    if (r->physical < pi.data_start || r->physical + r->count > pi.total_blocks || base + len_map > ro->length)
       return num(env, NSA_BAD_BLOCK);
     dvm_lease_table *leases;
     if ((rc = dvm_pool_leases(ro->pool, &leases)) < 0) {
@@ -150,7 +149,7 @@ static napi_value js_ns_attach(napi_env env, napi_callback_info info)
       dvm_lease_drop(&lease);
       return throw_errno(env, ENOMEM, "malloc", NULL);
     }
-    napi_value buf = dvm_leased_arraybuffer(env, view->addr + base, (size_t)len_map, (uint64_t)id);
+    napi_value buf = dvm_leased_arraybuffer(env, ro->addr + base, (size_t)len_map, (uint64_t)id);
     if (!buf) {
       dvm_record_drop(id);
       return throw_last(env, "creating a Buffer");

@@ -133,7 +133,7 @@ export function mapDirect(f: string | Buffer, offset: number, wanted: number | u
   for (let round = 0; round < 2; round++) {
     const pool = lastPool;
     if (!pool) return null;
-    const got = native.nsAttach(f, WANT_READ, offset, wanted ?? 0, pool.ro.handle, pool.ro.handle, lastMount, bufferConstants.MAX_LENGTH, nsOut);
+    const got = native.nsAttach(f, WANT_READ, offset, wanted ?? 0, pool.ro.handle, lastMount, bufferConstants.MAX_LENGTH, nsOut);
     if (typeof got !== 'number') {
       const leaves = { pte: 0, pmd: 0, pud: 0 };
       addLeaves(leaves, nsOut[6]!, nsOut[7]!, nsOut[8]!);

@@ -124,14 +124,14 @@ export interface LibShim extends MappingShim {
    * MAP_DAXVM in one call (native-shim/node/ns_attach.c): resolve `path`
    * for `want`, and when mount `mount` serves it as one run of the pool with
    * no hole, lease the run, check the record again and return an ArrayBuffer over
-   * [offset, +length) of the file in `view` (length 0: to the end), as
+   * [offset, +length) of the file in the read-only view `ro` (length 0: to the end), as
    * attach makes it (the caller makes the Buffer: cheaper in JavaScript); `out` = [mount, ino, generation, seq, size, length,
    * first file block, pool block, blocks, lease id, 1 when the path was
    * absolute and normal already]. Otherwise a number:
    * NSA's codes (direct.ts), a negative errno (the kernel's answer) or a
    * fallback code (nsReason).
    */
-  nsAttach(path: string | Buffer, want: number, offset: number, length: number, ro: MapHandle, view: MapHandle, mount: number,
+  nsAttach(path: string | Buffer, want: number, offset: number, length: number, ro: MapHandle, mount: number,
     maxLength: number, out: Float64Array): ArrayBuffer | number;
   /**
    * The runs of blocks [first, end) of inode ino (generation gen), read from

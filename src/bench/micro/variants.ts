@@ -85,8 +85,9 @@ export function passOverFiles(op: FileOp, paths: readonly string[], size: number
     }
     return { bytes, ops: paths.length, sum, modes };
   }
+  const options = op.populate ? { flags: op.flags, populate: true } : { flags: op.flags }; // one object for the pass, not one per file
   for (let i = 0; i < paths.length; i++) {
-    const m = mmap(paths[i]!, { flags: op.flags, ...(op.populate ? { populate: true } : {}) });
+    const m = mmap(paths[i]!, options);
     try {
       if (op.fromPool && m.mode === 'vanilla') {
         return { bytes, ops: i, sum, modes, fallback: `MAP_DAXVM fell back to the vanilla path: ${m.fallbackReason ?? 'no reason given'}` };
