@@ -343,6 +343,57 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   return 0;
 }
 
+/*
+ * The file an open fd names, by its inode number (statx of the fd), in the
+ * region a walk of this mount found before: no path, so no readlink of
+ * /proc/self/fd and no walk. The kernel checked the path (search
+ * permission, the names) at open; what depends on the caller now is checked
+ * as the walk does at its end (allow_other, a read-only mount, the file's
+ * mode). The number names the fd's own inode: node ids are inode numbers and
+ * the daemon keeps an inode (pinned, if unlinked) while the kernel holds it,
+ * which it does while the fd is open; a new daemon makes a region with a new
+ * region_gen, refused here.
+ */
+int dvm_ns_file_of_ino(int mount, uint32_t region_gen, uint64_t ino, int want, dvm_ns_file *out)
+{
+  ns_region *reg = ns_region_at(mount);
+  if (!reg) return DVM_NS_NO_REGION;
+  const ns_snap *s = ns_snapshot();
+  if (!s) return DVM_NS_NOT_DAXVM;
+  cred_t *cred = credentials();
+  int seen = 0;
+  for (unsigned i = 0; i < s->n; i++) { /* every mount of it now (bind mounts): each must allow it */
+    const ns_mount *m = &s->m[i];
+    if (m->region != reg) continue;
+    seen = 1;
+    if (!allowed(m, cred)) return DVM_NS_NOT_ALLOWED;
+    if ((want & DVM_NS_WRITE) && m->read_only) return -EROFS;
+  }
+  if (!seen) return DVM_NS_NOT_DAXVM; /* unmounted since */
+  const ns_map *r;
+  int rc = ns_region_ready(reg, &r);
+  if (rc) return rc;
+  if (r->gen != region_gen) return DVM_NS_DEAD;
+  if (ino == 0 || ino > UINT32_MAX) return DVM_NS_UNKNOWN;
+  rec_t rec;
+  if ((rc = read_rec(r, (uint32_t)ino, &rec))) return rc;
+  if (!S_ISREG(rec.mode)) return DVM_NS_SPECIAL;
+  rc = check(&rec, want & (DVM_NS_READ | DVM_NS_WRITE), cred);
+  if (rc) return rc;
+  out->mount = reg->index;
+  out->region_gen = r->gen;
+  out->ino = (uint32_t)ino;
+  out->generation = rec.generation;
+  out->seq = rec.seq;
+  out->mode = rec.mode;
+  out->uid = rec.uid;
+  out->gid = rec.gid;
+  out->flags = rec.flags;
+  out->size = rec.size;
+  out->plain = 0;
+  return 0;
+}
+
 /* The map a file was resolved in, if it is still the one in use. */
 static const ns_map *map_of(const dvm_ns_file *f)
 {

@@ -71,6 +71,14 @@ typedef struct {
 int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out);
 
 /*
+ * An open fd's file by its inode number (statx), in the region (mount,
+ * region_gen) of an earlier dvm_ns_resolve of a file on the same mount: no
+ * path walk; the caller's access checked as at the end of a walk. Returns as
+ * dvm_ns_resolve (the caller falls back to a walk on anything but 0).
+ */
+int dvm_ns_file_of_ino(int mount, uint32_t region_gen, uint64_t ino, int want, dvm_ns_file *out);
+
+/*
  * The runs of file blocks [first, end) (merged where the pool is
  * contiguous, in file order), at most max; *holes = blocks of the range no
  * extent maps. 0, or -EAGAIN (the file changed since it was resolved:

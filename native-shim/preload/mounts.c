@@ -217,6 +217,7 @@ void dvmp_mounts_after_fork(int child)
       memset(m->view, 0, sizeof m->view);
       memset(m->view_err, 0, sizeof m->view_err);
       memset(m->view_span, 0, sizeof m->view_span);
+      m->ns_bound = 0; /* the child walks again once */
     }
     nranges = 0;
     dvm_process_after_fork();

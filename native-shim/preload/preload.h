@@ -32,6 +32,7 @@ typedef struct {
   void *view[DVM_VIEWS];       /* atomic: NULL until mapped */
   int view_err[DVM_VIEWS];     /* why it could not be (negative errno), remembered */
   dvm_span view_span[DVM_VIEWS]; /* spans over the views (kind POOL), for dirty tracking */
+  uint64_t ns_bound; /* atomic: (region_gen << 32) | (index + 1) of its namespace region, found by a walk; 0 not yet */
 } dvmp_mount;
 
 /* The mount of a file by its statx; *out = NULL when it is not a daxvm mount. 0 or a negative errno. */
@@ -60,12 +61,14 @@ const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info 
                              uint64_t first, uint64_t end, dvmp_leased *out);
 
 /*
- * The fd's file in the shared namespace: its path as the kernel keeps it
- * (/proc/self/fd) resolved in the daemon's published names, taken only if it
- * is the same inode of the same pool (not a file renamed or unlinked since
- * the open, nor a name another file took). 1: found.
+ * The fd's file in the shared namespace. Once a walk has found the mount's
+ * region: by the fd's inode number (statx) alone, no system call. Else (and
+ * whenever that fails): its path as the kernel keeps it (/proc/self/fd)
+ * resolved in the daemon's published names, taken only if it is the same
+ * inode of the same pool (not a file renamed or unlinked since the open, nor
+ * a name another file took); that walk binds the mount to its region. 1: found.
  */
-int dvmp_ns_of_fd(int fd, const dvm_quick_stat *q, int writable, const dvmp_mount *m, dvm_ns_file *f);
+int dvmp_ns_of_fd(int fd, const dvm_quick_stat *q, int writable, dvmp_mount *m, dvm_ns_file *f);
 /* dvmp_lease_table's twin over the namespace's copy of the table; *retry set: use the pool's table instead. */
 const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_t end, dvmp_leased *out, int *retry);
 

@@ -89,16 +89,23 @@ const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info 
 }
 
 
-int dvmp_ns_of_fd(int fd, const dvm_quick_stat *q, int writable, const dvmp_mount *m, dvm_ns_file *f)
+int dvmp_ns_of_fd(int fd, const dvm_quick_stat *q, int writable, dvmp_mount *m, dvm_ns_file *f)
 {
+  int want = DVM_NS_READ | (writable ? DVM_NS_WRITE : 0);
+  /* readlink of /proc/self/fd and the walk cost more than the rest of an attach: skip them when the region is known. */
+  uint64_t bound = __atomic_load_n(&m->ns_bound, __ATOMIC_ACQUIRE);
+  if (bound && dvm_ns_file_of_ino((int)(uint32_t)bound - 1, (uint32_t)(bound >> 32), q->ino, want, f) == 0) return 1;
   char link[64], path[4096];
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   ssize_t n = readlink(link, path, sizeof path);
   if (n <= 0 || n >= (ssize_t)sizeof path || path[0] != '/') return 0;
-  if (dvm_ns_resolve(path, (size_t)n, DVM_NS_READ | (writable ? DVM_NS_WRITE : 0), f) != 0) return 0;
+  if (dvm_ns_resolve(path, (size_t)n, want, f) != 0) return 0;
   const char *mp, *pool;
   uint64_t id;
-  return f->ino == q->ino && dvm_ns_mount_info(f->mount, &mp, &pool, &id) == 0 && strcmp(pool, m->pool) == 0;
+  if (f->ino != q->ino || dvm_ns_mount_info(f->mount, &mp, &pool, &id) != 0 || strcmp(pool, m->pool) != 0) return 0;
+  /* The walk from this mount's file reached this region: later fds of the mount go by inode number. */
+  __atomic_store_n(&m->ns_bound, ((uint64_t)f->region_gen << 32) | (uint32_t)(f->mount + 1), __ATOMIC_RELEASE);
+  return 1;
 }
 
 const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_t end, dvmp_leased *out, int *retry)
