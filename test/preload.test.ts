@@ -176,6 +176,15 @@ t.test('fallbacks: the kernel\'s mmap, and why', async (t) => {
   t.equal(gone.status, 0, gone.stderr);
   t.match(mmapLines(gone).join(''), /-> (attached|stitched) .*table from the pool \(user\.daxvm\.ppt\)/, 'unlinked before the mmap: the pool\'s table');
   t.ok(gone.stdout.equals(frag));
+  // Once the preload knows the mount it finds an fd's file by its inode number: an fd whose path another file
+  // took since the open, and one whose file has no name left, still map their own file's bytes.
+  const mine = randomBytes(3 * 4096), theirs = randomBytes(5 * 4096);
+  writeFileSync(f('mine'), mine);
+  writeFileSync(f('theirs'), theirs);
+  const swapped = pre(['replaced', f('big'), f('mine'), f('theirs')]);
+  t.equal(swapped.status, 0, swapped.stderr);
+  t.equal(mmapLines(swapped).filter((l) => / -> (attached|stitched) /.test(l)).length, 3, 'all three from the pool');
+  t.ok(swapped.stdout.equals(Buffer.concat([mine, theirs])), 'each fd maps its own file, whatever its path names now');
   const plain = pre(['cat', f('big'), '0']);
   t.same(mmapLines(plain), [], 'no flag: the kernel, silently');
   t.ok(plain.stdout.equals(big));
