@@ -95,6 +95,11 @@ export interface DaemonOptions {
   /** More arguments for `daxvm mount`. */
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * The command that starts node, for the daemon and `daxvm umount` (default: this node). Tests pass
+   * `env -u NODE_OPTIONS NODE`: a test runner's NODE_OPTIONS hooks may follow every child and slow its start.
+   */
+  node?: readonly string[];
   /** How long the daemon may take to show up in mountinfo (default 30 s). */
   timeoutMs?: number;
 }
@@ -115,7 +120,8 @@ export class DaemonMount {
   readonly exited: Promise<Exit>;
   private readonly reaper: ChildProcess;
 
-  private constructor(readonly pool: string, readonly mnt: string, readonly child: ChildProcess, readonly logPath: string, readonly command: string) {
+  private constructor(readonly pool: string, readonly mnt: string, readonly child: ChildProcess, readonly logPath: string, readonly command: string,
+    private readonly node: readonly string[]) {
     this.exited = exitOf(child);
     this.reaper = spawnReaper(mnt, child.pid ?? -1);
     live.add(this);
@@ -135,9 +141,10 @@ export class DaemonMount {
     if (o.opts?.length) args.push('-o', o.opts.join(','));
     args.push(...(o.args ?? []));
     const logFd = openSync(logPath, 'a');
-    const child = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: o.env ?? process.env });
+    const [node, ...pre] = o.node ?? [process.execPath];
+    const child = spawn(node!, [...pre, ...args], { stdio: ['ignore', logFd, logFd], env: o.env ?? process.env });
     closeSync(logFd);
-    const m = new DaemonMount(pool, mnt, child, logPath, `node ${args.join(' ')}`);
+    const m = new DaemonMount(pool, mnt, child, logPath, `node ${args.join(' ')}`, o.node ?? [process.execPath]);
     const timeoutMs = o.timeoutMs ?? 30_000;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -180,7 +187,8 @@ export class DaemonMount {
    */
   async stop(o: { umountTimeoutMs?: number; exitTimeoutMs?: number } = {}): Promise<StopResult> {
     // Not spawnSync: the daemon is our child, and `daxvm umount` waits for it to be gone, which takes our event loop reaping it.
-    const um = spawn(process.execPath, [mainScript(), 'umount', this.mnt], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [node, ...pre] = this.node;
+    const um = spawn(node!, [...pre, mainScript(), 'umount', this.mnt], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     um.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
