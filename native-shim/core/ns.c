@@ -1,7 +1,7 @@
 /*
- * The shared namespace, reader side: the path walk, lock-free reads of
- * records and name entries, permission checks as default_permissions (see
- * ns.h, docs/format.md "The namespace").
+ * The shared namespace, reader side: the path walk and lock-free reads of
+ * records and name entries (see ns.h, docs/format.md "The namespace");
+ * the permission checks are ns_perm.c's.
  */
 #define _GNU_SOURCE
 #include "ns_internal.h"
@@ -17,12 +17,6 @@
 #define TRIES 64
 #define NAME_MAX_BYTES 255
 #define ROOT_INO 1
-#define GROUPS_CACHED 256
-
-typedef struct {
-  uint32_t seq, generation, mode, uid, gid, nlink, parent, flags, extents, extent_count;
-  uint64_t size;
-} rec_t;
 
 static uint32_t load_seq(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE); }
 static uint32_t u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -107,80 +101,20 @@ static int chain_lookup(const ns_map *r, uint32_t parent, const char *name, size
   return 0;
 }
 
-typedef struct {
-  uid_t fsuid, ruid, euid, suid;
-  gid_t fsgid, rgid, egid, sgid;
-  int ngroups; /* -1: not read yet; -2: more than GROUPS_CACHED */
-  gid_t groups[GROUPS_CACHED];
-} cred_t;
-
-/*
- * The caller's credentials, read once per clock tick and thread (four
- * system calls otherwise on every resolve): a change of credentials is seen
- * within a tick (a few ms). The supplementary groups are read when needed.
- */
-static __thread cred_t cached;
-static __thread uint64_t cred_tick;
-
-static cred_t *credentials(void)
+/* What a resolve answers of the file it found. */
+static void fill_file(dvm_ns_file *out, const ns_region *reg, const ns_map *r, uint32_t ino, const rec_t *rec, int plain)
 {
-  uint64_t tick = ns_tick();
-  if (cred_tick != tick) {
-    cached.fsuid = (uid_t)setfsuid((uid_t)-1);
-    cached.fsgid = (gid_t)setfsgid((gid_t)-1);
-    if (getresuid(&cached.ruid, &cached.euid, &cached.suid) != 0) cached.ruid = cached.euid = cached.suid = (uid_t)-1;
-    if (getresgid(&cached.rgid, &cached.egid, &cached.sgid) != 0) cached.rgid = cached.egid = cached.sgid = (gid_t)-1;
-    cached.ngroups = -1;
-    cred_tick = tick;
-  }
-  return &cached;
-}
-
-/* 1 in the group, 0 not, -1 cannot tell (too many supplementary groups to keep). */
-static int in_group(cred_t *c, gid_t gid)
-{
-  if (gid == c->fsgid) return 1;
-  if (c->ngroups == -1) {
-    c->ngroups = getgroups(GROUPS_CACHED, c->groups);
-    if (c->ngroups < 0) c->ngroups = -2;
-  }
-  if (c->ngroups == -2) return -1;
-  for (int i = 0; i < c->ngroups; i++)
-    if (c->groups[i] == gid) return 1;
-  return 0;
-}
-
-/*
- * generic_permission, fsuid 0 holding CAP_DAC_OVERRIDE: mask of 4 read, 2
- * write, 1 search/exec. 1 allowed, 0 EACCES, -1 cannot tell (ask the mount).
- */
-static int may(const rec_t *r, int mask, cred_t *c)
-{
-  if (c->fsuid == 0) return !(mask & 1) || S_ISDIR(r->mode) || (r->mode & 0111);
-  unsigned m = r->mode;
-  if (c->fsuid == r->uid) m >>= 6;
-  else {
-    int g = in_group(c, r->gid);
-    if (g < 0) return -1;
-    if (g) m >>= 3;
-  }
-  return ((int)m & mask & 7) == mask;
-}
-
-/* may() as a resolve's answer: 0 allowed, -EACCES, or a fallback. */
-static int check(const rec_t *r, int mask, cred_t *c)
-{
-  int ok = may(r, mask, c);
-  return ok > 0 ? 0 : ok == 0 ? -EACCES : DVM_NS_UNKNOWN;
-}
-
-/* FUSE lets only the mount's owner in unless allow_other (fuse_allow_current_process). */
-static int allowed(const ns_mount *m, const cred_t *c)
-{
-  if (m->allow_other) return 1;
-  uid_t u = (uid_t)m->user_id;
-  gid_t g = (gid_t)m->group_id;
-  return c->ruid == u && c->euid == u && c->suid == u && c->rgid == g && c->egid == g && c->sgid == g;
+  out->mount = reg->index;
+  out->region_gen = r->gen;
+  out->ino = ino;
+  out->generation = rec->generation;
+  out->seq = rec->seq;
+  out->mode = rec->mode;
+  out->uid = rec->uid;
+  out->gid = rec->gid;
+  out->flags = rec->flags;
+  out->size = rec->size;
+  out->plain = plain;
 }
 
 /* One name in a directory: 0 (*child filled), -ENOENT, or a fallback code. */
@@ -248,7 +182,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   const ns_mount *mnt = NULL;
   ns_region *reg = NULL;
   const ns_map *r = NULL;
-  cred_t *cred = credentials();
+  ns_cred *cred = ns_credentials();
   uint32_t ino = 0;
   rec_t rec;
   int rc;
@@ -268,7 +202,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   int plain = path[0] == '/' && !trailing_slash;
   for (;;) {
     if (mnt && !r) { /* entering the mount */
-      if (!allowed(mnt, cred)) return DVM_NS_NOT_ALLOWED;
+      if (!ns_allowed(mnt, cred)) return DVM_NS_NOT_ALLOWED;
       reg = mnt->region;
       if ((rc = ns_region_ready(reg, &r))) return rc;
       ino = ROOT_INO;
@@ -285,7 +219,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
     const char *name = abs + start;
     size_t nlen = i - start;
     if (r && !S_ISDIR(rec.mode)) return -ENOTDIR;
-    if (r && (rc = check(&rec, 1, cred))) return rc;
+    if (r && (rc = ns_check(&rec, 1, cred))) return rc;
     if (name[0] == '.' && (nlen == 1 || (nlen == 2 && name[1] == '.'))) plain = 0;
     if (nlen == 1 && name[0] == '.') continue;
     if (nlen == 2 && name[0] == '.' && name[1] == '.') {
@@ -321,25 +255,15 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   if (!r) return DVM_NS_NOT_DAXVM;
   if (S_ISDIR(rec.mode)) {
     if (want & DVM_NS_WRITE) return -EISDIR;
-    rc = check(&rec, DVM_NS_READ, cred);
+    rc = ns_check(&rec, DVM_NS_READ, cred);
     return rc ? rc : -EISDIR;
   }
   if (trailing_slash) return -ENOTDIR;
   if (!S_ISREG(rec.mode)) return DVM_NS_SPECIAL;
   if ((want & DVM_NS_WRITE) && mnt->read_only) return -EROFS;
-  rc = check(&rec, want & (DVM_NS_READ | DVM_NS_WRITE), cred);
+  rc = ns_check(&rec, want & (DVM_NS_READ | DVM_NS_WRITE), cred);
   if (rc) return rc;
-  out->mount = reg->index;
-  out->region_gen = r->gen;
-  out->ino = ino;
-  out->generation = rec.generation;
-  out->seq = rec.seq;
-  out->mode = rec.mode;
-  out->uid = rec.uid;
-  out->gid = rec.gid;
-  out->flags = rec.flags;
-  out->size = rec.size;
-  out->plain = plain;
+  fill_file(out, reg, r, ino, &rec, plain);
   return 0;
 }
 
@@ -360,13 +284,13 @@ int dvm_ns_file_of_ino(int mount, uint32_t region_gen, uint64_t ino, int want, d
   if (!reg) return DVM_NS_NO_REGION;
   const ns_snap *s = ns_snapshot();
   if (!s) return DVM_NS_NOT_DAXVM;
-  cred_t *cred = credentials();
+  ns_cred *cred = ns_credentials();
   int seen = 0;
   for (unsigned i = 0; i < s->n; i++) { /* every mount of it now (bind mounts): each must allow it */
     const ns_mount *m = &s->m[i];
     if (m->region != reg) continue;
     seen = 1;
-    if (!allowed(m, cred)) return DVM_NS_NOT_ALLOWED;
+    if (!ns_allowed(m, cred)) return DVM_NS_NOT_ALLOWED;
     if ((want & DVM_NS_WRITE) && m->read_only) return -EROFS;
   }
   if (!seen) return DVM_NS_NOT_DAXVM; /* unmounted since */
@@ -378,19 +302,9 @@ int dvm_ns_file_of_ino(int mount, uint32_t region_gen, uint64_t ino, int want, d
   rec_t rec;
   if ((rc = read_rec(r, (uint32_t)ino, &rec))) return rc;
   if (!S_ISREG(rec.mode)) return DVM_NS_SPECIAL;
-  rc = check(&rec, want & (DVM_NS_READ | DVM_NS_WRITE), cred);
+  rc = ns_check(&rec, want & (DVM_NS_READ | DVM_NS_WRITE), cred);
   if (rc) return rc;
-  out->mount = reg->index;
-  out->region_gen = r->gen;
-  out->ino = (uint32_t)ino;
-  out->generation = rec.generation;
-  out->seq = rec.seq;
-  out->mode = rec.mode;
-  out->uid = rec.uid;
-  out->gid = rec.gid;
-  out->flags = rec.flags;
-  out->size = rec.size;
-  out->plain = 0;
+  fill_file(out, reg, r, (uint32_t)ino, &rec, 0);
   return 0;
 }
 

@@ -1,9 +1,10 @@
-/* What ns.c (the walk) and ns_mounts.c (mount table, regions) share. Not an API: see ns.h. */
+/* What ns.c (the walk), ns_perm.c (permissions) and ns_mounts.c (mount table, regions) share. Not an API: see ns.h. */
 #ifndef DAXVM_NS_INTERNAL_H
 #define DAXVM_NS_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../include/daxvm_format.h"
 #include "ns.h"
@@ -55,5 +56,28 @@ const ns_mount *ns_mount_at(const ns_snap *s, uint64_t *in, const char *path, si
 ns_region *ns_region_at(int index);
 /* The region's map, usable now (*map set, 0), or why not (a fallback code). */
 int ns_region_ready(ns_region *r, const ns_map **map);
+
+/* An inode record as read (a consistent copy). */
+typedef struct {
+  uint32_t seq, generation, mode, uid, gid, nlink, parent, flags, extents, extent_count;
+  uint64_t size;
+} rec_t;
+
+#define GROUPS_CACHED 256
+
+/* The caller's credentials. */
+typedef struct {
+  uid_t fsuid, ruid, euid, suid;
+  gid_t fsgid, rgid, egid, sgid;
+  int ngroups; /* -1: not read yet; -2: more than GROUPS_CACHED */
+  gid_t groups[GROUPS_CACHED];
+} ns_cred;
+
+/* This thread's credentials, read once per clock tick (a change is seen within a tick). */
+ns_cred *ns_credentials(void);
+/* Access by mask (4 read, 2 write, 1 search/exec) as generic_permission: 0, -EACCES, or a fallback code. */
+int ns_check(const rec_t *r, int mask, ns_cred *c);
+/* FUSE lets only the mount's owner in unless allow_other (fuse_allow_current_process). */
+int ns_allowed(const ns_mount *m, const ns_cred *c);
 
 #endif
