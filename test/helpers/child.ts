@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Test } from 'tap';
-import { df, sleep } from './mount.js';
+import { df, NODE, sleep } from './mount.js';
 
 export interface LineChild {
   child: ChildProcessWithoutNullStreams;
@@ -17,7 +17,8 @@ export interface LineChild {
 }
 
 export function lineChild(t: Test, script: string, args: string[]): LineChild {
-  const child = spawn(process.execPath, ['-e', script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // NODE: without tap's NODE_OPTIONS, which costs each node child its start-up time (see mount.ts).
+  const child = spawn(NODE[0]!, [...NODE.slice(1), '-e', script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
