@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { Pattern } from '../src/bench/age/pattern.js';
 import { listAged, readMarker } from '../src/bench/age/tree.js';
 import type { AgeResult } from '../src/bench/age/ager.js';
-import { CLI, cli, df, freshMount, fsck, runAsync, tempDir, type RunResult } from './helpers/mount.js';
+import { cli, cliAsync, df, freshMount, fsck, tempDir, type RunResult } from './helpers/mount.js';
 
 /** `daxvm age` of a fresh mount, not blocking the event loop (so several can run at once). */
 async function ageFresh(t: Test, seed: number, size = '64M') {
   const m = await freshMount(t, { size });
-  const r = await runAsync(process.execPath, [CLI, 'age', m.mnt, '--fill', '50%', '--churn', '1x', '--seed', String(seed), '--json'], { timeoutMs: 240_000 });
+  const r = await cliAsync(['age', m.mnt, '--fill', '50%', '--churn', '1x', '--seed', String(seed), '--json'], { timeoutMs: 240_000 });
   return { m, r };
 }
 
@@ -108,9 +108,9 @@ async function badInput(t: Test, mnt: string, before: string[]) {
     [['--dir', '../escape'], /invalid --dir/],
   ];
   const all = await Promise.all([
-    ...cases.map(([args]) => runAsync(process.execPath, [CLI, 'age', mnt, '--dir', 'fresh', ...args])),
-    runAsync(process.execPath, [CLI, 'age', plain]),
-    runAsync(process.execPath, [CLI, 'age', join(plain, 'nope')]),
+    ...cases.map(([args]) => cliAsync(['age', mnt, '--dir', 'fresh', ...args])),
+    cliAsync(['age', plain]),
+    cliAsync(['age', join(plain, 'nope')]),
   ]);
   cases.forEach(([args, re], i) => {
     const r = all[i]!;
