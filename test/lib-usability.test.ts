@@ -5,15 +5,14 @@ import t from 'tap';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alignedFile, tablesMount } from './helpers/lib.js';
-import { ROOT, run, tempDir } from './helpers/mount.js';
+import { NODE, ROOT, run, tempDir } from './helpers/mount.js';
 
 const LIB = JSON.stringify(join(ROOT, 'dist', 'lib', 'index.js'));
 
 /** A module run in a child process (never a mapping into a mount from the test process itself). */
 function node(script: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof run> {
-  const clean: NodeJS.ProcessEnv = { ...process.env, ...env };
-  delete clean.NODE_OPTIONS;
-  return run(process.execPath, ['--input-type=module', '-e', script], { env: clean });
+  // NODE (env -u NODE_OPTIONS): deleting it from env alone does nothing, tap's spawn hook puts it back.
+  return run(NODE[0]!, [...NODE.slice(1), '--input-type=module', '-e', script], { env: { ...process.env, ...env } });
 }
 
 t.test('DEBUG=daxvm:lib, using, DaxvmError', async (t) => {
@@ -63,9 +62,7 @@ t.test('DEBUG=daxvm:lib, using, DaxvmError', async (t) => {
     '--lib', 'es2022,esnext.disposable', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--skipLibCheck',
     '--typeRoots', join(ROOT, 'node_modules', '@types'), '--types', 'node', 'using.ts'], { cwd: dir });
   t.equal(tsc.status, 0, tsc.summary);
-  const clean: NodeJS.ProcessEnv = { ...process.env };
-  delete clean.NODE_OPTIONS;
-  r = run(process.execPath, [join(dir, 'using.js')], { env: clean });
+  r = run(NODE[0]!, [...NODE.slice(1), join(dir, 'using.js')]);
   t.equal(r.status, 0, r.summary);
   t.equal(r.stdout, `${4 * 1024 * 1024} false\n0 true\n`, 'using: mapped in the block, unmapped at its end');
   await m.stop();
