@@ -291,20 +291,28 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
       dvm_lease_drop(&lease);
       continue;
     }
-    double id = dvm_record_put(&lease);
-    if (id < 0) {
-      dvm_lease_drop(&lease);
-      return throw_errno(env, ENOMEM, "malloc", NULL);
-    }
-    napi_value buf = dvm_leased_buffer(env, view->addr + base, (size_t)length, (uint64_t)id);
-    if (!buf) {
-      dvm_record_drop(id);
-      return throw_last(env, "creating a Buffer");
-    }
-    out[OUT_LEASE] = id;
+    double id;
+    napi_value buf = dvm_lease_view(env, &lease, view->addr + base, (size_t)length, false, &id);
+    if (buf) out[OUT_LEASE] = id;
     return buf;
   }
   return number(env, ATTACH_CHANGING);
+}
+
+napi_value dvm_lease_view(napi_env env, dvm_lease *lease, void *data, size_t length, bool array, double *id)
+{
+  *id = dvm_record_put(lease);
+  if (*id < 0) {
+    dvm_lease_drop(lease);
+    return throw_errno(env, ENOMEM, "malloc", NULL);
+  }
+  napi_value buf = array ? dvm_leased_arraybuffer(env, data, length, (uint64_t)*id)
+                         : dvm_leased_buffer(env, data, length, (uint64_t)*id);
+  if (!buf) {
+    dvm_record_drop(*id);
+    return throw_last(env, "creating a Buffer");
+  }
+  return buf;
 }
 
 /*

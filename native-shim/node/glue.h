@@ -53,6 +53,12 @@ napi_value dvm_leased_arraybuffer(napi_env env, void *data, size_t length, uint6
 /* Lease records (attach.c): keep a lease, returning its id (-1: ENOMEM, the caller drops it); drop by id (a stale id drops nothing). */
 double dvm_record_put(const dvm_lease *l);
 bool dvm_record_drop(double id);
+/*
+ * A lease taken, as memory JS may use: the lease moves into a record (*id),
+ * dropped once V8 frees the Buffer (array: its ArrayBuffer alone) over
+ * [data, +length). NULL with an exception pending, the lease dropped.
+ */
+napi_value dvm_lease_view(napi_env env, dvm_lease *lease, void *data, size_t length, bool array, double *id);
 /* Detach every live view of s (its ArrayBuffers read as length 0 after). */
 napi_value detach_views(napi_env env, dvm_span *s);
 

@@ -144,16 +144,9 @@ static napi_value js_ns_attach(napi_env env, napi_callback_info info)
       dvm_lease_drop(&lease);
       continue;
     }
-    double id = dvm_record_put(&lease);
-    if (id < 0) {
-      dvm_lease_drop(&lease);
-      return throw_errno(env, ENOMEM, "malloc", NULL);
-    }
-    napi_value buf = dvm_leased_arraybuffer(env, ro->addr + base, (size_t)len_map, (uint64_t)id);
-    if (!buf) {
-      dvm_record_drop(id);
-      return throw_last(env, "creating a Buffer");
-    }
+    double id;
+    napi_value buf = dvm_lease_view(env, &lease, ro->addr + base, (size_t)len_map, true, &id);
+    if (!buf) return NULL;
     out[O_INO] = f.ino;
     out[O_GEN] = f.generation;
     out[O_SEQ] = f.seq;
