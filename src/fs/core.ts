@@ -16,7 +16,7 @@ import type { BlockAllocator, Run } from './alloc.js';
 import { Directory } from './dir.js';
 import { hostLow } from './host-space.js';
 import type { Inode } from './inode.js';
-import { INODE_FLAG_INLINE_SYMLINK } from '../core/format/inode.js';
+import { INODE_FLAG_INLINE_SYMLINK, INODE_SEQ } from '../core/format/inode.js';
 import type { InodeTable } from './inodes.js';
 import type { Journal } from './journal.js';
 import { transactionBlocks } from './journal.js';
@@ -27,9 +27,6 @@ import { Zeroer } from './zeroer.js';
 import { freeTable, NO_TABLE, syncTable, type NodeStore, type TableRef } from '../ppt/tables.js';
 
 const log = createDebug('daxvm:fs');
-
-/** Offset of the sequence word in an inode record. */
-const SEQ_OFFSET = 68;
 
 /** Below this many free blocks (32 MiB), freed blocks are reclaimed eagerly. */
 const LOW_SPACE_BLOCKS = 8192;
@@ -316,11 +313,11 @@ export class FsCore {
       if (!isInodeBlock(block)) continue;
       const home = this.pool.read(block * BLOCK_SIZE, BLOCK_SIZE);
       for (let off = 0; off < BLOCK_SIZE; off += INODE_SIZE) {
-        const next = image.readUInt32LE(off + SEQ_OFFSET);
-        if (home.readUInt32LE(off + SEQ_OFFSET) === next || next === 0) continue;
+        const next = image.readUInt32LE(off + INODE_SEQ);
+        if (home.readUInt32LE(off + INODE_SEQ) === next || next === 0) continue;
         const odd = Buffer.alloc(4);
         odd.writeUInt32LE((next - 1) >>> 0);
-        this.pool.write(block * BLOCK_SIZE + off + SEQ_OFFSET, odd);
+        this.pool.write(block * BLOCK_SIZE + off + INODE_SEQ, odd);
       }
     }
     for (const pass of [false, true]) {
