@@ -134,3 +134,58 @@ t.test('a pool opened with live leases adopts them before anything is freed', as
   const overlap = physical(fsys, g.ino).some((r) => blocks.some((b) => b.start < r.start + r.count && r.start < b.start + b.count));
   t.notOk(overlap, 'none of them was handed out');
 });
+
+t.test('punch of an open file: the blocks come back at the commit, not at the close', async (t) => {
+  const fsys = openPool(t, tempPool(t, 64), { leases: new FakeLeases() });
+  const f = fsys.create(ROOT_INO, 'f', 0o644, ROOT);
+  fsys.open(f.ino);
+  const free0 = fsys.statfs().bfree;
+  fsys.write(f.ino, 0, pattern(8 * MiB, 4));
+  fsys.sync();
+  t.ok(fsys.statfs().bfree < free0 - 2000, 'the write took blocks');
+  fsys.fallocate(f.ino, 0x02 | 0x01, 0, 8 * MiB); // PUNCH_HOLE | KEEP_SIZE
+  fsys.sync();
+  t.equal(fsys.core.alloc.leaseHeld, 0, 'nothing held: no lease');
+  t.ok(fsys.core.alloc.freeNow >= free0 - 16, `free again while the file is open (${fsys.core.alloc.freeNow} of ${free0})`);
+  t.equal(fsys.getattr(f.ino).size, 8 * MiB, 'the size stays');
+  fsys.release(f.ino);
+});
+
+t.test('the 2 MiB move of an open file: the blocks it left come back at the commit, not at the close', async (t) => {
+  const fsys = openPool(t, tempPool(t, 64), { leases: new FakeLeases() });
+  fsys.write(fsys.create(ROOT_INO, 's', 0o644, ROOT).ino, 0, Buffer.alloc(5000, 1)); // so f starts unaligned
+  const f = fsys.create(ROOT_INO, 'f', 0o644, ROOT);
+  fsys.open(f.ino);
+  fsys.open(f.ino);
+  const data = pattern(3 * MiB, 6);
+  fsys.write(f.ino, 0, data.subarray(0, MiB));
+  fsys.sync();
+  const left = physical(fsys, f.ino);
+  fsys.write(f.ino, MiB, data.subarray(MiB));
+  fsys.sync();
+  const now = physical(fsys, f.ino);
+  t.notOk(now.some((r) => left.some((b) => b.start < r.start + r.count && r.start < b.start + b.count)), `moved (${JSON.stringify(left)} -> ${JSON.stringify(now)})`);
+  const stillUsed = left.reduce((n, r) => n + Array.from({ length: r.count }, (_, i) => fsys.core.alloc.isUsed(r.start + i)).filter(Boolean).length, 0);
+  t.equal(stillUsed, 0, 'every block it left is free while both handles are open');
+  t.equal(fsys.core.alloc.leaseHeld, 0, 'nothing held: no lease');
+  t.ok(readAll(fsys, f.ino).equals(data), 'data intact');
+  fsys.release(f.ino);
+  fsys.release(f.ino);
+});
+
+t.test('zero range of an open file frees nothing and keeps its blocks (as ext4)', async (t) => {
+  const fsys = openPool(t, tempPool(t, 64), { leases: new FakeLeases() });
+  const f = fsys.create(ROOT_INO, 'f', 0o644, ROOT);
+  fsys.open(f.ino);
+  fsys.write(f.ino, 0, pattern(4 * MiB, 8));
+  fsys.sync();
+  const before = physical(fsys, f.ino);
+  const free0 = fsys.core.alloc.freeNow;
+  fsys.fallocate(f.ino, 0x10, 0, 4 * MiB); // ZERO_RANGE
+  fsys.sync();
+  t.same(physical(fsys, f.ino), before, 'the same blocks');
+  t.equal(fsys.core.alloc.freeNow, free0, 'no block freed or taken');
+  t.equal(fsys.core.alloc.pending, 0, 'nothing waiting for a close');
+  t.ok(readAll(fsys, f.ino).equals(Buffer.alloc(4 * MiB)), 'reads zeros');
+  fsys.release(f.ino);
+});

@@ -73,6 +73,32 @@ t.test('an open handle is not a lease: 20 x (write 64 MiB, fsync, ftruncate 0) o
   await m.stop();
 });
 
+// The same with a hole punched over the whole file (fallocate -p from another process) instead of the
+// ftruncate: the file keeps its size and the fd stays open; the blocks come back all the same.
+t.test('an open handle is not a lease: 10 x (write 64 MiB, fsync, punch it all) with one fd open on a 128 MiB pool', async (t) => {
+  const m = await freshMount(t, { size: '128M' });
+  const path = join(m.mnt, 'db');
+  const fd = fs.openSync(path, 'w');
+  const chunk = Buffer.alloc(MiB, 0x70);
+  let failed = '';
+  for (let round = 0; round < 10 && !failed; round++) {
+    try {
+      for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk, 0, MiB, i * MiB);
+      fs.fsyncSync(fd);
+    } catch (err) {
+      failed = `round ${round}: ${(err as Error).message}`;
+      break;
+    }
+    const p = run('fallocate', ['--punch-hole', '--offset', '0', '--length', String(64 * MiB), path]);
+    if (p.status !== 0) failed = `round ${round}: fallocate -p: ${p.summary}`;
+  }
+  t.equal(failed, '', 'never ENOSPC');
+  t.equal(fs.fstatSync(fd).size, 64 * MiB, 'the size stays');
+  t.ok(fs.fstatSync(fd).blocks < 1024, `no block left in the file after the last punch (${fs.fstatSync(fd).blocks} sectors)`);
+  fs.closeSync(fd);
+  await m.stop();
+});
+
 for (const shape of ['attached', 'stitched'] as const) {
   t.test(`a ${shape} mapping survives a truncate of its file from another process while the pool refills`, async (t) => {
     const m = await tablesMount(t, '64M');

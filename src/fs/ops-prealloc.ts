@@ -146,9 +146,10 @@ function allocateHoles(core: FsCore, inode: Inode, first: number, last: number, 
 
 /**
  * PUNCH_HOLE | KEEP_SIZE: whole blocks in [start, end) are unmapped (freed
- * at the commit, or at the last close while the file is open: a handle, the
- * library's lease among them, may still map them); the partial blocks at
- * the ends have their bytes in the range zeroed. The size never changes.
+ * at the commit, open handles or not, as ext4; only blocks a library
+ * mapping's lease covers wait for the lease to go: see dropBlocks); the
+ * partial blocks at the ends have their bytes in the range zeroed. The size
+ * never changes.
  */
 function punch(core: FsCore, inode: Inode, start: number, end: number): void {
   const firstWhole = Math.ceil(start / BLOCK_SIZE);
