@@ -56,6 +56,8 @@ t.test('a writer holding a file and a cwd inside: umount refused (32, target is 
 t.test('a live library mapping makes umount refuse; -l keeps the pool open until it is unmapped', async (t) => {
   const m = await tablesMount(t, '64M');
   const f = alignedFile(m.mnt, 'f', 4 * MiB, 5);
+  const g = alignedFile(m.mnt, 'g', 16384, 15);
+  mmap(g.path, { flags: MAP_DAXVM }).unmap(); // g is in the shared namespace from now on
   const map = mmap(f.path, { prot: 'rw', flags: MAP_DAXVM });
   t.equal(map.mode, 'attached');
 
@@ -64,6 +66,10 @@ t.test('a live library mapping makes umount refuse; -l keeps the pool open until
   t.match(u.stderr, /target is busy/);
   t.match(u.stderr, new RegExp(`library mappings of the pool are live \\(pid ${process.pid} \\(`), 'naming the holder');
   t.ok(isMounted(m.mnt), 'nothing unmounted');
+  const gm = mmap(g.path, { flags: MAP_DAXVM });
+  t.equal(gm.resolved, 'namespace', 'the shared namespace survives the refusal: a new mapping resolves in it');
+  t.ok(Buffer.from(gm.buffer).equals(g.data), 'with the file\'s bytes');
+  gm.unmap();
   map.buffer.write('after the refusal', 0);
   t.ok(map.msync() >= 1, 'the mapping goes on: msync');
   t.equal(fs.readFileSync(f.path).subarray(0, 17).toString(), 'after the refusal', 'and the mount sees it');
@@ -99,6 +105,7 @@ t.test('a daemon killed under a live mapping: msync answers ENOTCONN; the next m
   fs.closeSync(fd);
   const map = mmap(f.path, { prot: 'rw', flags: MAP_DAXVM });
   t.equal(map.mode, 'attached');
+  const other = mmap(f.path, { prot: 'rw', flags: MAP_DAXVM });
   await m.kill();
   map.buffer.write('while no daemon', 0);
   let err: unknown;
@@ -112,10 +119,14 @@ t.test('a daemon killed under a live mapping: msync answers ENOTCONN; the next m
   t.equal((err as DaxvmError).syscall, 'msync');
   t.match((err as Error).message, /the pool is no longer mounted .*written back into the pool file/);
   t.throws(() => map.persist(0, 4096), { code: 'ENOTCONN' }, 'persist too');
+  t.doesNotThrow(() => other.unmap(), 'unmap never throws: it lets go of the memory and the lease');
 
   const again = await mountPool(t, m.pool);
   t.ok(map.msync() >= 0, 'served again once the pool is mounted again (the new daemon adopted the lease)');
   t.equal(fs.readFileSync(join(again.mnt, 'f')).subarray(0, 15).toString(), 'while no daemon', 'the store is in the file');
+  const fresh = mmap(join(again.mnt, 'f'), { flags: MAP_DAXVM });
+  t.equal(fresh.buffer.subarray(0, 15).toString(), 'while no daemon', 'and a new mapping under the new daemon maps it');
+  fresh.unmap();
   // Another process truncates the file and fills the pool: the leased blocks stay the mapping's.
   const fill = run(process.execPath, ['-e', `
     const fs = require('node:fs');
