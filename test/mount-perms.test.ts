@@ -1,13 +1,15 @@
 // A pool readable by others exposes every file (issue 16): mkfs makes pools
 // 0600 (0660 with --group), whatever the file was before; mount refuses a
 // loose pool (exit 32, the fix in the message) unless -o allow_loose_pool;
-// fsck, info and doctor warn; `.daxvm/pool` is readable as the pool is.
+// fsck, info and doctor warn; `.daxvm/pool` and the shared memory are
+// readable as the pool is.
 // Users and a group are made for the group test and removed after it.
 import t from 'tap';
 import type { Test } from 'tap';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { logFilePath } from '../src/fuse/runtime.js';
+import { sharedPath } from '../src/fuse/publish/layout.js';
 import { cli, isMounted, mountPool, ROOT, run, sh, tempDir } from './helpers/mount.js';
 
 const mode = (p: string) => fs.statSync(p).mode & 0o7777;
@@ -158,6 +160,18 @@ t.test('mkfs --group: 0660 for a user in the group; refused for one who is not; 
   t.equal(r.stdout.trim(), pool, 'a user of the group reads it\n' + r.summary);
   r = as(u.outside, `cat ${dpool}`);
   t.match(r.stderr, /Permission denied/, 'others: EACCES\n' + r.summary);
+  // The shared memory the daemon publishes (lease table, namespace) is no more open than the pool.
+  const big = fs.statSync(pool, { bigint: true });
+  for (const kind of ['leases', 'ns'] as const) {
+    const shm = sharedPath(big, kind);
+    const s = fs.statSync(shm);
+    t.equal(s.mode & 0o777, 0o660, `${kind}: 0660, as the pool`);
+    t.same([s.uid, s.gid], [st.uid, st.gid], `${kind}: the pool's owner and group`);
+    r = as(u.outside, `head -c 1 ${shm} > /dev/null`);
+    t.match(r.stderr, /Permission denied/, `${kind}: others get EACCES\n` + r.summary);
+    r = as(u.inside, `head -c 1 ${shm} > /dev/null`);
+    t.equal(r.status, 0, `${kind}: the group reads it\n` + r.summary);
+  }
   // The library, as a user outside: the vanilla path, reading only what the mount lets it read.
   const script = `
     import { mmap, MAP_DAXVM } from ${JSON.stringify(join(ROOT, 'dist/lib/index.js'))};
