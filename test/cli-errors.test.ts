@@ -29,6 +29,9 @@ t.test('every command, wrong arguments: one message, the documented exit code', 
   fs.writeFileSync(junk, Buffer.alloc(MiB, 7), { mode: 0o600 });
   const truncated = join(dir, 'truncated');
   fs.writeFileSync(truncated, fs.readFileSync(pool).subarray(0, 100_000), { mode: 0o600 });
+  // A FIFO as the pool: an open would wait for a writer forever; refused at once instead.
+  const fifo = join(dir, 'fifo');
+  t.equal(run('mkfifo', ['-m', '600', fifo]).status, 0);
   const cases: Array<[string[], number, RegExp]> = [
     [['mkfs', join(dir, 'x'), '--size', '10'], 2, /at least 16 MiB/],
     [['mkfs', join(dir, 'x'), '--size', '9000T'], 2, /'9000T' is too large/],
@@ -47,11 +50,16 @@ t.test('every command, wrong arguments: one message, the documented exit code', 
     [['fsck', junk], 8, /could not complete: .* is not a daxvm pool/],
     [['fsck', truncated], 8, /could not complete: .* is truncated/],
     [['fsck', dir], 8, /is a directory/],
+    [['fsck', fifo], 8, /is a FIFO, not a pool file/],
+    [['fsck', '/dev/null'], 8, /\/dev\/null is a character device, not a pool file/],
+    [['info', fifo], 8, /is a FIFO, not a pool file/],
+    [['mount', fifo, join(dir, 'm1')], 32, /is a FIFO, not a pool file/],
     [['info', dir], 2, /is a directory, not a daxvm pool or mount/],
     [['info', join(dir, 'missing')], 8, /does not exist/],
     [['info', junk], 8, /not a daxvm pool/],
     [['doctor', dir], 2, /not a daxvm mount, nor a pool file/],
     [['doctor', join(dir, 'missing')], 2, /not a daxvm mount, nor a pool file/],
+    [['doctor', junk], 2, /not a daxvm mount, nor a pool file: not a daxvm pool/],
     [['age', dir], 2, /not a daxvm mount/],
     [['age', dir, '--fill', '200%'], 2, /--fill/],
     [['bench', 'nosuch'], 2, /no bench named/],
@@ -71,6 +79,12 @@ t.test('every command, wrong arguments: one message, the documented exit code', 
     t.match(r.stderr, message, `${what}: says why`);
     oneMessage(t, r, what);
   }
+  const said = (args: string[]): string => results[cases.findIndex(([a]) => a.join(' ') === args.join(' '))]!.stderr;
+  t.notMatch(said(['fsck', '/dev/null']), /chmod/, 'no chmod advice for a device');
+  t.notMatch(said(['fsck', junk]), /hint: .*fsck/, 'fsck of junk does not send the user to fsck');
+  const d = cli(['doctor', truncated]);
+  t.equal(d.status, 1, `doctor of a truncated pool: a problem, exit 1\n${d.summary}`);
+  t.match(d.stdout, /^problem: .* is truncated: 100000 bytes.*truncate -s/m, 'doctor says why and the fix');
   t.notOk(fs.existsSync(join(dir, 'no')), 'mkfs made no directories');
   t.notOk(fs.existsSync(join(dir, 'm1')), 'no mount point left behind');
 });

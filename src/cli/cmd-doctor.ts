@@ -13,9 +13,10 @@ import path from 'node:path';
 import { readSuperblock } from '../fs/open.js';
 import { daxvmMountAt, readMounts } from '../core/mountinfo.js';
 import { libraryFeatures, poolHugePages, type LibraryFeatures, type PoolHugePages } from '../lib/features.js';
-import { CliError, EXIT } from '../core/errors.js';
+import { CliError, EXIT, PoolError } from '../core/errors.js';
 import { formatBytes, table } from '../core/output.js';
 import { DEFAULT_MOUNTPOINT } from './paths.js';
+import { pasteable } from './invocation.js';
 import { fixCommand, looseMessage, octal, poolMode } from './pool-mode.js';
 
 export interface DoctorOptions {
@@ -55,6 +56,17 @@ function openFuse(): string | undefined {
   }
 }
 
+/** Why a pool file given to doctor cannot be opened (not a pool, damaged, truncated...), or undefined. */
+function poolRefusal(pool: string): PoolError | undefined {
+  try {
+    readSuperblock(pool);
+    return undefined;
+  } catch (err) {
+    if (err instanceof PoolError) return err;
+    throw err;
+  }
+}
+
 /** page_tables_on as the mount's knob file reads it (a pool: as its superblock has it); undefined when it cannot be read. */
 function pageTablesKnob(mnt: string | undefined, pool: string | undefined): number | undefined {
   try {
@@ -84,18 +96,26 @@ export function doctorReport(target?: string): DoctorReport {
   const at = daxvmMountAt(path.resolve(target ?? DEFAULT_MOUNTPOINT), mounts);
   const defaultMount = target === undefined ? { mountpoint: DEFAULT_MOUNTPOINT, mounted: at !== undefined } : undefined;
   let poolPath = at?.source;
+  let poolProblem: string | undefined;
   if (target && !at) {
     let isFile = false;
     try { isFile = statSync(path.resolve(target)).isFile(); } catch { /* reported below */ }
-    if (!isFile) throw new CliError(`${path.resolve(target)} is not a daxvm mount, nor a pool file`, EXIT.USAGE, 'give the mount point of a daxvm mount, a pool file, or nothing (/mnt/nvmm1)');
+    const usage = 'give the mount point of a daxvm mount, a pool file, or nothing (/mnt/nvmm1)';
+    if (!isFile) throw new CliError(`${path.resolve(target)} is not a daxvm mount, nor a pool file`, EXIT.USAGE, usage);
     poolPath = path.resolve(target);
+    const refused = poolRefusal(poolPath);
+    // Junk is a wrong argument (as a directory is); a damaged pool is a problem doctor reports, with its fix.
+    if (refused?.code === 'ENOTPOOL' && !/backup superblock is good/.test(refused.message)) {
+      throw new CliError(`${poolPath} is not a daxvm mount, nor a pool file: ${refused.message.replace(`${poolPath} is `, '')}`, EXIT.USAGE, usage);
+    }
+    if (refused) poolProblem = `${refused.message}${refused.hint ? `; ${refused.hint}` : ''}`;
   }
   const pageTablesOn = pageTablesKnob(at?.mountpoint, poolPath);
   if (pageTablesOn === 0) {
     fallbacks.push(`page_tables_on is 0${at ? ` on ${at.mountpoint}` : ` in ${poolPath}`}: files have no page tables, so MAP_DAXVM takes the vanilla path` +
       (at ? ` (turn them on: echo 1 > ${path.join(at.mountpoint, '.daxvm', 'page_tables_on')})` : ''));
   }
-  const problems: string[] = [];
+  const problems: string[] = poolProblem ? [poolProblem] : [];
   let pool: DoctorReport['pool'];
   if (poolPath) {
     try {
@@ -158,6 +178,6 @@ export function formatDoctor(r: DoctorReport): string {
 
 export function cmdDoctor(target: string | undefined, o: DoctorOptions): number {
   const r = doctorReport(target);
-  process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatDoctor(r));
+  process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : pasteable(formatDoctor(r)));
   return r.ok ? EXIT.OK : EXIT.FAILURE;
 }

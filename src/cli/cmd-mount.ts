@@ -18,6 +18,7 @@ import { daxvmMountAt, readMounts, FSTYPE } from '../core/mountinfo.js';
 import { MountOptionError, parseMountOptions, type MountOptions } from '../fuse/options.js';
 import { decodeMessages, type DaemonMessage } from '../fuse/protocol.js';
 import { ensureRuntimeDir, logFilePath } from '../fuse/runtime.js';
+import { fileKind } from '../fs/open.js';
 import { makePool, poolDirectory } from './cmd-mkfs.js';
 import { askYes, clearCommand, clearDeadMount, describeDeadMount, mountHealth } from './dead-mount.js';
 import { gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
@@ -147,9 +148,12 @@ async function prepare(poolArg: string | undefined, mntArg: string | undefined, 
     }
   }
   try {
-    if (statSync(pool).isDirectory()) {
+    const st = statSync(pool);
+    if (st.isDirectory()) {
       throw new CliError(`${pool} is a directory, not a pool file`, EXIT.MOUNT_FAILURE, 'give the pool file first, then the mount point: daxvm mount POOL MOUNTPOINT');
     }
+    // A FIFO would hold the daemon's open until a writer comes; a device is no pool either.
+    if (!st.isFile()) throw new CliError(`${pool} is ${fileKind(st)}, not a pool file`, EXIT.MOUNT_FAILURE, 'a pool is a regular file on the host; make one with: daxvm mkfs POOL --size 4G');
   } catch (err) {
     if (err instanceof CliError) throw err; // else: the open below says what is wrong
   }

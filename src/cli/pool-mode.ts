@@ -23,8 +23,10 @@ export interface PoolMode {
 
 export const octal = (mode: number): string => mode.toString(8).padStart(4, '0');
 
+/** The mode of a pool file; throws for anything but a regular file (the open says what it is: no chmod advice for /dev/null). */
 export function poolMode(pool: string): PoolMode {
   const st = statSync(pool);
+  if (!st.isFile()) throw new Error(`${pool} is not a regular file`);
   const mode = st.mode & 0o7777;
   return { mode, uid: st.uid, gid: st.gid, loose: (mode & 0o006) !== 0 };
 }

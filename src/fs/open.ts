@@ -47,14 +47,19 @@ export interface OpenOptions {
 export function readSuperblock(poolPath: string): Superblock {
   let fd: number;
   try {
-    fd = fs.openSync(poolPath, 'r');
+    // O_NONBLOCK: a FIFO given as the pool must be refused below, not wait for a writer (no effect on a regular file).
+    fd = fs.openSync(poolPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new PoolError('ENOENT', `pool ${poolPath} does not exist`, { hint: `create it with: daxvm mkfs ${poolPath} --size 4G`, path: poolPath });
     throw new PoolError('ENOENT', `cannot open pool ${poolPath}: ${(err as Error).message}`, { hint: 'check the path and its permissions', path: poolPath });
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) {
+      throw new PoolError('EINVAL', `${poolPath} is ${fileKind(st)}, not a pool file`, { hint: 'a pool is a regular file on the host; make one with: daxvm mkfs POOL --size 4G', path: poolPath });
+    }
+    const size = st.size;
     const head = Buffer.alloc(BLOCK_SIZE);
     const got = fs.readSync(fd, head, 0, BLOCK_SIZE, 0);
     const decoded = decodeSuperblock(got === BLOCK_SIZE ? head : Buffer.alloc(BLOCK_SIZE));
@@ -66,7 +71,7 @@ export function readSuperblock(poolPath: string): Superblock {
           if (goodBackup(fd, size)) {
             throw new PoolError('ENOTPOOL', `${poolPath}: the primary superblock is damaged (${decoded.detail}); the backup superblock is good`, { hint: repair });
           }
-          throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, { hint: `check the path (daxvm fsck ${poolPath} says what it finds there); to make it a pool, destroying its contents: daxvm mkfs --force ${poolPath}` });
+          throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, { hint: `check the path; to make it a pool, destroying its contents: daxvm mkfs --force ${poolPath}`, path: poolPath });
         case 'newer-format':
           throw new PoolError('EFORMAT', `${poolPath} has a newer pool format: ${decoded.detail}`, { hint: 'upgrade daxvm to use this pool (this version can neither mount nor fsck it)', path: poolPath });
         default:
@@ -81,6 +86,16 @@ export function readSuperblock(poolPath: string): Superblock {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** "a directory", "a FIFO"...: what a path that is not a regular file is. */
+export function fileKind(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'a special file';
 }
 
 /** The backup superblock checks out and fits the file: fsck --repair can restore the primary from it. */
