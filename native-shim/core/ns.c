@@ -15,8 +15,6 @@
 #include <unistd.h>
 
 #define TRIES 64
-#define NAME_MAX_BYTES 255
-#define ROOT_INO 1
 
 static uint32_t load_seq(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE); }
 static uint32_t u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -205,7 +203,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
       if (!ns_allowed(mnt, cred)) return DVM_NS_NOT_ALLOWED;
       reg = mnt->region;
       if ((rc = ns_region_ready(reg, &r))) return rc;
-      ino = ROOT_INO;
+      ino = DAXVM_ROOT_INO;
       if ((rc = read_rec(r, ino, &rec))) return rc;
       last_snap = s;
       last_mnt = mnt;
@@ -223,7 +221,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
     if (name[0] == '.' && (nlen == 1 || (nlen == 2 && name[1] == '.'))) plain = 0;
     if (nlen == 1 && name[0] == '.') continue;
     if (nlen == 2 && name[0] == '.' && name[1] == '.') {
-      if (!r || ino == ROOT_INO) return DVM_NS_DOTDOT;
+      if (!r || ino == DAXVM_ROOT_INO) return DVM_NS_DOTDOT;
       ino = rec.parent;
       rc = read_rec(r, ino, &rec);
       if (rc) return rc;
@@ -231,7 +229,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
       if (clen > 0) clen--;
       continue;
     }
-    if (nlen > NAME_MAX_BYTES) return r ? -ENAMETOOLONG : DVM_NS_NOT_DAXVM;
+    if (nlen > DAXVM_NAME_MAX) return r ? -ENAMETOOLONG : DVM_NS_NOT_DAXVM;
     if (clen + 1 + nlen > PATH_MAX) return DVM_NS_TOO_LONG;
     cur[clen++] = '/';
     memcpy(cur + clen, name, nlen);
@@ -241,7 +239,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
       if (m && m->region) mnt = m;
       continue;
     }
-    if (ino == ROOT_INO && nlen == 6 && memcmp(name, ".daxvm", 6) == 0) return DVM_NS_CONTROL;
+    if (ino == DAXVM_ROOT_INO && nlen == 6 && memcmp(name, ".daxvm", 6) == 0) return DVM_NS_CONTROL;
     uint32_t child_ino;
     rec_t child;
     rc = step(r, &rec, ino, name, nlen, &child_ino, &child);
