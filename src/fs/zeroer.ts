@@ -18,7 +18,7 @@ import type { Pool } from '../media/pool.js';
 import type { BlockAllocator } from './alloc.js';
 import { BLOCK_SIZE } from '../core/format/pool.js';
 
-const log = createDebug('daxvm:fs:zero');
+const log = createDebug('daxvm:fs');
 
 /** What the zeroer works on (the file system's core is one): the allocator's queues and the pool. */
 export interface ZeroTarget {
