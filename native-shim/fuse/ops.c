@@ -5,6 +5,8 @@
  * the number it returns and the shared `num` / `data` buffers (reply.c).
  * Errors and replies are kept apart: a negative return is fuse_reply_err,
  * nothing else.
+ * Over 400 lines on purpose: one short function per op (29) beside the
+ * table that names them; split by kind, the table would sit apart from them.
  */
 #include <errno.h>
 #include <math.h>

@@ -1,5 +1,8 @@
 /**
  * Block allocation: extents, contiguity, 2 MiB alignment, and safe reuse.
+ * Over 400 lines on purpose: one class whose methods all keep the same four
+ * sets of blocks (used, freed this transaction, awaiting the journal reset,
+ * lease-held) in step; split, each part would reach into the others' state.
  *
  * - `used` (memory) says what may not be handed out; the on-media bitmap says
  *   what the committed file system references. They differ for blocks freed
