@@ -45,6 +45,22 @@ t.test('DEBUG=daxvm:lib, using, DaxvmError', async (t) => {
     [true, 'DaxvmError', 'EINVAL', 'string'],
   ], 'every failure is a DaxvmError with a code and the path');
 
+  // What a JavaScript caller can pass wrong, a mapping used after unmap, and the library's other calls.
+  r = node(`
+    import { mmap, poolHugePages, MAP_DAXVM, DaxvmError } from ${LIB};
+    const file = ${JSON.stringify(a.path)};
+    const out = [];
+    for (const f of [() => mmap(null), () => mmap(42), () => mmap(file, null), () => mmap(file, { flags: 'MAP_DAXVM' }),
+      () => mmap(file, { length: 2 ** 60 }), () => { const m = mmap(file, { flags: MAP_DAXVM }); m.unmap(); m.msync(); },
+      () => poolHugePages(${JSON.stringify(join(m.mnt, 'no-such-pool'))})]) {
+      try { f(); out.push('no error'); }
+      catch (e) { out.push([e instanceof DaxvmError, e.code]); }
+    }
+    console.log(JSON.stringify(out));`);
+  t.equal(r.status, 0, r.summary);
+  t.same(JSON.parse(r.stdout), [[true, 'EINVAL'], [true, 'EINVAL'], [true, 'EINVAL'], [true, 'EINVAL'], [true, 'EINVAL'], [true, 'ENOMEM'], [true, 'ENOENT']],
+    'wrong types, a used-up mapping and a missing pool: DaxvmErrors too, never a TypeError');
+
   // `using`, as a TypeScript user writes it (tsc lowers it; Node 20 has Symbol.dispose).
   const dir = tempDir(t);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));

@@ -34,7 +34,8 @@ export function asDaxvmError(err: unknown, path: string): DaxvmError {
  * (`err.code` 'ENOENT', 'EACCES', 'EISDIR', 'EINVAL'...).
  */
 export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping {
-  const shown = typeof file === 'string' ? file : file.toString('latin1');
+  // Whatever a JavaScript caller passed (null, a number...): map.ts refuses it as EINVAL, this only names it.
+  const shown = typeof file === 'string' ? file : Buffer.isBuffer(file) ? file.toString('latin1') : String(file);
   let m: Mapping;
   try {
     m = mapFile(file, options);

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { native, type LibStats } from './native.js';
+import { asDaxvmError } from './entry.js';
 import { PoolAccess } from './pool.js';
 
 export interface LibraryFeatures {
@@ -76,7 +77,12 @@ export interface PoolHugePages {
 
 /** Read `bytes` of a pool's data area through this process's read-only view and see how it got mapped. */
 export function poolHugePages(poolPath: string, bytes = 64 * 1024 * 1024): PoolHugePages {
-  const pool = PoolAccess.get(poolPath);
+  let pool: PoolAccess;
+  try {
+    pool = PoolAccess.get(poolPath);
+  } catch (err) {
+    throw asDaxvmError(err, poolPath); // a missing or unreadable pool: a DaxvmError with its code, as mmap's
+  }
   const start = pool.geometry.dataStart * 4096;
   const alignedStart = Math.ceil(start / (2 * 1024 * 1024)) * 2 * 1024 * 1024;
   const end = Math.min(pool.ro.size, alignedStart + bytes);

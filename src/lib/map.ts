@@ -54,14 +54,16 @@ function check(file: string | Buffer, o: MmapOptions): Checked {
     throw new DaxvmError({ code: 'EINVAL', syscall: 'mmap' }, 'path must be a non-empty string, or a Buffer of its raw bytes');
   }
   const shown = String(file);
+  if (o === null || typeof o !== 'object') throw invalid(`options must be an object, not ${o === null ? 'null' : typeof o}`, shown);
   const offset = o.offset ?? 0;
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE !== 0) throw invalid(`offset ${offset} is not a non-negative multiple of ${PAGE}`, shown);
-  if (o.length !== undefined && (!Number.isSafeInteger(o.length) || o.length <= 0)) throw invalid(`length ${o.length} is not a positive integer`, shown);
+  if (o.length !== undefined && (!Number.isInteger(o.length) || o.length <= 0)) throw invalid(`length ${o.length} is not a positive integer`, shown);
   if (o.length !== undefined && o.length > bufferConstants.MAX_LENGTH) throw invalid(`length ${o.length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, shown);
   const prot = o.prot ?? 'r';
   if (prot !== 'r' && prot !== 'rw') throw invalid(`prot must be 'r' or 'rw', not ${String(prot)}`, shown);
   let flags = o.flags ?? 0;
-  if (!Number.isInteger(flags) || (flags & ~KNOWN_FLAGS) !== 0) throw invalid(`unknown flags 0x${(flags >>> 0).toString(16)}`, shown);
+  if (!Number.isInteger(flags)) throw invalid(`flags must be a number (MAP_DAXVM | ...), not ${typeof flags === 'string' ? `'${flags}'` : String(flags)}`, shown);
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw invalid(`unknown flags 0x${((flags & ~KNOWN_FLAGS) >>> 0).toString(16)}`, shown);
   const priv = o.private ?? false;
   if (typeof priv !== 'boolean') throw invalid('private must be a boolean', shown);
   const populate = o.populate ?? false;
