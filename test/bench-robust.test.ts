@@ -6,14 +6,14 @@
 // the output only, never a speed.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chartSvg, variantStyle } from '../src/bench/micro/chart.js';
 import type { Environment } from '../src/bench/micro/env.js';
 import { findBench } from '../src/bench/micro/registry.js';
 import type { CaseResult } from '../src/bench/micro/runner.js';
 import { formatTable } from '../src/bench/micro/table.js';
-import { CLI, cli, freshMount, sleep, tempDir } from './helpers/mount.js';
+import { CLI, cli, freshMount, NODE, run, sleep, tempDir } from './helpers/mount.js';
 
 const KiB = 1024;
 const summary = (m: number) => ({ median: m, min: m * 0.9, max: m * 1.2, q1: m * 0.95, q3: m * 1.1 });
@@ -104,5 +104,39 @@ t.test('a run that cannot fit is refused before it starts; an interrupted run ke
   t.equal(r.status, 0, r.summary);
   t.match(r.stderr, new RegExp(`chart: ${join(dir, 'again.svg')} \\(drawn from`), 'says where it drew the chart');
   t.match(readFileSync(join(dir, 'again.svg'), 'utf8'), /^<svg/, 'an SVG from the JSON, no new run');
+  await m.stop();
+});
+
+t.test('a run that runs out of space midway: one message, exit 1, the cases finished kept', async (t) => {
+  const m = await freshMount(t, { size: '128M' });
+  const dir = tempDir(t);
+  const json = join(dir, 'read.json');
+  // The space check passes; then, stopped right after it, the mount is filled by someone else (here: the test).
+  const child = spawn(NODE[0]!, [...NODE.slice(1), CLI, 'bench', 'read', '--sizes', '4k,16m', '--files', '3', '--runs', '2',
+    '--variants', 'read', '--mnt', m.mnt, '--json', json], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const deadline = Date.now() + 120_000;
+  while (!/^space: /m.test(err) && Date.now() < deadline && child.exitCode === null) await sleep(5);
+  t.ok(child.kill('SIGSTOP'), `stopped after its space check\n${err}`);
+  const s = statfsSync(m.mnt);
+  const fill = Math.floor((s.bavail * s.bsize - 1024 * 1024) / 4096) * 4096;
+  const f = run('fallocate', ['-l', String(fill), join(m.mnt, 'filler')]);
+  t.equal(f.status, 0, `the mount filled, 1 MiB left\n${f.summary}`);
+  child.kill('SIGCONT');
+  const code = await exited;
+  t.equal(code, 1, `exit 1\n${err}`);
+  t.match(err, /^daxvm: the bench ran out of space \(ENOSPC/m, 'says it ran out of space');
+  t.match(err, /^hint: run fewer files \(--files N\) or smaller --sizes; the cases measured before are above$/m, 'and what to change');
+  t.notMatch(err, /internal error|^\s+at .*:\d+:\d+\)?$/m, 'no internal error, no stack');
+  const doc = JSON.parse(readFileSync(json, 'utf8')) as { complete: boolean; stopped?: string; records: Array<{ size: number; variant: string }> };
+  t.equal(doc.complete, false, 'the JSON says the run is not complete');
+  t.match(doc.stopped ?? '', /stopped by an error: .*ENOSPC/, 'and why');
+  t.same(doc.records.map((x) => `${x.variant} ${x.size}`), ['read 4096'], 'it holds the case measured before');
+  t.match(out, /MiB\/s[\s\S]*4 KiB/, 'whose table is printed');
+  t.same(readdirSync(m.mnt).filter((n) => n.startsWith('daxvm-bench')), [], 'its files on the mount are removed');
   await m.stop();
 });
