@@ -23,7 +23,7 @@ import { FsError, openFileSystem, PoolError, type FileSystem } from '../fs/index
 import { FuseSession } from './lowlevel.js';
 import { daxvmMountAt, readMounts } from '../core/mountinfo.js';
 import { buildOps } from './ops.js';
-import { installExitReport } from './exit-report.js';
+import { installExitReport, type ExitReport } from './exit-report.js';
 import { fuseOptionString, MountOptionError, type MountOptions } from './options.js';
 import { ReadyChannel } from './protocol.js';
 import { removePidFile, writePidFile } from './runtime.js';
@@ -93,77 +93,95 @@ async function awaitLeases(shared: SharedState, stop: () => boolean): Promise<vo
   if (!stop()) process.stderr.write(`daxvm: the last lease is gone (after ${((Date.now() - since) / 1000).toFixed(1)} s)\n`);
 }
 
-export async function runDaemon(cfg: DaemonConfig): Promise<number> {
-  const exitReport = installExitReport({ pool: cfg.pool, mountpoint: cfg.mountpoint }); // every exit logs why (edges)
-  const channel = new ReadyChannel(cfg.readyFd);
-  const { pool, mountpoint: mnt, options } = cfg;
-  const fail = (message: string, hint?: string): number => {
-    channel.fail(message, hint, EXIT_MOUNT_FAILURE);
-    return EXIT_MOUNT_FAILURE;
-  };
+/** What the daemon holds once its pool is open: the file system, the shared state, and the FUSE option string. */
+interface Opened {
+  fs: FileSystem;
+  shared: SharedState;
+  optionString: string;
+}
 
+/** Options, mount point, then the pool (with the shared state it publishes); or why not, as mount(8) would say it. */
+function openForMount(cfg: DaemonConfig): Opened | { message: string; hint?: string } {
+  const { pool, mountpoint: mnt, options } = cfg;
   let optionString: string;
   try {
     optionString = fuseOptionString(pool, options);
   } catch (err) {
-    if (err instanceof MountOptionError) return fail(err.message);
+    if (err instanceof MountOptionError) return { message: err.message };
     throw err;
   }
   const blocked = checkMountpoint(mnt, options.nonempty);
-  if (blocked) return fail(blocked.message, blocked.hint);
-
-  let fs: FileSystem;
+  if (blocked) return blocked;
   const shared = SharedState.start(pool);
   try {
-    fs = openFileSystem(pool, {
+    const fs = openFileSystem(pool, {
       readOnly: options.readOnly,
       ...(options.commitIntervalMs !== undefined ? { commitIntervalMs: options.commitIntervalMs } : {}),
       ...(shared.blockLeases ? { leases: shared.blockLeases } : {}),
     });
+    return { fs, shared, optionString };
   } catch (err) {
     shared.close();
-    if (err instanceof PoolError) return fail(`cannot mount ${pool}: ${err.message}`, err.hint);
-    return fail(`cannot open ${pool}: ${(err as Error).message}`);
+    if (err instanceof PoolError) return { message: `cannot mount ${pool}: ${err.message}`, ...(err.hint !== undefined ? { hint: err.hint } : {}) };
+    return { message: `cannot open ${pool}: ${(err as Error).message}` };
+  }
+}
+
+/** What to do when FUSE refuses the mount, from its message. */
+function fuseRefusedHint(why: string): string {
+  return /\/dev\/fuse: Permission denied/.test(why) ? 'this user may not open /dev/fuse: mount as root, or ask root to let users open it (Debian makes it 0666)'
+    : /\/dev\/fuse: No such file/.test(why) ? 'load the fuse kernel module (modprobe fuse) or, in a container, pass /dev/fuse in'
+      : 'check that /dev/fuse exists and that fusermount3 (Debian: fuse3) is installed';
+}
+
+/**
+ * The daemon's one way out, taken once whatever asks first (the kernel ending
+ * the session, a signal, an internal error): detach the mount if it is still
+ * there, drop the handles, wait for the last lease when the kernel ended it,
+ * close the pool cleanly, and settle `done` with the exit code.
+ */
+class Stopper {
+  session: FuseSession | undefined;
+  mountId: number | undefined;
+  /** A signal asked to stop: also ends a wait for leases. */
+  signalled = false;
+  readonly done: Promise<number>;
+  private finish!: (code: number) => void;
+  private stopping = false;
+
+  constructor(private readonly cfg: DaemonConfig, private readonly opened: Opened, private readonly state: MountState,
+    private readonly exitReport: ExitReport) {
+    this.done = new Promise<number>(resolve => { this.finish = resolve; });
   }
 
-  FsError.stackTraces = false; // errors are answers here, never printed
-  shared.publish(fs, { allowOther: options.allowOther, readOnly: options.readOnly, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
-  const state = new MountState(fs, { readOnly: options.readOnly, noOpen: options.noOpen });
-  state.sharedDramKB = () => shared.dramKB();
-  state.sharedStats = () => shared.stats();
-  let finish!: (code: number) => void;
-  const done = new Promise<number>(resolve => { finish = resolve; });
-  let stopping = false;
-  let session: FuseSession | undefined;
-  let mountId: number | undefined;
-  const stillMounted = (): boolean => {
+  private stillMounted(): boolean {
     try {
       const mounts = readMounts();
-      return mountId !== undefined ? mounts.some(m => m.id === mountId) : daxvmMountAt(mnt, mounts) !== undefined;
+      return this.mountId !== undefined ? mounts.some(m => m.id === this.mountId) : daxvmMountAt(this.cfg.mountpoint, mounts) !== undefined;
     } catch {
       return true; // cannot tell
     }
-  };
+  }
 
-  let signalled = false;
-  const shutdown = async (reason: string, code = 0, byKernel = false): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
+  async shutdown(reason: string, code = 0, byKernel = false): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const { pool, mountpoint: mnt } = this.cfg;
+    const { fs, shared } = this.opened;
     process.stderr.write(`daxvm: stopping (${reason})\n`);
-    exitReport.reason(reason);
+    this.exitReport.reason(reason);
     log('shutting down: %s', reason);
-    const mounted = session !== undefined && stillMounted();
-    if (mounted) {
+    if (this.session !== undefined && this.stillMounted()) {
       try {
         await fusermount(mnt, true);
       } catch (err) {
         process.stderr.write(`daxvm: unmounting ${mnt} failed: ${(err as Error).message}\n`);
       }
     }
-    session?.close(false);
-    state.releaseAll();
+    this.session?.close(false);
+    this.state.releaseAll();
     // The mount is gone, its mappings may not be: keep the pool open (and locked) until the last lease goes.
-    if (byKernel) await awaitLeases(shared, () => signalled);
+    if (byKernel) await awaitLeases(shared, () => this.signalled);
     const left = shared.leases?.live().length ?? 0;
     if (left) process.stderr.write(`daxvm: ${left} lease range(s) of library mappings live at exit: the lease table is kept for the next mount; their msync answers ENOTCONN\n`);
     try {
@@ -176,16 +194,37 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     }
     shared.close();
     try { removePidFile(mnt); } catch { /* best effort */ }
-    finish(code);
+    this.finish(code);
+  }
+}
+
+export async function runDaemon(cfg: DaemonConfig): Promise<number> {
+  const exitReport = installExitReport({ pool: cfg.pool, mountpoint: cfg.mountpoint }); // every exit logs why (edges)
+  const channel = new ReadyChannel(cfg.readyFd);
+  const { pool, mountpoint: mnt, options } = cfg;
+  const fail = (message: string, hint?: string): number => {
+    channel.fail(message, hint, EXIT_MOUNT_FAILURE);
+    return EXIT_MOUNT_FAILURE;
   };
 
+  const opened = openForMount(cfg);
+  if (!('fs' in opened)) return fail(opened.message, opened.hint);
+  const { fs, shared, optionString } = opened;
+  FsError.stackTraces = false; // errors are answers here, never printed
+  shared.publish(fs, { allowOther: options.allowOther, readOnly: options.readOnly, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+  const state = new MountState(fs, { readOnly: options.readOnly, noOpen: options.noOpen });
+  state.sharedDramKB = () => shared.dramKB();
+  state.sharedStats = () => shared.stats();
+  const stopper = new Stopper(cfg, opened, state, exitReport);
+
   log('mounting %s on %s with -o %s', pool, mnt, optionString);
+  let session: FuseSession;
   try {
     session = FuseSession.mount(mnt, optionString, buildOps(state), (io) => { state.io = io; }, {
       negTimeout: NEGATIVE_TIMEOUT_S,
       maxWrite: MAX_WRITE,
       noOpen: options.noOpen,
-      onEnd: (why) => void shutdown(why, 0, true),
+      onEnd: (why) => void stopper.shutdown(why, 0, true),
       onError: (err) => {
         process.stderr.write(`daxvm: internal error in a request (answered EIO): ${(err as Error)?.stack ?? err}\n`);
       },
@@ -196,23 +235,21 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
     try { fs.close(); } catch { /* report the mount error */ }
     shared.close();
     const why = (err as Error).message;
-    return fail(`FUSE refused to mount ${pool} on ${mnt}: ${why}`,
-      /\/dev\/fuse: Permission denied/.test(why) ? 'this user may not open /dev/fuse: mount as root, or ask root to let users open it (Debian makes it 0666)'
-        : /\/dev\/fuse: No such file/.test(why) ? 'load the fuse kernel module (modprobe fuse) or, in a container, pass /dev/fuse in'
-          : 'check that /dev/fuse exists and that fusermount3 (Debian: fuse3) is installed');
+    return fail(`FUSE refused to mount ${pool} on ${mnt}: ${why}`, fuseRefusedHint(why));
   }
-  state.requestCounts = () => session!.requestCounts();
-  mountId = daxvmMountAt(mnt)?.id;
+  stopper.session = session;
+  state.requestCounts = () => session.requestCounts();
+  stopper.mountId = daxvmMountAt(mnt)?.id;
 
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     process.on(sig, () => {
-      signalled = true; // also ends a wait for leases
-      void shutdown(`signal ${sig}`);
+      stopper.signalled = true; // also ends a wait for leases
+      void stopper.shutdown(`signal ${sig}`);
     });
   }
   process.on('uncaughtException', (err: Error) => {
     process.stderr.write(`daxvm: internal error: ${err.stack ?? err}\n`);
-    void shutdown('internal error', 1);
+    void stopper.shutdown('internal error', 1);
   });
 
   try {
@@ -223,5 +260,5 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
   log('mounted %s on %s (pid %d)', pool, mnt, process.pid);
   if (channel.attached) channel.ready();
   else process.stderr.write(`daxvm: ${pool} mounted on ${mnt}; Ctrl-C or 'daxvm umount ${mnt}' unmounts\n`);
-  return done;
+  return stopper.done;
 }
