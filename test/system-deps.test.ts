@@ -2,9 +2,10 @@
 // machine that lacks the Debian packages, run by a user who is not root: it
 // installs nothing, says what is missing and prints the one apt-get line to
 // run, and lets npm go on (exit 0; strictly, as CI runs it: exit 1). The
-// packages are made to look missing by a dpkg-query that knows none.
+// packages are made to look missing by a dpkg-query that knows none. And
+// no dependency builds before that step (npm runs theirs first).
 import t from 'tap';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, run, tempDir } from './helpers/mount.js';
 
@@ -24,4 +25,15 @@ t.test('not root, packages missing: the one apt-get line, and npm goes on', asyn
   t.equal(lines.length, 1, `one apt-get line\n${r.stderr}`);
   t.match(lines[0] ?? '', /sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends fuse3 libfuse3-dev pkg-config( fio attr)?'$/, 'that can be pasted as it is');
   t.equal(asUser(['CI=true']).status, 1, 'strict (CI=true, as .ci/run): exit 1');
+});
+
+t.test('no dependency builds before the preinstall: every install script but ours is denied and built by scripts/install.cjs', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> };
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> };
+  const scripted = Object.entries(lock.packages).filter(([k, v]) => k !== '' && v.hasInstallScript).map(([k]) => k.replace(/^.*node_modules\//, ''));
+  t.ok(scripted.length > 0, `dependencies with install scripts: ${scripted.join(', ')}`);
+  for (const name of scripted) {
+    t.equal(pkg.allowScripts?.[name], false, `${name}: its install script is denied (npm would run it before our preinstall brings a compiler)`);
+    t.match(readFileSync(join(ROOT, 'scripts', 'install.cjs'), 'utf8'), name, `${name}: scripts/install.cjs builds it after the preinstall`);
+  }
 });
