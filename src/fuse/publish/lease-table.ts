@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import createDebug from 'debug';
 import type { BlockLeases, BlockRun } from '../../fs/api.js';
 import type { MapHandle } from '../../core/native.js';
+import { allocateHost, hostAvailable } from '../../media/host.js';
 import { native } from './native.js';
 import { LEASES, sharedPath } from './layout.js';
 
@@ -107,7 +108,14 @@ export class LeaseTable implements BlockLeases {
     const existing = openExisting(path, pool, pidns);
     if (typeof existing === 'number') {
       log('adopting the lease table %s', path);
-      return new LeaseTable(path, existing, fs.fstatSync(existing).size);
+      const have = fs.fstatSync(existing).size;
+      try {
+        backed(existing, path, have);
+      } catch (err) {
+        fs.closeSync(existing);
+        throw new Error(`cannot adopt the lease table ${path}: ${(err as Error).message}`);
+      }
+      return new LeaseTable(path, existing, have);
     }
     if (existing !== 'absent') log('replacing the lease table %s: %s', path, existing);
     const tmp = `${path}.${process.pid}.tmp`;
@@ -117,6 +125,7 @@ export class LeaseTable implements BlockLeases {
       fs.fchownSync(fd, pool.uid, pool.gid);
       fs.fchmodSync(fd, pool.mode & 0o666);
       fs.ftruncateSync(fd, size);
+      backed(fd, path, size);
       const head = Buffer.alloc(LEASES.HEADER_SIZE);
       head.writeBigUInt64LE(LEASES.MAGIC, LEASES.OFF_MAGIC);
       head.writeUInt32LE(LEASES.VERSION, LEASES.OFF_VERSION);
@@ -195,6 +204,21 @@ export class LeaseTable implements BlockLeases {
     } catch { /* already gone */ }
     native.unmap(this.handle);
     fs.closeSync(this.fd);
+  }
+}
+
+/**
+ * Host pages for the whole table before anyone maps it: clients store into
+ * their slots through a mapping, and on a full tmpfs a store into a hole is
+ * SIGBUS in the client (fallocate answers ENOSPC instead). 2 MiB, once.
+ */
+function backed(fd: number, path: string, size: number): void {
+  try {
+    allocateHost(fd, 0, size);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    throw new Error(`no space for it on the host: ${mib(size)} MiB needed, ${mib(hostAvailable(path).available)} MiB available`);
   }
 }
 

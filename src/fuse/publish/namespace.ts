@@ -71,7 +71,7 @@ export class NsPublisher implements FsObserver {
   stats(): Record<string, number> {
     return {
       nsNames: this.region.namesUsed, nsHeapBytes: this.region.heap.used * NS_GRANULE, nsFiles: this.published.size,
-      nsExtentBytes: this.extentBytes, nsFull: this.full,
+      nsExtentBytes: this.extentBytes, nsFull: this.full, nsHostFull: this.region.heap.hostFull,
     };
   }
 

@@ -12,6 +12,7 @@ import type { InodeState } from '../../fs/api.js';
 import {
   NS_CONSTANTS, NS_GRANULE, NS_HEADER, NS_INODE, NS_MAGIC, NS_NAME, NS_NO_BUCKET, NS_VERSION,
 } from '../../core/format/namespace.js';
+import { allocateHost, hostAvailable, HOST_CHUNK } from '../../media/host.js';
 import { native } from './native.js';
 import { sharedPath } from './layout.js';
 import { pidNamespace, type PoolIdentity } from './lease-table.js';
@@ -38,6 +39,14 @@ export type InodeRecord = Pick<InodeState, 'generation' | 'mode' | 'uid' | 'gid'
 };
 
 const page = (n: number): number => Math.ceil(n / 4096) * 4096;
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+/**
+ * Heap granules kept backed past the last one handed out: a reader that
+ * took a record while it changed may pair an old extents place with a new
+ * count (up to 65536 extents of one granule, namespace.ts) before its
+ * sequence check sends it back; what it touched must not be a hole.
+ */
+const HEAP_AHEAD = 65536;
 const pow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(2, n)));
 
 /** This process's start time (field 22 of /proc/self/stat). */
@@ -51,7 +60,13 @@ export class Heap {
   private top = 1; // granule 0 is never handed out (0 = none)
   private readonly free: number[][] = [];
   used = 0;
-  constructor(readonly granules: number) {}
+  /** Chunks handed out when the host could not back them: alloc answered 0 (full). */
+  hostFull = 0;
+  /**
+   * @param reserve makes granules [0, end) safe to store into; false when the
+   *   host has no space for them (then the heap is full, as when it runs out).
+   */
+  constructor(readonly granules: number, private readonly reserve: (end: number) => boolean = () => true) {}
 
   static classOf(granules: number): number {
     return Math.ceil(Math.log2(Math.max(1, granules)));
@@ -65,6 +80,10 @@ export class Heap {
     let at = list?.pop();
     if (at === undefined) {
       if (this.top + size > this.granules) return 0;
+      if (!this.reserve(this.top + size)) {
+        this.hostFull++;
+        return 0;
+      }
       at = this.top;
       this.top += size;
     }
@@ -95,11 +114,15 @@ export class NsRegion {
   private readonly namesOff: number;
   private readonly heapOff: number;
   readonly heap: Heap;
+  /** Bytes from the start of the file backed by host pages (never given back). */
+  private backedTo = 0;
+  /** After the host said ENOSPC: no new attempt before this time (ms). */
+  private noRoomUntil = 0;
   private nextName = 0;
   private readonly freeNames: number[] = [];
   namesUsed = 0;
 
-  private constructor(path: string, fd: number, size: number, inodeCount: number) {
+  private constructor(path: string, fd: number, readonly size: number, inodeCount: number) {
     this.path = path;
     this.fd = fd;
     this.handle = native.map(fd, size, true);
@@ -112,7 +135,27 @@ export class NsRegion {
     this.bucketsOff = this.inodesOff + page(inodeCount * NS_INODE.size);
     this.namesOff = this.bucketsOff + page(this.bucketCount * W);
     this.heapOff = this.namesOff + page(this.nameCount * NS_NAME.size);
-    this.heap = new Heap(Math.floor((size - this.heapOff) / NS_GRANULE));
+    this.heap = new Heap(Math.floor((size - this.heapOff) / NS_GRANULE), (end) => this.back(this.heapOff + (end + HEAP_AHEAD) * NS_GRANULE));
+  }
+
+  /**
+   * Give host pages to the file up to `end` (in 2 MiB steps, at most its
+   * size) before anything reads or stores there through a mapping: on a full
+   * tmpfs a fault on a hole is SIGBUS, for the daemon and for every reader,
+   * while fallocate answers ENOSPC. False when the host has no room.
+   */
+  private back(end: number): boolean {
+    if (end <= this.backedTo) return true;
+    if (Date.now() < this.noRoomUntil) return false; // a directory's every missing name would ask again
+    const to = Math.min(this.size, Math.ceil(end / HOST_CHUNK) * HOST_CHUNK);
+    try {
+      allocateHost(this.fd, this.backedTo, to - this.backedTo);
+    } catch {
+      this.noRoomUntil = Date.now() + 1000;
+      return false;
+    }
+    this.backedTo = to;
+    return true;
   }
 
   static sizeFor(inodeCount: number): number {
@@ -129,12 +172,17 @@ export class NsRegion {
     const tmp = `${path}.${process.pid}.tmp`;
     const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
     const fd = fs.openSync(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-    let r: NsRegion;
+    let r: NsRegion | undefined;
     try {
       fs.fchownSync(fd, pool.uid, pool.gid);
       fs.fchmodSync(fd, pool.mode & 0o666);
       fs.ftruncateSync(fd, size);
       r = new NsRegion(path, fd, size, inodeCount);
+      // The header, records, buckets and name entries: a reader may look at any of them. The heap as it is handed out.
+      if (!r.back(r.heapOff)) {
+        const { available } = hostAvailable(path);
+        throw new Error(`no space for it on the host: ${mib(r.heapOff)} MiB needed, ${mib(available)} MiB available`);
+      }
       const b = r.bytes;
       b.write(NS_MAGIC, H.magic, 'latin1');
       b.writeUInt32LE(NS_VERSION, H.version);
@@ -162,6 +210,7 @@ export class NsRegion {
       for (let n = 0; n < r.nameCount; n++) b.writeUInt32LE(NS_NO_BUCKET, r.namesOff + n * NS_NAME.size + N.bucket);
       fs.renameSync(tmp, path);
     } catch (err) {
+      if (r) native.unmap(r.handle);
       fs.closeSync(fd);
       fs.rmSync(tmp, { force: true });
       throw new Error(`cannot make the namespace ${path}: ${(err as Error).message}`);
