@@ -1,4 +1,4 @@
-// Cheap mapping objects (issue 10): an attached mapping's Buffer is not
+// Cheap mapping objects (issue 10): an attached or stitched mapping's Buffer is not
 // counted as V8 external memory (no collection asked for by its size),
 // unmap makes it unusable (length 0, every view of it too) and drops its
 // lease at once, and a Buffer let go without unmap gives its lease back
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { mmap, MAP_DAXVM, type Mapping } from '../src/lib/index.js';
 import { native } from '../src/lib/native.js';
 import { LEASES, sharedPath } from '../src/fuse/publish/layout.js';
-import { alignedFile, collect, KiB, MiB, PAGE, tablesMount } from './helpers/lib.js';
+import { alignedFile, collect, fragmentedFile, KiB, MiB, PAGE, smapsAt, tablesMount } from './helpers/lib.js';
 
 /** Slots of the pool's lease table this process holds a lease in. */
 function heldByUs(mnt: string): number {
@@ -63,5 +63,38 @@ t.test('attached buffers: not external memory; unmap detaches and drops the leas
   t.ok(kept.buffer.equals(small.data), 'the live mapping still reads the file');
   kept.unmap();
   t.equal(heldByUs(m.mnt), held0);
+  await m.stop();
+});
+
+t.test('stitched buffers: not external memory either; unmap detaches; a forgotten one is unmapped once collected', async (t) => {
+  const m = await tablesMount(t, '256M');
+  const frag = fragmentedFile(m.mnt, 'frag', 32 * MiB, 64 * KiB, 5);
+
+  const ext0 = process.memoryUsage().external;
+  const stitched = [mmap(frag.path, { flags: MAP_DAXVM }), mmap(frag.path, { flags: MAP_DAXVM, prot: 'rw' })];
+  const grown = process.memoryUsage().external - ext0;
+  t.same(stitched.map((x) => x.mode), ['stitched', 'stitched']);
+  t.ok(grown < MiB, `external memory grew by ${grown} bytes for 64 MiB mapped`);
+  t.ok(stitched.every((x) => x.buffer.equals(frag.data)), 'the bytes are the file');
+
+  const views = stitched.map((x) => x.buffer.subarray(PAGE, 2 * PAGE));
+  for (const x of stitched) x.unmap();
+  t.same([...stitched.map((x) => x.buffer.length), ...views.map((v) => v.length)], [0, 0, 0, 0], 'unmapped buffers and their views have length 0');
+
+  // Let a stitched mapping go without unmap: its memory is given back once its buffer is collected.
+  const forgotten = (): { buffer: Buffer; address: number } => {
+    const x = mmap(frag.path, { flags: MAP_DAXVM });
+    return { buffer: x.buffer, address: x.address ?? 0 };
+  };
+  let { buffer, address } = forgotten() as { buffer: Buffer | undefined; address: number };
+  await collect();
+  t.ok(smapsAt(address), 'mapped while its buffer is reachable');
+  t.ok(buffer!.equals(frag.data), 'and it reads the file');
+  buffer = undefined;
+  for (let i = 0; i < 5 && smapsAt(address); i++) {
+    await collect();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.notOk(smapsAt(address), 'unmapped once collected');
   await m.stop();
 });

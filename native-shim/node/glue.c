@@ -5,16 +5,20 @@
  * Lifetime rules (why this file keeps a list of views):
  * - new_handle() returns an External (type-tagged) owning one reference to a
  *   span (native-shim/core/span.h).
- * - new_view() returns an external ArrayBuffer over part of it, no copy. Each
- *   view holds a reference too, so a span whose handle was collected stays
- *   mapped while any view is alive; the last one gives it back. Views are
- *   also kept in a list (span->face) with a weak reference each.
- * - detach_views() (at unmap) detaches every live view first: a stale Buffer
- *   then has length 0 instead of reading freed memory. The view finalizers
- *   that run afterwards only unlink and free bookkeeping.
+ * - new_view() returns an ArrayBuffer over part of it, no copy, made quiet
+ *   (quiet.cc): V8 does not count it as external memory, so large or many
+ *   mappings ask for no collection. Each view holds a reference to the span,
+ *   given back by its guard's deleter when V8 frees the buffer (from V8's
+ *   sweeper thread: the span's count is atomic and giving it back waits for
+ *   nothing on the JS thread), so a span whose handle was collected stays
+ *   mapped while any view is alive. Views are also kept in a list
+ *   (span->face) with a weak reference each; only the JS thread touches the
+ *   list (new_view, detach_views, the handle's finalizer).
+ * - detach_views() (at unmap) detaches every live view: a stale Buffer then
+ *   has length 0 instead of reading freed memory. The list is emptied there
+ *   (no view can be made after unmap) or when the handle is collected.
  * - A pool view (DVM_SPAN_POOL) outlives every ArrayBuffer over it: its views
- *   are not tracked, have no finalizer and are not counted as V8 external
- *   memory (quiet.cc).
+ *   are not tracked and hold no reference.
  */
 #include "glue.h"
 
@@ -26,9 +30,8 @@
 #include "../core/sys.h"
 
 typedef struct view_entry {
-  dvm_span *s;
   napi_ref ref; /* weak, to find the ArrayBuffer again at unmap */
-  struct view_entry *prev, *next;
+  struct view_entry *next;
 } view_entry;
 
 /* Tells our Externals apart from any other addon's. */
@@ -217,9 +220,23 @@ bool check_range(napi_env env, dvm_span *s, uint64_t off, uint64_t len)
   return false;
 }
 
+/* Empties the span's view list (JS thread only). */
+static void forget_views(napi_env env, dvm_span *s)
+{
+  view_entry *e = s->face;
+  s->face = NULL;
+  while (e) {
+    view_entry *next = e->next;
+    napi_delete_reference(env, e->ref);
+    free(e);
+    e = next;
+  }
+}
+
 static void handle_finalize(napi_env env, void *data, void *hint)
 {
-  (void)env, (void)hint;
+  (void)hint;
+  forget_views(env, data);
   dvm_span_release(data);
 }
 
@@ -234,38 +251,31 @@ napi_value new_handle(napi_env env, dvm_span *s)
   return handle;
 }
 
-static void view_finalize(napi_env env, void *data, void *hint)
-{
-  (void)data;
-  view_entry *e = hint;
-  if (e->ref) napi_delete_reference(env, e->ref);
-  if (e->prev) e->prev->next = e->next;
-  else e->s->face = e->next;
-  if (e->next) e->next->prev = e->prev;
-  dvm_span_release(e->s);
-  free(e);
-}
+/* A view's guard (quiet.cc) gives its reference back, from whichever thread V8 frees the buffer on. */
+void dvm_view_release(void *span) { dvm_span_release(span); }
 
 napi_value new_view(napi_env env, dvm_span *s, uint64_t off, uint64_t len)
 {
   napi_value ab;
-  if (s->kind == DVM_SPAN_POOL) { /* the view outlives the buffer: nothing to count, nothing to finalize */
+  if (s->kind == DVM_SPAN_POOL) { /* the view outlives the buffer: nothing to count, nothing to give back */
     ab = dvm_quiet_arraybuffer(env, s->addr + off, (size_t)len);
     return ab ? ab : throw_last(env, "creating an ArrayBuffer");
   }
   view_entry *e = calloc(1, sizeof *e);
   if (!e) return throw_errno(env, ENOMEM, "view", NULL);
-  e->s = s;
-  if (napi_create_external_arraybuffer(env, s->addr + off, (size_t)len, view_finalize, e, &ab) != napi_ok) {
+  dvm_span_ref(s); /* the view's guard's, from here */
+  ab = dvm_span_arraybuffer(env, s->addr + off, (size_t)len, s);
+  if (!ab) {
     free(e);
-    return throw_last(env, "napi_create_external_arraybuffer");
+    dvm_span_release(s);
+    return throw_last(env, "creating an ArrayBuffer");
   }
-  /* From here the finalizer owns e; link it before anything can fail. */
-  dvm_span_ref(s);
+  if (napi_create_reference(env, ab, 0, &e->ref) != napi_ok) {
+    free(e);
+    return throw_last(env, "napi_create_reference"); /* the buffer is garbage: its guard gives the reference back */
+  }
   e->next = s->face;
-  if (e->next) e->next->prev = e;
   s->face = e;
-  CHECK(napi_create_reference(env, ab, 0, &e->ref));
   return ab;
 }
 
@@ -277,6 +287,7 @@ napi_value detach_views(napi_env env, dvm_span *s)
     CHECK(napi_get_reference_value(env, e->ref, &ab));
     if (ab) CHECK(napi_detach_arraybuffer(env, ab));
   }
+  forget_views(env, s);
   CHECK(napi_get_boolean(env, true, &ok));
   return ok;
 }

@@ -42,6 +42,10 @@ napi_value new_view(napi_env env, dvm_span *s, uint64_t off, uint64_t len);
  */
 napi_value dvm_quiet_arraybuffer(napi_env env, void *data, size_t length);
 napi_value dvm_quiet_buffer(napi_env env, void *data, size_t length);
+/* A quiet ArrayBuffer over a span's memory holding one reference to it (span), given back when V8 frees it. */
+napi_value dvm_span_arraybuffer(napi_env env, void *data, size_t length, void *span);
+/* What that guard calls: dvm_span_release, from any thread. */
+void dvm_view_release(void *span);
 /* A quiet Buffer that drops lease record id (attach.c) once V8 frees its memory's ArrayBuffer. */
 napi_value dvm_leased_buffer(napi_env env, void *data, size_t length, uint64_t id);
 /* The lease a lease handle (leases.c's lease()) holds, or NULL (thrown). */

@@ -67,19 +67,28 @@ static void drop_lease(void *data, size_t length, void *arg)
   dvm_lease_record_drop((uint64_t)(uintptr_t)arg);
 }
 
+extern "C" void dvm_view_release(void *span); /* glue.c */
+
+static void release_span(void *data, size_t length, void *arg)
+{
+  (void)data, (void)length;
+  dvm_view_release(arg);
+}
+
 /* The private key the guard hangs on, one per isolate (worker threads each have their own). */
 static thread_local v8::Isolate *key_isolate;
 static thread_local v8::Eternal<v8::Private> key;
 
 /*
- * A quiet Buffer whose ArrayBuffer carries a guard: an empty ArrayBuffer
- * (0 bytes: nothing counted) whose backing store's deleter drops lease
- * record `id` when V8 frees it, which is once nothing reaches the mapped
- * ArrayBuffer any more. No JS callback and no weak handle per mapping: the
- * deleter runs from V8's array-buffer sweeper (any thread; the drop is
- * thread-safe, and a stale id, after unmap, drops nothing).
+ * A quiet ArrayBuffer over [data, +length) that carries a guard: an empty
+ * ArrayBuffer (0 bytes: nothing counted) whose backing store's deleter runs
+ * drop(arg) when V8 frees it, which is once nothing reaches the mapped
+ * ArrayBuffer any more. No JS callback and no weak handle per buffer: the
+ * deleter runs from V8's array-buffer sweeper (any thread), so drop must be
+ * thread-safe and must not wait for the JS thread.
  */
-static v8::Local<v8::ArrayBuffer> leased(v8::Isolate *isolate, void *data, size_t length, uint64_t id, bool *ok)
+static v8::Local<v8::ArrayBuffer> guarded(v8::Isolate *isolate, void *data, size_t length,
+                                          v8::BackingStore::DeleterCallback drop, void *arg, bool *ok)
 {
   v8::Local<v8::Context> context = isolate->GetCurrentContext();
   if (key_isolate != isolate) {
@@ -87,11 +96,30 @@ static v8::Local<v8::ArrayBuffer> leased(v8::Isolate *isolate, void *data, size_
     key_isolate = isolate;
   }
   v8::Local<v8::ArrayBuffer> ab = quiet(isolate, data, length);
-  std::unique_ptr<v8::BackingStore> store =
-      v8::ArrayBuffer::NewBackingStore(data, 0, drop_lease, (void *)(uintptr_t)id);
+  std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(data, 0, drop, arg);
   v8::Local<v8::ArrayBuffer> guard = v8::ArrayBuffer::New(isolate, std::move(store));
   *ok = ab->SetPrivate(context, key.Get(isolate), guard).FromMaybe(false);
   return ab;
+}
+
+/* A leased buffer's guard drops lease record `id` (a stale id, after unmap, drops nothing). */
+static v8::Local<v8::ArrayBuffer> leased(v8::Isolate *isolate, void *data, size_t length, uint64_t id, bool *ok)
+{
+  return guarded(isolate, data, length, drop_lease, (void *)(uintptr_t)id, ok);
+}
+
+/*
+ * An ArrayBuffer over a span's memory (a stitched or file mapping) whose
+ * guard gives back one reference to the span: not counted as V8 external
+ * memory, so a 1 GiB mapping asks for no collection. NULL when V8 failed
+ * (the reference is then the caller's to give back).
+ */
+extern "C" napi_value dvm_span_arraybuffer(napi_env env, void *data, size_t length, void *span)
+{
+  (void)env;
+  bool ok = false;
+  v8::Local<v8::ArrayBuffer> ab = guarded(v8::Isolate::GetCurrent(), data, length, release_span, span, &ok);
+  return ok ? to_napi(ab) : nullptr;
 }
 
 extern "C" napi_value dvm_leased_buffer(napi_env env, void *data, size_t length, uint64_t id)
