@@ -91,6 +91,7 @@ for (const kind of ['tmpfs', 'ext4'] as const) {
     t.ok(back.avail >= d0.avail - 2048, `space back after deletes: ${back.avail} KiB available (${d0.avail} before)`);
     r = sh(`dd if=/dev/urandom of=${m.mnt}/again bs=1M count=20 conv=fsync status=none`);
     t.equal(r.status, 0, 'and usable: 20 MiB written\n' + r.summary);
+    const sum = sh(`sha256sum < ${m.mnt}/again`).stdout;
     const st = await m.stop();
     t.equal(st.code, 0, 'clean unmount');
     r = cli(['fsck', pool]);
@@ -110,6 +111,13 @@ for (const kind of ['tmpfs', 'ext4'] as const) {
     t.equal(r.status, 32, 'mount refuses: its blocks in use cannot be backed\n' + r.summary);
     t.match(r.stderr, /no space for the blocks in use/);
     t.notOk(isMounted(mnt), 'nothing mounted');
+    // The refused mount gave nothing back behind the pool's back (it once punched the superblock's chunk).
+    fs.rmSync(join(host, 'filler'));
+    r = cli(['fsck', pool]);
+    t.equal(r.status, 0, 'once the host has room: fsck clean\n' + r.summary);
+    const again = await mountPool(t, pool, { mnt });
+    t.equal(sh(`sha256sum < ${again.mnt}/again`).stdout, sum, 'and the file written before is intact');
+    t.equal((await again.stop()).code, 0);
   });
 
   t.test(`${kind}: pre-zeroing keeps an allocated pool's host blocks`, async (t) => {

@@ -28,7 +28,7 @@ export function backOnHost(pool: Pool, used: Bits, g: Geometry, alloc: BlockAllo
   try {
     for (let b = used.nextSet(0); b >= 0 && b < g.totalBlocks;) {
       const n = used.setRun(b, g.totalBlocks - b);
-      pool.reserveHost(b * BLOCK_SIZE, n * BLOCK_SIZE);
+      pool.reserveHost(b * BLOCK_SIZE, n * BLOCK_SIZE, true);
       b = used.nextSet(b + n);
     }
   } catch (err) {

@@ -128,8 +128,14 @@ export class HostBacking {
     return this.zeroWith;
   }
 
-  /** Host blocks for the chunks around [offset, offset+length) (a sparse pool's; else nothing to do). */
-  reserve(offset: number, length: number): void {
+  /**
+   * Host blocks for the chunks around [offset, offset+length) (a sparse
+   * pool's; else nothing to do). On failure, what the fallocate took is
+   * given back only with `giveBack`: chunks not known backed hold nothing in
+   * use once the file system has reserved its blocks in use, not before (a
+   * punch at open destroyed the superblock of a pool the host could not back).
+   */
+  reserve(offset: number, length: number, giveBack = true): void {
     const backed = this.backed;
     if (!backed || length === 0) return;
     const last = Math.floor((offset + length - 1) / HOST_CHUNK);
@@ -142,8 +148,8 @@ export class HostBacking {
       try {
         allocateHost(this.fd, from, len);
       } catch (err) {
-        // Give back what a failed fallocate took: chunks not yet backed hold no block in use.
-        try { native.fallocate(this.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, len); } catch { /* keep the first error */ }
+        // Give back what a failed fallocate took (ext4 keeps it; tmpfs undoes its own), where no block is in use.
+        if (giveBack) try { native.fallocate(this.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, len); } catch { /* keep the first error */ }
         throw err;
       }
       backed.fill(1, c, e);

@@ -230,12 +230,13 @@ export class Pool {
    * Make sure [offset, offset+length) has host blocks before anything is
    * stored there: a no-op for a pool allocated on the host, fallocate of the
    * 2 MiB chunks around it for a sparse one. Throws the host's ENOSPC (code
-   * 'ENOSPC'), never a signal later.
+   * 'ENOSPC'), never a signal later. `inUse`: the range may hold bytes in
+   * use (backing them at open), so a failure punches nothing.
    */
-  reserveHost(offset: number, length: number): void {
+  reserveHost(offset: number, length: number, inUse = false): void {
     this.checkWritable();
     this.checkRange(offset, length);
-    this.host.reserve(offset, length);
+    this.host.reserve(offset, length, !inUse);
   }
 
   /** Sparse pools: [offset, length] of the chunks not known to be backed (none for an allocated pool). */
