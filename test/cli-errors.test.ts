@@ -69,6 +69,9 @@ t.test('every command, wrong arguments: one message, the documented exit code', 
     [['test-crash', '-w', 'nosuch'], 2, /no workload/],
     [['test-fuzz', '-n', '-1'], 2, /--cases/],
     [['test-load', '--only', 'bogus'], 2, /no such part/],
+    [['test-crash', '-n', '5', '--scratch', join(dir, 'missing', 's')], 2, /--scratch .*: cannot make a directory there \(ENOENT\)/],
+    [['test-fuzz', '-n', '2', '--scratch', join(dir, 'missing', 's')], 2, /--scratch .*: cannot make a directory there \(ENOENT\)/],
+    [['test-load', '--only', 'fill', '--scratch', join(dir, 'missing', 's')], 2, /--scratch .*: cannot make a directory there \(ENOENT\)/],
   ];
   // No case depends on another (none succeeds in making anything): a few at a time.
   const results = await eachAtOnce(cases, 4, ([args]) => cliAsync(args));
@@ -113,6 +116,10 @@ t.test('fsck of a mounted pool names the mount; a damaged primary superblock sug
   t.equal(r.status, 32, r.summary);
   t.match(r.stderr, new RegExp(`remount is not supported by daxvm\nhint: .*umount ${m.mnt} && .*mount ${pool} ${m.mnt} -o ro\n`), 'remount: refused, with the two commands for this mount');
   fs.writeFileSync(join(m.mnt, 'still-rw'), 'x');
+  r = asNobody(['umount', m.mnt]);
+  t.equal(r.status, 32, r.summary);
+  t.match(r.stderr, new RegExp(`^daxvm: ${m.mnt} was mounted by another user \\(uid 0\\): only that user or root can unmount it\n$`), 'another user\'s mount: says whose, not "no daemon"');
+  t.ok(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${m.mnt} `), 'and leaves it mounted');
   await m.stop();
 
   const fd = fs.openSync(pool, 'r+');

@@ -85,6 +85,13 @@ export async function cmdUmount(mntArg: string, o: UmountOptions = {}): Promise<
     throw new CliError(`${mnt} is not a daxvm mount (it is ${top.fstype} from ${top.source})`, EXIT.MOUNT_FAILURE);
   }
   const pool = top.source;
+  // Another user's mount (fusermount's rule: its owner or root unmounts it). Said first: their daemon's pid
+  // file is not ours to read, so the mount would look dead, and a dead mount is detached.
+  const owner = Number(/(?:^|,)user_id=(\d+)(?:,|$)/.exec(top.superOptions)?.[1] ?? NaN);
+  const me = process.geteuid?.();
+  if (me !== undefined && me !== 0 && Number.isInteger(owner) && owner !== me) {
+    throw new CliError(`${mnt} was mounted by another user (uid ${owner}): only that user or root can unmount it`, EXIT.MOUNT_FAILURE);
+  }
 
   if (daemon === undefined) {
     // A dead mount: nothing serves it, so nothing can be lost by detaching it.

@@ -10,6 +10,7 @@
  * the reference of just those pages.
  */
 import fs from 'node:fs';
+import { CliError, EXIT } from '../core/errors.js';
 import type { FileSystem } from '../fs/index.js';
 import type { MediaRecorder } from '../media/types.js';
 
@@ -162,14 +163,17 @@ export function patternBytes(length: number, seed: number): Buffer {
 /** A directory for scratch images: /dev/shm when usable (no disk flushes), else the temp dir. */
 export function scratchDir(prefix: string, base?: string): string {
   const candidates = base ? [base] : ['/dev/shm', process.env.TMPDIR ?? '/tmp'];
+  let why = '';
   for (const dir of candidates) {
     try {
       return fs.mkdtempSync(`${dir.replace(/\/$/, '')}/${prefix}`);
-    } catch {
-      // try the next
+    } catch (err) {
+      why = (err as NodeJS.ErrnoException).code ?? (err as Error).message; // try the next
     }
   }
-  throw new Error(`no writable scratch directory among ${candidates.join(', ')}`);
+  // --scratch given by the user (or no temp dir at all): a wrong argument, said as such, not an internal error.
+  throw new CliError(base ? `--scratch ${base}: cannot make a directory there (${why})` : `no writable scratch directory among ${candidates.join(', ')} (${why})`,
+    EXIT.USAGE, base ? 'give a directory this user can write to, or leave out --scratch (/dev/shm, else the temp dir)' : 'set TMPDIR to a directory this user can write to');
 }
 
 /** Close a file system over a damaged or crashed image whatever state it is in (its pool at least). */
