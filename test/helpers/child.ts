@@ -36,11 +36,17 @@ export function lineChild(t: Test, script: string, args: string[]): LineChild {
     }
     wake?.();
   });
-  child.once('exit', () => wake?.());
+  // 'close', not 'exit': a child that prints its answer and exits at once ('closed') may be seen to exit
+  // before its last line is read; 'close' comes after its output has all been read.
+  let closed = false;
+  child.once('close', () => {
+    closed = true;
+    wake?.();
+  });
   const next = async (): Promise<string> => {
     const end = Date.now() + 30_000;
     while (lines.length === 0) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`child exited: ${err}`);
+      if (closed) throw new Error(`child exited: ${err}`);
       if (Date.now() > end) throw new Error('child timed out');
       await new Promise<void>((r) => {
         wake = r;
