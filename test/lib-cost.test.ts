@@ -8,20 +8,24 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { mmap, MAP_DAXVM, type Mapping } from '../src/lib/index.js';
 import { native } from '../src/lib/native.js';
-import { LEASES, sharedPath } from '../src/fuse/publish/layout.js';
+import { LEASE_SLOT, LEASE_SLOT_SIZE, LEASES_HEADER, LEASES_HEADER_SIZE } from '../src/core/format/leases.js';
+import { sharedPath } from '../src/core/format/shared.js';
 import { alignedFile, collect, fragmentedFile, KiB, MiB, PAGE, smapsAt, tablesMount } from './helpers/lib.js';
+
+const H = LEASES_HEADER.off;
+const S = LEASE_SLOT.off;
 
 /** Slots of the pool's lease table this process holds a lease in. */
 function heldByUs(mnt: string): number {
   const pool = fs.readFileSync(join(mnt, '.daxvm', 'pool'), 'utf8').trim();
   const st = fs.statSync(pool, { bigint: true });
   const table = fs.readFileSync(sharedPath(st, 'leases'));
-  const slots = table.readUInt32LE(LEASES.OFF_SLOTS);
+  const slots = table.readUInt32LE(H.slots);
   const me = native.leaseOwner();
   let n = 0;
   for (let s = 0; s < slots; s++) {
-    const at = LEASES.HEADER_SIZE + s * LEASES.SLOT_SIZE;
-    if (table.readBigUInt64LE(at + LEASES.SLOT_OFF_OWNER) === me && table.readBigUInt64LE(at + LEASES.SLOT_OFF_RANGE) !== 0n) n++;
+    const at = LEASES_HEADER_SIZE + s * LEASE_SLOT_SIZE;
+    if (table.readBigUInt64LE(at + S.owner) === me && table.readBigUInt64LE(at + S.range) !== 0n) n++;
   }
   return n;
 }

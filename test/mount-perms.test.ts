@@ -9,7 +9,7 @@ import type { Test } from 'tap';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { logFilePath } from '../src/fuse/runtime.js';
-import { sharedPath } from '../src/fuse/publish/layout.js';
+import { sharedPath } from '../src/core/format/shared.js';
 import { cli, isMounted, mountPool, ROOT, run, sh, tempDir } from './helpers/mount.js';
 
 const mode = (p: string) => fs.statSync(p).mode & 0o7777;

@@ -36,12 +36,12 @@ static uint64_t owner_word; /* 0 until read; 0 again in a forked child */
 
 static uint64_t *slot_word(dvm_lease_table *t, uint32_t slot, unsigned off)
 {
-  return (uint64_t *)(t->base + DAXVM_LEASES_HEADER_SIZE + (size_t)slot * DAXVM_LEASE_SLOT_SIZE + off);
+  return (uint64_t *)(t->base + DAXVM_LEASES_HEADER_BYTES + (size_t)slot * DAXVM_LEASE_SLOT_BYTES + off);
 }
 
 static uint32_t *slot_u32(dvm_lease_table *t, uint32_t slot, unsigned off)
 {
-  return (uint32_t *)(t->base + DAXVM_LEASES_HEADER_SIZE + (size_t)slot * DAXVM_LEASE_SLOT_SIZE + off);
+  return (uint32_t *)(t->base + DAXVM_LEASES_HEADER_BYTES + (size_t)slot * DAXVM_LEASE_SLOT_BYTES + off);
 }
 
 /* A forked child is another holder: its parent's slots are not its own. */
@@ -99,7 +99,7 @@ int dvm_lease_table_open(int pool_fd, dvm_lease_table **out)
     }
   if (ntables == MAX_TABLES) return -EMFILE;
   unsigned char uuid[16];
-  if (pread(pool_fd, uuid, sizeof uuid, 160) != (ssize_t)sizeof uuid) return -EIO;
+  if (pread(pool_fd, uuid, sizeof uuid, DAXVM_SUPERBLOCK_UUID_OFF) != (ssize_t)sizeof uuid) return -EIO;
   char path[512];
   snprintf(path, sizeof path, "%s/daxvm-%llx-%llx-%llx.leases", dvm_shm_dir(),
            (unsigned long long)pool.st_dev, (unsigned long long)pool.st_ino, (unsigned long long)pool.st_uid);
@@ -113,29 +113,28 @@ int dvm_lease_table_open(int pool_fd, dvm_lease_table **out)
   else if (!S_ISREG(st.st_mode) || st.st_uid != pool.st_uid || st.st_gid != pool.st_gid ||
            (st.st_mode & 0777 & ~pool.st_mode) != 0)
     rc = -EPERM;
-  else if (st.st_size < DAXVM_LEASES_HEADER_SIZE) rc = -EPROTO;
+  else if (st.st_size < DAXVM_LEASES_HEADER_BYTES) rc = -EPROTO;
   if (rc == 0) {
     base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) rc = -errno;
   }
   if (rc == 0) {
     unsigned char *b = base;
-    uint64_t magic, dev, ino, pidns;
+    uint64_t dev, ino, pidns;
     uint32_t version, slot_size;
-    memcpy(&magic, b + DAXVM_LEASES_OFF_MAGIC, 8);
-    memcpy(&version, b + DAXVM_LEASES_OFF_VERSION, 4);
-    memcpy(&slot_size, b + DAXVM_LEASES_OFF_SLOT_SIZE, 4);
-    memcpy(&slots, b + DAXVM_LEASES_OFF_SLOTS, 4);
-    memcpy(&dev, b + DAXVM_LEASES_OFF_POOL_DEV, 8);
-    memcpy(&ino, b + DAXVM_LEASES_OFF_POOL_INO, 8);
-    memcpy(&pidns, b + DAXVM_LEASES_OFF_PIDNS, 8);
+    memcpy(&version, b + DAXVM_LEASES_HEADER_VERSION_OFF, 4);
+    memcpy(&slot_size, b + DAXVM_LEASES_HEADER_SLOT_SIZE_OFF, 4);
+    memcpy(&slots, b + DAXVM_LEASES_HEADER_SLOTS_OFF, 4);
+    memcpy(&dev, b + DAXVM_LEASES_HEADER_POOL_DEV_OFF, 8);
+    memcpy(&ino, b + DAXVM_LEASES_HEADER_POOL_INO_OFF, 8);
+    memcpy(&pidns, b + DAXVM_LEASES_HEADER_PIDNS_OFF, 8);
     struct stat ns;
     if (stat("/proc/self/ns/pid", &ns) == 0 && (uint64_t)ns.st_ino != pidns)
       rc = -EXDEV; /* the daemon could not tell our pid from another process's */
-    else if (magic != DAXVM_LEASES_MAGIC || version != DAXVM_LEASES_VERSION ||
-        slot_size != DAXVM_LEASE_SLOT_SIZE || dev != (uint64_t)pool.st_dev ||
-        ino != (uint64_t)pool.st_ino || memcmp(b + DAXVM_LEASES_OFF_POOL_UUID, uuid, 16) != 0 ||
-        (uint64_t)st.st_size < DAXVM_LEASES_HEADER_SIZE + (uint64_t)slots * DAXVM_LEASE_SLOT_SIZE)
+    else if (memcmp(b + DAXVM_LEASES_HEADER_MAGIC_OFF, DAXVM_LEASES_MAGIC, 8) != 0 || version != DAXVM_LEASES_VERSION ||
+        slot_size != DAXVM_LEASE_SLOT_BYTES || dev != (uint64_t)pool.st_dev ||
+        ino != (uint64_t)pool.st_ino || memcmp(b + DAXVM_LEASES_HEADER_POOL_UUID_OFF, uuid, 16) != 0 ||
+        (uint64_t)st.st_size < DAXVM_LEASES_HEADER_BYTES + (uint64_t)slots * DAXVM_LEASE_SLOT_BYTES)
       rc = -EPROTO;
   }
   close(fd);
@@ -159,11 +158,11 @@ int dvm_lease_table_open(int pool_fd, dvm_lease_table **out)
 /* Claim up to CLAIM free slots for this process; returns how many. */
 static unsigned claim(dvm_lease_table *t, uint64_t me)
 {
-  uint32_t *high = (uint32_t *)(t->base + DAXVM_LEASES_OFF_HIGH);
+  uint32_t *high = (uint32_t *)(t->base + DAXVM_LEASES_HEADER_HIGH_OFF);
   unsigned got = 0;
   /* From the start: the daemon scans up to the highest slot ever claimed, so keep that low. */
   for (uint32_t s = 0; s < t->slots && got < CLAIM; s++) {
-    uint64_t *owner = slot_word(t, s, DAXVM_LEASE_OFF_OWNER), zero = 0;
+    uint64_t *owner = slot_word(t, s, DAXVM_LEASE_SLOT_OWNER_OFF), zero = 0;
     if (__atomic_load_n(owner, __ATOMIC_RELAXED) != 0) continue;
     if (!__atomic_compare_exchange_n(owner, &zero, me, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) continue;
     /* Raise the high-water mark before the slot is ever used (the daemon reads it, then scans). */
@@ -202,11 +201,11 @@ static int take_one(dvm_lease_table *t, uint64_t range, uint32_t ino, uint32_t g
     for (unsigned k = 0; k < n; k++) {
       uint32_t e = __atomic_load_n(&t->owned[(h + k) % n], __ATOMIC_ACQUIRE);
       if (e == 0) continue;
-      uint64_t *word = slot_word(t, e - 1, DAXVM_LEASE_OFF_RANGE), zero = 0;
+      uint64_t *word = slot_word(t, e - 1, DAXVM_LEASE_SLOT_RANGE_OFF), zero = 0;
       if (__atomic_load_n(word, __ATOMIC_RELAXED) != 0) continue;
       if (!__atomic_compare_exchange_n(word, &zero, range, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) continue;
-      *slot_u32(t, e - 1, DAXVM_LEASE_OFF_INO) = ino; /* for tools only */
-      *slot_u32(t, e - 1, DAXVM_LEASE_OFF_GEN) = gen;
+      *slot_u32(t, e - 1, DAXVM_LEASE_SLOT_INO_OFF) = ino; /* for tools only */
+      *slot_u32(t, e - 1, DAXVM_LEASE_SLOT_GEN_OFF) = gen;
       return (int)(e - 1);
     }
     if (round == 0 && claim(t, me) == 0) break;
@@ -313,8 +312,8 @@ void dvm_lease_drop(dvm_lease *l)
   /* A forked child holds copies of its parent's leases: they are not its to drop. */
   uint64_t me = __atomic_load_n(&owner_word, __ATOMIC_ACQUIRE);
   for (uint32_t i = 0; i < l->n; i++) {
-    if (me && __atomic_load_n(slot_word(t, l->slot[i], DAXVM_LEASE_OFF_OWNER), __ATOMIC_RELAXED) == me)
-      __atomic_store_n(slot_word(t, l->slot[i], DAXVM_LEASE_OFF_RANGE), 0, __ATOMIC_RELEASE);
+    if (me && __atomic_load_n(slot_word(t, l->slot[i], DAXVM_LEASE_SLOT_OWNER_OFF), __ATOMIC_RELAXED) == me)
+      __atomic_store_n(slot_word(t, l->slot[i], DAXVM_LEASE_SLOT_RANGE_OFF), 0, __ATOMIC_RELEASE);
   }
   l->table = NULL;
   l->n = 0;

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "shared_format.h"
+#include "../include/daxvm_format.h"
 
 /* Most slots one lease takes: runs beyond this are merged into covering ranges. */
 #define DVM_LEASE_SLOTS 16

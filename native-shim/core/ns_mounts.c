@@ -244,7 +244,7 @@ static int open_region(ns_region *r, ns_map **out)
   int pfd = open(r->pool, O_RDONLY | O_CLOEXEC);
   if (pfd < 0) return DVM_NS_NO_REGION;
   unsigned char uuid[16];
-  int ok = fstat(pfd, &pool) == 0 && pread(pfd, uuid, 16, 160) == 16;
+  int ok = fstat(pfd, &pool) == 0 && pread(pfd, uuid, 16, DAXVM_SUPERBLOCK_UUID_OFF) == 16;
   close(pfd);
   if (!ok) return DVM_NS_NO_REGION;
   char path[512];

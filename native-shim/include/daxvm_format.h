@@ -197,6 +197,67 @@ _Static_assert(offsetof(struct daxvm_journal_descriptor, magic) == DAXVM_JOURNAL
 _Static_assert(offsetof(struct daxvm_journal_descriptor, seq) == DAXVM_JOURNAL_DESCRIPTOR_SEQ_OFF, "journal_descriptor.seq");
 _Static_assert(offsetof(struct daxvm_journal_descriptor, count) == DAXVM_JOURNAL_DESCRIPTOR_COUNT_OFF, "journal_descriptor.count");
 
+/* ---- src/core/format/leases.ts ---- */
+
+/* leases: the lease table */
+#define DAXVM_LEASES_MAGIC "DAXVMLS1"
+#define DAXVM_LEASES_VERSION 1
+#define DAXVM_LEASE_COUNT_BITS 24
+#define DAXVM_LEASE_START_BITS 40
+
+/* leases_header (4096 bytes): the lease table header (offset 0); the slots follow it */
+#define DAXVM_LEASES_HEADER_BYTES 4096
+#define DAXVM_LEASES_HEADER_MAGIC_OFF 0 /* bytes[8]: magic `DAXVMLS1` */
+#define DAXVM_LEASES_HEADER_VERSION_OFF 8 /* u32: version (1) */
+#define DAXVM_LEASES_HEADER_SLOT_SIZE_OFF 12 /* u32: bytes of a slot (32) */
+#define DAXVM_LEASES_HEADER_SLOTS_OFF 16 /* u32: slots (the daemon makes 65536) */
+#define DAXVM_LEASES_HEADER_HIGH_OFF 20 /* u32: high-water mark: one past the highest slot ever claimed (raised by clients, with a compare-and-swap, before they use a slot) */
+#define DAXVM_LEASES_HEADER_POOL_DEV_OFF 24 /* u64: pool `st_dev` */
+#define DAXVM_LEASES_HEADER_POOL_INO_OFF 32 /* u64: pool `st_ino` */
+#define DAXVM_LEASES_HEADER_POOL_UUID_OFF 40 /* bytes[16]: pool UUID (superblock offset 160) */
+#define DAXVM_LEASES_HEADER_PIDNS_OFF 56 /* u64: the pid namespace the holders' pids belong to (inode of `/proc/self/ns/pid`); a client in another one does not use the table */
+struct daxvm_leases_header {
+	uint8_t magic[8];
+	uint32_t version;
+	uint32_t slot_size;
+	uint32_t slots;
+	uint32_t high;
+	uint64_t pool_dev;
+	uint64_t pool_ino;
+	uint8_t pool_uuid[16];
+	uint64_t pidns;
+	uint8_t _pad64[4032];
+};
+_Static_assert(sizeof(struct daxvm_leases_header) == DAXVM_LEASES_HEADER_BYTES, "leases_header: size");
+_Static_assert(offsetof(struct daxvm_leases_header, magic) == DAXVM_LEASES_HEADER_MAGIC_OFF, "leases_header.magic");
+_Static_assert(offsetof(struct daxvm_leases_header, version) == DAXVM_LEASES_HEADER_VERSION_OFF, "leases_header.version");
+_Static_assert(offsetof(struct daxvm_leases_header, slot_size) == DAXVM_LEASES_HEADER_SLOT_SIZE_OFF, "leases_header.slot_size");
+_Static_assert(offsetof(struct daxvm_leases_header, slots) == DAXVM_LEASES_HEADER_SLOTS_OFF, "leases_header.slots");
+_Static_assert(offsetof(struct daxvm_leases_header, high) == DAXVM_LEASES_HEADER_HIGH_OFF, "leases_header.high");
+_Static_assert(offsetof(struct daxvm_leases_header, pool_dev) == DAXVM_LEASES_HEADER_POOL_DEV_OFF, "leases_header.pool_dev");
+_Static_assert(offsetof(struct daxvm_leases_header, pool_ino) == DAXVM_LEASES_HEADER_POOL_INO_OFF, "leases_header.pool_ino");
+_Static_assert(offsetof(struct daxvm_leases_header, pool_uuid) == DAXVM_LEASES_HEADER_POOL_UUID_OFF, "leases_header.pool_uuid");
+_Static_assert(offsetof(struct daxvm_leases_header, pidns) == DAXVM_LEASES_HEADER_PIDNS_OFF, "leases_header.pidns");
+
+/* lease_slot (32 bytes): a slot, indexed from the end of the header */
+#define DAXVM_LEASE_SLOT_BYTES 32
+#define DAXVM_LEASE_SLOT_OWNER_OFF 0 /* u64: owner: `pid << 32` or'ed with the low 32 bits of the start time (field 22 of `/proc/<pid>/stat`, clock ticks since boot); 0 = free */
+#define DAXVM_LEASE_SLOT_RANGE_OFF 8 /* u64: range: `first block << 24` or'ed with the block count (1 to 2^24 - 1; first block below 2^40); 0 = no lease */
+#define DAXVM_LEASE_SLOT_INO_OFF 16 /* u32: inode of the file it protects (for tools only) */
+#define DAXVM_LEASE_SLOT_GEN_OFF 20 /* u32: generation of that inode (for tools only) */
+struct daxvm_lease_slot {
+	uint64_t owner;
+	uint64_t range;
+	uint32_t ino;
+	uint32_t gen;
+	uint8_t _pad24[8];
+};
+_Static_assert(sizeof(struct daxvm_lease_slot) == DAXVM_LEASE_SLOT_BYTES, "lease_slot: size");
+_Static_assert(offsetof(struct daxvm_lease_slot, owner) == DAXVM_LEASE_SLOT_OWNER_OFF, "lease_slot.owner");
+_Static_assert(offsetof(struct daxvm_lease_slot, range) == DAXVM_LEASE_SLOT_RANGE_OFF, "lease_slot.range");
+_Static_assert(offsetof(struct daxvm_lease_slot, ino) == DAXVM_LEASE_SLOT_INO_OFF, "lease_slot.ino");
+_Static_assert(offsetof(struct daxvm_lease_slot, gen) == DAXVM_LEASE_SLOT_GEN_OFF, "lease_slot.gen");
+
 /* ---- src/core/format/mode.ts ---- */
 
 /* mode: file type bits of st_mode, as <sys/stat.h> */

@@ -9,8 +9,12 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import { LEASES, sharedPath } from './publish/layout.js';
+import { LEASE_COUNT_BITS, LEASE_SLOT, LEASE_SLOT_SIZE, LEASES_HEADER, LEASES_HEADER_SIZE, LEASES_MAGIC, LEASES_VERSION } from '../core/format/leases.js';
+import { sharedPath } from '../core/format/shared.js';
 import { holderAlive } from './publish/lease-table.js';
+
+const H = LEASES_HEADER.off;
+const S = LEASE_SLOT.off;
 
 /** fusermount -u (lazy: -uz, as umount -l). Works for root and for the user who mounted. */
 export function fusermount(mnt: string, lazy: boolean): Promise<void> {
@@ -52,18 +56,18 @@ export function leaseHolders(poolPath: string): LeaseHolder[] {
     return [];
   }
   try {
-    const head = Buffer.alloc(LEASES.HEADER_SIZE);
+    const head = Buffer.alloc(LEASES_HEADER_SIZE);
     if (fs.readSync(fd, head, 0, head.length, 0) < head.length) return [];
-    if (head.readBigUInt64LE(LEASES.OFF_MAGIC) !== LEASES.MAGIC || head.readUInt32LE(LEASES.OFF_VERSION) !== LEASES.VERSION ||
-      head.readBigUInt64LE(LEASES.OFF_POOL_DEV) !== st.dev || head.readBigUInt64LE(LEASES.OFF_POOL_INO) !== st.ino) return [];
-    const high = Math.min(head.readUInt32LE(LEASES.OFF_HIGH), head.readUInt32LE(LEASES.OFF_SLOTS));
-    const slots = Buffer.alloc(high * LEASES.SLOT_SIZE);
-    const got = fs.readSync(fd, slots, 0, slots.length, LEASES.HEADER_SIZE);
+    if (head.toString('latin1', H.magic, H.magic + LEASES_MAGIC.length) !== LEASES_MAGIC || head.readUInt32LE(H.version) !== LEASES_VERSION ||
+      head.readBigUInt64LE(H.pool_dev) !== st.dev || head.readBigUInt64LE(H.pool_ino) !== st.ino) return [];
+    const high = Math.min(head.readUInt32LE(H.high), head.readUInt32LE(H.slots));
+    const slots = Buffer.alloc(high * LEASE_SLOT_SIZE);
+    const got = fs.readSync(fd, slots, 0, slots.length, LEASES_HEADER_SIZE);
     const byOwner = new Map<bigint, LeaseHolder | null>();
-    const countMask = (1n << BigInt(LEASES.COUNT_BITS)) - 1n;
-    for (let at = 0; at + LEASES.SLOT_SIZE <= got; at += LEASES.SLOT_SIZE) {
-      const owner = slots.readBigUInt64LE(at + LEASES.SLOT_OFF_OWNER);
-      const range = slots.readBigUInt64LE(at + LEASES.SLOT_OFF_RANGE);
+    const countMask = (1n << BigInt(LEASE_COUNT_BITS)) - 1n;
+    for (let at = 0; at + LEASE_SLOT_SIZE <= got; at += LEASE_SLOT_SIZE) {
+      const owner = slots.readBigUInt64LE(at + S.owner);
+      const range = slots.readBigUInt64LE(at + S.range);
       if (owner === 0n || range === 0n) continue;
       let h = byOwner.get(owner);
       if (h === undefined) {

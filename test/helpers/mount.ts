@@ -17,7 +17,7 @@ import type { Test } from 'tap';
 import { FSTYPE, readMounts, topMountAt } from '../../src/core/mountinfo.js';
 import { mainScript, packageRoot } from '../../src/core/paths.js';
 import { DaemonMount, unmountAllUnder, type Exit } from '../../src/core/temp-mount.js';
-import { sharedPath } from '../../src/fuse/publish/layout.js';
+import { sharedPath } from '../../src/core/format/shared.js';
 
 export { FSTYPE, unmountAllUnder };
 export const ROOT = packageRoot();

@@ -1,5 +1,5 @@
 /**
- * The shared namespace (`<shm dir>/daxvm-<pool dev>-<pool ino>.ns`,
+ * The shared namespace (`<shm dir>/daxvm-<pool dev>-<pool ino>-<pool uid>.ns`,
  * docs/format.md "The namespace"): what a mounted daemon publishes so that
  * a client resolves a path and maps a file with no request to it. Written
  * by the daemon only (src/fuse/publish/namespace.ts), read lock-free by the

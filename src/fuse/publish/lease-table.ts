@@ -12,9 +12,20 @@ import type { BlockLeases, BlockRun } from '../../fs/api.js';
 import type { MapHandle } from '../../core/native.js';
 import { allocateHost, hostAvailable } from '../../media/host.js';
 import { native } from './native.js';
-import { LEASES, sharedPath } from './layout.js';
+import {
+  LEASE_COUNT_BITS, LEASE_SLOT, LEASE_SLOT_SIZE, LEASES_HEADER, LEASES_HEADER_SIZE, LEASES_MAGIC, LEASES_VERSION,
+} from '../../core/format/leases.js';
+import { sharedPath } from '../../core/format/shared.js';
 
 const log = createDebug('daxvm:fuse');
+
+const H = LEASES_HEADER.off;
+/** The slots as 64-bit words: a slot's owner and range words by index. */
+const SLOT_WORDS = LEASE_SLOT_SIZE / 8;
+const OWNER_WORD = LEASE_SLOT.off.owner / 8;
+const RANGE_WORD = LEASE_SLOT.off.range / 8;
+/** Slots a daemon makes (2 MiB): its choice, not the format's (clients read the header). */
+const DEFAULT_SLOTS = 65536;
 
 /** Who a pool is: what a shared file must match to be this pool's. */
 export interface PoolIdentity {
@@ -90,10 +101,10 @@ export class LeaseTable implements BlockLeases {
     this.fd = fd;
     this.handle = native.map(fd, size, true);
     const ab = native.view(this.handle, 0, size);
-    this.header = new DataView(ab, 0, LEASES.HEADER_SIZE);
-    this.slots = this.header.getUint32(LEASES.OFF_SLOTS, true);
-    this.words = new BigUint64Array(ab, LEASES.HEADER_SIZE, (this.slots * LEASES.SLOT_SIZE) / 8);
-    this.high = new Uint32Array(ab, LEASES.OFF_HIGH, 1);
+    this.header = new DataView(ab, 0, LEASES_HEADER_SIZE);
+    this.slots = this.header.getUint32(H.slots, true);
+    this.words = new BigUint64Array(ab, LEASES_HEADER_SIZE, (this.slots * LEASE_SLOT_SIZE) / 8);
+    this.high = new Uint32Array(ab, H.high, 1);
   }
 
   /**
@@ -103,7 +114,7 @@ export class LeaseTable implements BlockLeases {
    */
   static open(pool: PoolIdentity): LeaseTable {
     const path = sharedPath(pool, 'leases');
-    const size = LEASES.HEADER_SIZE + LEASES.DEFAULT_SLOTS * LEASES.SLOT_SIZE;
+    const size = LEASES_HEADER_SIZE + DEFAULT_SLOTS * LEASE_SLOT_SIZE;
     const pidns = pidNamespace();
     const existing = openExisting(path, pool, pidns);
     if (typeof existing === 'number') {
@@ -126,15 +137,15 @@ export class LeaseTable implements BlockLeases {
       fs.fchmodSync(fd, pool.mode & 0o666);
       fs.ftruncateSync(fd, size);
       backed(fd, path, size);
-      const head = Buffer.alloc(LEASES.HEADER_SIZE);
-      head.writeBigUInt64LE(LEASES.MAGIC, LEASES.OFF_MAGIC);
-      head.writeUInt32LE(LEASES.VERSION, LEASES.OFF_VERSION);
-      head.writeUInt32LE(LEASES.SLOT_SIZE, LEASES.OFF_SLOT_SIZE);
-      head.writeUInt32LE(LEASES.DEFAULT_SLOTS, LEASES.OFF_SLOTS);
-      head.writeBigUInt64LE(pool.dev, LEASES.OFF_POOL_DEV);
-      head.writeBigUInt64LE(pool.ino, LEASES.OFF_POOL_INO);
-      pool.uuid.copy(head, LEASES.OFF_POOL_UUID);
-      head.writeBigUInt64LE(pidns, LEASES.OFF_PIDNS);
+      const head = Buffer.alloc(LEASES_HEADER_SIZE);
+      head.write(LEASES_MAGIC, H.magic, 'latin1');
+      head.writeUInt32LE(LEASES_VERSION, H.version);
+      head.writeUInt32LE(LEASE_SLOT_SIZE, H.slot_size);
+      head.writeUInt32LE(DEFAULT_SLOTS, H.slots);
+      head.writeBigUInt64LE(pool.dev, H.pool_dev);
+      head.writeBigUInt64LE(pool.ino, H.pool_ino);
+      pool.uuid.copy(head, H.pool_uuid);
+      head.writeBigUInt64LE(pidns, H.pidns);
       fs.writeSync(fd, head, 0, head.length, 0);
       fs.renameSync(tmp, path);
     } catch (err) {
@@ -159,24 +170,24 @@ export class LeaseTable implements BlockLeases {
     const alive = new Map<bigint, boolean>();
     const out: BlockRun[] = [];
     for (let s = 0; s < high; s++) {
-      const owner = Atomics.load(w, s * 4);
+      const owner = Atomics.load(w, s * SLOT_WORDS + OWNER_WORD);
       if (owner === 0n) continue;
       let ok = alive.get(owner);
       if (ok === undefined) {
         ok = holderAlive(owner);
         alive.set(owner, ok);
       }
-      const range = Atomics.load(w, s * 4 + 1);
+      const range = Atomics.load(w, s * SLOT_WORDS + RANGE_WORD);
       if (!ok) {
         // Dead: nobody writes its slots any more. Range first, then the claim.
-        Atomics.compareExchange(w, s * 4 + 1, range, 0n);
-        Atomics.compareExchange(w, s * 4, owner, 0n);
+        Atomics.compareExchange(w, s * SLOT_WORDS + RANGE_WORD, range, 0n);
+        Atomics.compareExchange(w, s * SLOT_WORDS + OWNER_WORD, owner, 0n);
         if (range !== 0n) this.reaped++;
         continue;
       }
       if (range === 0n) continue;
-      const count = Number(range & ((1n << BigInt(LEASES.COUNT_BITS)) - 1n));
-      out.push({ start: Number(range >> BigInt(LEASES.COUNT_BITS)), count });
+      const count = Number(range & ((1n << BigInt(LEASE_COUNT_BITS)) - 1n));
+      out.push({ start: Number(range >> BigInt(LEASE_COUNT_BITS)), count });
     }
     return merge(out);
   }
@@ -187,8 +198,8 @@ export class LeaseTable implements BlockLeases {
     let claimed = 0;
     let leases = 0;
     for (let s = 0; s < high; s++) {
-      if (Atomics.load(this.words, s * 4) !== 0n) claimed++;
-      if (Atomics.load(this.words, s * 4 + 1) !== 0n) leases++;
+      if (Atomics.load(this.words, s * SLOT_WORDS + OWNER_WORD) !== 0n) claimed++;
+      if (Atomics.load(this.words, s * SLOT_WORDS + RANGE_WORD) !== 0n) leases++;
     }
     return { claimed, leases };
   }
@@ -236,16 +247,16 @@ function openExisting(path: string, pool: PoolIdentity, pidns: bigint): number |
     if (!st.isFile()) return 'not a regular file';
     if (st.uid !== pool.uid || st.gid !== pool.gid) return `owned by ${st.uid}:${st.gid}, not by the pool's owner ${pool.uid}:${pool.gid}`;
     if ((st.mode & 0o777 & ~pool.mode) !== 0) return `mode ${(st.mode & 0o777).toString(8)} is more open than the pool's ${pool.mode.toString(8)}`;
-    if (st.size < LEASES.HEADER_SIZE) return 'too short';
-    const head = Buffer.alloc(LEASES.HEADER_SIZE);
+    if (st.size < LEASES_HEADER_SIZE) return 'too short';
+    const head = Buffer.alloc(LEASES_HEADER_SIZE);
     fs.readSync(fd, head, 0, head.length, 0);
-    const slots = head.readUInt32LE(LEASES.OFF_SLOTS);
-    if (head.readBigUInt64LE(LEASES.OFF_MAGIC) !== LEASES.MAGIC) return 'no lease table magic';
-    if (head.readUInt32LE(LEASES.OFF_VERSION) !== LEASES.VERSION || head.readUInt32LE(LEASES.OFF_SLOT_SIZE) !== LEASES.SLOT_SIZE) return 'another version';
-    if (st.size < LEASES.HEADER_SIZE + slots * LEASES.SLOT_SIZE) return 'shorter than its slots';
-    if (head.readBigUInt64LE(LEASES.OFF_POOL_DEV) !== pool.dev || head.readBigUInt64LE(LEASES.OFF_POOL_INO) !== pool.ino ||
-      !head.subarray(LEASES.OFF_POOL_UUID, LEASES.OFF_POOL_UUID + 16).equals(pool.uuid)) return 'of another pool (made anew at the same path?)';
-    if (head.readBigUInt64LE(LEASES.OFF_PIDNS) !== pidns) return 'its holders are in another pid namespace';
+    const slots = head.readUInt32LE(H.slots);
+    if (head.toString('latin1', H.magic, H.magic + LEASES_MAGIC.length) !== LEASES_MAGIC) return 'no lease table magic';
+    if (head.readUInt32LE(H.version) !== LEASES_VERSION || head.readUInt32LE(H.slot_size) !== LEASE_SLOT_SIZE) return 'another version';
+    if (st.size < LEASES_HEADER_SIZE + slots * LEASE_SLOT_SIZE) return 'shorter than its slots';
+    if (head.readBigUInt64LE(H.pool_dev) !== pool.dev || head.readBigUInt64LE(H.pool_ino) !== pool.ino ||
+      !head.subarray(H.pool_uuid, H.pool_uuid + 16).equals(pool.uuid)) return 'of another pool (made anew at the same path?)';
+    if (head.readBigUInt64LE(H.pidns) !== pidns) return 'its holders are in another pid namespace';
     return undefined;
   })();
   if (problem === undefined) {

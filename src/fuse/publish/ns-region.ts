@@ -14,7 +14,7 @@ import {
 } from '../../core/format/namespace.js';
 import { allocateHost, hostAvailable, HOST_CHUNK } from '../../media/host.js';
 import { native } from './native.js';
-import { sharedPath } from './layout.js';
+import { sharedPath } from '../../core/format/shared.js';
 import { pidNamespace, type PoolIdentity } from './lease-table.js';
 
 const H = NS_HEADER.off;
