@@ -3,6 +3,7 @@
  * layout is src/core/format/inode.ts (docs/format.md, "Inodes").
  */
 import { crc32c } from '../core/format/checksum.js';
+import { readU64, writeU64 } from '../core/format/u64.js';
 import {
   EXTENT_COUNT, EXTENT_LOGICAL, EXTENT_PHYSICAL, EXTENT, INLINE_BYTES, INLINE_EXTENTS, INODE_ATIME, INODE_BLOCKS,
   INODE_CRC, INODE_CRTIME, INODE_CTIME, INODE_EXTENT_CHAIN, INODE_EXTENT_COUNT, INODE_FLAG_INLINE_SYMLINK, INODE_FLAGS,
@@ -64,9 +65,9 @@ export function decodeInode(ino: number, rec: Buffer, extentsFromChain: (head: n
   n.uid = rec.readUInt32LE(INODE_UID);
   n.gid = rec.readUInt32LE(INODE_GID);
   n.nlink = rec.readUInt32LE(INODE_NLINK);
-  n.size = Number(rec.readBigUInt64LE(INODE_SIZE_BYTES));
+  n.size = readU64(rec, INODE_SIZE_BYTES);
   // A count no file can have (damage) stays encodable; fsck sets it right.
-  n.blocks = Math.min(Number(rec.readBigUInt64LE(INODE_BLOCKS)), Number.MAX_SAFE_INTEGER);
+  n.blocks = Math.min(readU64(rec, INODE_BLOCKS), Number.MAX_SAFE_INTEGER);
   n.atimeMs = rec.readDoubleLE(INODE_ATIME);
   n.mtimeMs = rec.readDoubleLE(INODE_MTIME);
   n.ctimeMs = rec.readDoubleLE(INODE_CTIME);
@@ -75,9 +76,9 @@ export function decodeInode(ino: number, rec: Buffer, extentsFromChain: (head: n
   n.seq = rec.readUInt32LE(INODE_SEQ);
   n.flags = rec.readUInt32LE(INODE_FLAGS);
   const extentCount = rec.readUInt32LE(INODE_EXTENT_COUNT);
-  n.extentChain = Number(rec.readBigUInt64LE(INODE_EXTENT_CHAIN));
-  n.xattrBlock = Number(rec.readBigUInt64LE(INODE_XATTR_BLOCK));
-  n.pptRoot = Number(rec.readBigUInt64LE(INODE_PPT_ROOT));
+  n.extentChain = readU64(rec, INODE_EXTENT_CHAIN);
+  n.xattrBlock = readU64(rec, INODE_XATTR_BLOCK);
+  n.pptRoot = readU64(rec, INODE_PPT_ROOT);
   n.pptLevel = rec.readUInt32LE(INODE_PPT_LEVEL);
   n.pptNodes = rec.readUInt32LE(INODE_PPT_NODES);
   n.parent = rec.readUInt32LE(INODE_PARENT);
@@ -103,8 +104,8 @@ export function encodeInode(n: Inode, rec: Buffer): void {
   rec.writeUInt32LE(n.uid, INODE_UID);
   rec.writeUInt32LE(n.gid, INODE_GID);
   rec.writeUInt32LE(n.nlink, INODE_NLINK);
-  rec.writeBigUInt64LE(BigInt(n.size), INODE_SIZE_BYTES);
-  rec.writeBigUInt64LE(BigInt(n.blocks), INODE_BLOCKS);
+  writeU64(rec, INODE_SIZE_BYTES, n.size);
+  writeU64(rec, INODE_BLOCKS, n.blocks);
   rec.writeDoubleLE(n.atimeMs, INODE_ATIME);
   rec.writeDoubleLE(n.mtimeMs, INODE_MTIME);
   rec.writeDoubleLE(n.ctimeMs, INODE_CTIME);
@@ -113,9 +114,9 @@ export function encodeInode(n: Inode, rec: Buffer): void {
   rec.writeUInt32LE(n.seq >>> 0, INODE_SEQ);
   rec.writeUInt32LE(n.flags, INODE_FLAGS);
   rec.writeUInt32LE(n.extents.length, INODE_EXTENT_COUNT);
-  rec.writeBigUInt64LE(BigInt(n.extentChain), INODE_EXTENT_CHAIN);
-  rec.writeBigUInt64LE(BigInt(n.xattrBlock), INODE_XATTR_BLOCK);
-  rec.writeBigUInt64LE(BigInt(n.pptRoot), INODE_PPT_ROOT);
+  writeU64(rec, INODE_EXTENT_CHAIN, n.extentChain);
+  writeU64(rec, INODE_XATTR_BLOCK, n.xattrBlock);
+  writeU64(rec, INODE_PPT_ROOT, n.pptRoot);
   rec.writeUInt32LE(n.pptLevel, INODE_PPT_LEVEL);
   rec.writeUInt32LE(n.pptNodes, INODE_PPT_NODES);
   if (n.flags & INODE_FLAG_INLINE_SYMLINK) {
@@ -129,11 +130,11 @@ export function encodeInode(n: Inode, rec: Buffer): void {
 }
 
 export function readExtent(b: Buffer, off: number): Extent {
-  return { logical: b.readUInt32LE(off + EXTENT_LOGICAL), count: b.readUInt32LE(off + EXTENT_COUNT), physical: Number(b.readBigUInt64LE(off + EXTENT_PHYSICAL)) };
+  return { logical: b.readUInt32LE(off + EXTENT_LOGICAL), count: b.readUInt32LE(off + EXTENT_COUNT), physical: readU64(b, off + EXTENT_PHYSICAL) };
 }
 
 export function writeExtent(b: Buffer, off: number, e: Extent): void {
   b.writeUInt32LE(e.logical, off + EXTENT_LOGICAL);
   b.writeUInt32LE(e.count, off + EXTENT_COUNT);
-  b.writeBigUInt64LE(BigInt(e.physical), off + EXTENT_PHYSICAL);
+  writeU64(b, off + EXTENT_PHYSICAL, e.physical);
 }

@@ -14,6 +14,7 @@ import {
 import { decodeInode, encodeInode, Inode, readExtent, writeExtent } from './inode.js';
 import { BLOCK_SIZE, CRC_OFFSET, INODE_SIZE, INODES_PER_BLOCK, MAX_FILE_SIZE, type Geometry } from '../core/format/pool.js';
 import type { MetaStore } from './metastore.js';
+import { readU64, writeU64 } from '../core/format/u64.js';
 
 
 const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK]);
@@ -218,7 +219,7 @@ export class InodeTable {
       const slice = items.slice(i * EXTENTS_PER_CHAIN_BLOCK, (i + 1) * EXTENTS_PER_CHAIN_BLOCK);
       image.writeUInt32LE(CHAIN_MAGIC, CHAIN_MAGIC_AT);
       image.writeUInt32LE(inode.ino, CHAIN_INO);
-      image.writeBigUInt64LE(BigInt(inode.chainBlocks[i + 1] ?? 0), CHAIN_NEXT);
+      writeU64(image, CHAIN_NEXT, inode.chainBlocks[i + 1] ?? 0);
       image.writeUInt32LE(slice.length, CHAIN_COUNT);
       slice.forEach((e, j) => writeExtent(image, CHAIN_HEADER + j * EXTENT.size, e));
       const current = this.store.load(block, 'crc', 'extent chain');
@@ -245,7 +246,7 @@ export class InodeTable {
       const n = Math.min(image.readUInt32LE(CHAIN_COUNT), EXTENTS_PER_CHAIN_BLOCK);
       for (let j = 0; j < n; j++) items.push(readExtent(image, CHAIN_HEADER + j * EXTENT.size));
       chain.push(block);
-      block = Number(image.readBigUInt64LE(CHAIN_NEXT));
+      block = readU64(image, CHAIN_NEXT);
     }
     if (items.length !== count) throw new FsError('EIO', `extent chain of inode ${ino} is short; run daxvm fsck`);
     return { items, chain };

@@ -13,6 +13,7 @@ import type { Pool } from '../media/pool.js';
 import { crc32ieee } from '../core/format/checksum.js';
 import { BLOCK_SIZE, type Geometry } from '../core/format/pool.js';
 import { crcMatches, sealCrc } from './metastore.js';
+import { readU64, writeU64 } from '../core/format/u64.js';
 import {
   JC_BLOCKS, JC_CHAIN_CRC, JC_MAGIC, JC_SEQ, JD_COUNT, JD_MAGIC, JD_SEQ, JOURNAL_COMMIT_MAGIC, JOURNAL_DESCRIPTOR_HEADER,
   JOURNAL_DESCRIPTOR_MAGIC, JOURNAL_TARGETS_PER_DESCRIPTOR,
@@ -83,16 +84,16 @@ export class Journal {
       const batch = images.slice(i, i + TARGETS_PER_DESCRIPTOR);
       const d = Buffer.alloc(BLOCK_SIZE);
       d.writeUInt32LE(DESCRIPTOR_MAGIC, JD_MAGIC);
-      d.writeBigUInt64LE(BigInt(seq), JD_SEQ);
+      writeU64(d, JD_SEQ, seq);
       d.writeUInt32LE(batch.length, JD_COUNT);
-      batch.forEach(([block], j) => d.writeBigUInt64LE(BigInt(block), HEADER_BYTES + j * 8));
+      batch.forEach(([block], j) => writeU64(d, HEADER_BYTES + j * 8, block));
       sealCrc(d);
       put(d);
       for (const [, image] of batch) put(image);
     }
     const c = Buffer.alloc(BLOCK_SIZE);
     c.writeUInt32LE(COMMIT_MAGIC, JC_MAGIC);
-    c.writeBigUInt64LE(BigInt(seq), JC_SEQ);
+    writeU64(c, JC_SEQ, seq);
     c.writeUInt32LE(transactionBlocks(images.length) - 1, JC_BLOCKS);
     c.writeUInt32LE(crc.value(), JC_CHAIN_CRC);
     sealCrc(c);
@@ -125,7 +126,7 @@ export function readJournal(pool: Pool, geometry: Geometry, firstSeq: number): R
     while (p < geometry.journalBlocks) {
       const block = readAt(p);
       const magic = block.readUInt32LE(JD_MAGIC);
-      if (!crcMatches(block) || Number(block.readBigUInt64LE(JD_SEQ)) !== seq) break;
+      if (!crcMatches(block) || readU64(block, JD_SEQ) !== seq) break;
       if (magic === COMMIT_MAGIC) {
         committed = block.readUInt32LE(JC_BLOCKS) === p - pos && block.readUInt32LE(JC_CHAIN_CRC) === crc.value();
         p++;
@@ -137,7 +138,7 @@ export function readJournal(pool: Pool, geometry: Geometry, firstSeq: number): R
       crc.add(block);
       p++;
       for (let j = 0; j < count; j++, p++) {
-        const target = Number(block.readBigUInt64LE(HEADER_BYTES + j * 8));
+        const target = readU64(block, HEADER_BYTES + j * 8);
         const image = readAt(p);
         crc.add(image);
         pending.push([target, image]);
