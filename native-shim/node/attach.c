@@ -133,10 +133,11 @@ bool dvm_record_drop(double id)
   return ours;
 }
 
-/* For quiet.cc's guard (any thread). */
-void dvm_lease_record_drop(uint64_t id)
+/* A leased buffer's guard (quiet.cc): drops lease record arg, from any thread (a stale id, after unmap, drops nothing). */
+static void drop_record(void *data, size_t length, void *id)
 {
-  dvm_record_drop((double)id);
+  (void)data, (void)length;
+  dvm_record_drop((double)(uintptr_t)id);
 }
 
 static dvm_span *pool_handle(napi_env env, napi_value v)
@@ -306,8 +307,9 @@ napi_value dvm_lease_view(napi_env env, dvm_lease *lease, void *data, size_t len
     dvm_lease_drop(lease);
     return throw_errno(env, ENOMEM, "malloc", NULL);
   }
-  napi_value buf = array ? dvm_leased_arraybuffer(env, data, length, (uint64_t)*id)
-                         : dvm_leased_buffer(env, data, length, (uint64_t)*id);
+  void *arg = (void *)(uintptr_t)*id;
+  napi_value buf = array ? dvm_guarded_arraybuffer(env, data, length, drop_record, arg)
+                         : dvm_guarded_buffer(env, data, length, drop_record, arg);
   if (!buf) {
     dvm_record_drop(*id);
     return throw_last(env, "creating a Buffer");
@@ -337,7 +339,7 @@ static napi_value js_adopt(napi_env env, napi_callback_info info)
   double id = dvm_record_put(l);
   if (id < 0) return throw_errno(env, ENOMEM, "malloc", NULL);
   memset(l, 0, sizeof *l); /* the record holds it now */
-  napi_value buf = dvm_leased_buffer(env, view->addr + off, (size_t)length, (uint64_t)id);
+  napi_value buf = dvm_guarded_buffer(env, view->addr + off, (size_t)length, drop_record, (void *)(uintptr_t)id);
   if (!buf) {
     dvm_record_drop(id);
     return throw_last(env, "creating a Buffer");

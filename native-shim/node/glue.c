@@ -252,7 +252,11 @@ napi_value new_handle(napi_env env, dvm_span *s)
 }
 
 /* A view's guard (quiet.cc) gives its reference back, from whichever thread V8 frees the buffer on. */
-void dvm_view_release(void *span) { dvm_span_release(span); }
+static void release_view(void *data, size_t length, void *span)
+{
+  (void)data, (void)length;
+  dvm_span_release(span);
+}
 
 napi_value new_view(napi_env env, dvm_span *s, uint64_t off, uint64_t len)
 {
@@ -264,7 +268,7 @@ napi_value new_view(napi_env env, dvm_span *s, uint64_t off, uint64_t len)
   view_entry *e = calloc(1, sizeof *e);
   if (!e) return throw_errno(env, ENOMEM, "view", NULL);
   dvm_span_ref(s); /* the view's guard's, from here */
-  ab = dvm_span_arraybuffer(env, s->addr + off, (size_t)len, s);
+  ab = dvm_guarded_arraybuffer(env, s->addr + off, (size_t)len, release_view, s);
   if (!ab) {
     free(e);
     dvm_span_release(s);

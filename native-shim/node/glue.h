@@ -42,18 +42,21 @@ napi_value new_view(napi_env env, dvm_span *s, uint64_t off, uint64_t len);
  */
 napi_value dvm_quiet_arraybuffer(napi_env env, void *data, size_t length);
 napi_value dvm_quiet_buffer(napi_env env, void *data, size_t length);
-/* A quiet ArrayBuffer over a span's memory holding one reference to it (span), given back when V8 frees it. */
-napi_value dvm_span_arraybuffer(napi_env env, void *data, size_t length, void *span);
-/* What that guard calls: dvm_span_release, from any thread. */
-void dvm_view_release(void *span);
-/* A quiet Buffer that drops lease record id (attach.c) once V8 frees its memory's ArrayBuffer. */
-napi_value dvm_leased_buffer(napi_env env, void *data, size_t length, uint64_t id);
+/*
+ * A quiet ArrayBuffer (or Buffer) over [data, +length) with a guard that runs
+ * release(data, 0, arg) once V8 frees it: from V8's sweeper, on any thread,
+ * so release must be thread-safe and never wait for the JS thread. NULL when
+ * V8 failed (arg is then the caller's to give back). quiet.cc calls nothing
+ * of ours: each user passes its own release (a span's reference, glue.c; a
+ * lease record's drop, attach.c).
+ */
+typedef void (*dvm_guard_release)(void *data, size_t length, void *arg);
+napi_value dvm_guarded_arraybuffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg);
+napi_value dvm_guarded_buffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg);
 /* The lease a lease handle (leases.c's lease()) holds, or NULL (thrown). */
 dvm_lease *get_lease(napi_env env, napi_value v);
 /* A lease handle, or null / undefined for none (*out NULL). */
 bool get_optional_lease(napi_env env, napi_value v, dvm_lease **out);
-/* Its ArrayBuffer alone (the caller makes the Buffer: cheaper in JavaScript). */
-napi_value dvm_leased_arraybuffer(napi_env env, void *data, size_t length, uint64_t id);
 /* Lease records (attach.c): keep a lease, returning its id (-1: ENOMEM, the caller drops it); drop by id (a stale id drops nothing). */
 double dvm_record_put(const dvm_lease *l);
 bool dvm_record_drop(double id);

@@ -23,6 +23,8 @@
 
 typedef struct napi_env__ *napi_env;
 typedef struct napi_value__ *napi_value;
+/* As in glue.h: what a guard runs when V8 frees its buffer (V8's own deleter shape). */
+typedef void (*dvm_guard_release)(void *data, size_t length, void *arg);
 
 static napi_value to_napi(v8::Local<v8::Value> local)
 {
@@ -59,22 +61,6 @@ extern "C" napi_value dvm_quiet_buffer(napi_env env, void *data, size_t length)
   return as_buffer(isolate, quiet(isolate, data, length), length);
 }
 
-extern "C" void dvm_lease_record_drop(uint64_t id); /* attach.c */
-
-static void drop_lease(void *data, size_t length, void *arg)
-{
-  (void)data, (void)length;
-  dvm_lease_record_drop((uint64_t)(uintptr_t)arg);
-}
-
-extern "C" void dvm_view_release(void *span); /* glue.c */
-
-static void release_span(void *data, size_t length, void *arg)
-{
-  (void)data, (void)length;
-  dvm_view_release(arg);
-}
-
 /* The private key the guard hangs on, one per isolate (worker threads each have their own). */
 static thread_local v8::Isolate *key_isolate;
 static thread_local v8::Eternal<v8::Private> key;
@@ -102,44 +88,26 @@ static v8::Local<v8::ArrayBuffer> guarded(v8::Isolate *isolate, void *data, size
   return ab;
 }
 
-/* A leased buffer's guard drops lease record `id` (a stale id, after unmap, drops nothing). */
-static v8::Local<v8::ArrayBuffer> leased(v8::Isolate *isolate, void *data, size_t length, uint64_t id, bool *ok)
-{
-  return guarded(isolate, data, length, drop_lease, (void *)(uintptr_t)id, ok);
-}
-
 /*
- * An ArrayBuffer over a span's memory (a stitched or file mapping) whose
- * guard gives back one reference to the span: not counted as V8 external
- * memory, so a 1 GiB mapping asks for no collection. NULL when V8 failed
- * (the reference is then the caller's to give back).
+ * A quiet ArrayBuffer over [data, +length) whose guard runs release(data, 0,
+ * arg) once V8 frees it (the release is the caller's: a lease record's drop,
+ * a span's reference; this file calls nothing of ours). NULL when V8 failed
+ * (what arg holds is then the caller's to give back).
  */
-extern "C" napi_value dvm_span_arraybuffer(napi_env env, void *data, size_t length, void *span)
+extern "C" napi_value dvm_guarded_arraybuffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg)
 {
   (void)env;
   bool ok = false;
-  v8::Local<v8::ArrayBuffer> ab = guarded(v8::Isolate::GetCurrent(), data, length, release_span, span, &ok);
+  v8::Local<v8::ArrayBuffer> ab = guarded(v8::Isolate::GetCurrent(), data, length, release, arg, &ok);
   return ok ? to_napi(ab) : nullptr;
 }
 
-extern "C" napi_value dvm_leased_buffer(napi_env env, void *data, size_t length, uint64_t id)
+/* The same with a Buffer over it, made here (one call instead of two). */
+extern "C" napi_value dvm_guarded_buffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg)
 {
   (void)env;
   v8::Isolate *isolate = v8::Isolate::GetCurrent();
   bool ok = false;
-  v8::Local<v8::ArrayBuffer> ab = leased(isolate, data, length, id, &ok);
+  v8::Local<v8::ArrayBuffer> ab = guarded(isolate, data, length, release, arg, &ok);
   return ok ? as_buffer(isolate, ab, length) : nullptr;
-}
-
-/*
- * The same ArrayBuffer without the Buffer over it: JavaScript makes that
- * (Buffer.from in optimized code) for a fifth of node::Buffer::New's cost,
- * which sets the prototype through the API.
- */
-extern "C" napi_value dvm_leased_arraybuffer(napi_env env, void *data, size_t length, uint64_t id)
-{
-  (void)env;
-  bool ok = false;
-  v8::Local<v8::ArrayBuffer> ab = leased(v8::Isolate::GetCurrent(), data, length, id, &ok);
-  return ok ? to_napi(ab) : nullptr;
 }
