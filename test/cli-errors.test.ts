@@ -85,6 +85,11 @@ t.test('every command, wrong arguments: one message, the documented exit code', 
   const said = (args: string[]): string => results[cases.findIndex(([a]) => a.join(' ') === args.join(' '))]!.stderr;
   t.notMatch(said(['fsck', '/dev/null']), /chmod/, 'no chmod advice for a device');
   t.notMatch(said(['fsck', junk]), /hint: .*fsck/, 'fsck of junk does not send the user to fsck');
+  const open = join(dir, 'readable-junk');
+  fs.writeFileSync(open, Buffer.alloc(MiB, 7), { mode: 0o644 });
+  const loose = cli(['info', open]);
+  t.equal(loose.status, 8, loose.summary);
+  t.notMatch(loose.stderr, /warning|chmod/, 'a readable file that is no pool: no advice about its mode, only that it is no pool');
   const d = cli(['doctor', truncated]);
   t.equal(d.status, 1, `doctor of a truncated pool: a problem, exit 1\n${d.summary}`);
   t.match(d.stdout, /^problem: .* is truncated: 100000 bytes.*truncate -s/m, 'doctor says why and the fix');
