@@ -120,6 +120,11 @@ t.test('fsck of a mounted pool names the mount; a damaged primary superblock sug
   r = cli(['mount', '-o', 'remount,ro', m.mnt]);
   t.equal(r.status, 32, r.summary);
   t.match(r.stderr, new RegExp(`remount is not supported by daxvm\nhint: .*umount ${m.mnt} && .*mount ${pool} ${m.mnt} -o ro\n`), 'remount: refused, with the two commands for this mount');
+  // As mount(8) asks it (mount -o remount,ro MNT): the pool, the mount point, and the kernel's options besides.
+  r = run('sh', [join(ROOT, 'mount', 'mount.fuse.daxvm'), pool, m.mnt, '-o', 'remount,ro,nosuid,nodev,relatime,user_id=0,group_id=0,default_permissions']);
+  t.equal(r.status, 32, r.summary);
+  t.match(r.stderr, new RegExp(`hint: .*umount ${m.mnt} && .*mount ${pool} ${m.mnt} -o ro,nosuid,nodev,relatime,default_permissions\n`),
+    'through mount(8): a hint that can be pasted (no user_id=, which daxvm mount refuses)');
   fs.writeFileSync(join(m.mnt, 'still-rw'), 'x');
   r = asNobody(['umount', m.mnt]);
   t.equal(r.status, 32, r.summary);

@@ -21,7 +21,7 @@ import { ensureRuntimeDir, logFilePath } from '../fuse/runtime.js';
 import { fileKind } from '../fs/open.js';
 import { makePool, poolDirectory } from './cmd-mkfs.js';
 import { askYes, clearCommand, clearDeadMount, describeDeadMount, mountHealth } from './dead-mount.js';
-import { gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
+import { ALLOW_LOOSE_POOL, gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
 import { CliError, EXIT } from '../core/errors.js';
 import { formatBytes, parseSize } from '../core/output.js';
 import { mainScript } from '../core/paths.js';
@@ -89,7 +89,16 @@ function remountRefused(poolArg: string | undefined, mntArg: string | undefined,
   const mnt = first ? path.resolve(poolArg!) : path.resolve(mntArg ?? DEFAULT_MOUNTPOINT);
   const here = first ?? daxvmMountAt(mnt, mounts);
   const pool = here?.source ?? (poolArg !== undefined && !first ? path.resolve(poolArg) : 'POOL');
-  const wanted = words.filter(w => w !== '' && w !== 'remount' && w !== 'defaults');
+  // mount(8) passes the kernel's options too (user_id=0, group_id=0...): only those `daxvm mount` takes can be pasted back.
+  const takes = (w: string): boolean => {
+    try {
+      parseMountOptions([w]);
+      return true;
+    } catch {
+      return w === ALLOW_LOOSE_POOL;
+    }
+  };
+  const wanted = words.filter(w => w !== '' && w !== 'remount' && w !== 'defaults' && takes(w));
   const mount = `daxvm mount ${pool} ${mnt}${wanted.length > 0 ? ` -o ${wanted.join(',')}` : ''}`;
   return here
     ? new CliError('remount is not supported by daxvm', EXIT.MOUNT_FAILURE,
