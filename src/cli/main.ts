@@ -87,6 +87,15 @@ export function buildProgram(): Command {
     .description('DaxVM in user space: a FUSE file system over a pool file, with persistent page tables')
     .version(version(), '-V, --version', 'print the versions of daxvm, node, libfuse and the pool format'); // answered in main()
 
+  // In the order of --help.
+  addPoolCommands(program);
+  addTestCommands(program);
+  addToolCommands(program);
+  return program;
+}
+
+/** A pool and its mount: mkfs, mount, umount, fsck, info, age. */
+function addPoolCommands(program: Command): void {
   program.command('mkfs')
     .description('create a pool file (a PMem-like device) and format it')
     .argument('<pool>', 'pool file to create')
@@ -153,7 +162,10 @@ export function buildProgram(): Command {
     .option('--json', 'print the result as JSON')
     .action(async (mnt: string, o: import('./cmd-age.js').AgeCliOptions) =>
       run('age', EXIT.FAILURE, async () => (await import('./cmd-age.js')).cmdAge(mnt, o)));
+}
 
+/** The long reliability runs: test-crash, test-fuzz, test-load. */
+function addTestCommands(program: Command): void {
   program.command('test-crash')
     .description('explore crash states: record a workload\'s stores and barriers, check every crash image it could leave')
     .option('-n, --states <n>', 'crash states to explore in all', '10000')
@@ -192,7 +204,10 @@ export function buildProgram(): Command {
     .option('--json', 'print the figures as JSON on stdout (progress goes to stderr)')
     .action(async (o: import('./cmd-test-load.js').TestLoadOptions) =>
       run('test-load', EXIT.FAILURE, async () => (await import('./cmd-test-load.js')).cmdTestLoad(o)));
+}
 
+/** The machine and programs around a mount: doctor, bench, run, preload-path, install-helper. */
+function addToolCommands(program: Command): void {
   program.command('doctor')
     .description('what this machine offers the library (FUSE, userfaultfd WP-async, PAGEMAP_SCAN, huge pages) and its fallbacks')
     .argument('[mountpoint|pool]', 'a daxvm mount whose pool to check (default: /mnt/nvmm1), or a pool file')
@@ -243,8 +258,6 @@ export function buildProgram(): Command {
     .option('--remove', 'remove the helper')
     .action(async (o: { dir?: string; remove?: boolean }) =>
       run('install-helper', EXIT.FAILURE, async () => (await import('./cmd-install-helper.js')).cmdInstallHelper(o)));
-
-  return program;
 }
 
 /** --version: what a bug report needs, each on its own line. */
