@@ -22,6 +22,11 @@
  * allocated on the host (mkfs's default) or sparse, which it finds out at
  * open; a sparse pool's host blocks are reserved before use (reserveHost),
  * see host.ts.
+ *
+ * Over 400 lines on purpose: one class, because being the only writer is
+ * the point (every store, barrier and window goes past the same recorder and
+ * open/writable checks); file and host work already live in pool-file.ts
+ * and host.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
