@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import createDebug from 'debug';
 import type { BlockLeases, BlockRun } from '../../fs/api.js';
 import type { MapHandle } from '../../core/native.js';
-import { allocateHost, hostAvailable } from '../../media/host.js';
+import { allocateHost, hostAvailable } from '../../fs/index.js';
 import { native } from './native.js';
 import {
   LEASE_COUNT_BITS, LEASE_SLOT, LEASE_SLOT_SIZE, LEASES_HEADER, LEASES_HEADER_SIZE, LEASES_MAGIC, LEASES_VERSION,

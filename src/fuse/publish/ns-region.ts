@@ -12,7 +12,7 @@ import type { InodeState } from '../../fs/api.js';
 import {
   NS_CONSTANTS, NS_GRANULE, NS_HEADER, NS_INODE, NS_MAGIC, NS_NAME, NS_NO_BUCKET, NS_VERSION,
 } from '../../core/format/namespace.js';
-import { allocateHost, hostAvailable, HOST_CHUNK } from '../../media/host.js';
+import { allocateHost, hostAvailable, HOST_CHUNK } from '../../fs/index.js';
 import { native } from './native.js';
 import { sharedPath } from '../../core/format/shared.js';
 import { pidNamespace, type PoolIdentity } from './lease-table.js';
