@@ -2,7 +2,8 @@
  * daxvm mount [POOL] [MNT] [-f] [-o opt,...]
  *
  * In the background (the default, like sshfs) the command spawns the daemon
- * detached: `node dist/cli/main.js mount POOL MNT --foreground --ready-fd 3`,
+ * detached: `node --initial-old-space-size=128 dist/cli/main.js mount POOL MNT
+ * --foreground --ready-fd 3` (core/daemon-flags.ts),
  * with a pipe on fd 3 (see src/fuse/protocol.ts) and stderr appended to the
  * log in the runtime directory. It returns 0 only once the daemon said
  * "ready" and a stat of MNT from this process shows the FUSE file system;
@@ -24,6 +25,7 @@ import { askYes, clearCommand, clearDeadMount, describeDeadMount, mountHealth } 
 import { ALLOW_LOOSE_POOL, gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
 import { CliError, EXIT } from '../core/errors.js';
 import { formatBytes, parseSize } from '../core/output.js';
+import { DAEMON_NODE_FLAGS } from '../core/daemon-flags.js';
 import { mainScript } from '../core/paths.js';
 import { DEFAULT_MOUNTPOINT, DEFAULT_POOL_SIZE, defaultPoolPath } from './paths.js';
 
@@ -278,9 +280,9 @@ async function spawnDaemon(t: Target, rawOptions: string[]): Promise<number> {
   writeSync(logFd, `--- ${new Date().toISOString()} daxvm mount ${t.pool} ${t.mountpoint}\n`);
   const args = [mainScript(), 'mount', t.pool, t.mountpoint, '--foreground', '--ready-fd', '3',
     ...rawOptions.flatMap(o => ['-o', o])];
-  log('spawning %s %o (log %s)', process.execPath, args, logPath);
+  log('spawning %s %o (log %s)', process.execPath, [...DAEMON_NODE_FLAGS, ...args], logPath);
   // cwd '/': a daemon must not keep the caller's directory (and its file system) busy.
-  const child = spawn(process.execPath, args, { detached: true, cwd: '/', stdio: ['ignore', logFd, logFd, 'pipe'] });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...args], { detached: true, cwd: '/', stdio: ['ignore', logFd, logFd, 'pipe'] });
   closeSync(logFd);
   const pipe = child.stdio[3] as Readable;
 

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MountStartError } from './errors.js';
 import { FSTYPE, readMounts, topMountAt } from './mountinfo.js';
+import { DAEMON_NODE_FLAGS } from './daemon-flags.js';
 import { mainScript } from './paths.js';
 
 export interface Exit {
@@ -141,7 +142,7 @@ export class DaemonMount {
     if (o.opts?.length) args.push('-o', o.opts.join(','));
     args.push(...(o.args ?? []));
     const logFd = openSync(logPath, 'a');
-    const [node, ...pre] = o.node ?? [process.execPath];
+    const [node, ...pre] = o.node ?? [process.execPath, ...DAEMON_NODE_FLAGS];
     const child = spawn(node!, [...pre, ...args], { stdio: ['ignore', logFd, logFd], env: o.env ?? process.env });
     closeSync(logFd);
     const m = new DaemonMount(pool, mnt, child, logPath, `node ${args.join(' ')}`, o.node ?? [process.execPath]);
