@@ -20,8 +20,9 @@ t.test('truncate -s, then mkfs --force: the pool becomes 0600 and the caller\'s'
   let r = sh(`umask 022; truncate -s 64M ${pool}; chown nobody ${pool}`);
   t.equal(r.status, 0, r.summary);
   t.equal(mode(pool), 0o644, 'truncate made it 0644 (owned by nobody)');
-  r = cli(['mkfs', '--force', '--size', '64M', pool]);
+  r = cli(['mkfs', '--force', pool]); // no --size: the file's own, as mkfs.ext4
   t.equal(r.status, 0, r.summary);
+  t.equal(fs.statSync(pool).size, 64 * 1024 * 1024, 'the pool keeps the size truncate gave the file');
   t.equal(mode(pool), 0o600, 'mkfs --force: 0600');
   t.equal(fs.statSync(pool).uid, 0, 'owned by the user who ran mkfs (root)');
   t.match(r.stdout, /mode 0600/, 'mkfs says the mode');
@@ -30,6 +31,14 @@ t.test('truncate -s, then mkfs --force: the pool becomes 0600 and the caller\'s'
   r = sh(`umask 000; node ${join(ROOT, 'dist/cli/main.js')} mkfs --size 64M ${p2}`);
   t.equal(r.status, 0, r.summary);
   t.equal(mode(p2), 0o600, 'umask 000: still 0600');
+  // A file too small to be a pool is refused, not grown.
+  const small = join(dir, 'small');
+  fs.writeFileSync(small, Buffer.alloc(1024 * 1024));
+  r = cli(['mkfs', '--force', small]);
+  t.equal(r.status, 2, r.summary);
+  t.match(r.stderr, /1 MiB, smaller than a pool's 16 MiB/);
+  t.match(r.stderr, /--size/);
+  t.equal(fs.statSync(small).size, 1024 * 1024, 'left as it was');
 });
 
 t.test('a 0644 pool: mount refuses it (exit 32, chmod 600 in the message); fsck, info, doctor warn', async (t) => {

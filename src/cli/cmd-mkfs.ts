@@ -1,5 +1,6 @@
 /**
  * daxvm mkfs POOL [--size 4G] [--force] [--group NAME] [--sparse] [--json]
+ * (without --size, --force keeps an existing file's size, as mkfs.ext4 does)
  *
  * The pool is allocated on the host (fallocate; a progress bar on a
  * terminal), so the pool can never meet a full host disk later; a size the
@@ -8,6 +9,7 @@
 import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { mkfs, PoolError } from '../fs/index.js';
+import { MIN_POOL_BYTES } from '../core/format/pool.js';
 import { readMounts, FSTYPE } from '../core/mountinfo.js';
 import { CliError, EXIT, poolFailure } from '../core/errors.js';
 import { formatBytes, parseSize } from '../core/output.js';
@@ -135,9 +137,26 @@ export function makePool(pool: string, size: number, force: boolean, group?: { g
   }
 }
 
+/**
+ * The size to make: --size, else (as mkfs.ext4 on a file) the size of the
+ * existing file being overwritten, else the default. An existing file too
+ * small for a pool is refused rather than grown behind the user's back.
+ */
+function sizeToMake(pool: string, opts: MkfsOptions): number {
+  if (opts.size !== undefined) return parseSize(opts.size);
+  let existing = 0;
+  try { existing = statSync(pool).isFile() ? statSync(pool).size : 0; } catch { /* a new file */ }
+  if (existing === 0 || !opts.force) return parseSize(DEFAULT_POOL_SIZE);
+  if (existing < MIN_POOL_BYTES) {
+    throw new CliError(`${pool} is ${formatBytes(existing)}, smaller than a pool's ${formatBytes(MIN_POOL_BYTES)}`, EXIT.USAGE,
+      `give the size to make it: --size ${DEFAULT_POOL_SIZE}`);
+  }
+  return existing;
+}
+
 export function cmdMkfs(poolArg: string, opts: MkfsOptions): number {
   const pool = path.resolve(poolArg);
-  const size = parseSize(opts.size ?? DEFAULT_POOL_SIZE);
+  const size = sizeToMake(pool, opts);
   let group: { gid: number; name: string } | undefined;
   if (opts.group !== undefined) {
     group = resolveGroup(opts.group);

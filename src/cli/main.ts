@@ -99,12 +99,12 @@ function addPoolCommands(program: Command): void {
   program.command('mkfs')
     .description('create a pool file (a PMem-like device) and format it')
     .argument('<pool>', 'pool file to create')
-    .option('-s, --size <size>', 'pool size, binary units: 4G, 512M, 1T', poolSizeArg, '4G')
+    .option('-s, --size <size>', 'pool size, binary units: 4G, 512M, 1T (default: 4G; with --force, an existing file\'s own size)', poolSizeArg)
     .option('--force', 'overwrite an existing pool')
     .option('--group <group>', 'make the pool 0660 and give it to this group (trusted users of the direct path); default 0600')
     .option('--sparse', 'do not allocate the pool on the host now (writes get ENOSPC if the host fills up)')
     .option('--json', 'print the result as JSON')
-    .action(async (pool: string, o: { size: string; force?: boolean; group?: string; sparse?: boolean; json?: boolean }) =>
+    .action(async (pool: string, o: { size?: string; force?: boolean; group?: string; sparse?: boolean; json?: boolean }) =>
       run('mkfs', EXIT.FAILURE, async () => (await import('./cmd-mkfs.js')).cmdMkfs(pool, o)));
 
   program.command('mount')
