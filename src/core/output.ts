@@ -15,7 +15,7 @@ export function formatBytes(n: number): string {
 export function parseSize(s: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtp])(?:i?b)?|b)?\s*$/i.exec(s);
   const n = m ? bytes.parse(m[1] + (m[2] ? m[2].toLowerCase() + 'b' : 'b')) : null;
-  if (n !== null && n > Number.MAX_SAFE_INTEGER) throw new CliError(`size '${s}' is too large (at most ${formatBytes(Number.MAX_SAFE_INTEGER)})`, EXIT.USAGE);
+  if (n !== null && n > Number.MAX_SAFE_INTEGER) throw new CliError(`size '${s}' is too large (a size must be below 8 PiB, 2^53 bytes)`, EXIT.USAGE); // formatBytes rounds 2^53 - 1 up to '8 PiB'
   if (n === null || !Number.isSafeInteger(n) || n <= 0) {
     throw new CliError(`invalid size '${s}' (examples: 4G, 512M, 1T)`, EXIT.USAGE);
   }

@@ -147,5 +147,11 @@ export async function chartSvg(bench: BenchDef, cases: CaseResult[], env: Enviro
 }
 
 export async function writeChart(file: string, bench: BenchDef, cases: CaseResult[], env: Environment, runs: number): Promise<void> {
-  writeFileSync(file, await chartSvg(bench, cases, env, runs));
+  const svg = await chartSvg(bench, cases, env, runs);
+  try {
+    writeFileSync(file, svg);
+  } catch (err) {
+    // Checked before the run; the directory can still go or fill up since: a message, not a stack.
+    throw new CliError(`--chart ${file}: cannot write it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, EXIT.FAILURE);
+  }
 }

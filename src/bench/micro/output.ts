@@ -5,14 +5,34 @@
  * interrupted or fails keeps every case it measured; such a run also prints
  * the table of those cases and says why it stopped (`"stopped"`).
  */
-import { renameSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { CliError, EXIT } from '../../core/errors.js';
 import type { Environment } from './env.js';
 import { records, type BenchJson } from './json.js';
 import type { RawBenchOptions } from './options.js';
 import type { CaseResult } from './runner.js';
 import { formatTable } from './table.js';
 import type { BenchDef, BenchOptions } from './types.js';
+
+/**
+ * An output file (--json, --chart) checked before anything is measured: its
+ * directory exists and can be written, and it is not itself a directory
+ * (else the first write fails after minutes of running).
+ */
+export function checkOutputPath(flag: string, file: string): void {
+  const abs = resolve(file);
+  const dir = dirname(abs);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`${flag} ${file}: no directory ${dir}`, EXIT.USAGE);
+  if (existsSync(abs) && statSync(abs).isDirectory()) {
+    throw new CliError(`${flag} ${file} is a directory`, EXIT.USAGE, `give a file name in it, e.g. ${flag} ${abs.replace(/\/$/, '')}/${flag === '--chart' ? 'chart.svg' : 'run.json'}`);
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new CliError(`${flag} ${file}: cannot write in ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.USAGE);
+  }
+}
 
 export class BenchOutput {
   /** Facts of the method the bench found at run time (BenchContext.record). */

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { CliError, EXIT } from '../../core/errors.js';
 import { writeChart } from './chart.js';
 import type { BenchJson } from './json.js';
+import { checkOutputPath } from './output.js';
 import type { CaseResult } from './runner.js';
 import { formatTable } from './table.js';
 import type { BenchDef } from './types.js';
@@ -47,6 +48,7 @@ export async function redraw(bench: BenchDef, from: string, chart: string | unde
   if (doc.bench !== bench.name || !Array.isArray(doc.records)) {
     throw new CliError(`--from ${from} is ${doc.bench ? `a run of bench ${doc.bench}` : 'not the JSON of a bench run'}, not of ${bench.name}`, EXIT.USAGE);
   }
+  if (chart !== undefined) checkOutputPath('--chart', chart);
   const cases = casesOf(doc);
   process.stdout.write(formatTable(bench, cases, { runs: doc.options.runs, cache: doc.environment.cache.done }));
   if (chart !== undefined) {

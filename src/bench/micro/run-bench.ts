@@ -5,16 +5,16 @@
  * scratch and host directories go, knobs are restored and a temporary pool
  * is unmounted and removed.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import debug from 'debug';
 import { CliError, EXIT } from '../../core/errors.js';
 import { checkChartLibraries, writeChart } from './chart.js';
 import { environment, type Environment } from './env.js';
 import { daxvmMountAt, readMounts } from '../../core/mountinfo.js';
 import { BenchMount, DEFAULT_MNT } from './mount.js';
-import { BenchOutput } from './output.js';
+import { BenchOutput, checkOutputPath } from './output.js';
 import { parseBenchOptions, type RawBenchOptions } from './options.js';
 import { benchProgress } from './progress.js';
 import { ChecksumError, dropCaches, runCase, type CaseResult } from './runner.js';
@@ -35,8 +35,7 @@ function cacheState(cold: boolean, note: (m: string) => void): Environment['cach
 function checkOutputs(raw: RawBenchOptions): void {
   for (const [flag, file] of [['--json', raw.json], ['--chart', raw.chart]] as const) {
     if (file === undefined || (flag === '--json' && file === '-')) continue;
-    const dir = dirname(resolve(file));
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`${flag} ${file}: no directory ${dir}`, EXIT.USAGE);
+    checkOutputPath(flag, file);
   }
   if (raw.chart !== undefined && !/\.svg$/i.test(raw.chart)) {
     throw new CliError(`--chart ${raw.chart}: the chart is an SVG file`, EXIT.USAGE, 'name it FILE.svg (any browser shows it; rsvg-convert or inkscape turn it into PNG)');
