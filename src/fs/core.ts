@@ -28,6 +28,9 @@ import { freeTable, NO_TABLE, syncTable, type NodeStore, type TableRef } from '.
 
 const log = createDebug('daxvm:fs');
 
+/** An inode block's home image, read by writeHome (one block at a time). */
+const homeImage = Buffer.alloc(BLOCK_SIZE);
+
 /** Below this many free blocks (32 MiB), freed blocks are reclaimed eagerly. */
 const LOW_SPACE_BLOCKS = 8192;
 
@@ -311,7 +314,8 @@ export class FsCore {
     const isInodeBlock = (b: number): boolean => b >= g.inodeTableStart && b < g.inodeTableStart + g.inodeTableBlocks;
     for (const [block, image] of images) {
       if (!isInodeBlock(block)) continue;
-      const home = this.pool.read(block * BLOCK_SIZE, BLOCK_SIZE);
+      const home = homeImage;
+      this.pool.readInto(block * BLOCK_SIZE, home);
       for (let off = 0; off < BLOCK_SIZE; off += INODE_SIZE) {
         const next = image.readUInt32LE(off + INODE_SEQ);
         if (home.readUInt32LE(off + INODE_SEQ) === next || next === 0) continue;

@@ -19,6 +19,9 @@ import { readU64, writeU64 } from '../core/format/u64.js';
 
 const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK]);
 
+/** The chain block being built by saveChain (one at a time, copied out before the next). */
+const chainImage = Buffer.alloc(BLOCK_SIZE);
+
 export class InodeTable {
   private readonly cache = new Map<number, Inode>();
   private cursor = 1;
@@ -213,7 +216,8 @@ export class InodeTable {
       inode.blocks++;
     }
     inode.extentChain = inode.chainBlocks[0] ?? 0;
-    const image = Buffer.alloc(BLOCK_SIZE);
+    if (inode.chainBlocks.length === 0) return; // most saves: no 4 KiB image to build
+    const image = chainImage;
     inode.chainBlocks.forEach((block, i) => {
       image.fill(0);
       const slice = items.slice(i * EXTENTS_PER_CHAIN_BLOCK, (i + 1) * EXTENTS_PER_CHAIN_BLOCK);
