@@ -1,6 +1,7 @@
 // Bad input: a pool that is not ours, truncated, of a newer format, with a
 // corrupt superblock checksum. Mount refuses with a message that names the
-// problem and mentions fsck, and never writes to the file. Offsets of the
+// problem and says what to do (fsck for a damaged pool, the path for a file
+// that is no pool), and never writes to the file. Offsets of the
 // superblock fields are those of docs/format.md (version: u32 LE at byte 8;
 // CRC32C of bytes [0, 508) at byte 508; backup superblock in block 1).
 import t from 'tap';
@@ -40,6 +41,8 @@ interface Case {
   name: string;
   make(t: Test): string;
   problem: RegExp;
+  /** What the hint must point to: fsck for a damaged pool; for a file that is no pool at all, the path (fsck cannot help). */
+  fix?: RegExp;
 }
 
 const cases: Case[] = [
@@ -51,6 +54,7 @@ const cases: Case[] = [
       return p;
     },
     problem: /not a daxvm pool|not ours|magic|unrecogni[sz]ed/i,
+    fix: /check the path/,
   },
   {
     name: 'an empty file',
@@ -60,6 +64,7 @@ const cases: Case[] = [
       return p;
     },
     problem: /empty|too small|truncated|not a daxvm pool|magic/i,
+    fix: /check the path/,
   },
   {
     name: 'a truncated pool',
@@ -112,7 +117,7 @@ for (const c of cases) {
       t.not(r.status, 0, `${label}: non-zero exit\n${r.summary}`);
       const msg = r.stderr + r.stdout;
       t.match(msg, c.problem, `${label}: the message names the problem`);
-      t.match(msg, /fsck/, `${label}: the message mentions fsck`);
+      t.match(msg, c.fix ?? /fsck/, `${label}: the hint says what to do (${String(c.fix ?? /fsck/)})`);
       t.notMatch(msg, /^\s+at .*\(.*:\d+:\d+\)$/m, `${label}: no stack trace`);
     }
     t.equal(sha(pool), before, 'the pool file was not written');
