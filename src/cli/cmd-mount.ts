@@ -22,6 +22,7 @@ import { ensureRuntimeDir, logFilePath } from '../fuse/runtime.js';
 import { fileKind } from '../fs/open.js';
 import { makePool, poolDirectory } from './cmd-mkfs.js';
 import { askYes, clearCommand, clearDeadMount, describeDeadMount, mountHealth } from './dead-mount.js';
+import { invocation } from './invocation.js';
 import { ALLOW_LOOSE_POOL, gateLoosePool, takeAllowLoosePool } from './pool-mode.js';
 import { CliError, EXIT } from '../core/errors.js';
 import { formatBytes, parseSize } from '../core/output.js';
@@ -227,7 +228,7 @@ export async function cmdMount(poolArg: string | undefined, mntArg: string | und
     }
     // Loaded only here: the FUSE binding is a native module the other commands do not need.
     const { runDaemon } = await import('../fuse/daemon.js');
-    const code = await runDaemon({ pool: t.pool, mountpoint: t.mountpoint, options: t.options, ...(readyFd !== undefined ? { readyFd } : {}) });
+    const code = await runDaemon({ pool: t.pool, mountpoint: t.mountpoint, options: t.options, cli: invocation(), ...(readyFd !== undefined ? { readyFd } : {}) });
     if (code !== EXIT.OK) removeMade(t);
     return code;
   }

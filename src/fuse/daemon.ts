@@ -49,6 +49,8 @@ export interface DaemonConfig {
   options: MountOptions;
   /** Pipe to the parent `daxvm mount` (background mode); see protocol.ts. */
   readyFd?: number;
+  /** How the user runs daxvm where they are ('npx daxvm', 'node /path/main.js'): the foreground line's umount pastes as printed. */
+  cli?: string;
 }
 
 /** What stands in the way of mounting on `mnt`, as mount(8) would say it; undefined: nothing. */
@@ -259,6 +261,6 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
   }
   log('mounted %s on %s (pid %d)', pool, mnt, process.pid);
   if (channel.attached) channel.ready();
-  else process.stderr.write(`daxvm: ${pool} mounted on ${mnt}; Ctrl-C or 'daxvm umount ${mnt}' unmounts\n`);
+  else process.stderr.write(`daxvm: ${pool} mounted on ${mnt}; Ctrl-C or '${cfg.cli ?? 'daxvm'} umount ${mnt}' unmounts\n`);
   return stopper.done;
 }
