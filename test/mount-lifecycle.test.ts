@@ -4,10 +4,11 @@
 // pool clean, says why in its log and exits 0. Every write that returned is
 // in the pool after the remount.
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { heldWriter } from './helpers/child.js';
-import { freshMount, fsck, isMounted, mountPool, run, within } from './helpers/mount.js';
+import { CLI, freshMount, fsck, isMounted, makePool, mountPool, NODE, run, within } from './helpers/mount.js';
 
 t.test('a lazy unmount keeps serving open files; the last close ends the daemon cleanly', async (t) => {
   const m = await freshMount(t);
@@ -31,4 +32,25 @@ t.test('a lazy unmount keeps serving open files; the last close ends the daemon 
   t.equal(fs.readFileSync(join(again.mnt, 'held'), 'utf8'), 'one\ntwo\n', 'every write that returned is there');
   const st = await again.stop();
   t.equal(st.code, 0);
+});
+
+t.test('a foreground daemon whose stderr reader is gone (mount -f ... | head -1) still stops on SIGTERM', async (t) => {
+  const p = makePool(t, { size: '32M' });
+  const mnt = join(p.dir, 'fg');
+  const child = spawn(NODE[0]!, [...NODE.slice(1), CLI, 'mount', '-f', p.pool, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (isMounted(mnt)) run('fusermount', ['-uz', mnt]);
+  });
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  let first = '';
+  await new Promise<void>((res) => child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    first += d;
+    if (first.includes('\n')) res();
+  }));
+  t.match(first, /mounted on .*fg; Ctrl-C or '.* umount .*fg' unmounts/, 'it says it is mounted');
+  child.stderr.destroy(); // as head -1 exits: every later log line is EPIPE
+  child.kill('SIGTERM');
+  t.equal(await within(exited, 20_000), 0, 'it unmounts and exits 0 (it spun at 100% CPU before, never exiting)');
+  t.notOk(isMounted(mnt), 'nothing left mounted');
 });

@@ -249,6 +249,9 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
       void stopper.shutdown(`signal ${sig}`);
     });
   }
+  // A foreground daemon whose stderr reader went away (mount -f ... | head): EPIPE on every log line. Unhandled,
+  // each one was an uncaught exception whose report failed again, and the daemon spun at 100% CPU, never exiting.
+  process.stderr.on('error', () => undefined);
   process.on('uncaughtException', (err: Error) => {
     process.stderr.write(`daxvm: internal error: ${err.stack ?? err}\n`);
     void stopper.shutdown('internal error', 1);
