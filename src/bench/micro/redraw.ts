@@ -43,7 +43,9 @@ export async function redraw(bench: BenchDef, from: string, chart: string | unde
   try {
     doc = JSON.parse(readFileSync(from, 'utf8')) as BenchJson;
   } catch (err) {
-    throw new CliError(`--from ${from}: ${(err as Error).message}`, EXIT.USAGE, 'give the JSON a run wrote with --json FILE');
+    // JSON.parse's own message quotes the file's first bytes, binary or not: say what it is instead.
+    const why = err instanceof SyntaxError ? 'not JSON' : (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new CliError(`--from ${from}: ${why}`, EXIT.USAGE, 'give the JSON a run wrote with --json FILE');
   }
   if (doc.bench !== bench.name || !Array.isArray(doc.records)) {
     throw new CliError(`--from ${from} is ${doc.bench ? `a run of bench ${doc.bench}` : 'not the JSON of a bench run'}, not of ${bench.name}`, EXIT.USAGE);
