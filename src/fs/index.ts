@@ -4,7 +4,7 @@ export { utf8Name, showName } from './bytestr.js';
 export { FileSystem } from './filesystem.js';
 export { PoolError, type PoolErrorCode } from '../core/errors.js';
 // For the daemon's shared files (fuse/publish): fuse reaches the media layer only through fs.
-export { allocateHost, hostAvailable, HOST_CHUNK } from '../media/host.js';
+export { allocateHost, hostShortfall, HOST_CHUNK } from '../media/host.js';
 export { mkfs, type MkfsOptions, type MkfsResult } from './mkfs.js';
 export { openFileSystem, type OpenOptions } from './open.js';
 export { fsck, type FsckReport, type FsckProblem, type FsckOptions } from './fsck.js';

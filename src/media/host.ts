@@ -74,6 +74,12 @@ export function hostAvailable(file: string): { available: number; size: number }
   return { available: s.bavail * s.bsize, size: s.blocks * s.bsize };
 }
 
+/** Why `needed` bytes for `file` could not be had from the host, with the figures. */
+export function hostShortfall(file: string, needed: number): string {
+  const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
+  return `no space for it on the host: ${mib(needed)} MiB needed, ${mib(hostAvailable(file).available)} MiB available`;
+}
+
 /**
  * How the pool's free blocks are zeroed without giving host blocks back:
  * FALLOC_FL_ZERO_RANGE where the host has it (ext4, xfs: extents flip to

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import createDebug from 'debug';
 import type { BlockLeases, BlockRun } from '../../fs/api.js';
 import type { MapHandle } from '../../core/native.js';
-import { allocateHost, hostAvailable } from '../../fs/index.js';
+import { allocateHost, hostShortfall } from '../../fs/index.js';
 import { native } from './native.js';
 import {
   LEASE_COUNT_BITS, LEASE_SLOT, LEASE_SLOT_SIZE, LEASES_HEADER, LEASES_HEADER_SIZE, LEASES_MAGIC, LEASES_VERSION,
@@ -228,8 +228,7 @@ function backed(fd: number, path: string, size: number): void {
     allocateHost(fd, 0, size);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
-    throw new Error(`no space for it on the host: ${mib(size)} MiB needed, ${mib(hostAvailable(path).available)} MiB available`);
+    throw new Error(hostShortfall(path, size));
   }
 }
 

@@ -12,7 +12,7 @@ import type { InodeState } from '../../fs/api.js';
 import {
   NS_CONSTANTS, NS_GRANULE, NS_HEADER, NS_INODE, NS_MAGIC, NS_NAME, NS_NO_BUCKET, NS_VERSION,
 } from '../../core/format/namespace.js';
-import { allocateHost, hostAvailable, HOST_CHUNK } from '../../fs/index.js';
+import { allocateHost, hostShortfall, HOST_CHUNK } from '../../fs/index.js';
 import { native } from './native.js';
 import { sharedPath } from '../../core/format/shared.js';
 import { pidNamespace, type PoolIdentity } from './lease-table.js';
@@ -39,7 +39,6 @@ export type InodeRecord = Pick<InodeState, 'generation' | 'mode' | 'uid' | 'gid'
 };
 
 const page = (n: number): number => Math.ceil(n / 4096) * 4096;
-const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 /**
  * Heap granules kept backed past the last one handed out: a reader that
  * took a record while it changed may pair an old extents place with a new
@@ -179,10 +178,7 @@ export class NsRegion {
       fs.ftruncateSync(fd, size);
       r = new NsRegion(path, fd, size, inodeCount);
       // The header, records, buckets and name entries: a reader may look at any of them. The heap as it is handed out.
-      if (!r.back(r.heapOff)) {
-        const { available } = hostAvailable(path);
-        throw new Error(`no space for it on the host: ${mib(r.heapOff)} MiB needed, ${mib(available)} MiB available`);
-      }
+      if (!r.back(r.heapOff)) throw new Error(hostShortfall(path, r.heapOff));
       const b = r.bytes;
       b.write(NS_MAGIC, H.magic, 'latin1');
       b.writeUInt32LE(NS_VERSION, H.version);
