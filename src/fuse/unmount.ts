@@ -9,9 +9,9 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import { LEASE_COUNT_BITS, LEASE_SLOT, LEASE_SLOT_SIZE, LEASES_HEADER, LEASES_HEADER_SIZE, LEASES_MAGIC, LEASES_VERSION } from '../core/format/leases.js';
+import { LEASE_SLOT, LEASE_SLOT_SIZE, LEASES_HEADER, LEASES_HEADER_SIZE } from '../core/format/leases.js';
 import { sharedPath } from '../core/format/shared.js';
-import { holderAlive } from './publish/lease-table.js';
+import { holderAlive, leaseHeaderProblem, rangeBlocks } from './publish/lease-table.js';
 
 const H = LEASES_HEADER.off;
 const S = LEASE_SLOT.off;
@@ -58,13 +58,11 @@ export function leaseHolders(poolPath: string): LeaseHolder[] {
   try {
     const head = Buffer.alloc(LEASES_HEADER_SIZE);
     if (fs.readSync(fd, head, 0, head.length, 0) < head.length) return [];
-    if (head.toString('latin1', H.magic, H.magic + LEASES_MAGIC.length) !== LEASES_MAGIC || head.readUInt32LE(H.version) !== LEASES_VERSION ||
-      head.readBigUInt64LE(H.pool_dev) !== st.dev || head.readBigUInt64LE(H.pool_ino) !== st.ino) return [];
+    if (leaseHeaderProblem(head, st)) return [];
     const high = Math.min(head.readUInt32LE(H.high), head.readUInt32LE(H.slots));
     const slots = Buffer.alloc(high * LEASE_SLOT_SIZE);
     const got = fs.readSync(fd, slots, 0, slots.length, LEASES_HEADER_SIZE);
     const byOwner = new Map<bigint, LeaseHolder | null>();
-    const countMask = (1n << BigInt(LEASE_COUNT_BITS)) - 1n;
     for (let at = 0; at + LEASE_SLOT_SIZE <= got; at += LEASE_SLOT_SIZE) {
       const owner = slots.readBigUInt64LE(at + S.owner);
       const range = slots.readBigUInt64LE(at + S.range);
@@ -77,7 +75,7 @@ export function leaseHolders(poolPath: string): LeaseHolder[] {
       }
       if (!h) continue;
       h.ranges++;
-      h.blocks += Number(range & countMask);
+      h.blocks += rangeBlocks(range).count;
     }
     return [...byOwner.values()].filter((h): h is LeaseHolder => h !== null);
   } finally {

@@ -67,6 +67,23 @@ export function pidNamespace(): bigint {
   }
 }
 
+/**
+ * What is wrong with a lease table header for the pool (dev, ino), or
+ * undefined: magic, version, slot size and the pool it names. The daemon
+ * adopting a table and `umount` reading its holders both ask this.
+ */
+export function leaseHeaderProblem(head: Buffer, pool: { dev: bigint; ino: bigint }): string | undefined {
+  if (head.toString('latin1', H.magic, H.magic + LEASES_MAGIC.length) !== LEASES_MAGIC) return 'no lease table magic';
+  if (head.readUInt32LE(H.version) !== LEASES_VERSION || head.readUInt32LE(H.slot_size) !== LEASE_SLOT_SIZE) return 'another version';
+  if (head.readBigUInt64LE(H.pool_dev) !== pool.dev || head.readBigUInt64LE(H.pool_ino) !== pool.ino) return 'of another pool (made anew at the same path?)';
+  return undefined;
+}
+
+/** The blocks a slot's range word covers. */
+export function rangeBlocks(range: bigint): BlockRun {
+  return { start: Number(range >> BigInt(LEASE_COUNT_BITS)), count: Number(range & ((1n << BigInt(LEASE_COUNT_BITS)) - 1n)) };
+}
+
 /** Is the holder named by an owner word (pid << 32 | start time's low 32 bits) still running? */
 export function holderAlive(owner: bigint): boolean {
   const pid = Number(owner >> 32n);
@@ -186,8 +203,7 @@ export class LeaseTable implements BlockLeases {
         continue;
       }
       if (range === 0n) continue;
-      const count = Number(range & ((1n << BigInt(LEASE_COUNT_BITS)) - 1n));
-      out.push({ start: Number(range >> BigInt(LEASE_COUNT_BITS)), count });
+      out.push(rangeBlocks(range));
     }
     return merge(out);
   }
@@ -249,12 +265,10 @@ function openExisting(path: string, pool: PoolIdentity, pidns: bigint): number |
     if (st.size < LEASES_HEADER_SIZE) return 'too short';
     const head = Buffer.alloc(LEASES_HEADER_SIZE);
     fs.readSync(fd, head, 0, head.length, 0);
-    const slots = head.readUInt32LE(H.slots);
-    if (head.toString('latin1', H.magic, H.magic + LEASES_MAGIC.length) !== LEASES_MAGIC) return 'no lease table magic';
-    if (head.readUInt32LE(H.version) !== LEASES_VERSION || head.readUInt32LE(H.slot_size) !== LEASE_SLOT_SIZE) return 'another version';
-    if (st.size < LEASES_HEADER_SIZE + slots * LEASE_SLOT_SIZE) return 'shorter than its slots';
-    if (head.readBigUInt64LE(H.pool_dev) !== pool.dev || head.readBigUInt64LE(H.pool_ino) !== pool.ino ||
-      !head.subarray(H.pool_uuid, H.pool_uuid + 16).equals(pool.uuid)) return 'of another pool (made anew at the same path?)';
+    const wrong = leaseHeaderProblem(head, pool);
+    if (wrong) return wrong;
+    if (st.size < LEASES_HEADER_SIZE + head.readUInt32LE(H.slots) * LEASE_SLOT_SIZE) return 'shorter than its slots';
+    if (!head.subarray(H.pool_uuid, H.pool_uuid + 16).equals(pool.uuid)) return 'of another pool (made anew at the same path?)';
     if (head.readBigUInt64LE(H.pidns) !== pidns) return 'its holders are in another pid namespace';
     return undefined;
   })();
