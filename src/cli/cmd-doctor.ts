@@ -10,10 +10,10 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { readSuperblock } from '../fs/open.js';
+import { notAPool, readSuperblock, superblockRefusal } from '../fs/open.js';
 import { daxvmMountAt, readMounts } from '../core/mountinfo.js';
 import { libraryFeatures, poolHugePages, type LibraryFeatures, type PoolHugePages } from '../lib/features.js';
-import { CliError, EXIT, PoolError } from '../core/errors.js';
+import { CliError, EXIT } from '../core/errors.js';
 import { formatBytes, table } from '../core/output.js';
 import { DEFAULT_MOUNTPOINT } from './paths.js';
 import { pasteable } from './invocation.js';
@@ -56,17 +56,6 @@ function openFuse(): string | undefined {
   }
 }
 
-/** Why a pool file given to doctor cannot be opened (not a pool, damaged, truncated...), or undefined. */
-function poolRefusal(pool: string): PoolError | undefined {
-  try {
-    readSuperblock(pool);
-    return undefined;
-  } catch (err) {
-    if (err instanceof PoolError) return err;
-    throw err;
-  }
-}
-
 /** page_tables_on as the mount's knob file reads it (a pool: as its superblock has it); undefined when it cannot be read. */
 function pageTablesKnob(mnt: string | undefined, pool: string | undefined): number | undefined {
   try {
@@ -103,9 +92,9 @@ export function doctorReport(target?: string): DoctorReport {
     const usage = 'give the mount point of a daxvm mount, a pool file, or nothing (/mnt/nvmm1)';
     if (!isFile) throw new CliError(`${path.resolve(target)} is not a daxvm mount, nor a pool file`, EXIT.USAGE, usage);
     poolPath = path.resolve(target);
-    const refused = poolRefusal(poolPath);
+    const refused = superblockRefusal(poolPath);
     // Junk is a wrong argument (as a directory is); a damaged pool is a problem doctor reports, with its fix.
-    if (refused?.code === 'ENOTPOOL' && !/backup superblock is good/.test(refused.message)) {
+    if (refused && notAPool(refused)) {
       throw new CliError(`${poolPath} is not a daxvm mount, nor a pool file: ${refused.message.replace(`${poolPath} is `, '')}`, EXIT.USAGE, usage);
     }
     if (refused) poolProblem = `${refused.message}${refused.hint ? `; ${refused.hint}` : ''}`;

@@ -7,8 +7,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { CliError, EXIT, PoolError } from '../core/errors.js';
-import { readSuperblock } from '../fs/open.js';
+import { CliError, EXIT } from '../core/errors.js';
+import { notAPool, superblockRefusal } from '../fs/open.js';
 
 /** The mount option that mounts a loose pool anyway (handled here, never passed to FUSE). */
 export const ALLOW_LOOSE_POOL = 'allow_loose_pool';
@@ -41,16 +41,6 @@ export function looseMessage(pool: string, m: PoolMode): string {
 
 export const fixCommand = (pool: string): string => `chmod 600 ${pool}`;
 
-/** The file is no daxvm pool at all (no magic, no good backup): the command says so; a warning about its mode would only mislead. */
-function notAPool(pool: string): boolean {
-  try {
-    readSuperblock(pool);
-    return false;
-  } catch (err) {
-    return err instanceof PoolError && err.code === 'ENOTPOOL' && !/backup superblock is good/.test(err.message);
-  }
-}
-
 /** A warning on stderr when the pool is loose (fsck, info); returns the mode read, if any. */
 export function warnIfLoose(pool: string): PoolMode | undefined {
   let m: PoolMode;
@@ -59,7 +49,8 @@ export function warnIfLoose(pool: string): PoolMode | undefined {
   } catch {
     return undefined; // the command itself reports a missing pool
   }
-  if (m.loose && !notAPool(pool)) process.stderr.write(`daxvm: warning: ${looseMessage(pool, m)}; fix it with: ${fixCommand(pool)}\n`);
+  // The file is no daxvm pool at all: the command says so; a warning about its mode would only mislead.
+  if (m.loose && !notAPool(superblockRefusal(pool))) process.stderr.write(`daxvm: warning: ${looseMessage(pool, m)}; fix it with: ${fixCommand(pool)}\n`);
   return m;
 }
 

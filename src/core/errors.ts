@@ -18,6 +18,8 @@ export interface PoolErrorOptions {
   hint?: string;
   /** The pool file. */
   path?: string;
+  /** A pool fsck --repair can mend (a damaged primary superblock with a good backup), not some other file. */
+  repairable?: boolean;
   cause?: unknown;
 }
 
@@ -25,12 +27,14 @@ export class PoolError extends Error {
   readonly code: PoolErrorCode;
   readonly hint: string | undefined;
   readonly path: string | undefined;
+  readonly repairable: boolean;
   constructor(code: PoolErrorCode, message: string, opts: PoolErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'PoolError';
     this.code = code;
     this.hint = opts.hint;
     this.path = opts.path;
+    this.repairable = opts.repairable ?? false;
   }
 }
 

@@ -69,7 +69,7 @@ export function readSuperblock(poolPath: string): Superblock {
       switch (decoded.problem) {
         case 'not-ours':
           if (goodBackup(fd, size)) {
-            throw new PoolError('ENOTPOOL', `${poolPath}: the primary superblock is damaged (${decoded.detail}); the backup superblock is good`, { hint: repair });
+            throw new PoolError('ENOTPOOL', `${poolPath}: the primary superblock is damaged (${decoded.detail}); the backup superblock is good`, { hint: repair, repairable: true });
           }
           throw new PoolError('ENOTPOOL', `${poolPath} is not a daxvm pool (${decoded.detail})`, { hint: `check the path; to make it a pool, destroying its contents: daxvm mkfs --force ${poolPath}`, path: poolPath });
         case 'newer-format':
@@ -87,6 +87,20 @@ export function readSuperblock(poolPath: string): Superblock {
     fs.closeSync(fd);
   }
 }
+
+/** Why the pool file's superblock is refused (not a pool, damaged, truncated, newer...), or undefined when it is sound. */
+export function superblockRefusal(poolPath: string): PoolError | undefined {
+  try {
+    readSuperblock(poolPath);
+    return undefined;
+  } catch (err) {
+    if (err instanceof PoolError) return err;
+    throw err;
+  }
+}
+
+/** The refusal says the file is no daxvm pool at all (nothing fsck --repair could mend). */
+export const notAPool = (refusal: PoolError | undefined): boolean => refusal?.code === 'ENOTPOOL' && !refusal.repairable;
 
 /** "a directory", "a FIFO"...: what a path that is not a regular file is. */
 export function fileKind(st: fs.Stats): string {
