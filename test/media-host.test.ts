@@ -27,6 +27,25 @@ t.test('allocated unless sparse; zeroRange keeps the host blocks', (t) => {
   t.end();
 });
 
+t.test('unwrittenRanges: fallocated blocks are unwritten on the host until stored into and made durable', (t) => {
+  const p = path.join(t.testdir(), 'u.pool');
+  const pool = Pool.create(p, 16 * MiB);
+  const fresh = pool.unwrittenRanges(4 * MiB, MiB);
+  if (fresh === undefined) {
+    t.comment('this host cannot tell (no FIEMAP)');
+  } else {
+    t.same(fresh, [[4 * MiB, MiB]], 'a new pool: unwritten, clipped to the range asked');
+    pool.fill(4 * MiB, 64 * 1024, 0);
+    t.same(pool.unwrittenRanges(4 * MiB, MiB), [[4 * MiB, MiB]], 'a store alone converts nothing (the host does at write-back)');
+    pool.persistAll();
+    const after = pool.unwrittenRanges(4 * MiB, MiB)!;
+    t.notOk(after.some(([s, n]) => s < 4 * MiB + 64 * 1024 && s + n > 4 * MiB), `the stored part is written: ${JSON.stringify(after)}`);
+    t.ok(after.length > 0, 'the rest is not');
+  }
+  pool.close();
+  t.end();
+});
+
 t.test('sparse: reserveHost backs whole 2 MiB chunks, once', (t) => {
   const dir = t.testdir();
   const p = path.join(dir, 's.pool');

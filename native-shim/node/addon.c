@@ -3,7 +3,7 @@
  * over plain file maps (the vanilla path, the pool in the daemon): map,
  * view, msync, madvise, unmap, flock, punchHole. The client library's
  * functions are glued in lib.c, the benchmarks' in bench.c, fallocate in
- * fallocate.c; the work itself is in native-shim/core.
+ * fallocate.c (with unwrittenExtents); the work itself is in native-shim/core.
  */
 #include <errno.h>
 #include <node_api.h>

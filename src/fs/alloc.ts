@@ -157,6 +157,11 @@ export class BlockAllocator {
     return sum(this.freedThisTx) + sum(this.freedAwaitingReset) + this.leaseHeld;
   }
 
+  /** Where the next small and large allocations start looking (the prewriter keeps what follows written on the host). */
+  get cursors(): [number, number] {
+    return [this.smallCursor, this.largeCursor];
+  }
+
   isUsed(block: number): boolean {
     return this.used.get(block);
   }

@@ -24,6 +24,7 @@ import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, INODE_SIZE, PoolState } from '../c
 import { encodeSuperblock, type Superblock } from '../core/format/superblock.js';
 import type { MetaStore } from './metastore.js';
 import { Zeroer } from './zeroer.js';
+import { Prewriter } from './prewrite.js';
 import { freeTable, NO_TABLE, syncTable, type NodeStore, type TableRef } from '../ppt/tables.js';
 
 const log = createDebug('daxvm:fs');
@@ -79,6 +80,8 @@ export class FsCore {
   private leaseTimer: NodeJS.Timeout | null = null;
   stats = { commits: 0, checkpoints: 0, journalBlocksWritten: 0, tablesBuilt: 0, tablesDeleted: 0, blocksZeroedSync: 0 };
   readonly zeroer: Zeroer;
+  /** Host extents written ahead of use, after fsyncs (prewrite.ts); enabled by the opener. */
+  readonly prewriter: Prewriter;
   /** Page-table nodes live in the metadata store, journaled like every other metadata block. */
   readonly nodeStore: NodeStore;
 
@@ -93,6 +96,7 @@ export class FsCore {
     this.commitIntervalMs = parts.commitIntervalMs;
     this.leases = parts.leases;
     this.zeroer = new Zeroer(this);
+    this.prewriter = new Prewriter(this);
     this.nodeStore = {
       node: (block) => {
         const g = this.sb.geometry;
@@ -266,6 +270,8 @@ export class FsCore {
   /** Commit the running transaction and make it durable, with the file data stored so far. */
   commit(): void {
     if (this.readOnly) return;
+    const lost = this.prewriter.takeBarrierError();
+    if (lost) throw new FsError('EIO', `a background barrier of the pool failed (${lost.message}); stores may not have reached the host`);
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -394,6 +400,7 @@ export class FsCore {
     if (this.leaseTimer) clearTimeout(this.leaseTimer);
     this.leaseTimer = null;
     this.zeroer.stop();
+    this.prewriter.stop();
     this.pool.close();
   }
 }

@@ -118,6 +118,7 @@ export class FileSystem implements FileSystemApi {
       tableFiles: t.files, tableNodes: t.nodes, hugePmdEntries: t.hugePmd, hugePudEntries: t.hugePud, pteEntries: t.pte,
       freeBlocks: this.core.alloc.freeSoon,
       blocksZeroedBackground: this.core.zeroer.blocksZeroed,
+      blocksPrewritten: this.core.prewriter.blocksWritten,
       preZeroedFreeBlocks: this.core.alloc.zeroedFree,
       preZeroQueueBlocks: this.core.alloc.dirtyFree.reduce((n, r) => n + r.count, 0),
       leaseHeldBlocks: this.core.alloc.leaseHeld,

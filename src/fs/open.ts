@@ -41,6 +41,12 @@ export interface OpenOptions {
    * held blocks back for them).
    */
   leases?: BlockLeases;
+  /**
+   * Keep the host's extents written ahead of use after each fsync (the
+   * mount's daemon: prewrite.ts), so an fsync's fdatasync carries no host
+   * extent conversion.
+   */
+  prewrite?: boolean;
 }
 
 /** Read and check the superblock with plain file reads (before mapping or locking). */
@@ -213,6 +219,7 @@ export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSy
     core.commit();
     core.writeSuperblock();
     core.zeroer.configure(core.sb.knobs.zerooutBlocks);
+    core.prewriter.enabled = opts.prewrite ?? false;
     return new FileSystem(core);
   } catch (err) {
     core.pool.close();

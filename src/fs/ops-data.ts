@@ -267,4 +267,5 @@ export function mappedEnd(inode: Inode): number {
 export function fsync(core: FsCore, ino: number): void {
   core.inode(ino);
   core.commit();
+  core.prewriter.kick();
 }

@@ -118,6 +118,7 @@ function openForMount(cfg: DaemonConfig): Opened | { message: string; hint?: str
   try {
     const fs = openFileSystem(pool, {
       readOnly: options.readOnly,
+      prewrite: !options.readOnly,
       ...(options.commitIntervalMs !== undefined ? { commitIntervalMs: options.commitIntervalMs } : {}),
       ...(shared.blockLeases ? { leases: shared.blockLeases } : {}),
     });

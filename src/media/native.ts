@@ -16,6 +16,12 @@ export interface MediaShim extends MappingShim {
    * file system has no fallocate, ENOSPC, EFBIG, EINVAL...
    */
   fallocate(fd: number, mode: number, offset: number, length: number): void;
+  /**
+   * The host's unwritten extents (FIEMAP) in [offset, offset+length), clipped
+   * to it: [start, length, start, length...]. EOPNOTSUPP where the file
+   * system cannot tell (tmpfs).
+   */
+  unwrittenExtents(fd: number, offset: number, length: number): number[];
 }
 
 export const native = loadShim<MediaShim>();

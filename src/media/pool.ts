@@ -221,6 +221,18 @@ export class Pool {
     this.recorder?.onWrite(offset, Buffer.alloc(length));
   }
 
+  /**
+   * [offset, length] of the host's unwritten extents in a range: host blocks
+   * a first store will make the host convert (host.ts, unwrittenOnHost);
+   * undefined where the host cannot tell (tmpfs) or the pool is read-only.
+   */
+  unwrittenRanges(offset: number, length: number): Array<[number, number]> | undefined {
+    this.checkOpen();
+    if (this.readOnly) return undefined;
+    this.checkRange(offset, length);
+    return this.host.unwritten(offset, length);
+  }
+
   /** How zeroRange zeroes on this pool's host (undefined until it first did). */
   get zeroMethod(): ZeroMethod | undefined {
     return this.host.zeroMethod;
