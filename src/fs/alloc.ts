@@ -51,6 +51,13 @@ export class BlockAllocator {
   private freedThisTx: Run[] = [];
   /** Waiting for the journal reset (their old images are in the journal). */
   private freedAwaitingReset: Run[] = [];
+  /**
+   * Blocks in the two lists above, kept as they change: every mutation asks
+   * `pending`, and after an `rm -r` the lists hold thousands of runs until
+   * the journal's next reset (summing them each time was 12% of the CPU).
+   */
+  private freedThisTxBlocks = 0;
+  private awaitingResetBlocks = 0;
   /** Blocks a lease covers, held back from reuse (none without leases). */
   private hold: LeaseHold | null = null;
   private smallCursor: number;
@@ -145,7 +152,7 @@ export class BlockAllocator {
 
   /** Blocks free now or as soon as the running transaction commits. */
   get freeSoon(): number {
-    return this.freeBlocks + sum(this.freedThisTx) + sum(this.freedAwaitingReset);
+    return this.freeBlocks + this.freedThisTxBlocks + this.awaitingResetBlocks;
   }
 
   get freeNow(): number {
@@ -154,7 +161,7 @@ export class BlockAllocator {
 
   /** Blocks that become allocatable after a commit, a journal reset, or a lease's end. */
   get pending(): number {
-    return sum(this.freedThisTx) + sum(this.freedAwaitingReset) + this.leaseHeld;
+    return this.freedThisTxBlocks + this.awaitingResetBlocks + this.leaseHeld;
   }
 
   /** Where the next small and large allocations start looking (the prewriter keeps what follows written on the host). */
@@ -196,6 +203,8 @@ export class BlockAllocator {
   rebuild(claimed: Bits): void {
     this.freedThisTx = [];
     this.freedAwaitingReset = [];
+    this.freedThisTxBlocks = 0;
+    this.awaitingResetBlocks = 0;
     let free = 0;
     for (let b = 0; b < this.geometry.totalBlocks; b++) {
       const want = b < this.geometry.dataStart || claimed.get(b);
@@ -314,6 +323,7 @@ export class BlockAllocator {
   free(run: Run): void {
     this.media.setRange(run.start, run.count, false);
     this.freedThisTx.push({ ...run });
+    this.freedThisTxBlocks += run.count;
   }
 
   /** Free blocks that were never committed (an operation that backs out). */
@@ -331,12 +341,15 @@ export class BlockAllocator {
         const held = journaled(i);
         let j = i + 1;
         while (j < run.start + run.count && journaled(j) === held) j++;
-        if (held) this.freedAwaitingReset.push({ start: i, count: j - i });
-        else ready.push({ start: i, count: j - i });
+        if (held) {
+          this.freedAwaitingReset.push({ start: i, count: j - i });
+          this.awaitingResetBlocks += j - i;
+        } else ready.push({ start: i, count: j - i });
         i = j;
       }
     }
     this.freedThisTx = [];
+    this.freedThisTxBlocks = 0;
     // Held blocks are looked at again with every commit: one scan for both.
     if (this.hold) this.hold.settle(ready, (run) => this.release(run), true);
     else for (const run of ready) this.release(run);
@@ -346,6 +359,7 @@ export class BlockAllocator {
   journalReset(): void {
     const ready = this.freedAwaitingReset;
     this.freedAwaitingReset = [];
+    this.awaitingResetBlocks = 0;
     this.releaseUnleased(ready);
   }
 
@@ -427,8 +441,4 @@ function alignUp(v: number, a: number): number {
 
 function mod(a: number, m: number): number {
   return ((a % m) + m) % m;
-}
-
-function sum(runs: Run[]): number {
-  return runs.reduce((n, r) => n + r.count, 0);
 }
