@@ -136,32 +136,39 @@ export function alignForHuge(core: FsCore, inode: Inode): boolean {
 
 /**
  * New blocks must read as zeros wherever the write does not cover them.
- * Pre-zeroed blocks need nothing. Otherwise, with `zeroout_blocks` 1 every
- * new block is zeroed whole on this path (upstream's behaviour); with 0 only
- * what the write leaves uncovered. Both count as synchronous zeroing.
+ * Pre-zeroed blocks need nothing. Otherwise the zeros go to the media with
+ * the data (writePadded: one pwritev per piece): the bytes left between the
+ * first block's start and the write, and between the write's end and the
+ * last block's end. Whatever `zeroout_blocks` says, that is what ends up on
+ * the media: with 1 every new block is zeroed whole on this path
+ * (upstream's behaviour), the parts the data covers at once overwritten by
+ * it, so it counts whole blocks as zeroed synchronously; with 0 only what
+ * the write leaves uncovered counts. Returns the zero bytes to store before
+ * the write's start and after its end.
  */
-function zeroFresh(core: FsCore, fresh: Array<{ logical: number; physical: number; count: number; zeroed: boolean }>, start: number, end: number): void {
+function zeroFresh(core: FsCore, fresh: Fresh[], start: number, end: number): { before: number; after: number } {
   const whole = core.sb.knobs.zerooutBlocks === 1;
+  let before = 0;
+  let after = 0;
   for (const f of fresh) {
     if (f.zeroed) continue;
     const a = f.logical * BLOCK_SIZE;
     const b = (f.logical + f.count) * BLOCK_SIZE;
-    if (whole) {
-      core.pool.fill(f.physical * BLOCK_SIZE, b - a, 0);
-      core.stats.blocksZeroedSync += f.count;
-      continue;
-    }
+    if (whole) core.stats.blocksZeroedSync += f.count;
+    // A fresh run lies within the write's blocks: only the first can start before it, only the last end after it.
     if (start > a) {
-      core.pool.fill(f.physical * BLOCK_SIZE, Math.min(start, b) - a, 0);
-      core.stats.blocksZeroedSync += Math.ceil((Math.min(start, b) - a) / BLOCK_SIZE);
+      before = Math.min(start, b) - a;
+      if (!whole) core.stats.blocksZeroedSync += Math.ceil(before / BLOCK_SIZE);
     }
     if (end < b) {
-      const from = Math.max(end, a);
-      core.pool.fill(f.physical * BLOCK_SIZE + (from - a), b - from, 0);
-      core.stats.blocksZeroedSync += Math.ceil((b - from) / BLOCK_SIZE);
+      after = b - Math.max(end, a);
+      if (!whole) core.stats.blocksZeroedSync += Math.ceil(after / BLOCK_SIZE);
     }
   }
+  return { before, after };
 }
+
+interface Fresh { logical: number; physical: number; count: number; zeroed: boolean }
 
 export function write(core: FsCore, ino: number, position: number, src: Buffer): number {
   core.requireWritable();
@@ -176,7 +183,7 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
   const first = Math.floor(position / BLOCK_SIZE);
   const lastBlock = Math.floor((position + length - 1) / BLOCK_SIZE);
   const big = Math.max(inode.size, position + length) >= HUGE_BYTES;
-  const fresh: Array<{ logical: number; physical: number; count: number; zeroed: boolean }> = [];
+  const fresh: Fresh[] = [];
   let limit = lastBlock + 1;
   for (const seg of inode.extents.map(first, lastBlock - first + 1)) {
     if (seg.physical >= 0) continue;
@@ -211,13 +218,16 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
       throw new FsError('ENOSPC', 'no space left in the pool');
     }
   }
-  zeroFresh(core, fresh, position, position + length);
-  // Store the data.
+  const pad = zeroFresh(core, fresh, position, position + length);
+  // Store the data, with the zeros new blocks need around it.
   let done = 0;
   for (const seg of inode.extents.map(first, Math.floor((position + length - 1) / BLOCK_SIZE) - first + 1)) {
     const segStart = Math.max(position, seg.logical * BLOCK_SIZE);
     const segEnd = Math.min(position + length, (seg.logical + seg.count) * BLOCK_SIZE);
-    core.pool.write(seg.physical * BLOCK_SIZE + (segStart - seg.logical * BLOCK_SIZE), src.subarray(done, done + segEnd - segStart));
+    const before = done === 0 ? pad.before : 0;
+    const after = segEnd === position + length ? pad.after : 0;
+    const at = seg.physical * BLOCK_SIZE + (segStart - seg.logical * BLOCK_SIZE);
+    core.pool.writePadded(at - before, before, src.subarray(done, done + segEnd - segStart), after);
     done += segEnd - segStart;
   }
   const now = Date.now();

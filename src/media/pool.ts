@@ -194,6 +194,29 @@ export class Pool {
     this.recorder?.onWrite(offset, Buffer.from(src));
   }
 
+  /**
+   * Stores `before` zero bytes at offset, then src, then `after` zero bytes:
+   * one pwritev(2), the bytes a fill of the zeros and a write of src would
+   * leave (a new block's data and the zeros around it, written together).
+   */
+  writePadded(offset: number, before: number, src: Buffer, after: number): void {
+    if (before === 0 && after === 0) {
+      this.write(offset, src);
+      return;
+    }
+    const length = before + src.length + after;
+    this.checkWritable();
+    this.checkRange(offset, length);
+    const z = zeros(Math.max(before, after));
+    const parts: Buffer[] = [];
+    if (before) parts.push(z.subarray(0, before));
+    parts.push(src);
+    if (after) parts.push(z.subarray(0, after));
+    const n = fs.writevSync(this.fd, parts, offset);
+    if (n < length) this.storeAll(offset + n, Buffer.concat(parts).subarray(n), length - n);
+    if (this.recorder) this.recorder.onWrite(offset, Buffer.concat([Buffer.alloc(before), src, Buffer.alloc(after)]));
+  }
+
   /** Stores length bytes of value (a byte, default 0) at offset. */
   fill(offset: number, length: number, value = 0): void {
     this.checkWritable();
