@@ -4,6 +4,13 @@
  * count for daxvm and for any other FUSE file system (bindfs). FORGETs do not
  * pass through that tracepoint (the kernel queues them apart). Needs root and
  * tracefs; a private tracing instance keeps others' tracing untouched.
+ *
+ * The same instance counts the block layer's bios of one process
+ * (`block:block_bio_queue`, by thread group): device flushes (a bio with
+ * REQ_PREFLUSH, rwbs starting with F: what an fsync's barrier costs on a disk
+ * with a write-back cache) and writes. Bios are counted where they are
+ * submitted: an fsync's write-back is the fsyncing process's, so this is
+ * exact for fsync loops, not for background write-back (kworkers).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
@@ -11,6 +18,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const NAME = /opcode \d+ \(FUSE_([A-Z_0-9]+)\)/;
+/** `comm-pid (tgid) [cpu] flags ts: block_bio_queue: dev rwbs sector + sectors [comm]` (options/record-tgid). */
+const BIO = /\(\s*(\d+)\)\s.*\bblock_bio_queue: \S+ (\S+) \d+ \+ (\d+)/;
+
+export interface BlockCounts { flushes: number; writes: number; kib: number }
 
 export class FuseTrace {
   private constructor(private readonly root: string, private readonly inst: string, private readonly mountedHere: boolean) {}
@@ -64,6 +75,31 @@ export class FuseTrace {
       total++;
     }
     out.total = total;
+    return out;
+  }
+
+  /** Count bios from now on (clears the buffer: call after start()). */
+  startBlocks(): void {
+    writeFileSync(join(this.inst, 'options', 'record-tgid'), '1');
+    writeFileSync(join(this.inst, 'events', 'block', 'block_bio_queue', 'enable'), '1');
+    writeFileSync(join(this.inst, 'trace'), '');
+  }
+
+  /** The bios process `tgid` submitted since startBlocks(); stops counting (before or after stop()). */
+  stopBlocks(tgid: number): BlockCounts {
+    writeFileSync(join(this.inst, 'events', 'block', 'block_bio_queue', 'enable'), '0');
+    const out: BlockCounts = { flushes: 0, writes: 0, kib: 0 };
+    for (const line of readFileSync(join(this.inst, 'trace'), 'utf8').split('\n')) {
+      const m = BIO.exec(line);
+      if (!m || Number(m[1]) !== tgid) continue;
+      const rwbs = m[2]!;
+      const sectors = Number(m[3]);
+      if (rwbs.startsWith('F')) out.flushes++;
+      if (rwbs.includes('W') && sectors > 0) {
+        out.writes++;
+        out.kib += sectors / 2;
+      }
+    }
     return out;
   }
 

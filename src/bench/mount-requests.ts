@@ -23,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { readMounts, topMountAt } from '../core/mountinfo.js';
-import { FuseTrace } from './fuse-trace.js';
+import { FuseTrace, type BlockCounts } from './fuse-trace.js';
 import { TempMount } from '../core/temp-mount.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -39,7 +39,11 @@ interface Target {
   mnt?: string;
 }
 
-interface Step { work: string; unit: number; seconds: number; requests?: Record<string, number>; own?: Record<string, number>; cpuUs?: number }
+interface Step {
+  work: string; unit: number; seconds: number; requests?: Record<string, number>; own?: Record<string, number>; cpuUs?: number;
+  /** Bios the daemon (the bench itself for the host) submitted: device flushes and writes. */
+  blocks?: BlockCounts;
+}
 
 const sh = (cmd: string, cwd?: string): void => {
   const r = spawnSync('bash', ['-c', `set -e -o pipefail\n${cmd}`], { cwd, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
@@ -71,18 +75,21 @@ class Runner {
   readonly steps: Step[] = [];
   constructor(private readonly t: Target, private readonly trace: FuseTrace | undefined, private readonly drop: boolean) {}
 
-  measure(work: string, unit: number, cold: boolean, fn: () => void): void {
+  /** `blocks`: also count the bios of the daemon, or of this process for the host (fsync steps). */
+  measure(work: string, unit: number, cold: boolean, fn: () => void, blocks = false): void {
     if (cold && this.drop) writeFileSync('/proc/sys/vm/drop_caches', '3');
     const own0 = ownCounts(this.t.stats);
     const cpu0 = cpuUs(this.t.pid);
     if (this.trace && this.t.mnt) this.trace.start(this.t.mnt);
+    if (this.trace && blocks) this.trace.startBlocks();
     const t0 = process.hrtime.bigint();
     fn();
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const requests = this.trace && this.t.mnt ? this.trace.stop() : undefined;
+    const bios = this.trace && blocks ? this.trace.stopBlocks(this.t.pid ?? process.pid) : undefined;
     const cpu = cpuUs(this.t.pid) - cpu0;
     const own = diff(own0, ownCounts(this.t.stats));
-    this.steps.push({ work, unit, seconds, ...(requests ? { requests } : {}), ...(own ? { own } : {}), ...(this.t.pid ? { cpuUs: cpu } : {}) });
+    this.steps.push({ work, unit, seconds, ...(requests ? { requests } : {}), ...(own ? { own } : {}), ...(this.t.pid ? { cpuUs: cpu } : {}), ...(bios ? { blocks: bios } : {}) });
   }
 }
 
@@ -123,7 +130,15 @@ function runAll(t: Target, tarball: string, entries: number, deep: string, trace
       fsyncSync(fd);
     }
     closeSync(fd);
-  });
+  }, true);
+  r.measure('overwrite 4 KiB + fsync (per fsync)', 100, false, () => {
+    const fd = openSync(join(d, 'small', 'sync'), 'r+');
+    for (let i = 0; i < 100; i++) {
+      writeSync(fd, block, 0, 4096, 0);
+      fsyncSync(fd);
+    }
+    closeSync(fd);
+  }, true);
   sh('rm -r small', d);
   return r.steps;
 }
@@ -192,7 +207,7 @@ async function main(): Promise<void> {
     }
     if (want.has('host')) {
       mkdirSync(join(base, 'host'));
-      results.host = runAll({ name: 'host', dir: join(base, 'host') }, tarball, entries, deep, undefined, opts.drop);
+      results.host = runAll({ name: 'host', dir: join(base, 'host') }, tarball, entries, deep, trace, opts.drop);
     }
   } finally {
     trace?.close();
@@ -220,6 +235,14 @@ async function main(): Promise<void> {
     const cpu = all.reduce((s, x) => s + (x.cpuUs ?? 0), 0);
     const req = all.reduce((s, x) => s + (x.requests?.total ?? 0), 0);
     if (req) console.log(`${n}: daemon CPU ${fmt(cpu / req, 1)} µs per request (${req} requests, ${fmt(cpu / 1e6, 2)} s CPU)`);
+  }
+  for (const n of names) {
+    for (const s of results[n]!) {
+      if (!s.blocks) continue;
+      const b = s.blocks;
+      console.log(`${n} ${s.work}: device flushes ${fmt(b.flushes / s.unit, 2)}, writes ${fmt(b.writes / s.unit, 2)} ` +
+        `(${fmt(b.kib / s.unit, 1)} KiB), submitted by ${n === 'host' ? 'the bench' : 'the daemon'}`);
+    }
   }
   for (const s of results.daxvm ?? []) if (s.requests) console.log(`daxvm ${s.work}: ${JSON.stringify(s.requests)}`);
   for (const s of results.bindfs ?? []) if (s.requests) console.log(`bindfs ${s.work}: ${JSON.stringify(s.requests)}`);
