@@ -16,21 +16,19 @@ import type { BlockAllocator, Run } from './alloc.js';
 import { Directory } from './dir.js';
 import { hostLow } from './host-space.js';
 import type { Inode } from './inode.js';
-import { INODE_FLAG_INLINE_SYMLINK, INODE_SEQ } from '../core/format/inode.js';
+import { INODE_FLAG_INLINE_SYMLINK } from '../core/format/inode.js';
 import type { InodeTable } from './inodes.js';
 import type { Journal } from './journal.js';
 import { transactionBlocks } from './journal.js';
-import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, INODE_SIZE, PoolState } from '../core/format/pool.js';
+import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, PoolState } from '../core/format/pool.js';
 import { encodeSuperblock, type Superblock } from '../core/format/superblock.js';
 import type { MetaStore } from './metastore.js';
 import { Zeroer } from './zeroer.js';
+import { writeHome } from './home.js';
 import { Prewriter } from './prewrite.js';
 import { freeTable, NO_TABLE, syncTable, type NodeStore, type TableRef } from '../ppt/tables.js';
 
 const log = createDebug('daxvm:fs');
-
-/** An inode block's home image, read by writeHome (one block at a time). */
-const homeImage = Buffer.alloc(BLOCK_SIZE);
 
 /** Below this many free blocks (32 MiB), freed blocks are reclaimed eagerly. */
 const LOW_SPACE_BLOCKS = 8192;
@@ -295,7 +293,8 @@ export class FsCore {
     if (this.dataOrdered) this.pool.persistAll();
     this.journal.append(images);
     this.pool.persistAll();
-    this.writeHome(images);
+    writeHome(this.pool, this.sb.geometry, images);
+    for (const [block] of images) this.journaled.add(block);
     this.alloc.committed((b) => this.journaled.has(b));
     this.watchLeases();
     this.zeroer.kick();
@@ -306,37 +305,6 @@ export class FsCore {
     this.stats.commits++;
     this.stats.journalBlocksWritten += transactionBlocks(images.length);
     log('commit %d blocks, journal at %d/%d', images.length, this.journal.pos, this.journal.capacity);
-  }
-
-  /**
-   * Write committed images home so that a lock-free reader of the pool (the
-   * library) never trusts a half-written table: every changed inode's home
-   * record first gets an odd sequence word, then the other blocks (page-table
-   * nodes among them) go home, and the inode blocks last, with their new even
-   * sequence words.
-   */
-  private writeHome(images: Array<[number, Buffer]>): void {
-    const g = this.sb.geometry;
-    const isInodeBlock = (b: number): boolean => b >= g.inodeTableStart && b < g.inodeTableStart + g.inodeTableBlocks;
-    for (const [block, image] of images) {
-      if (!isInodeBlock(block)) continue;
-      const home = homeImage;
-      this.pool.readInto(block * BLOCK_SIZE, home);
-      for (let off = 0; off < BLOCK_SIZE; off += INODE_SIZE) {
-        const next = image.readUInt32LE(off + INODE_SEQ);
-        if (home.readUInt32LE(off + INODE_SEQ) === next || next === 0) continue;
-        const odd = Buffer.alloc(4);
-        odd.writeUInt32LE((next - 1) >>> 0);
-        this.pool.write(block * BLOCK_SIZE + off + INODE_SEQ, odd);
-      }
-    }
-    for (const pass of [false, true]) {
-      for (const [block, image] of images) {
-        if (isInodeBlock(block) !== pass) continue;
-        this.pool.write(block * BLOCK_SIZE, image);
-        this.journaled.add(block);
-      }
-    }
   }
 
   /** While blocks are held for leases, look again every second (a mapping's end is not a request). */

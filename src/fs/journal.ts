@@ -73,12 +73,12 @@ export class Journal {
   /** Write one transaction at `pos` (no barrier: the caller persists). */
   append(images: Array<[number, Buffer]>): void {
     const seq = this.nextSeq;
-    let at = this.geometry.journalStart + this.pos;
     const crc = new TransactionCrc();
+    // The transaction's blocks are adjacent in the journal: one pwritev for all of them.
+    const parts: Buffer[] = [];
     const put = (block: Buffer): void => {
-      this.pool.write(at * BLOCK_SIZE, block);
+      parts.push(block);
       crc.add(block);
-      at++;
     };
     for (let i = 0; i < images.length; i += TARGETS_PER_DESCRIPTOR) {
       const batch = images.slice(i, i + TARGETS_PER_DESCRIPTOR);
@@ -97,7 +97,8 @@ export class Journal {
     c.writeUInt32LE(transactionBlocks(images.length) - 1, JC_BLOCKS);
     c.writeUInt32LE(crc.value(), JC_CHAIN_CRC);
     sealCrc(c);
-    this.pool.write(at * BLOCK_SIZE, c);
+    parts.push(c);
+    this.pool.writev((this.geometry.journalStart + this.pos) * BLOCK_SIZE, parts);
     this.pos += transactionBlocks(images.length);
     this.nextSeq = seq + 1;
   }

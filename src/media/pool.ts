@@ -194,6 +194,26 @@ export class Pool {
     this.recorder?.onWrite(offset, Buffer.from(src));
   }
 
+  /** Stores the buffers one after the other from offset: one pwritev(2). */
+  writev(offset: number, parts: Buffer[]): void {
+    if (parts.length === 1) {
+      this.write(offset, parts[0]!);
+      return;
+    }
+    let length = 0;
+    for (const p of parts) length += p.length;
+    this.checkWritable();
+    this.checkRange(offset, length);
+    this.storeParts(offset, parts, length);
+    if (this.recorder) {
+      let at = offset;
+      for (const p of parts) {
+        this.recorder.onWrite(at, Buffer.from(p));
+        at += p.length;
+      }
+    }
+  }
+
   /**
    * Stores `before` zero bytes at offset, then src, then `after` zero bytes:
    * one pwritev(2), the bytes a fill of the zeros and a write of src would
@@ -212,8 +232,7 @@ export class Pool {
     if (before) parts.push(z.subarray(0, before));
     parts.push(src);
     if (after) parts.push(z.subarray(0, after));
-    const n = fs.writevSync(this.fd, parts, offset);
-    if (n < length) this.storeAll(offset + n, Buffer.concat(parts).subarray(n), length - n);
+    this.storeParts(offset, parts, length);
     if (this.recorder) this.recorder.onWrite(offset, Buffer.concat([Buffer.alloc(before), src, Buffer.alloc(after)]));
   }
 
@@ -416,6 +435,12 @@ export class Pool {
   /** pwrite of src[0, length) at offset, to the end (a short write goes on where it stopped). */
   private storeAll(offset: number, src: Uint8Array, length: number): void {
     for (let done = 0; done < length;) done += fs.writeSync(this.fd, src, done, length - done, offset + done);
+  }
+
+  /** pwritev of parts (length bytes in all) at offset, to the end. */
+  private storeParts(offset: number, parts: Buffer[], length: number): void {
+    const n = fs.writevSync(this.fd, parts, offset);
+    if (n < length) this.storeAll(offset + n, Buffer.concat(parts).subarray(n), length - n);
   }
 
   /**
