@@ -83,6 +83,35 @@ t.test('1000 mmap+unmap at depth 4, once warm: no FUSE request, the right bytes'
   t.equal(c.total! - b.total! - perRead, 0, `FUSE requests during 1000 mmap+unmap: ${JSON.stringify(during)}`);
   t.equal(viaMount, 0, 'every one resolved in the namespace');
   t.equal(wrong, 0, 'every byte checked was the file\'s');
+  // Growth through the mount (write, fallocate): the next mmap has the new size, with no request.
+  fs.appendFileSync(files[1]!.path, pattern(8192, 9));
+  t.equal(run('fallocate', ['-l', '64K', files[2]!.path]).status, 0, 'fallocate -l 64K');
+  const g0 = reqs();
+  const g1 = reqs();
+  const grown = [mapHere(files[1]!.path), mapHere(files[2]!.path)];
+  const g2 = reqs();
+  t.same(grown.map((g) => [g.bytes?.length, g.resolved]), [[24576, 'namespace'], [65536, 'namespace']], 'the new sizes, in the namespace');
+  t.ok(grown[0]!.bytes?.subarray(16384).equals(pattern(8192, 9)), 'the appended bytes');
+  t.equal(g2.total! - g1.total! - (g1.total! - g0.total!), 0, 'no FUSE request for the two mmaps after growth');
+  // Paths as the kernel resolves them: relative, '.', '..', repeated slashes in the namespace; after a
+  // symbolic link the mount path, where 'link/..' is the link target's parent (not the text's).
+  const f0 = files[0]!;
+  const cwd = process.cwd();
+  process.chdir(join(m.mnt, 'd1', 'd2'));
+  try {
+    for (const p of ['d3/f0', './d3/./f0', '../d2/d3/f0', `${m.mnt}//d1///d2/d3/f0`, 'd3/../d3/f0']) {
+      const got = mapHere(p);
+      t.ok(got.bytes?.equals(f0.data) && got.resolved === 'namespace', `${p}: the file, in the namespace (${got.resolved} ${got.code ?? ''})`);
+    }
+    fs.symlinkSync('d2/d3', join(m.mnt, 'd1', 'jump'));
+    fs.mkdirSync(join(m.mnt, 'd1', 'd3'));
+    fs.writeFileSync(join(m.mnt, 'd1', 'd3', 'f0'), 'not this one'); // where the text d1/jump/../d3/f0 leads
+    const viaLink = mapHere(`${m.mnt}/d1/jump/../d3/f0`); // (path.join would drop jump/.. by the text too)
+    t.ok(viaLink.bytes?.equals(f0.data), `link/..: the link target's parent, as open(2) (${viaLink.resolved}: ${viaLink.reason ?? viaLink.code})`);
+    t.equal(mapHere('d3/f0/').code, 'ENOTDIR', 'a file with a trailing slash: ENOTDIR');
+  } finally {
+    process.chdir(cwd);
+  }
   await m.stop();
 });
 
@@ -171,6 +200,12 @@ t.test('permissions: the library answers what open(2) answers, as root and as no
     t.same(differ, [], `${who}: ${got.length} cases, library == kernel (${direct} mapped through the namespace)`);
     t.ok(direct > 0, `${who}: the namespace served some (else: ${[...new Set(got.map((x) => x.reason))].join('; ')})`);
   }
+  // A host directory above the mount point that nobody may search: the kernel's EACCES, from the library too.
+  const open = cases.filter(([p, prot]) => prot === 'r' && /d755-0-0\/f644-0-0$/.test(p));
+  fs.chmodSync(join(m.mnt, '..'), 0o700);
+  const above = answersElsewhere(open, nobody);
+  fs.chmodSync(join(m.mnt, '..'), 0o755);
+  t.same(above.map((x) => [x.lib, x.kernel]), [['EACCES', 'EACCES']], 'the mount point\'s parent 0700: EACCES for nobody');
   await m.stop();
 });
 

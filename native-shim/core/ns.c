@@ -160,10 +160,11 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
 {
   char abs[PATH_MAX + 1];
   size_t alen = 0;
+  size_t cwdlen = 0; /* a relative path: the cwd's length in abs, whose directories the kernel does not check */
   if (len == 0) return -ENOENT;
   if (path[0] != '/') {
     if (!getcwd(abs, sizeof abs)) return DVM_NS_TOO_LONG;
-    alen = strlen(abs);
+    alen = cwdlen = strlen(abs);
     if (alen + 1 + len > PATH_MAX) return DVM_NS_TOO_LONG;
     abs[alen++] = '/';
   } else if (len > PATH_MAX) {
@@ -201,6 +202,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   for (;;) {
     if (mnt && !r) { /* entering the mount */
       if (!ns_allowed(mnt, cred)) return DVM_NS_NOT_ALLOWED;
+      if ((rc = ns_check_above(mnt, cwdlen ? abs : NULL, cwdlen))) return rc;
       reg = mnt->region;
       if ((rc = ns_region_ready(reg, &r))) return rc;
       ino = DAXVM_ROOT_INO;
@@ -217,7 +219,7 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
     const char *name = abs + start;
     size_t nlen = i - start;
     if (r && !S_ISDIR(rec.mode)) return -ENOTDIR;
-    if (r && (rc = ns_check(&rec, 1, cred))) return rc;
+    if (r && start > cwdlen && (rc = ns_check(&rec, 1, cred))) return rc; /* not the cwd's own directories */
     if (name[0] == '.' && (nlen == 1 || (nlen == 2 && name[1] == '.'))) plain = 0;
     if (nlen == 1 && name[0] == '.') continue;
     if (nlen == 2 && name[0] == '.' && name[1] == '.') {
@@ -383,6 +385,7 @@ const char *dvm_ns_reason(int code)
   case DVM_NS_SPECIAL: return "not a regular file";
   case DVM_NS_NO_EXTENTS: return "the file's extents are not published (too many)";
   case DVM_NS_TOO_LONG: return "the path is too long";
+  case DVM_NS_ABOVE: return "the directories above the mount point could not be checked";
   default: return code < 0 ? strerror(-code) : "unknown";
   }
 }

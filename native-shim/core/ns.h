@@ -45,6 +45,7 @@ enum dvm_ns_fallback {
   DVM_NS_SPECIAL,       /* not a regular file or a directory */
   DVM_NS_NO_EXTENTS,    /* the file's extents are not published, or too many for the caller */
   DVM_NS_TOO_LONG,      /* the path is longer than PATH_MAX */
+  DVM_NS_ABOVE,         /* the directories above the mount point could not be checked */
   DVM_NS_REASONS
 };
 

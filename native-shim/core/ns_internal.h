@@ -79,5 +79,7 @@ ns_cred *ns_credentials(void);
 int ns_check(const rec_t *r, int mask, ns_cred *c);
 /* FUSE lets only the mount's owner in unless allow_other (fuse_allow_current_process). */
 int ns_allowed(const ns_mount *m, const ns_cred *c);
+/* Search permission on the host's directories above the mount point (a relative path: from cwd, cwdlen bytes of it). 0, -EACCES or DVM_NS_ABOVE. */
+int ns_check_above(const ns_mount *mnt, const char *cwd, size_t cwdlen);
 
 #endif

@@ -94,11 +94,23 @@ export interface Opened {
  * to the daemon (the size, when needed, from user.daxvm.ppt or fstat).
  */
 export function openForMapping(file: string | Buffer, writable: boolean): Opened {
-  // A Buffer is a path of raw bytes (names need not be UTF-8): made absolute without decoding it.
-  const abs = typeof file === 'string' ? path.resolve(file)
-    : file[0] === 0x2f ? file : Buffer.concat([Buffer.from(process.cwd() + '/'), file]);
-  const fd = fs.openSync(abs, writable ? 'r+' : 'r');
-  const shown = String(abs); // for messages
+  // Opened as given: the kernel resolves it (a relative path from the cwd, '..' after a symbolic link
+  // from the link's target; path.resolve would drop 'link/..' by the text and open another file).
+  // A Buffer is a path of raw bytes (names need not be UTF-8).
+  // For messages and mapping.path: absolute, as the namespace path shows it.
+  const shown = typeof file === 'string' ? path.resolve(file)
+    : String(file[0] === 0x2f ? file : Buffer.concat([Buffer.from(process.cwd() + '/'), file]));
+  let fd: number;
+  try {
+    fd = fs.openSync(file, writable ? 'r+' : 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (typeof file === 'string' && e.path === file && file !== shown) {
+      e.message = e.message.replace(`'${file}'`, `'${shown}'`);
+      e.path = shown;
+    }
+    throw e;
+  }
   try {
     const q = native.quickStat(fd);
     if ((q.mode & S_IFMT) === S_IFDIR) throw new DaxvmError({ code: 'EISDIR', syscall: 'mmap', path: shown }, 'is a directory');
