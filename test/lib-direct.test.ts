@@ -149,6 +149,25 @@ t.test('write, rename, unlink, chmod through the mount: the next mmap sees it, h
   w.unmap();
   t.ok(fs.statSync(a).mtimeMs > before, 'msync moved the mtime');
   t.equal(fs.readFileSync(a)[0], 0x5a, 'and the byte is in the file');
+  // Stores never msync'ed: unmap moves the mtime. A file renamed and replaced at its path since the
+  // mmap: msync moves no other file's mtime.
+  const w2 = mmap(a, { flags: MAP_DAXVM, prot: 'rw' });
+  const before2 = fs.statSync(a).mtimeMs;
+  await new Promise((r) => setTimeout(r, 20));
+  w2.buffer[1] = 0x5b;
+  w2.unmap();
+  t.ok(fs.statSync(a).mtimeMs > before2, 'unmap after stores moved the mtime');
+  const w3 = mmap(a, { flags: MAP_DAXVM, prot: 'rw' });
+  fs.renameSync(a, b);
+  fs.writeFileSync(a, 'another file');
+  const other = fs.statSync(a).mtimeMs;
+  await new Promise((r) => setTimeout(r, 20));
+  w3.buffer[2] = 0x5c;
+  w3.msync();
+  w3.unmap();
+  t.equal(fs.statSync(a).mtimeMs, other, 'the file now at the path keeps its mtime');
+  t.equal(fs.readFileSync(b)[2], 0x5c, 'the store is in the mapped file');
+  fs.renameSync(b, a);
   fs.chmodSync(a, 0o600);
   fs.chmodSync(m.mnt, 0o755);
   fs.chmodSync(join(m.mnt, '..'), 0o755);

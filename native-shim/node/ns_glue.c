@@ -142,15 +142,22 @@ static napi_value js_reason(napi_env env, napi_callback_info info)
   return out;
 }
 
-/* touchMtime(path) -> boolean: utimensat with atime UTIME_OMIT, mtime UTIME_NOW (one SETATTR on a FUSE mount) */
+/*
+ * touchMtime(path, ino) -> boolean: utimensat with atime UTIME_OMIT, mtime
+ * UTIME_NOW (one SETATTR on a FUSE mount), if the path still names inode ino
+ * (the mapping's file may have been renamed or replaced since: then nothing).
+ */
 static napi_value js_touch_mtime(napi_env env, napi_callback_info info)
 {
-  napi_value argv[1], out;
-  if (!get_args(env, info, 1, argv)) return NULL;
+  napi_value argv[2], out;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  double ino;
+  if (napi_get_value_double(env, argv[1], &ino) != napi_ok) return type_error(env, "ino: expected a number");
   char *path = get_string(env, argv[0], "path");
   if (!path) return NULL;
   const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
-  int rc = utimensat(AT_FDCWD, path, ts, 0);
+  struct stat st;
+  int rc = stat(path, &st) == 0 && (double)st.st_ino == ino ? utimensat(AT_FDCWD, path, ts, 0) : -1;
   free(path);
   napi_get_boolean(env, rc == 0, &out);
   return out;

@@ -45,6 +45,7 @@ export interface DirectPlan {
   length: number;
   /** The path as given, made absolute (for messages and `mapping.path`). */
   path: string;
+  ino: number;
 }
 
 /** The path as the mount path shows it (path.resolve), without its cost for a path that is plain already. */
@@ -215,7 +216,7 @@ export function planDirect(f: string | Buffer, offset: number, wanted: number | 
     }
     // The lease is visible (a full fence): are the blocks still the file's?
     if (native.nsUnchanged(mount, region, ino, seq)) {
-      return { pool, lease, length, path: shownPath(f), table: { runs, holes: 0, leaves: leavesOf(runs), size, seq } };
+      return { pool, lease, length, path: shownPath(f), ino, table: { runs, holes: 0, leaves: leavesOf(runs), size, seq } };
     }
     native.dropLease(lease);
   }

@@ -29,6 +29,8 @@ export interface PoolRequest {
   /** Where the path was resolved (the shared namespace, or the mount and why not the namespace). */
   resolved: 'namespace' | 'mount';
   resolveReason?: string;
+  /** The file's inode number (mapFromPool sets it): msync and unmap move the mtime of the file the path names only if it is this one. */
+  ino?: number;
 }
 
 /** How the view is chosen and the mapping tracked, from the request and the knobs. */
@@ -70,7 +72,7 @@ function attached(q: PoolRequest, pool: PoolAccess, s: Setup, buffer: Buffer, ba
     path: q.path, offset: q.offset, length: q.length, prot: q.prot, flags: q.flags, private: false,
     batching: (q.flags & MAP_DAXVM_BATCHING) !== 0, nosync: s.nosync, usedTables: true, runs: 1, leaves, zombieMaxPages: s.zombieMaxPages,
     tracking: s.tracking, mode: 'attached', buffer, ephemeral: false, handle: s.view.handle, base, address: s.view.address + base,
-    leaseId, pool, resolved: q.resolved, resolveReason: q.resolveReason,
+    leaseId, pool, resolved: q.resolved, resolveReason: q.resolveReason, ino: q.ino,
   });
 }
 
@@ -97,6 +99,7 @@ const holesReason = (holes: number): string => `${holes} page(s) of the range ha
 
 /** Map [offset, +length) of inode `ino` (generation `gen`) from the pool, or say why not. */
 export function mapFromPool(q: PoolRequest, pool: PoolAccess, ino: number, gen: number): Mapping | string {
+  q.ino ??= ino;
   let s: Setup;
   try {
     s = setup(q, pool, undefined);
@@ -153,7 +156,7 @@ function stitched(q: PoolRequest, pool: PoolAccess, s: Setup, table: TableRead, 
     batching: (q.flags & MAP_DAXVM_BATCHING) !== 0, nosync: s.nosync, usedTables: true, runs: table.runs.length,
     leaves: table.leaves, zombieMaxPages: s.zombieMaxPages, tracking: s.tracking,
     mode: 'stitched', buffer, ephemeral: span.heap, handle: span.handle, base: 0, address: span.address, pool,
-    resolved: q.resolved, resolveReason: q.resolveReason,
+    resolved: q.resolved, resolveReason: q.resolveReason, ino: q.ino,
   });
 }
 

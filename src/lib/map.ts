@@ -128,7 +128,7 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
     } else {
       try {
         if (d.length > bufferConstants.MAX_LENGTH) throw invalid(`length ${d.length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, d.path);
-        return mapLeased({ path: d.path, offset: c.offset, length: d.length, prot: c.prot, flags: c.flags, priv: c.priv, resolved: 'namespace' }, d.pool, d.table, d.lease);
+        return mapLeased({ path: d.path, offset: c.offset, length: d.length, prot: c.prot, flags: c.flags, priv: c.priv, resolved: 'namespace', ino: d.ino }, d.pool, d.table, d.lease);
       } catch (err) {
         native.dropLease(d.lease);
         throw err;

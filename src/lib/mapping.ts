@@ -64,6 +64,8 @@ export interface MappingParts {
   vanilla?: VanillaMap;
   /** Pool mappings: the pool, to ask whether a daemon still serves it (PoolAccess.served). */
   pool?: { served(): boolean };
+  /** Pool mappings: the file's inode number, so that only that file's mtime is moved (touchMtime). */
+  ino?: number;
 }
 
 /** Closes the file handle of a vanilla mapping the program dropped without unmap (its buffer was collected). */
@@ -203,10 +205,19 @@ export class Mapping {
     }
     if (pages > 0) {
       this.checkServed('msync', pages); // nothing written back, nothing to tell
-      // The file system saw no write (the stores went to the pool): its mtime moves now, one request.
-      if (this.usedTables && this.prot === 'rw' && !this.private) native.touchMtime(this.path);
+      this.touch();
     }
     return pages;
+  }
+
+  /**
+   * The file system saw no write (the stores went to the pool): the file's
+   * mtime moves now, one request. By path, so only if the path still names
+   * the mapped inode (a file renamed or replaced since keeps its mtime; never
+   * another file's).
+   */
+  private touch(): void {
+    if (this.usedTables && this.prot === 'rw' && !this.private && this.parts.ino) native.touchMtime(this.path, this.parts.ino);
   }
 
   /**
@@ -254,6 +265,9 @@ export class Mapping {
     this.done = true;
     const p = this.parts;
     try {
+      // Stores not msync'ed: the mtime moves at unmap (POSIX: some time after the write reference).
+      if (p.usedTables && this.prot === 'rw' && !this.private && (this.tracking === 'whole-range' ||
+        (this.tracking === 'pages' && native.countWritten(p.handle!, p.base, this.length) > 0))) this.touch();
       if (p.mode === 'attached') {
         native.release(p.buffer, p.leaseId!); // detached, then nothing reaches the blocks: the lease goes
       } else if (p.mode === 'stitched') {

@@ -161,8 +161,8 @@ export interface LibShim extends MappingShim {
   adopt(view: MapHandle, offset: number, length: number, lease: LeaseHandle, out: Float64Array): Buffer;
   /** Detach an attached mapping's Buffer (length 0) and drop its lease, in one call; idempotent. */
   release(buffer: Buffer, leaseId: number): void;
-  /** utimensat(path, { UTIME_OMIT, UTIME_NOW }): the file's mtime (and ctime) become now; false when it failed (gone, renamed). */
-  touchMtime(path: string): boolean;
+  /** utimensat(path, { UTIME_OMIT, UTIME_NOW }) if path names inode `ino`: the file's mtime (and ctime) become now; false when not (gone, renamed) or it failed. */
+  touchMtime(path: string, ino: number): boolean;
 }
 
 /** Where readTable and attach put what they found (a Float64Array; runs are (pool block, blocks) pairs from HEAD). */
