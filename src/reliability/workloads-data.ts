@@ -101,7 +101,7 @@ export const orphan: Workload = {
 
 export const prezero: Workload = {
   name: 'prezero',
-  about: 'zeroout_blocks 0: freed blocks are punched to zero in the background and reused; partial-block writes rely on them reading as zeros',
+  about: 'zeroout_blocks 0: freed blocks are punched to zero in the background and reused; partial-block writes rely on them reading as zeros; the prewriter stores zeros ahead of use (free blocks, the journal past its position)',
   poolMiB: 56,
   run(d) {
     d.knob('zerooutBlocks', 0);
@@ -117,6 +117,7 @@ export const prezero: Workload = {
     d.write('/r', 100, 5000); // partial first and last blocks, on pre-zeroed blocks
     d.write('/r', 150 * KiB, 10); // sparse
     d.fsync('/r');
+    d.prewrite(); // the daemon's, after an fsync: ahead of the cursors, over punched blocks too
     d.truncate('/q', 10 * KiB);
     d.sync();
     d.drainZeroer();
