@@ -6,7 +6,7 @@
         "native-shim/core/sys.c", "native-shim/core/vm.c", "native-shim/core/process.c", "native-shim/core/span.c", "native-shim/core/lease.c", "native-shim/core/ns.c", "native-shim/core/ns_perm.c", "native-shim/core/ns_mounts.c",
         "native-shim/core/table.c",
         "native-shim/node/glue.c", "native-shim/node/addon.c", "native-shim/node/lib.c", "native-shim/node/leases.c", "native-shim/node/bench.c", "native-shim/node/fallocate.c", "native-shim/node/ns_glue.c",
-        "native-shim/node/attach.c", "native-shim/node/ns_attach.c", "native-shim/node/quiet.cc"
+        "native-shim/node/attach.c", "native-shim/node/records.c", "native-shim/node/ns_attach.c", "native-shim/node/quiet.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -52,18 +52,29 @@ t.test('attached buffers: not external memory; unmap detaches and drops the leas
   t.equal(maps[0]!.buffer[0], undefined, 'reads find nothing');
   t.equal(heldByUs(m.mnt), held0, 'unmap dropped the leases');
 
-  // The lease follows the buffer, not the Mapping: keep only the buffers, then let them go.
-  let buffers: Buffer[] = [];
-  for (let i = 0; i < 50; i++) buffers.push(mmap(small.path, { flags: MAP_DAXVM }).buffer); // never unmapped
+  // The lease follows the buffer, not the Mapping: keep only the buffers (or only their ArrayBuffers), then let them go.
+  // Mappings made in turn share a guard once the one before was unmapped: a buffer kept after its unmap must not
+  // keep the guard, and with it the lease of the mapping forgotten after it.
+  let buffers: (Buffer | ArrayBufferLike)[] = [];
+  const unmappedKept: Mapping[] = [];
+  const mapTwo = (i: number): void => { // in a function of its own: no register of the test's frame keeps the last buffer
+    const u = mmap(small.path, { flags: MAP_DAXVM });
+    u.unmap();
+    unmappedKept.push(u);
+    const b = mmap(small.path, { flags: MAP_DAXVM }).buffer; // never unmapped
+    buffers.push(i % 2 ? b : b.buffer);
+  };
+  for (let i = 0; i < 50; i++) mapTwo(i);
   const kept = mmap(small.path, { flags: MAP_DAXVM });
   await collect();
   t.equal(heldByUs(m.mnt), held0 + 51, 'forgotten mappings hold their leases while their buffers are reachable');
-  t.ok(buffers.every((b) => b.equals(small.data)), 'and their buffers read the file');
+  t.ok(buffers.every((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b)).equals(small.data)), 'and their buffers read the file');
   buffers = [];
   await collect();
   await new Promise((r) => setTimeout(r, 100));
   await collect();
   t.equal(buffers.length + heldByUs(m.mnt), held0 + 1, 'collected buffers gave their leases back; the live one keeps its own');
+  t.ok(unmappedKept.every((u) => u.buffer.length === 0), 'while the unmapped ones kept before them are still reachable');
   t.ok(kept.buffer.equals(small.data), 'the live mapping still reads the file');
   kept.unmap();
   t.equal(heldByUs(m.mnt), held0);

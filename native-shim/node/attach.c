@@ -3,8 +3,8 @@
  * from the pool view (native-shim/core/table.c), and when the range is one
  * contiguous run, lease its blocks, check the table again, and return a
  * Buffer over the pool view (quiet.cc: not counted as external memory, no
- * finalizer). The lease is kept here, in a process-wide list of records,
- * and JS holds only its number: unmap (release) detaches the Buffer and
+ * finalizer). The lease is kept in a record (records.c), and JS holds
+ * only its number: unmap (release) detaches the Buffer and
  * drops the lease in one call; a Buffer the program let go without unmap
  * has its lease dropped when V8 frees its ArrayBuffer (quiet.cc's guard,
  * no JS callback). A record's number carries a serial, so a stale number
@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <node_api.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,104 +39,18 @@ enum {
 };
 
 #define LEASE_TRIES 8
-/*
- * A lease id: record index (22 bits), shard (4 bits), serial (26 bits): 52
- * bits, exact in a double. Records are sharded by thread, each shard with
- * its own lock and array on cache lines of its own: worker threads mapping
- * at once do not write one shared word per mmap and unmap (a drop from
- * V8's sweeper thread takes the shard's lock like any other).
- */
-#define ID_BITS 22
-#define SHARD_BITS 4
-#define SHARDS (1u << SHARD_BITS)
-#define SERIAL_BITS 26
-
-typedef struct {
-  dvm_lease lease;
-  uint32_t serial;
-  int32_t next_free;
-} record;
-
-typedef struct {
-  pthread_mutex_t lock;
-  record *records;
-  uint32_t n, cap;
-  int32_t free_head;
-} __attribute__((aligned(64))) shard;
-
-static shard shards[SHARDS];
-static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
-static unsigned next_shard; /* atomic: the next thread's shard */
-static __thread int my_shard = -1;
-
-static void shards_init(void)
-{
-  for (unsigned i = 0; i < SHARDS; i++) {
-    pthread_mutex_init(&shards[i].lock, NULL);
-    shards[i].free_head = -1;
-  }
-}
-
-/* Keep a lease; returns its id, or -1 (ENOMEM: the caller drops it). */
-double dvm_record_put(const dvm_lease *l)
-{
-  pthread_once(&shards_once, shards_init);
-  if (my_shard < 0) my_shard = (int)(__atomic_fetch_add(&next_shard, 1, __ATOMIC_RELAXED) % SHARDS);
-  shard *sh = &shards[my_shard];
-  double id = -1;
-  pthread_mutex_lock(&sh->lock);
-  int32_t i = sh->free_head;
-  if (i >= 0) {
-    sh->free_head = sh->records[i].next_free;
-  } else if (sh->n < (1u << ID_BITS)) {
-    if (sh->n == sh->cap) {
-      uint32_t cap = sh->cap ? sh->cap * 2 : 256;
-      record *r = realloc(sh->records, cap * sizeof *r);
-      if (r) sh->records = r, sh->cap = cap;
-    }
-    if (sh->n < sh->cap) {
-      i = (int32_t)sh->n++;
-      sh->records[i].serial = 0;
-    }
-  }
-  if (i >= 0) {
-    sh->records[i].lease = *l;
-    sh->records[i].next_free = -1;
-    id = ((double)sh->records[i].serial * SHARDS + my_shard) * (double)(1u << ID_BITS) + i;
-  }
-  pthread_mutex_unlock(&sh->lock);
-  return id;
-}
-
-/* Drop the lease the id names, if it is still that one; returns whether it was. */
-bool dvm_record_drop(double id)
-{
-  if (!(id >= 0) || id > 9007199254740991.0) return false;
-  pthread_once(&shards_once, shards_init);
-  uint64_t n = (uint64_t)id;
-  uint32_t i = (uint32_t)(n & ((1u << ID_BITS) - 1));
-  shard *sh = &shards[(n >> ID_BITS) & (SHARDS - 1)];
-  uint32_t serial = (uint32_t)(n >> (ID_BITS + SHARD_BITS));
-  dvm_lease l = {0};
-  pthread_mutex_lock(&sh->lock);
-  bool ours = i < sh->n && sh->records[i].serial == serial && sh->records[i].next_free == -1 && sh->records[i].lease.table;
-  if (ours) {
-    l = sh->records[i].lease;
-    sh->records[i].lease.table = NULL;
-    sh->records[i].serial = (sh->records[i].serial + 1) & ((1u << SERIAL_BITS) - 1);
-    sh->records[i].next_free = sh->free_head;
-    sh->free_head = (int32_t)i;
-  }
-  pthread_mutex_unlock(&sh->lock);
-  if (ours) dvm_lease_drop(&l);
-  return ours;
-}
 
 /* A leased buffer's guard (quiet.cc): drops lease record arg, from any thread (a stale id, after unmap, drops nothing). */
 static void drop_record(void *data, size_t length, void *id)
 {
   (void)data, (void)length;
   dvm_record_drop((double)(uintptr_t)id);
+}
+
+/* A shared guard passes on from a buffer whose record was dropped (unmapped: release forgot the guard first). */
+static bool record_done(void *id)
+{
+  return !dvm_record_live((double)(uintptr_t)id);
 }
 
 static dvm_span *pool_handle(napi_env env, napi_value v)
@@ -308,8 +221,8 @@ napi_value dvm_lease_view(napi_env env, dvm_lease *lease, void *data, size_t len
     return throw_errno(env, ENOMEM, "malloc", NULL);
   }
   void *arg = (void *)(uintptr_t)*id;
-  napi_value buf = array ? dvm_guarded_arraybuffer(env, data, length, drop_record, arg)
-                         : dvm_guarded_buffer(env, data, length, drop_record, arg);
+  napi_value buf = array ? dvm_shared_guard_arraybuffer(env, data, length, drop_record, record_done, arg)
+                         : dvm_shared_guard_buffer(env, data, length, drop_record, record_done, arg);
   if (!buf) {
     dvm_record_drop(*id);
     return throw_last(env, "creating a Buffer");
@@ -339,7 +252,7 @@ static napi_value js_adopt(napi_env env, napi_callback_info info)
   double id = dvm_record_put(l);
   if (id < 0) return throw_errno(env, ENOMEM, "malloc", NULL);
   memset(l, 0, sizeof *l); /* the record holds it now */
-  napi_value buf = dvm_guarded_buffer(env, view->addr + off, (size_t)length, drop_record, (void *)(uintptr_t)id);
+  napi_value buf = dvm_shared_guard_buffer(env, view->addr + off, (size_t)length, drop_record, record_done, (void *)(uintptr_t)id);
   if (!buf) {
     dvm_record_drop(id);
     return throw_last(env, "creating a Buffer");
@@ -361,6 +274,7 @@ static napi_value js_release(napi_env env, napi_callback_info info)
   if (napi_get_value_double(env, argv[1], &id) != napi_ok) return type_error(env, "daxvm_shim: not a lease id");
   CHECK(napi_is_detached_arraybuffer(env, ab, &detached));
   if (!detached) CHECK(napi_detach_arraybuffer(env, ab));
+  dvm_guard_forget(env, ab); /* before the drop: a dropped record lets the thread's next buffer take the guard */
   dvm_record_drop(id);
   return NULL;
 }

@@ -53,6 +53,20 @@ napi_value dvm_quiet_buffer(napi_env env, void *data, size_t length);
 typedef void (*dvm_guard_release)(void *data, size_t length, void *arg);
 napi_value dvm_guarded_arraybuffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg);
 napi_value dvm_guarded_buffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg);
+/*
+ * The same, with a guard the thread's buffers share in turn (quiet.cc says
+ * how): the guard of the thread's previous such buffer is reused when
+ * done(that buffer's arg) says it was unmapped, which must have called
+ * dvm_guard_forget on it. release then runs with the arg of the last buffer
+ * that was given the guard.
+ */
+typedef bool (*dvm_guard_done)(void *arg);
+napi_value dvm_shared_guard_arraybuffer(napi_env env, void *data, size_t length, dvm_guard_release release,
+                                        dvm_guard_done done, void *arg);
+napi_value dvm_shared_guard_buffer(napi_env env, void *data, size_t length, dvm_guard_release release,
+                                   dvm_guard_done done, void *arg);
+/* An unmapped (detached) buffer no longer keeps its shared guard alive. */
+void dvm_guard_forget(napi_env env, napi_value arraybuffer);
 /* The lease a lease handle (leases.c's lease()) holds, or NULL (thrown). */
 dvm_lease *get_lease(napi_env env, napi_value v);
 /* A lease handle, or null / undefined for none (*out NULL). */
@@ -60,6 +74,8 @@ bool get_optional_lease(napi_env env, napi_value v, dvm_lease **out);
 /* Lease records (attach.c): keep a lease, returning its id (-1: ENOMEM, the caller drops it); drop by id (a stale id drops nothing). */
 double dvm_record_put(const dvm_lease *l);
 bool dvm_record_drop(double id);
+/* Does the id still name a record holding its lease (not dropped)? */
+bool dvm_record_live(double id);
 /*
  * A lease taken, as memory JS may use: the lease moves into a record (*id),
  * dropped once V8 frees the Buffer (array: its ArrayBuffer alone) over
