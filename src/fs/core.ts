@@ -284,6 +284,7 @@ export class FsCore {
     if (!this.journal.fits(this.store.dirtyCount)) {
       throw new FsError('EIO', `transaction of ${this.store.dirtyCount} blocks exceeds the journal`);
     }
+    this.inodes.encodeSaved();
     const images = this.store.takeDirty();
     this.sb.lastWriteMs = Date.now();
     // Stores reach the media in any order until a barrier: data in new

@@ -24,6 +24,14 @@ const chainImage = Buffer.alloc(BLOCK_SIZE);
 
 export class InodeTable {
   private readonly cache = new Map<number, Inode>();
+  /**
+   * Saved since their records were last encoded. A save marks the inode's
+   * block dirty at once (the transaction's size counts it) but encodes the
+   * record (and its CRC) only when the images are taken at the commit:
+   * `tar x` saves each file five to seven times (create, writes, owner,
+   * mode, times) between two commits.
+   */
+  private readonly unencoded = new Set<Inode>();
   private cursor = 1;
   private freeCount: number;
 
@@ -125,6 +133,7 @@ export class InodeTable {
    * inodes in use, nothing for the free part of a large pool.
    */
   *extentCounts(): Generator<{ ino: number; mode: number; extents: number }> {
+    this.encodeSaved();
     for (let ino = this.used.nextSet(1, this.geometry.inodeCount); ino > 0; ino = this.used.nextSet(ino + 1, this.geometry.inodeCount)) {
       const { rec } = this.record(ino);
       yield { ino, mode: rec.readUInt32LE(INODE_MODE), extents: rec.readUInt32LE(INODE_EXTENT_COUNT) };
@@ -166,17 +175,25 @@ export class InodeTable {
     return inode;
   }
 
-  /** Write the inode (and its extent chain) into the running transaction. */
+  /** Write the inode (and its extent chain) into the running transaction; its record is encoded by encodeSaved. */
   save(inode: Inode): void {
     if (!(inode.flags & INODE_FLAG_INLINE_SYMLINK)) this.saveChain(inode);
     inode.seq = (inode.seq + 2) & ~1;
-    const { block, rec } = this.record(inode.ino);
-    encodeInode(inode, rec);
+    const block = this.geometry.inodeTableStart + Math.floor(inode.ino / INODES_PER_BLOCK);
+    this.store.load(block, 'raw', 'inode table');
     this.store.markDirty(block, 'raw');
+    this.unencoded.add(inode);
+  }
+
+  /** Encode the records of the inodes saved since the last call into their blocks' images (before anything reads those). */
+  encodeSaved(): void {
+    for (const inode of this.unencoded) encodeInode(inode, this.record(inode.ino).rec);
+    this.unencoded.clear();
   }
 
   /** Release the slot; the record keeps only the generation. */
   release(inode: Inode): void {
+    this.unencoded.delete(inode);
     for (const b of inode.chainBlocks) this.freeMeta(b);
     inode.chainBlocks = [];
     const { block, rec } = this.record(inode.ino);
@@ -277,6 +294,8 @@ export class InodeTable {
 
   /** fsck repair: release a slot whose record cannot be read. */
   forceFree(ino: number): void {
+    const cached = this.cache.get(ino);
+    if (cached) this.unencoded.delete(cached);
     const { block, rec } = this.record(ino);
     rec.fill(0);
     this.store.markDirty(block, 'raw');
