@@ -39,7 +39,7 @@ type NameEvent = { add: true; parent: number; name: string; ino: number } | { ad
 export class NsPublisher implements FsObserver {
   private depth = 0;
   private readonly dirty = new Set<number>();
-  private readonly names: NameEvent[] = [];
+  private names: NameEvent[] = [];
   /** Name entries by `${parent}/${name}` (names are latin1 byte strings). */
   private readonly entries = new Map<string, number>();
   /** Directories whose names are all published. */
@@ -127,10 +127,16 @@ export class NsPublisher implements FsObserver {
   /** Publish what the current operation changed (also before a lease scan made outside an operation). */
   flush(): void {
     if (this.depth > 0) return;
-    for (const e of this.names.splice(0)) {
-      if (e.add) this.addName(e.parent, e.name, e.ino);
-      else this.removeName(e.parent, e.name);
+    // Most operations (setattr, write) change one inode and no name: no array taken, nothing allocated.
+    if (this.names.length) {
+      const names = this.names;
+      this.names = [];
+      for (const e of names) {
+        if (e.add) this.addName(e.parent, e.name, e.ino);
+        else this.removeName(e.parent, e.name);
+      }
     }
+    if (this.dirty.size === 0) return;
     for (const ino of this.dirty) this.publishInode(ino);
     this.dirty.clear();
   }
