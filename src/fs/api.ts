@@ -163,6 +163,8 @@ export const XATTR_REPLACE = 2;
 export interface FileSystemApi {
   // names
   lookup(parent: number, name: string): number;
+  /** lookup, but 0 (no error) when `parent` has no such name. */
+  find(parent: number, name: string): number;
   /** Resolve an absolute path ("/a/b") to an inode number. */
   resolve(path: string): number;
   readdir(dir: number): DirEntry[];

@@ -57,6 +57,7 @@ export class FileSystem implements FileSystemApi {
   }
 
   lookup(parent: number, name: string): number { return names.lookup(this.core, parent, name); }
+  find(parent: number, name: string): number { return names.find(this.core, parent, name); }
   resolve(path: string): number { return names.resolve(this.core, path); }
   readdir(dir: number): DirEntry[] { return names.readdir(this.core, dir); }
 

@@ -26,15 +26,20 @@ export function checkName(name: string): void {
   if (name.includes('/') || name.includes('\0')) throw new FsError('EINVAL', 'name contains / or NUL');
 }
 
-export function lookup(core: FsCore, parent: number, name: string): number {
+/** The inode `name` names in `parent`, 0 when none: a miss is an answer (every name `tar x` makes is looked up first), not an error. */
+export function find(core: FsCore, parent: number, name: string): number {
   const dir = core.dir(core.inode(parent));
   if (name === '.') return parent;
   if (name === '..') return core.inode(parent).parent || parent;
   // A byte string: its length is its byte count.
   if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name longer than ${NAME_MAX} bytes`);
-  const slot = dir.get(name);
-  if (!slot) throw new FsError('ENOENT', `no entry ${showName(name)}`);
-  return slot.ino;
+  return dir.get(name)?.ino ?? 0;
+}
+
+export function lookup(core: FsCore, parent: number, name: string): number {
+  const ino = find(core, parent, name);
+  if (ino === 0) throw new FsError('ENOENT', `no entry ${showName(name)}`);
+  return ino;
 }
 
 export function resolve(core: FsCore, path: string): number {

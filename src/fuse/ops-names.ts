@@ -9,7 +9,10 @@ import { FsError, ROOT_INO, S_IFDIR, S_IFMT, type DirEntry } from '../fs/api.js'
 import { Control } from './control.js';
 import { N, type LowLevelOps } from './lowlevel.js';
 import { run } from './reply.js';
+import { errnoNumber } from './errno.js';
 import { ENTRY_TIMEOUT_S, S_ISGID, type MountState } from './state.js';
+
+const ENOENT = errnoNumber('ENOENT');
 
 type NameOps = Pick<LowLevelOps,
   'lookup' | 'forget' | 'readlink' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'rename' | 'link' |
@@ -57,8 +60,9 @@ export function nameOps(state: MountState, control: Control): NameOps {
           return;
         }
         const fs = state.live;
-        const attr = fs.getattr(fs.lookup(parent, name));
-        state.putEntry(attr);
+        const ino = fs.find(parent, name);
+        if (ino === 0) return -ENOENT; // no error object: tar x and cp -a look up every name they make
+        state.putEntry(fs.getattr(ino));
       });
     },
 
