@@ -3,7 +3,7 @@
     {
       "target_name": "daxvm_shim",
       "sources": [
-        "native-shim/core/sys.c", "native-shim/core/vm.c", "native-shim/core/process.c", "native-shim/core/span.c", "native-shim/core/lease.c", "native-shim/core/ns.c", "native-shim/core/ns_perm.c", "native-shim/core/ns_mounts.c",
+        "native-shim/core/sys.c", "native-shim/core/vm.c", "native-shim/core/process.c", "native-shim/core/span.c", "native-shim/core/lease.c", "native-shim/core/ns.c", "native-shim/core/ns_perm.c", "native-shim/core/ns_host.c", "native-shim/core/ns_mounts.c",
         "native-shim/core/table.c",
         "native-shim/node/glue.c", "native-shim/node/addon.c", "native-shim/node/lib.c", "native-shim/node/leases.c", "native-shim/node/bench.c", "native-shim/node/fallocate.c", "native-shim/node/ns_glue.c",
         "native-shim/node/attach.c", "native-shim/node/records.c", "native-shim/node/ns_attach.c", "native-shim/node/quiet.cc"
@@ -24,7 +24,7 @@
       "type": "static_library",
       "sources": [
         "native-shim/core/sys.c", "native-shim/core/vm.c", "native-shim/core/process.c", "native-shim/core/span.c",
-        "native-shim/core/lease.c", "native-shim/core/table.c", "native-shim/core/ns.c", "native-shim/core/ns_perm.c", "native-shim/core/ns_mounts.c"
+        "native-shim/core/lease.c", "native-shim/core/table.c", "native-shim/core/ns.c", "native-shim/core/ns_perm.c", "native-shim/core/ns_host.c", "native-shim/core/ns_mounts.c"
       ],
       "defines": ["mmap=dvm_real_mmap", "munmap=dvm_real_munmap", "msync=dvm_real_msync", "mprotect=dvm_real_mprotect", "mremap=dvm_real_mremap"],
       "cflags": ["-fPIC", "-fvisibility=hidden", "-U_FILE_OFFSET_BITS"],

@@ -109,6 +109,14 @@ t.test('1000 mmap+unmap at depth 4, once warm: no FUSE request, the right bytes'
     const viaLink = mapHere(`${m.mnt}/d1/jump/../d3/f0`); // (path.join would drop jump/.. by the text too)
     t.ok(viaLink.bytes?.equals(f0.data), `link/..: the link target's parent, as open(2) (${viaLink.resolved}: ${viaLink.reason ?? viaLink.code})`);
     t.equal(mapHere('d3/f0/').code, 'ENOTDIR', 'a file with a trailing slash: ENOTDIR');
+    // The mount point reached through a symbolic link (absolute, relative) and '..' on the host's side.
+    fs.symlinkSync(m.mnt, join(m.dir, 'to-mount'));
+    fs.symlinkSync('to-mount/d1', join(m.dir, 'to-d1'));
+    fs.mkdirSync(join(m.dir, 'sub'));
+    for (const p of [`${m.dir}/to-mount/d1/d2/d3/f0`, `${m.dir}/to-d1/d2/d3/f0`, `${m.dir}/sub/../to-d1/d2/d3/f0`]) {
+      const got = mapHere(p);
+      t.ok(got.bytes?.equals(f0.data) && got.resolved === 'namespace', `${p.slice(m.dir.length)}: the file, in the namespace (${got.resolved} ${got.reason ?? got.code ?? ''})`);
+    }
   } finally {
     process.chdir(cwd);
   }

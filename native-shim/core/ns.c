@@ -1,7 +1,9 @@
 /*
  * The shared namespace, reader side: the path walk and lock-free reads of
  * records and name entries (see ns.h, docs/format.md "The namespace");
- * the permission checks are ns_perm.c's.
+ * the permission checks are ns_perm.c's, the host's part of a path
+ * ns_host.c's. Over 400 lines: the walk is one function over one path
+ * buffer, and the reads it makes belong beside it.
  */
 #define _GNU_SOURCE
 #include "ns_internal.h"
@@ -156,7 +158,16 @@ static int step(const ns_map *r, rec_t *dir, uint32_t dir_ino, const char *name,
 static __thread const ns_snap *last_snap;
 static __thread const ns_mount *last_mnt;
 
-int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
+/* The first walk met '..' before any daxvm mount: the second one (follow) takes it as the kernel does. */
+#define HOST_DOTDOT (-100000)
+
+/*
+ * The walk. follow 0: the host's part of the path is taken as written (no
+ * system call; a symbolic link or '..' there is not seen). follow 1: it is
+ * walked as the kernel walks it (ns_host_step: readlink, '..' of a real
+ * directory), so a mount point reached through a symbolic link is found.
+ */
+static int walk(const char *path, size_t len, int want, dvm_ns_file *out, int follow)
 {
   char abs[PATH_MAX + 1];
   size_t alen = 0;
@@ -199,10 +210,12 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   }
   int trailing_slash = abs[alen - 1] == '/';
   int plain = path[0] == '/' && !trailing_slash;
+  int links = 0;
   for (;;) {
     if (mnt && !r) { /* entering the mount */
       if (!ns_allowed(mnt, cred)) return DVM_NS_NOT_ALLOWED;
-      if ((rc = ns_check_above(mnt, cwdlen ? abs : NULL, cwdlen))) return rc;
+      /* After a link, the check from "/" may be stricter than the kernel's (a relative link): it decides then. */
+      if ((rc = ns_check_above(mnt, cwdlen ? abs : NULL, cwdlen))) return follow && rc == -EACCES ? DVM_NS_SYMLINK : rc;
       reg = mnt->region;
       if ((rc = ns_region_ready(reg, &r))) return rc;
       ino = DAXVM_ROOT_INO;
@@ -223,7 +236,15 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
     if (name[0] == '.' && (nlen == 1 || (nlen == 2 && name[1] == '.'))) plain = 0;
     if (nlen == 1 && name[0] == '.') continue;
     if (nlen == 2 && name[0] == '.' && name[1] == '.') {
-      if (!r || ino == DAXVM_ROOT_INO) return DVM_NS_DOTDOT;
+      if (!r && follow) { /* abs becomes the parent of cur and the rest: walked again from "/" */
+        if ((rc = ns_host_step(abs, &alen, i, cur, clen, 1, &links)) != NS_HOST_AGAIN) return rc;
+        i = clen = cwdlen = 0;
+        in = s->root;
+        plain = 0;
+        continue;
+      }
+      if (!r) return HOST_DOTDOT;
+      if (ino == DAXVM_ROOT_INO) return DVM_NS_DOTDOT;
       ino = rec.parent;
       rc = read_rec(r, ino, &rec);
       if (rc) return rc;
@@ -239,6 +260,13 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
     if (!r) {
       const ns_mount *m = ns_mount_at(s, &in, cur, clen);
       if (m && m->region) mnt = m;
+      else if (!m && follow) { /* a symbolic link? abs becomes its target and the rest, walked again from "/" */
+        if ((rc = ns_host_step(abs, &alen, i, cur, clen, 0, &links)) == 0) continue;
+        if (rc != NS_HOST_AGAIN) return rc;
+        i = clen = cwdlen = 0;
+        in = s->root;
+        plain = 0;
+      }
       continue;
     }
     if (ino == DAXVM_ROOT_INO && nlen == 6 && memcmp(name, ".daxvm", 6) == 0) return DVM_NS_CONTROL;
@@ -265,6 +293,14 @@ int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
   if (rc) return rc;
   fill_file(out, reg, r, ino, &rec, plain);
   return 0;
+}
+
+int dvm_ns_resolve(const char *path, size_t len, int want, dvm_ns_file *out)
+{
+  int rc = walk(path, len, want, out, 0);
+  /* No daxvm mount as written: a symbolic link or '..' on the host's part of the path may lead to one. */
+  if (rc == DVM_NS_NOT_DAXVM || rc == HOST_DOTDOT) rc = walk(path, len, want, out, 1);
+  return rc == HOST_DOTDOT ? DVM_NS_DOTDOT : rc;
 }
 
 /*
@@ -372,7 +408,7 @@ int dvm_ns_runs(const dvm_ns_file *f, uint64_t first, uint64_t end, dvm_ns_run *
 const char *dvm_ns_reason(int code)
 {
   switch (code) {
-  case DVM_NS_NOT_DAXVM: return "not on a daxvm mount (as written: no symlink is followed to reach one)";
+  case DVM_NS_NOT_DAXVM: return "not on a daxvm mount";
   case DVM_NS_NO_REGION: return "the daemon publishes no namespace this process may use";
   case DVM_NS_DEAD: return "the daemon stopped publishing its namespace";
   case DVM_NS_SYMLINK: return "a symbolic link on the path";

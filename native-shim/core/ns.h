@@ -32,7 +32,7 @@
 
 /* Reasons to ask the mount instead (positive return values; dvm_ns_reason() says them in words). */
 enum dvm_ns_fallback {
-  DVM_NS_NOT_DAXVM = 1, /* the path is not on a daxvm mount (as written) */
+  DVM_NS_NOT_DAXVM = 1, /* the path is not on a daxvm mount (symbolic links and '..' on the host followed) */
   DVM_NS_NO_REGION,     /* the daemon publishes no namespace we may use */
   DVM_NS_DEAD,          /* the daemon stopped publishing */
   DVM_NS_SYMLINK,       /* a symbolic link on the path */

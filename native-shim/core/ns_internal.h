@@ -79,7 +79,10 @@ ns_cred *ns_credentials(void);
 int ns_check(const rec_t *r, int mask, ns_cred *c);
 /* FUSE lets only the mount's owner in unless allow_other (fuse_allow_current_process). */
 int ns_allowed(const ns_mount *m, const ns_cred *c);
-/* Search permission on the host's directories above the mount point (a relative path: from cwd, cwdlen bytes of it). 0, -EACCES or DVM_NS_ABOVE. */
+/* ns_host.c: search permission on the host's directories above the mount point (a relative path: from cwd, cwdlen bytes of it). 0, -EACCES or DVM_NS_ABOVE. */
 int ns_check_above(const ns_mount *mnt, const char *cwd, size_t cwdlen);
+/* The host's part of a path as the kernel walks it: a symbolic link or '..' at cur (ns_host.c). */
+#define NS_HOST_AGAIN (-1) /* ns_host_step rewrote the path: walk it again */
+int ns_host_step(char *abs, size_t *alen, size_t from, char *cur, size_t clen, int dotdot, int *links);
 
 #endif

@@ -1,16 +1,12 @@
 /*
  * The shared namespace's permission checks, as the kernel makes them under
  * default_permissions (generic_permission) and as FUSE admits callers
- * (allow_other), and the host directories above the mount point, from the
- * caller's credentials read once per clock tick.
+ * (allow_other), from the caller's credentials read once per clock tick.
  */
 #define _GNU_SOURCE
 #include "ns_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <string.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,46 +77,4 @@ int ns_allowed(const ns_mount *m, const ns_cred *c)
   uid_t u = (uid_t)m->user_id;
   gid_t g = (gid_t)m->group_id;
   return c->ruid == u && c->euid == u && c->suid == u && c->rgid == g && c->egid == g && c->sgid == g;
-}
-
-/*
- * Search permission on the host's directories above the mount point, which
- * the kernel checks on its way to the mount and the namespace does not hold:
- * faccessat(X_OK) of the mount point's parent checks every directory down to
- * it with the caller's fsuid, fsgid and groups, on the host (no request to
- * any daemon). A relative path is checked from the cwd only, as the kernel
- * walks it; a cwd inside the mount needs no check. 0, -EACCES, or
- * DVM_NS_ABOVE. For absolute paths the answer is kept for a clock tick per
- * thread and mount, as the credentials are (ns_perm.c).
- */
-static __thread const ns_mount *above_mnt;
-static __thread uint64_t above_tick;
-static __thread int above_rc;
-
-int ns_check_above(const ns_mount *mnt, const char *cwd, size_t cwdlen)
-{
-  if (mnt->len == 0) return 0; /* mounted on "/": nothing above */
-  char dir[PATH_MAX + 1];
-  const char *mp = mnt->mountpoint;
-  if (cwd) {
-    if (cwdlen == 1) cwdlen = 0; /* cwd "/" */
-    if (mnt->len <= cwdlen) return 0; /* the cwd is the mount point or inside it (the walk reached the mount through it) */
-    mp += cwdlen + 1;             /* the mount point relative to the cwd (the walk reached it below the cwd) */
-  } else if (above_mnt == mnt && above_tick == ns_tick()) {
-    return above_rc;
-  }
-  const char *slash = strrchr(mp, '/');
-  size_t n = slash ? (size_t)(slash - mp) : 0;
-  if (slash && n == 0) n = 1; /* "/x": the parent is "/" */
-  if (n == 0) { dir[0] = '.'; n = 1; }
-  else memcpy(dir, mp, n);
-  dir[n] = 0;
-  int rc = 0;
-  if (faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) != 0) rc = errno == EACCES ? -EACCES : DVM_NS_ABOVE;
-  if (!cwd) {
-    above_mnt = mnt;
-    above_tick = ns_tick();
-    above_rc = rc;
-  }
-  return rc;
 }
