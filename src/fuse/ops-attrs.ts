@@ -11,7 +11,10 @@ import { PPT_XATTR } from '../core/format/ppt.js';
 import { Control, pptXattr } from './control.js';
 import { N, SET, STATFS_SLOTS, type LowLevelOps } from './lowlevel.js';
 import { run } from './reply.js';
+import { errnoNumber } from './errno.js';
 import type { MountState } from './state.js';
+
+const ENODATA = errnoNumber('ENODATA');
 
 type AttrOps = Pick<LowLevelOps,
   'getattr' | 'setattr' | 'statfs' | 'getxattr' | 'setxattr' | 'listxattr' | 'removexattr'>;
@@ -77,7 +80,8 @@ export function attrOps(state: MountState, control: Control): AttrOps {
 
     getxattr(ino, name, size) {
       return run('getxattr', name, () => {
-        if (Control.owns(ino) || !STORED_XATTR.test(name)) throw new FsError('ENODATA');
+        // No error object: the kernel asks security.capability at a file's first write and at every chown (tar x: twice per file).
+        if (Control.owns(ino) || !STORED_XATTR.test(name)) return -ENODATA;
         const value = name === PPT_XATTR ? pptXattr(state.live, ino) : state.live.getxattr(ino, name);
         if (size > 0 && value.length <= size) value.copy(state.io.data);
         return value.length;
