@@ -251,9 +251,19 @@ t.test('faults: a region of another version, a pool made anew, a dead daemon', a
   let there = answersElsewhere([[f, 'r']]);
   t.match(there[0], { lib: 'ok', resolved: 'mount', first: pattern(16384, 7)[0] }, 'another version: the mount path');
   fs.writeSync(fd, Buffer.from([1, 0, 0, 0]), 0, 4, 8);
-  fs.closeSync(fd);
   there = answersElsewhere([[f, 'r']]);
   t.match(there[0], { lib: 'ok', resolved: 'namespace' }, 'version 1 again: the namespace');
+  // A torn record (its sequence word left odd, as by a writer caught mid-update): the mount path, the right bytes.
+  const head = Buffer.alloc(8);
+  fs.readSync(fd, head, 0, 8, 88); // inodes_off (src/core/format/namespace.ts)
+  const at = Number(head.readBigUInt64LE(0)) + fs.statSync(f).ino * 64;
+  const seq = Buffer.alloc(4);
+  fs.readSync(fd, seq, 0, 4, at);
+  fs.writeSync(fd, Buffer.from([seq[0]! | 1]), 0, 1, at);
+  there = answersElsewhere([[f, 'r']]);
+  fs.writeSync(fd, seq, 0, 4, at);
+  fs.closeSync(fd);
+  t.match(there[0], { lib: 'ok', resolved: 'mount', first: pattern(16384, 7)[0], reason: /changing/ }, 'a torn record: the mount path');
 
   // A pool made anew at the same path, mounted at the same place: this process sees the new one.
   await m.stop();
