@@ -1,6 +1,6 @@
 /**
- * Hostile images, CI form (`daxvm test-fuzz` is the long form): hundreds of
- * pools damaged one structure at a time (every kind in turn, both base
+ * Hostile images, CI form (`daxvm test-fuzz` is the long form): over a
+ * hundred pools damaged one structure at a time (every kind in turn, both base
  * images), each run through fsck, mount + a walk reading everything, fsck
  * --repair, a mount of the repaired pool and a second fsck, in worker
  * processes with a time limit per case. And proof that the checker calls
@@ -20,15 +20,16 @@ import { inventory, STRUCT_KINDS } from '../src/reliability/structures.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
 
-// 234 cases: nine rounds of the 13 kinds over the 2 base images; `daxvm test-fuzz --cases N` runs as many as asked.
-t.test('hundreds of damaged pools: fsck, mount and fsck --repair survive every one', async (t) => {
+// 156 cases: six rounds of the 13 kinds over the 2 base images (12 of each kind, 6 on each base); `daxvm test-fuzz --cases N`
+// runs as many as asked (the long form; nine rounds here cost the suite ~10 s more).
+t.test('over a hundred damaged pools: fsck, mount and fsck --repair survive every one', async (t) => {
   const lines: string[] = [];
-  const r = await runFuzzer({ cases: 234, seed: 1, workers: 2, timeoutMs: 60000, keep: t.testdir(), log: (l) => lines.push(l) });
+  const r = await runFuzzer({ cases: 156, seed: 1, workers: 2, timeoutMs: 60000, keep: t.testdir(), log: (l) => lines.push(l) });
   t.comment(lines.filter((l) => !l.startsWith('  ')).join('\n'));
-  t.equal(r.cases, 234, `${r.cases} cases in ${r.seconds.toFixed(1)} s`);
+  t.equal(r.cases, 156, `${r.cases} cases in ${r.seconds.toFixed(1)} s`);
   t.equal(r.failed, 0, r.failures.slice(0, 5).map((f) => `case ${f.index}: ${f.problem}\n  ${f.what}\n  ${f.replay}`).join('\n') || 'no failure');
   t.equal(lines[lines.length - 1], `fuzz cases: ${r.cases} run, 0 failed`, 'the closing line');
-  for (const k of STRUCT_KINDS) t.ok((r.byKind[k]?.cases ?? 0) >= 15, `${k}: ${r.byKind[k]?.cases ?? 0} cases`);
+  for (const k of STRUCT_KINDS) t.ok((r.byKind[k]?.cases ?? 0) >= 12, `${k}: ${r.byKind[k]?.cases ?? 0} cases`);
   t.ok(r.refused > 0 && r.served > 0, `some damaged pools are refused (${r.refused}), most are served (${r.served})`);
 });
 
