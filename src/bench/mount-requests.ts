@@ -93,9 +93,12 @@ class Runner {
   }
 }
 
+/** A wrong argument: said in one line, without a stack. */
+class UsageError extends Error {}
+
 function deepFile(listing: string[]): string {
   const f = listing.find((p) => !p.endsWith('/') && p.split('/').length === 5);
-  if (!f) throw new Error('the tree has no file 4 directories deep');
+  if (!f) throw new UsageError('the tree has no file 4 directories deep (the stat and open steps need one): give --tree a deeper tree');
   return f;
 }
 
@@ -250,6 +253,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`bench:mount: ${(err as Error).stack ?? err}`);
+  console.error(`bench:mount: ${err instanceof UsageError ? err.message : (err as Error).stack ?? err}`);
   process.exit(1);
 });
