@@ -5,7 +5,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { freshMount, run, sh } from './helpers/mount.js';
+import { freshMount, NODE, run, sh } from './helpers/mount.js';
 
 const N = 50_000;
 
@@ -15,7 +15,7 @@ t.test(`a directory with ${N} entries`, async (t) => {
   fs.mkdirSync(dir);
   // Created by a child node process (plain openSync/closeSync in a loop).
   let t0 = Date.now();
-  const mk = run(process.execPath, ['-e', `
+  const mk = run(NODE[0]!, [...NODE.slice(1), '-e', `
     const fs = require('fs'), [dir, n] = [process.argv[1], Number(process.argv[2])];
     for (let i = 0; i < n; i++) fs.closeSync(fs.openSync(dir + '/entry-' + i, 'w'));
   `, dir, String(N)], { timeout: 600_000 });

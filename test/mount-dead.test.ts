@@ -7,8 +7,9 @@ import type { Test } from 'tap';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { mkfs } from '../src/fs/index.js';
 import { logFilePath, pidFilePath, readPidFile } from '../src/fuse/runtime.js';
-import { cli, isMounted, ROOT, sh, sleep, tempDir } from './helpers/mount.js';
+import { cli, isMounted, NODE, ROOT, sh, sleep, tempDir } from './helpers/mount.js';
 
 /** A pool and a mount point; the mount (background, logging to the runtime dir) is cleared at teardown. */
 function setup(t: Test): { pool: string; mnt: string; logPath: string } {
@@ -16,8 +17,7 @@ function setup(t: Test): { pool: string; mnt: string; logPath: string } {
   const pool = join(dir, 'pool');
   const mnt = join(dir, 'mnt');
   fs.mkdirSync(mnt);
-  const r = cli(['mkfs', '--size', '64M', pool]);
-  if (r.status !== 0) throw new Error(r.summary);
+  mkfs(pool, { size: 64 << 20, mode: 0o600 }); // what `daxvm mkfs --size 64M` makes, without a node start
   const logPath = logFilePath(mnt);
   fs.rmSync(logPath, { force: true });
   t.teardown(() => {
@@ -111,11 +111,11 @@ t.test('the exit report: an uncaught exception with its stack, ENOSPC with the h
     import { installExitReport } from ${JSON.stringify(join(ROOT, 'dist/fuse/exit-report.js'))};
     installExitReport({ pool: ${JSON.stringify(join(dir, 'pool'))}, mountpoint: '/nowhere' });
     setTimeout(() => { const e = new Error('boom'); ${code} throw e; }, 1);`;
-  let r = spawnSync(process.execPath, ['--input-type=module', '-e', script('')], { encoding: 'utf8' });
+  let r = spawnSync(NODE[0]!, [...NODE.slice(1), '--input-type=module', '-e', script('')], { encoding: 'utf8' });
   t.equal(r.status, 1);
   t.match(r.stderr, /daemon \d+ uncaught exception: Error: boom\n\s+at /, 'the stack');
   t.match(r.stderr, /daemon \d+ exits \(code 1\): uncaught exception: boom/, 'the exit line');
-  r = spawnSync(process.execPath, ['--input-type=module', '-e', script("e.code = 'ENOSPC';")], { encoding: 'utf8' });
+  r = spawnSync(NODE[0]!, [...NODE.slice(1), '--input-type=module', '-e', script("e.code = 'ENOSPC';")], { encoding: 'utf8' });
   t.match(r.stderr, /ENOSPC: the host file system holding .* has [\d.]+ MiB available of [\d.]+ MiB/, 'ENOSPC: the host figures');
   t.match(r.stderr, /exits \(code 1\): uncaught exception \(ENOSPC\)/);
 });

@@ -7,7 +7,7 @@ import t from 'tap';
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFioJson, rowsOf, type FioRow } from '../src/bench/fio/report.js';
-import { freshMount, ROOT, run, runAsync, tempDir } from './helpers/mount.js';
+import { freshMount, NODE, ROOT, run, runAsync, tempDir } from './helpers/mount.js';
 
 const RUNNER = join(ROOT, 'dist', 'bench', 'fio', 'run.js');
 const JOBS = join(ROOT, 'bench', 'fio');
@@ -15,7 +15,7 @@ const JOBS = join(ROOT, 'bench', 'fio');
 t.test('bench:fio runs seq-write and rand-write on a mount, psync and mmap, verify on', async (t) => {
   const m = await freshMount(t);
   const out = join(m.dir, 'fio.json');
-  const r = await runAsync(process.execPath, [
+  const r = await runAsync(NODE[0]!, [...NODE.slice(1), 
     RUNNER, '--mnt', m.mnt, '--jobs', 'seq-write,rand-write', '--size', '4M', '--runtime', '120', '--json', out,
   ], { timeoutMs: 120_000 });
   t.equal(r.status, 0, r.summary);
@@ -60,10 +60,10 @@ t.test('a file that does not hold what fio wrote: verify errors are counted', as
 
 t.test('bench:fio refuses a directory that is not a daxvm mount', async (t) => {
   const dir = tempDir(t);
-  const r = await runAsync(process.execPath, [RUNNER, '--mnt', dir]);
+  const r = await runAsync(NODE[0]!, [...NODE.slice(1), RUNNER, '--mnt', dir]);
   t.equal(r.status, 2, r.summary);
   t.match(r.stderr, /is not a daxvm mount \(mount a pool there first: daxvm mount POOL/);
-  const j = await runAsync(process.execPath, [RUNNER, '--mnt', dir, '--jobs', 'nope']);
+  const j = await runAsync(NODE[0]!, [...NODE.slice(1), RUNNER, '--mnt', dir, '--jobs', 'nope']);
   t.equal(j.status, 2, j.summary);
   t.match(j.stderr, /unknown job 'nope': choose from seq-write, seq-read, rand-write, rand-read/);
 });

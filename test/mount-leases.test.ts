@@ -13,7 +13,7 @@ import { mmap, MAP_DAXVM } from '../src/lib/index.js';
 import { lineChild } from './helpers/child.js';
 import { cat, ctlDir } from './helpers/control.js';
 import { alignedFile, fragmentedFile, MiB, tablesMount } from './helpers/lib.js';
-import { freshMount, mountPool, ROOT, run, sleep } from './helpers/mount.js';
+import { freshMount, mountPool, NODE, ROOT, run, sleep } from './helpers/mount.js';
 
 const LIB = join(ROOT, 'dist/lib/index.js');
 
@@ -49,7 +49,7 @@ function truncateAndRefill(file: string, dir: string): ReturnType<typeof run> {
       fs.closeSync(fd);
     }
     console.log('full');`;
-  return run(process.execPath, ['-e', script]);
+  return run(NODE[0]!, [...NODE.slice(1), '-e', script]);
 }
 
 // Issue 12.3's report wrote 100 x 100 MiB on a 1 GiB pool; the same ten pools' worth through one fd, scaled
@@ -144,7 +144,7 @@ t.test('a daemon killed with SIGKILL: the next one adopts the live leases before
   await m.kill();
   const again = await mountPool(t, m.pool);
   t.ok(stats(again.mnt).leaseHeldBlocks >= 1024, 'adopted at mount');
-  const fill = run(process.execPath, ['-e', `
+  const fill = run(NODE[0]!, [...NODE.slice(1), '-e', `
     const fs = require('node:fs');
     const chunk = Buffer.alloc(1 << 20, 0x77);
     try { for (let i = 0; ; i++) fs.writeFileSync(${JSON.stringify(again.mnt)} + '/more' + i, chunk); } catch (e) { console.log(e.code); }`]);

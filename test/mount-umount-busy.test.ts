@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { DaxvmError, mmap, MAP_DAXVM } from '../src/lib/index.js';
 import { heldWriter } from './helpers/child.js';
 import { alignedFile, MiB, tablesMount } from './helpers/lib.js';
-import { cli, freshMount, fsck, isMounted, mountPool, run, within } from './helpers/mount.js';
+import { cli, freshMount, fsck, isMounted, mountPool, NODE, run, within } from './helpers/mount.js';
 
 t.test('a writer holding a file and a cwd inside: umount refused (32, target is busy); -l detaches, every write kept', async (t) => {
   const m = await freshMount(t, { size: '64M' });
@@ -128,7 +128,7 @@ t.test('a daemon killed under a live mapping: msync answers ENOTCONN; the next m
   t.equal(fresh.buffer.subarray(0, 15).toString(), 'while no daemon', 'and a new mapping under the new daemon maps it');
   fresh.unmap();
   // Another process truncates the file and fills the pool: the leased blocks stay the mapping's.
-  const fill = run(process.execPath, ['-e', `
+  const fill = run(NODE[0]!, [...NODE.slice(1), '-e', `
     const fs = require('node:fs');
     fs.truncateSync(${JSON.stringify(join(again.mnt, 'f'))}, 0);
     const chunk = Buffer.alloc(1 << 20, 0x77);
