@@ -109,19 +109,30 @@ double dvm_record_put(const dvm_lease *l)
   return ((double)(state >> 1) * SHARDS + my_shard) * (double)(1u << ID_BITS) + i;
 }
 
+/*
+ * The record an id names (NULL: not an id, or a record never made), its
+ * shard and index, and the state word it has while it holds that id's lease.
+ */
+static record *named(double id, shard **sh, uint32_t *i, uint64_t *live)
+{
+  if (!(id >= 0) || id > 9007199254740991.0) return NULL;
+  uint64_t n = (uint64_t)id;
+  *i = (uint32_t)(n & ((1u << ID_BITS) - 1));
+  *sh = &shards[(n >> ID_BITS) & (SHARDS - 1)];
+  *live = ((n >> (ID_BITS + SHARD_BITS)) & SERIAL_MASK) << 1 | 1;
+  return *i < __atomic_load_n(&(*sh)->n, __ATOMIC_ACQUIRE) ? at(*sh, *i) : NULL;
+}
+
 /* Drop the lease the id names, if it is still that one; returns whether it was. Any thread. */
 bool dvm_record_drop(double id)
 {
-  if (!(id >= 0) || id > 9007199254740991.0) return false;
-  uint64_t n = (uint64_t)id;
-  uint32_t i = (uint32_t)(n & ((1u << ID_BITS) - 1));
-  shard *sh = &shards[(n >> ID_BITS) & (SHARDS - 1)];
-  uint64_t serial = (n >> (ID_BITS + SHARD_BITS)) & SERIAL_MASK;
-  if (i >= __atomic_load_n(&sh->n, __ATOMIC_ACQUIRE)) return false;
-  record *r = at(sh, i);
-  uint64_t live = serial << 1 | 1;
+  shard *sh;
+  uint32_t i;
+  uint64_t live;
+  record *r = named(id, &sh, &i, &live);
   /* Stale (unmapped before V8 freed the buffer): nothing written, nothing locked. */
-  if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != live) return false;
+  if (!r || __atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != live) return false;
+  uint64_t serial = live >> 1;
   if (!__atomic_compare_exchange_n(&r->state, &live, ((serial + 1) & SERIAL_MASK) << 1, false, __ATOMIC_ACQ_REL,
                                    __ATOMIC_ACQUIRE))
     return false; /* another thread dropped it first */
@@ -137,10 +148,9 @@ bool dvm_record_drop(double id)
 /* Does the id still name a record holding its lease? (A shared guard passes on only from a dropped one: quiet.cc.) */
 bool dvm_record_live(double id)
 {
-  if (!(id >= 0) || id > 9007199254740991.0) return false;
-  uint64_t n = (uint64_t)id;
-  uint32_t i = (uint32_t)(n & ((1u << ID_BITS) - 1));
-  shard *sh = &shards[(n >> ID_BITS) & (SHARDS - 1)];
-  uint64_t serial = (n >> (ID_BITS + SHARD_BITS)) & SERIAL_MASK;
-  return i < __atomic_load_n(&sh->n, __ATOMIC_ACQUIRE) && __atomic_load_n(&at(sh, i)->state, __ATOMIC_ACQUIRE) == (serial << 1 | 1);
+  shard *sh;
+  uint32_t i;
+  uint64_t live;
+  record *r = named(id, &sh, &i, &live);
+  return r && __atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == live;
 }
