@@ -220,20 +220,12 @@ export class Pool {
    * leave (a new block's data and the zeros around it, written together).
    */
   writePadded(offset: number, before: number, src: Buffer, after: number): void {
-    if (before === 0 && after === 0) {
-      this.write(offset, src);
-      return;
-    }
-    const length = before + src.length + after;
-    this.checkWritable();
-    this.checkRange(offset, length);
     const z = zeros(Math.max(before, after));
     const parts: Buffer[] = [];
     if (before) parts.push(z.subarray(0, before));
     parts.push(src);
     if (after) parts.push(z.subarray(0, after));
-    this.storeParts(offset, parts, length);
-    if (this.recorder) this.recorder.onWrite(offset, Buffer.concat([Buffer.alloc(before), src, Buffer.alloc(after)]));
+    this.writev(offset, parts);
   }
 
   /** Stores length bytes of value (a byte, default 0) at offset. */
