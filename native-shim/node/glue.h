@@ -52,7 +52,6 @@ napi_value dvm_quiet_buffer(napi_env env, void *data, size_t length);
  */
 typedef void (*dvm_guard_release)(void *data, size_t length, void *arg);
 napi_value dvm_guarded_arraybuffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg);
-napi_value dvm_guarded_buffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg);
 /*
  * The same, with a guard the thread's buffers share in turn (quiet.cc says
  * how): the guard of the thread's previous such buffer is reused when

@@ -125,15 +125,6 @@ extern "C" napi_value dvm_guarded_arraybuffer(napi_env env, void *data, size_t l
   return ok ? to_napi(ab) : nullptr;
 }
 
-/* The same with a Buffer over it, made here (one call instead of two). */
-extern "C" napi_value dvm_guarded_buffer(napi_env env, void *data, size_t length, dvm_guard_release release, void *arg)
-{
-  (void)env;
-  v8::Isolate *isolate = v8::Isolate::GetCurrent();
-  bool ok = false;
-  v8::Local<v8::ArrayBuffer> ab = guarded(isolate, data, length, release, arg, &ok);
-  return ok ? as_buffer(isolate, ab, length) : nullptr;
-}
 
 /*
  * Guards shared by a thread's mappings in turn. A guard per buffer (above)
