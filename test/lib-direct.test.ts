@@ -158,7 +158,7 @@ t.test('write, rename, unlink, chmod through the mount: the next mmap sees it, h
   t.ok(fs.statSync(a).mtimeMs > before, 'msync moved the mtime');
   t.equal(fs.readFileSync(a)[0], 0x5a, 'and the byte is in the file');
   // Stores never msync'ed: unmap moves the mtime. A file renamed and replaced at its path since the
-  // mmap: msync moves no other file's mtime.
+  // mmap: msync moves the mapped file's mtime, not the new file's.
   const w2 = mmap(a, { flags: MAP_DAXVM, prot: 'rw' });
   const before2 = fs.statSync(a).mtimeMs;
   await new Promise((r) => setTimeout(r, 20));
@@ -169,9 +169,11 @@ t.test('write, rename, unlink, chmod through the mount: the next mmap sees it, h
   fs.renameSync(a, b);
   fs.writeFileSync(a, 'another file');
   const other = fs.statSync(a).mtimeMs;
+  const renamed = fs.statSync(b).mtimeMs;
   await new Promise((r) => setTimeout(r, 20));
   w3.buffer[2] = 0x5c;
   w3.msync();
+  t.ok(fs.statSync(b).mtimeMs > renamed, 'msync moved the renamed file\'s mtime');
   w3.unmap();
   t.equal(fs.statSync(a).mtimeMs, other, 'the file now at the path keeps its mtime');
   t.equal(fs.readFileSync(b)[2], 0x5c, 'the store is in the mapped file');

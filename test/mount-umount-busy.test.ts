@@ -74,16 +74,23 @@ t.test('a live library mapping makes umount refuse; -l keeps the pool open until
   t.ok(map.msync() >= 1, 'the mapping goes on: msync');
   t.equal(fs.readFileSync(f.path).subarray(0, 17).toString(), 'after the refusal', 'and the mount sees it');
 
+  // A read-only mapping holds only its lease; the writable one also pins its inode (for its mtime), so the
+  // kernel keeps the detached mount's connection until it is unmapped, as a kernel mmap keeps its file.
+  const held = mmap(g.path, { flags: MAP_DAXVM });
   u = cli(['umount', '-l', m.mnt]);
   t.equal(u.status, 0, u.summary);
   t.notOk(isMounted(m.mnt), 'detached');
   t.match(u.stderr, /serves .*the library mappings of the pool/, 'it says the daemon waits for the mapping');
-  t.equal(await within(m.exited, 1000), null, 'the daemon waits for the lease');
-  t.match(m.log(), /library mappings of the pool are live/, 'and says so in its log');
+  t.equal(await within(m.exited, 1000), null, 'the daemon waits for the mappings');
   map.buffer.write('after the detach', 4096);
   t.ok(map.msync() >= 1, 'msync still answers: the daemon still has the pool');
   t.ok(map.buffer.subarray(8192).equals(f.data.subarray(8192)), 'no other mapped byte changed');
   map.unmap();
+  for (let i = 0; i < 100 && !/library mappings of the pool are live/.test(m.log()); i++) await new Promise((r) => setTimeout(r, 50));
+  t.match(m.log(), /library mappings of the pool are live/, 'the connection gone, the daemon says it waits for the lease');
+  t.equal(await within(m.exited, 500), null, 'and waits');
+  t.ok(Buffer.from(held.buffer).equals(g.data), 'the read-only mapping still has the file\'s bytes');
+  held.unmap();
   t.same(await within(m.exited, 10_000), { code: 0, signal: null }, 'the last lease gone, the daemon exits 0');
   t.match(m.log(), /the last lease is gone/);
   t.match(m.log(), /closed cleanly/);

@@ -3,12 +3,15 @@
  * return numbers. Results go into a Float64Array the caller keeps, so a
  * resolve allocates nothing on the JS heap.
  */
+#define _GNU_SOURCE /* O_PATH */
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/ns.h"
 #include "glue.h"
@@ -143,21 +146,60 @@ static napi_value js_reason(napi_env env, napi_callback_info info)
 }
 
 /*
- * touchMtime(path, ino) -> boolean: utimensat with atime UTIME_OMIT, mtime
- * UTIME_NOW (one SETATTR on a FUSE mount), if the path still names inode ino
- * (the mapping's file may have been renamed or replaced since: then nothing).
+ * pinInode(path, ino) -> fd | -1: an O_PATH descriptor of the file the path
+ * names, if it is inode ino. A writable pool mapping keeps it, so that
+ * msync and unmap move the mtime of the mapped file even after it was
+ * renamed (no OPEN request: an O_PATH open does not reach the file system).
  */
-static napi_value js_touch_mtime(napi_env env, napi_callback_info info)
+static napi_value js_pin_inode(napi_env env, napi_callback_info info)
 {
-  napi_value argv[2], out;
+  napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
   double ino;
   if (napi_get_value_double(env, argv[1], &ino) != napi_ok) return type_error(env, "ino: expected a number");
   char *path = get_string(env, argv[0], "path");
   if (!path) return NULL;
-  const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+  int fd = open(path, O_PATH | O_CLOEXEC);
+  free(path);
   struct stat st;
-  int rc = stat(path, &st) == 0 && (double)st.st_ino == ino ? utimensat(AT_FDCWD, path, ts, 0) : -1;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || (double)st.st_ino != ino)) {
+    close(fd);
+    fd = -1;
+  }
+  return num(env, fd);
+}
+
+/*
+ * touchMtime(path, ino, pin) -> boolean: utimensat with atime UTIME_OMIT,
+ * mtime UTIME_NOW (one SETATTR on a FUSE mount). Through the pinned
+ * descriptor when there is one (/proc/self/fd/N reaches the inode wherever
+ * it was renamed; the kernel checks the caller may set the time, as for any
+ * utimensat), else by path if the path still names inode ino (never another
+ * file's mtime).
+ */
+static napi_value js_touch_mtime(napi_env env, napi_callback_info info)
+{
+  napi_value argv[3], out;
+  if (!get_args(env, info, 3, argv)) return NULL;
+  double ino;
+  int32_t pin;
+  if (napi_get_value_double(env, argv[1], &ino) != napi_ok) return type_error(env, "ino: expected a number");
+  if (napi_get_value_int32(env, argv[2], &pin) != napi_ok) return type_error(env, "pin: expected a number");
+  const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+  int rc = -1;
+  if (pin >= 0) {
+    char proc[32];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", pin);
+    rc = utimensat(AT_FDCWD, proc, ts, 0);
+    if (rc == 0 || errno != ENOENT) { /* ENOENT: no /proc; then by path */
+      napi_get_boolean(env, rc == 0, &out);
+      return out;
+    }
+  }
+  char *path = get_string(env, argv[0], "path");
+  if (!path) return NULL;
+  struct stat st;
+  rc = stat(path, &st) == 0 && (double)st.st_ino == ino ? utimensat(AT_FDCWD, path, ts, 0) : -1;
   free(path);
   napi_get_boolean(env, rc == 0, &out);
   return out;
@@ -171,6 +213,7 @@ napi_status ns_init(napi_env env, napi_value exports)
       {"nsUnchanged", NULL, js_unchanged, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nsMountInfo", NULL, js_mount_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nsReason", NULL, js_reason, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pinInode", NULL, js_pin_inode, NULL, NULL, NULL, napi_enumerable, NULL},
       {"touchMtime", NULL, js_touch_mtime, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);

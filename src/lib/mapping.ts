@@ -149,8 +149,11 @@ export class Mapping {
     this.resolved = p.resolved ?? 'mount';
     this.resolveReason = p.resolveReason;
     this.address = p.address;
-    if (p.fd !== undefined) {
-      this.handle = { fd: p.fd, open: true };
+    // A writable pool mapping pins its inode (O_PATH, no request): its stores move the mtime of the mapped
+    // file at msync and unmap even after a rename. Vanilla mappings keep their open file instead.
+    const fd = p.fd ?? (this.usedTables && p.prot === 'rw' && !p.private && p.ino ? native.pinInode(p.path, p.ino) : -1);
+    if (fd >= 0) {
+      this.handle = { fd, open: true };
       handles.register(p.buffer.buffer, this.handle, this);
     }
   }
@@ -212,12 +215,14 @@ export class Mapping {
 
   /**
    * The file system saw no write (the stores went to the pool): the file's
-   * mtime moves now, one request. By path, so only if the path still names
-   * the mapped inode (a file renamed or replaced since keeps its mtime; never
-   * another file's).
+   * mtime moves now, one request. Through the pinned inode, so a renamed
+   * file's too; by path (only if it still names the mapped inode, never
+   * another file's) when the pin could not be taken.
    */
   private touch(): void {
-    if (this.usedTables && this.prot === 'rw' && !this.private && this.parts.ino) native.touchMtime(this.path, this.parts.ino);
+    if (this.usedTables && this.prot === 'rw' && !this.private && this.parts.ino) {
+      native.touchMtime(this.path, this.parts.ino, this.handle?.open ? this.handle.fd : -1);
+    }
   }
 
   /**

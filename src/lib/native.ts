@@ -161,8 +161,14 @@ export interface LibShim extends MappingShim {
   adopt(view: MapHandle, offset: number, length: number, lease: LeaseHandle, out: Float64Array): Buffer;
   /** Detach an attached mapping's Buffer (length 0) and drop its lease, in one call; idempotent. */
   release(buffer: Buffer, leaseId: number): void;
-  /** utimensat(path, { UTIME_OMIT, UTIME_NOW }) if path names inode `ino`: the file's mtime (and ctime) become now; false when not (gone, renamed) or it failed. */
-  touchMtime(path: string, ino: number): boolean;
+  /** An O_PATH descriptor of the file `path` names if it is inode `ino`, else -1 (no request reaches a FUSE file system). */
+  pinInode(path: string, ino: number): number;
+  /**
+   * utimensat({ UTIME_OMIT, UTIME_NOW }): the file's mtime (and ctime) become now. Through `pin` (pinInode's
+   * descriptor, wherever the file was renamed) when it is >= 0, else by `path` if it still names inode `ino`;
+   * false when neither reaches the file or it failed.
+   */
+  touchMtime(path: string, ino: number, pin: number): boolean;
 }
 
 /** Where readTable and attach put what they found (a Float64Array; runs are (pool block, blocks) pairs from HEAD). */
