@@ -174,8 +174,8 @@ static napi_value js_pin_inode(napi_env env, napi_callback_info info)
  * mtime UTIME_NOW (one SETATTR on a FUSE mount). Through the pinned
  * descriptor when there is one (/proc/self/fd/N reaches the inode wherever
  * it was renamed; the kernel checks the caller may set the time, as for any
- * utimensat), else by path if the path still names inode ino (never another
- * file's mtime).
+ * utimensat), else (or when that fails) by path if the path still names
+ * inode ino (never another file's mtime).
  */
 static napi_value js_touch_mtime(napi_env env, napi_callback_info info)
 {
@@ -186,20 +186,19 @@ static napi_value js_touch_mtime(napi_env env, napi_callback_info info)
   if (napi_get_value_double(env, argv[1], &ino) != napi_ok) return type_error(env, "ino: expected a number");
   if (napi_get_value_int32(env, argv[2], &pin) != napi_ok) return type_error(env, "pin: expected a number");
   const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
-  int rc = -1;
   if (pin >= 0) {
     char proc[32];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", pin);
-    rc = utimensat(AT_FDCWD, proc, ts, 0);
-    if (rc == 0 || errno != ENOENT) { /* ENOENT: no /proc; then by path */
-      napi_get_boolean(env, rc == 0, &out);
+    /* Else by path: no /proc, or the pinned mount's daemon died and the pool was mounted again there. */
+    if (utimensat(AT_FDCWD, proc, ts, 0) == 0) {
+      napi_get_boolean(env, true, &out);
       return out;
     }
   }
   char *path = get_string(env, argv[0], "path");
   if (!path) return NULL;
   struct stat st;
-  rc = stat(path, &st) == 0 && (double)st.st_ino == ino ? utimensat(AT_FDCWD, path, ts, 0) : -1;
+  int rc = stat(path, &st) == 0 && (double)st.st_ino == ino ? utimensat(AT_FDCWD, path, ts, 0) : -1;
   free(path);
   napi_get_boolean(env, rc == 0, &out);
   return out;
