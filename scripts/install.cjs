@@ -11,7 +11,11 @@
 //      dependencies' scripts BEFORE the root's preinstall, when a fresh
 //      machine has no compiler yet. Installed as a dependency, npm builds it
 //      (the user's project decides) and this step finds it built;
-//   3. in the repo (src/ and TypeScript are there): the TypeScript build. An
+//   3. esbuild (tsx's compiler, a devDependency: the tests load through
+//      tsx), when installed: its install script, denied like every
+//      dependency's (see 2), only checks its platform binary, which npm brings
+//      as an optional dependency (@esbuild/<platform>). Run here, as npm would;
+//   4. in the repo (src/ and TypeScript are there): the TypeScript build. An
 //      installed package ships dist/ (built by prepack) and compiles nothing.
 //
 // Plain CommonJS, no dependencies of ours.
@@ -59,6 +63,16 @@ if (mmapIo) {
     const preGyp = require.resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp', { paths: [mmapIo] });
     run('building @riaskov/mmap-io from source', process.execPath, [preGyp, 'rebuild', '--build-from-source'], mmapIo);
   }
+}
+
+let esbuild;
+try {
+  esbuild = path.dirname(require.resolve('esbuild/package.json', { paths: [root] }));
+} catch {
+  esbuild = undefined; // no devDependencies (an installed package): nothing loads TypeScript through it
+}
+if (esbuild && existsSync(path.join(esbuild, 'install.js'))) {
+  run('checking esbuild\'s binary (its install script)', process.execPath, [path.join(esbuild, 'install.js')], esbuild);
 }
 
 if (existsSync(path.join(root, 'src')) && existsSync(path.join(root, 'tsconfig.json'))) {

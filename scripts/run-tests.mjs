@@ -16,6 +16,14 @@
 //
 // Raw TAP of the run is kept in .tap/last-run.tap. Exit code: 0 when nothing
 // failed (and at least one assertion ran), 1 otherwise.
+//
+// Test files load through tsx (package.json "tap": the @tapjs/typescript
+// plugin, i.e. ts-node, off; `--import=tsx` on every test process): tsx's
+// esbuild transpiles a file and the src/ it imports in about 1.5 s of CPU
+// less than ts-node in transpile-only mode, at every one of the suite's
+// files. The first run after `npm install` rebuilds tap's test class for the
+// changed plugin list (once, ~15 s). Types are still checked by
+// `npm run typecheck:tests` (tsc), as before.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
