@@ -5,7 +5,8 @@
 // O_APPEND still appends; an unlinked file lives while open and its space
 // returns after the last close; the `.daxvm/` files still show fresh content
 // and knobs still take values; directories still list. The default mount
-// still asks OPEN at each open (its close-to-open coherence with the library).
+// still asks OPEN at each open (its close-to-open coherence with the library),
+// and no GETATTR before a read that follows a write.
 import t from 'tap';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -58,6 +59,17 @@ t.test('the default mount asks OPEN and RELEASE at each open and close (coherenc
   const after = requests(m.mnt);
   t.ok(delta(before, after, 'OPEN') >= 10, `OPEN per open: ${delta(before, after, 'OPEN')}`);
   t.ok(delta(before, after, 'RELEASE') >= 10, `RELEASE per close: ${delta(before, after, 'RELEASE')}`);
+  // A read after a write asks no GETATTR first (no auto_inval_data: the write went through the kernel's pages).
+  const fd = fs.openSync(f, 'r+');
+  fs.writeSync(fd, 'y'.repeat(4096), 0);
+  const idle = requests(m.mnt);
+  const written = requests(m.mnt);
+  const got = Buffer.alloc(4096);
+  fs.readSync(fd, got, 0, got.length, 0);
+  const read = requests(m.mnt);
+  fs.closeSync(fd);
+  t.equal(got.toString(), 'y'.repeat(4096), 'a read after a write on the same descriptor: the new bytes');
+  t.equal(delta(written, read, 'GETATTR'), delta(idle, written, 'GETATTR'), 'and no GETATTR but the stats file\'s own');
 });
 
 t.test('no_open: open(O_TRUNC) truncates, O_APPEND appends, a created file reads back', async (t) => {

@@ -44,6 +44,13 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
     /* Every read(2) then asks GETATTR once the attributes expired, and a changed mtime or size drops the
      * pages: what keeps the never-cached `.daxvm/` files fresh without direct_io (control.ts). */
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+  } else {
+    /* libfuse 3 asks for auto_inval_data by default: every read(2) whose attributes are stale asks GETATTR
+     * first, and the first read after a write always is (the write marks size and mtime stale), then drops
+     * the pages the write just filled, as the mtime moved. Here each OPEN drops the pages already, and
+     * nothing changes a file's mtime or size behind the kernel (a library's msync moves the mtime with a
+     * SETATTR through the mount): the GETATTR would tell the kernel nothing. */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   }
 }
 
