@@ -25,6 +25,7 @@ t.test('attached: a 2 MiB-aligned file is a Buffer over the pool view, no new VM
   t.equal(b.mode, 'attached');
   t.equal(b.buffer.length, 3 * MiB + 5);
   t.ok(b.buffer.equals(f.data.subarray(2 * MiB, 5 * MiB + 5)), 'a sub-range');
+  t.same(b.leaves, { pte: 257, pmd: 1, pud: 0 }, 'its leaves: one 2 MiB entry and 257 PTEs (counted from its run when asked)');
   const vma = smapsAt(b.address!);
   t.ok(vma && vma.range[1] - vma.range[0] === 512 * MiB, 'its memory is the pool view (one VMA over the whole 512 MiB pool)');
   t.equal(smapsAt(a.address!)?.range[0], vma?.range[0], 'the same VMA for both: no new VMA per mapping');

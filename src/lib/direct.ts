@@ -21,10 +21,9 @@ import { DaxvmError, invalid } from './errors.js';
 import { PoolAccess, type Run, type TableRead } from './pool.js';
 import { NS_INODE_TABLES } from '../core/format/namespace.js';
 import { MAP_DAXVM_BATCHING } from './flags.js';
-import { Mapping } from './mapping.js';
+import { addRunLeaves, Mapping, type MappingParts } from './mapping.js';
 
 const PAGE = 4096;
-const PMD_BLOCKS = 512;
 const WANT_READ = 4;
 const WANT_WRITE = 2;
 const EAGAIN = 11;
@@ -86,21 +85,9 @@ function poolOf(mount: number): PoolAccess | string {
   return p;
 }
 
-/** Adds the leaves of the page table one run stands for: 2 MiB entries where file and pool are aligned, else 4 KiB ones. */
-function addLeaves(leaves: { pte: number; pmd: number; pud: number }, logical: number, physical: number, count: number): void {
-  if ((logical - physical) % PMD_BLOCKS !== 0) {
-    leaves.pte += count;
-    return;
-  }
-  const head = Math.min(count, (PMD_BLOCKS - (logical % PMD_BLOCKS)) % PMD_BLOCKS);
-  const rest = count - head;
-  leaves.pte += head + (rest % PMD_BLOCKS);
-  leaves.pmd += Math.floor(rest / PMD_BLOCKS);
-}
-
 function leavesOf(runs: Run[]): { pte: number; pmd: number; pud: number } {
   const leaves = { pte: 0, pmd: 0, pud: 0 };
-  for (const r of runs) addLeaves(leaves, r.logical, r.physical, r.count);
+  for (const r of runs) addRunLeaves(leaves, r.logical, r.physical, r.count);
   return leaves;
 }
 
@@ -111,6 +98,18 @@ const nsOut = new Float64Array(11);
 /** The mount the last file was resolved on and its pool (most programs map from one mount): nsAttach is handed its views. */
 let lastMount = -1;
 let lastPool: PoolAccess | undefined;
+/**
+ * The parts of every mapping mapDirect makes, filled again for each (one per
+ * thread, as this module is): the Mapping copies what it keeps, so a mapping
+ * is the Mapping, its Buffer and its ArrayBuffer and no other object (its
+ * leaves are counted when asked). Fewer bytes per mapping, fewer scavenges.
+ */
+const parts: MappingParts = {
+  path: '', offset: 0, length: 0, prot: 'r', flags: 0, private: false, batching: false, nosync: false,
+  usedTables: true, runs: 1, zombieMaxPages: 1, tracking: 'none', mode: 'attached', buffer: Buffer.alloc(0), ephemeral: false,
+  handle: undefined, base: 0, address: 0, leaseId: 0, pool: undefined, resolved: 'namespace',
+};
+const empty = parts.buffer;
 
 /** What the kernel would answer (rc = -errno), as the mount path throws it. */
 function nsError(rc: number, f: string | Buffer): DaxvmError {
@@ -136,15 +135,23 @@ export function mapDirect(f: string | Buffer, offset: number, wanted: number | u
     if (!pool) return null;
     const got = native.nsAttach(f, WANT_READ, offset, wanted ?? 0, pool.ro.handle, lastMount, bufferConstants.MAX_LENGTH, nsOut);
     if (typeof got !== 'number') {
-      const leaves = { pte: 0, pmd: 0, pud: 0 };
-      addLeaves(leaves, nsOut[6]!, nsOut[7]!, nsOut[8]!);
-      const length = nsOut[5]!;
+      // One run from file block nsOut[6] = offset / PAGE, nsOut[8] blocks: the Mapping counts its leaves from offset, length and base.
       const base = nsOut[7]! * PAGE;
-      return new Mapping({
-        path: typeof f === 'string' && nsOut[10] === 1 ? f : shownPath(f), offset, length, prot: 'r', flags, private: false, batching: (flags & MAP_DAXVM_BATCHING) !== 0, nosync: false,
-        usedTables: true, runs: 1, leaves, zombieMaxPages: 1, tracking: 'none', mode: 'attached', buffer: Buffer.from(got), ephemeral: false,
-        handle: pool.ro.handle, base, address: pool.ro.address + base, leaseId: nsOut[9]!, pool, resolved: 'namespace',
-      });
+      parts.path = typeof f === 'string' && nsOut[10] === 1 ? f : shownPath(f);
+      parts.offset = offset;
+      parts.length = nsOut[5]!;
+      parts.flags = flags;
+      parts.batching = (flags & MAP_DAXVM_BATCHING) !== 0;
+      parts.buffer = Buffer.from(got);
+      parts.handle = pool.ro.handle;
+      parts.base = base;
+      parts.address = pool.ro.address + base;
+      parts.leaseId = nsOut[9]!;
+      parts.pool = pool;
+      const m = new Mapping(parts);
+      parts.buffer = empty; // the scratch keeps no mapping's memory reachable
+      parts.pool = undefined;
+      return m;
     }
     switch (got) {
       case NSA.OTHER_MOUNT: {

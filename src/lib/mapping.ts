@@ -27,8 +27,31 @@ export type MappingMode = 'attached' | 'stitched' | 'vanilla';
 export type Tracking = 'pages' | 'whole-range' | 'none';
 
 const PAGE = 4096;
+const PMD_BLOCKS = 512;
 
-/** What the constructor needs; built by map.ts. */
+export interface Leaves {
+  pte: number;
+  pmd: number;
+  pud: number;
+}
+
+/** Adds the leaves of the page table one run stands for: 2 MiB entries where file and pool are aligned, else 4 KiB ones. */
+export function addRunLeaves(leaves: Leaves, logical: number, physical: number, count: number): void {
+  if ((logical - physical) % PMD_BLOCKS !== 0) {
+    leaves.pte += count;
+    return;
+  }
+  const head = Math.min(count, (PMD_BLOCKS - (logical % PMD_BLOCKS)) % PMD_BLOCKS);
+  const rest = count - head;
+  leaves.pte += head + (rest % PMD_BLOCKS);
+  leaves.pmd += Math.floor(rest / PMD_BLOCKS);
+}
+
+/**
+ * What the constructor needs; built by map.ts, from-pool.ts and direct.ts.
+ * The Mapping keeps none of it but the values (direct.ts fills one object
+ * per thread again and again).
+ */
 export interface MappingParts {
   path: string;
   offset: number;
@@ -54,7 +77,8 @@ export interface MappingParts {
   resolved?: 'namespace' | 'mount';
   /** MAP_DAXVM resolved through the mount: why the namespace could not serve it. */
   resolveReason?: string;
-  leaves?: { pte: number; pmd: number; pud: number };
+  /** Absent: those of the one run at `base` when `runs` is 1 (counted when asked), none otherwise. */
+  leaves?: Leaves;
   /** attached: a pool view; stitched: the span; vanilla: none. */
   handle?: MapHandle;
   /** Where the mapping starts within `handle`'s memory. */
@@ -111,8 +135,6 @@ export class Mapping {
   readonly usedTables: boolean;
   /** Pool runs behind the buffer: 1 attached, n stitched, 0 vanilla. */
   readonly runs: number;
-  /** Page-table leaves used: 4 KiB PTEs, 2 MiB and 1 GiB huge entries. */
-  readonly leaves: { pte: number; pmd: number; pud: number };
   /** The span came from the ephemeral heap. */
   readonly ephemeral: boolean;
   readonly batching: boolean;
@@ -124,12 +146,19 @@ export class Mapping {
   readonly resolveReason: string | undefined;
   /** Virtual address of buffer[0] for attached and stitched mappings (to find it in /proc/self/smaps). */
   readonly address: number | undefined;
-  private readonly parts: MappingParts;
   private readonly handle: Handle | undefined;
   private done = false;
+  /** Of MappingParts, what msync and unmap need (the parts object itself is not kept: see MappingParts). */
+  private readonly mapHandle: MapHandle | undefined;
+  private readonly base: number;
+  private readonly leaseId: number | undefined;
+  private readonly vanilla: VanillaMap | undefined;
+  private readonly pool: { served(): boolean } | undefined;
+  private readonly ino: number | undefined;
+  private readonly zombieMaxPages: number;
+  private leafCounts: Leaves | undefined;
 
   constructor(p: MappingParts) {
-    this.parts = p;
     this.buffer = p.buffer;
     this.mode = p.mode;
     this.path = p.path;
@@ -142,13 +171,20 @@ export class Mapping {
     this.nosync = p.nosync;
     this.usedTables = p.usedTables;
     this.runs = p.runs;
-    this.leaves = p.leaves ?? { pte: 0, pmd: 0, pud: 0 };
     this.ephemeral = p.ephemeral;
     this.batching = p.batching;
     this.fallbackReason = p.fallbackReason;
     this.resolved = p.resolved ?? 'mount';
     this.resolveReason = p.resolveReason;
     this.address = p.address;
+    this.mapHandle = p.handle;
+    this.base = p.base;
+    this.leaseId = p.leaseId;
+    this.vanilla = p.vanilla;
+    this.pool = p.pool;
+    this.ino = p.ino;
+    this.zombieMaxPages = p.zombieMaxPages;
+    this.leafCounts = p.leaves;
     // A writable pool mapping pins its inode (O_PATH, no request): its stores move the mtime of the mapped
     // file at msync and unmap even after a rename. Vanilla mappings keep their open file instead.
     const fd = p.fd ?? (this.usedTables && p.prot === 'rw' && !p.private && p.ino ? native.pinInode(p.path, p.ino) : -1);
@@ -158,6 +194,18 @@ export class Mapping {
     }
   }
 
+  /** Page-table leaves used: 4 KiB PTEs, 2 MiB and 1 GiB huge entries. */
+  get leaves(): Leaves {
+    if (!this.leafCounts) {
+      // Counted here, not per mmap: an object fewer per mapping of one run (direct.ts).
+      const l = { pte: 0, pmd: 0, pud: 0 };
+      const first = this.offset / PAGE;
+      if (this.runs === 1) addRunLeaves(l, first, this.base / PAGE, Math.ceil((this.offset + this.length) / PAGE) - first);
+      this.leafCounts = l;
+    }
+    return this.leafCounts;
+  }
+
   get unmapped(): boolean {
     return this.done;
   }
@@ -165,7 +213,7 @@ export class Mapping {
   /** Pages written since the last msync() ('pages' tracking); 0 when nothing can be written; null when unknown. */
   get dirtyPages(): number | null {
     this.live('dirtyPages');
-    if (this.tracking === 'pages') return native.countWritten(this.parts.handle!, this.parts.base, this.length);
+    if (this.tracking === 'pages') return native.countWritten(this.mapHandle!, this.base, this.length);
     if (this.prot === 'r' || this.private) return 0;
     return null;
   }
@@ -197,7 +245,7 @@ export class Mapping {
     let pages: number;
     switch (this.tracking) {
       case 'pages':
-        pages = native.syncWritten(this.parts.handle!, this.parts.base + off, len, true);
+        pages = native.syncWritten(this.mapHandle!, this.base + off, len, true);
         break;
       case 'whole-range':
         this.flush(off, len);
@@ -220,8 +268,8 @@ export class Mapping {
    * another file's) when the pin could not be taken.
    */
   private touch(): void {
-    if (this.usedTables && this.prot === 'rw' && !this.private && this.parts.ino) {
-      native.touchMtime(this.path, this.parts.ino, this.handle?.open ? this.handle.fd : -1);
+    if (this.usedTables && this.prot === 'rw' && !this.private && this.ino) {
+      native.touchMtime(this.path, this.ino, this.handle?.open ? this.handle.fd : -1);
     }
   }
 
@@ -232,7 +280,7 @@ export class Mapping {
    * pool can keep), but no file system saw them: say so (ENOTCONN).
    */
   private checkServed(what: string, pages: number | undefined): void {
-    const pool = this.parts.pool;
+    const pool = this.pool;
     if (!pool || this.prot !== 'rw' || this.private || pool.served()) return;
     const written = pages === undefined ? 'the range was written back' : `${pages} page(s) were written back`;
     throw new DaxvmError({ code: 'ENOTCONN', syscall: what, path: this.path },
@@ -249,8 +297,8 @@ export class Mapping {
   }
 
   private flush(off: number, len: number): void {
-    if (this.parts.vanilla) this.parts.vanilla.sync(off, Math.min(len, this.length - off));
-    else native.msync(this.parts.handle!, this.parts.base + off, len);
+    if (this.vanilla) this.vanilla.sync(off, Math.min(len, this.length - off));
+    else native.msync(this.mapHandle!, this.base + off, len);
   }
 
   /** `using m = mmap(...)`: unmapped when the block ends. */
@@ -268,22 +316,21 @@ export class Mapping {
   unmap(): void {
     if (this.done) return;
     this.done = true;
-    const p = this.parts;
     try {
       // Stores not msync'ed: the mtime moves at unmap (POSIX: some time after the write reference).
-      if (p.usedTables && this.prot === 'rw' && !this.private && (this.tracking === 'whole-range' ||
-        (this.tracking === 'pages' && native.countWritten(p.handle!, p.base, this.length) > 0))) this.touch();
-      if (p.mode === 'attached') {
-        native.release(p.buffer, p.leaseId!); // detached, then nothing reaches the blocks: the lease goes
-      } else if (p.mode === 'stitched') {
-        if (p.batching) {
+      if (this.usedTables && this.prot === 'rw' && !this.private && (this.tracking === 'whole-range' ||
+        (this.tracking === 'pages' && native.countWritten(this.mapHandle!, this.base, this.length) > 0))) this.touch();
+      if (this.mode === 'attached') {
+        native.release(this.buffer, this.leaseId!); // detached, then nothing reaches the blocks: the lease goes
+      } else if (this.mode === 'stitched') {
+        if (this.batching) {
           flushAtExit();
-          native.zombie(p.handle!, p.zombieMaxPages); // the span keeps its lease until its batch is dropped
+          native.zombie(this.mapHandle!, this.zombieMaxPages); // the span keeps its lease until its batch is dropped
         } else {
-          native.unmap(p.handle!);
+          native.unmap(this.mapHandle!);
         }
       } else {
-        p.vanilla!.release();
+        this.vanilla!.release();
       }
     } finally {
       if (this.handle) {
