@@ -3,6 +3,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { stats } from './helpers/control.js';
 import { errCode, freshMount, run, sh, tempDir } from './helpers/mount.js';
 
 const m = await freshMount(t, { size: '256M' });
@@ -132,6 +133,19 @@ t.test('ln -s and readlink', async (t) => {
   fs.symlinkSync(long, join(d, 'long'));
   t.equal(fs.readlinkSync(join(d, 'long')), long, 'a 2003-byte target');
   t.equal(errCode(() => fs.readlinkSync(join(d, 'target'))), 'EINVAL', 'readlink of a file: EINVAL');
+  // The kernel keeps a symlink's target (cache_symlinks): a path through it asks READLINK once, and a
+  // symlink made anew under the same name, or renamed over it, shows its own target.
+  const readlinks = (): number => (stats(M) as unknown as { requests: Record<string, number> }).requests.READLINK ?? 0;
+  const before = readlinks();
+  for (let i = 0; i < 20; i++) fs.readFileSync(join(d, 'rel'));
+  t.ok(readlinks() - before <= 1, `20 opens through a symlink: ${readlinks() - before} READLINK`);
+  fs.writeFileSync(join(d, 'other'), 'O');
+  fs.unlinkSync(join(d, 'rel'));
+  fs.symlinkSync('other', join(d, 'rel'));
+  t.equal(fs.readFileSync(join(d, 'rel'), 'utf8'), 'O', 'made anew under the same name: its own target');
+  fs.symlinkSync('target', join(d, 'rel2'));
+  fs.renameSync(join(d, 'rel2'), join(d, 'rel'));
+  t.equal(fs.readFileSync(join(d, 'rel'), 'utf8'), 'T', 'renamed over it: the new one\'s target');
 });
 
 t.test('stat fields', async (t) => {

@@ -37,6 +37,10 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   if (s->max_write) conn->max_write = s->max_write;
   /* Our times have millisecond precision: the kernel rounds the times it keeps alike. */
   conn->time_gran = 1000000;
+  /* A symlink's target never changes (no operation rewrites it; an inode number comes back only after the
+   * kernel forgot the old one): the kernel may keep it, and a path through a symlink asks READLINK once, not at
+   * every walk (libfuse 3 leaves this off). */
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   if (s->no_open) {
     /* With no OPEN the kernel would skip the truncate of open(O_TRUNC) (fuse_do_setattr takes ATTR_OPEN as
      * done by OPEN when atomic_o_trunc is on): without it the kernel sends it as a SETATTR of size 0. */
