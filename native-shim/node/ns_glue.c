@@ -170,6 +170,20 @@ static napi_value js_pin_inode(napi_env env, napi_callback_info info)
 }
 
 /*
+ * unpin(fd): closes a descriptor pinInode gave. Here, not by fs.closeSync:
+ * in a worker thread Node tracks the descriptors its fs opened, and closing
+ * one it did not open printed a warning per unmap.
+ */
+static napi_value js_unpin(napi_env env, napi_callback_info info)
+{
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  close(fd);
+  return NULL;
+}
+
+/*
  * touchMtime(path, ino, pin) -> boolean: utimensat with atime UTIME_OMIT,
  * mtime UTIME_NOW (one SETATTR on a FUSE mount). Through the pinned
  * descriptor when there is one (/proc/self/fd/N reaches the inode wherever
@@ -213,6 +227,7 @@ napi_status ns_init(napi_env env, napi_value exports)
       {"nsMountInfo", NULL, js_mount_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nsReason", NULL, js_reason, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pinInode", NULL, js_pin_inode, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unpin", NULL, js_unpin, NULL, NULL, NULL, napi_enumerable, NULL},
       {"touchMtime", NULL, js_touch_mtime, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);

@@ -96,12 +96,20 @@ export interface MappingParts {
 interface Handle {
   fd: number;
   open: boolean;
+  /** pinInode's descriptor (opened natively, closed the same way), not the vanilla path's open file. */
+  pinned: boolean;
 }
+
+function close(h: Handle): void {
+  h.open = false;
+  if (h.pinned) native.unpin(h.fd);
+  else fs.closeSync(h.fd);
+}
+
 const handles = new FinalizationRegistry<Handle>((h) => {
   if (!h.open) return;
-  h.open = false;
   try {
-    fs.closeSync(h.fd);
+    close(h);
   } catch { /* already closed */ }
 });
 
@@ -189,7 +197,7 @@ export class Mapping {
     // file at msync and unmap even after a rename. Vanilla mappings keep their open file instead.
     const fd = p.fd ?? (this.usedTables && p.prot === 'rw' && !p.private && p.ino ? native.pinInode(p.path, p.ino) : -1);
     if (fd >= 0) {
-      this.handle = { fd, open: true };
+      this.handle = { fd, open: true, pinned: p.fd === undefined };
       handles.register(p.buffer.buffer, this.handle, this);
     }
   }
@@ -335,10 +343,7 @@ export class Mapping {
     } finally {
       if (this.handle) {
         handles.unregister(this);
-        if (this.handle.open) {
-          this.handle.open = false;
-          fs.closeSync(this.handle.fd);
-        }
+        if (this.handle.open) close(this.handle);
       }
     }
   }

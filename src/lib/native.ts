@@ -163,6 +163,8 @@ export interface LibShim extends MappingShim {
   release(buffer: Buffer, leaseId: number): void;
   /** An O_PATH descriptor of the file `path` names if it is inode `ino`, else -1 (no request reaches a FUSE file system). */
   pinInode(path: string, ino: number): number;
+  /** Closes a descriptor of pinInode (fs.closeSync would warn in a worker thread: its fs did not open it). */
+  unpin(fd: number): void;
   /**
    * utimensat({ UTIME_OMIT, UTIME_NOW }): the file's mtime (and ctime) become now. Through `pin` (pinInode's
    * descriptor, wherever the file was renamed) when it is >= 0, else by `path` if it still names inode `ino`;
