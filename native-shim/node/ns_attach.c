@@ -41,9 +41,20 @@ enum {
   NSA_TOO_LONG,          /* the length exceeds what a Buffer may hold: out[5] = length */
 };
 
-/* out: [0] mount, [1] ino, [2] generation, [3] seq, [4] size, [5] length, [6] first file block, [7] pool block, [8] blocks,
- * [9] lease id, [10] 1 when the path was absolute and normal already (what path.resolve would give) */
-enum { O_MOUNT, O_INO, O_GEN, O_SEQ, O_SIZE, O_LENGTH, O_FIRST, O_PHYS, O_COUNT, O_LEASE, O_PLAIN, O_N };
+/* io, out: [0] mount, [1] ino, [2] generation, [3] seq, [4] size, [5] length, [6] first file block, [7] pool block,
+ * [8] blocks, [9] lease id, [10] 1 when the path was absolute and normal already (what path.resolve would give);
+ * in: [11] want, [12] offset, [13] length (0: to the end), [14] mount, [15] max length. Numbers in a Float64Array
+ * rather than five arguments: each argument was a napi_get_value_double and its checks, about 90 instructions. */
+enum { O_MOUNT, O_INO, O_GEN, O_SEQ, O_SIZE, O_LENGTH, O_FIRST, O_PHYS, O_COUNT, O_LEASE, O_PLAIN,
+       I_WANT, I_OFFSET, I_LENGTH, I_MOUNT, I_MAX_LENGTH, IO_N };
+
+/* A non-negative integer a double can hold exactly, as get_u64 takes it. */
+static bool in_u64(double d, uint64_t *v)
+{
+  if (!(d >= 0) || d > 9007199254740992.0 || d != (double)(uint64_t)d) return false;
+  *v = (uint64_t)d;
+  return true;
+}
 
 static napi_value num(napi_env env, double v)
 {
@@ -63,13 +74,13 @@ static dvm_span *pool_view(napi_env env, napi_value v)
 }
 
 /*
- * nsAttach(path: string | Buffer, want, offset, length (0: to the end), roHandle, mount, maxLength, out): read-only
- * -> Buffer | number (see the enum above; -errno: the kernel's answer; 1..99: ns.h's fallbacks)
+ * nsAttach(path: string | Buffer, roHandle, io): read-only, what to map in io (above)
+ * -> ArrayBuffer | number (see the enum above; -errno: the kernel's answer; 1..99: ns.h's fallbacks)
  */
 static napi_value js_ns_attach(napi_env env, napi_callback_info info)
 {
-  napi_value argv[8];
-  if (!get_args(env, info, 8, argv)) return NULL;
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
   char text[PATH_MAX + 2];
   const char *path = text;
   size_t len = 0;
@@ -89,13 +100,13 @@ static napi_value js_ns_attach(napi_env env, napi_callback_info info)
   napi_typedarray_type tt;
   size_t n;
   void *data;
-  if (!get_u64(env, argv[1], "want", &want) || !get_u64(env, argv[2], "offset", &offset) ||
-      !get_u64(env, argv[3], "length", &length) || !(ro = pool_view(env, argv[4])) ||
-      !get_u64(env, argv[5], "mount", &mount) || !get_u64(env, argv[6], "maxLength", &max_length))
-    return NULL;
-  if (napi_get_typedarray_info(env, argv[7], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < O_N)
-    return type_error(env, "out: a Float64Array of 11 numbers");
+  if (!(ro = pool_view(env, argv[1]))) return NULL;
+  if (napi_get_typedarray_info(env, argv[2], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < IO_N)
+    return type_error(env, "io: a Float64Array of 16 numbers");
   double *out = data;
+  if (!in_u64(out[I_WANT], &want) || !in_u64(out[I_OFFSET], &offset) || !in_u64(out[I_LENGTH], &length) ||
+      !in_u64(out[I_MOUNT], &mount) || !in_u64(out[I_MAX_LENGTH], &max_length))
+    return type_error(env, "daxvm_shim: io's want, offset, length, mount and maxLength must be non-negative integers");
   dvm_pool_info pi;
   if (dvm_pool_info_read(ro->addr, ro->length, &pi) < 0) return num(env, NSA_BAD_BLOCK);
 

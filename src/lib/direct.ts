@@ -93,8 +93,12 @@ function leavesOf(runs: Run[]): { pte: number; pmd: number; pud: number } {
 
 /** What nsAttach answers besides a Buffer, a negative errno and a fallback code (native-shim/node/ns_attach.c). */
 const NSA = { OTHER_MOUNT: 100, NO_TABLES: 101, PAST_END: 102, SPLIT: 103, HOLES: 104, BAD_BLOCK: 105, NO_LEASE: 106, CHANGING: 107, TOO_LONG: 108 } as const;
-/** nsAttach's out: [mount, ino, generation, seq, size, length, first file block, pool block, blocks, lease id, path plain]. */
-const nsOut = new Float64Array(11);
+/**
+ * nsAttach's io: out [mount, ino, generation, seq, size, length, first file block, pool block, blocks, lease id,
+ * path plain]; in [want, offset, length (0: to the end), mount, max length] (numbers here, not arguments: cheaper).
+ */
+const nsOut = new Float64Array(16);
+const IN = { WANT: 11, OFFSET: 12, LENGTH: 13, MOUNT: 14, MAX_LENGTH: 15 } as const;
 /** The mount the last file was resolved on and its pool (most programs map from one mount): nsAttach is handed its views. */
 let lastMount = -1;
 let lastPool: PoolAccess | undefined;
@@ -133,7 +137,12 @@ export function mapDirect(f: string | Buffer, offset: number, wanted: number | u
   for (let round = 0; round < 2; round++) {
     const pool = lastPool;
     if (!pool) return null;
-    const got = native.nsAttach(f, WANT_READ, offset, wanted ?? 0, pool.ro.handle, lastMount, bufferConstants.MAX_LENGTH, nsOut);
+    nsOut[IN.WANT] = WANT_READ;
+    nsOut[IN.OFFSET] = offset;
+    nsOut[IN.LENGTH] = wanted ?? 0;
+    nsOut[IN.MOUNT] = lastMount;
+    nsOut[IN.MAX_LENGTH] = bufferConstants.MAX_LENGTH;
+    const got = native.nsAttach(f, pool.ro.handle, nsOut);
     if (typeof got !== 'number') {
       // One run from file block nsOut[6] = offset / PAGE, nsOut[8] blocks: the Mapping counts its leaves from offset, length and base.
       const base = nsOut[7]! * PAGE;

@@ -131,8 +131,7 @@ export interface LibShim extends MappingShim {
    * NSA's codes (direct.ts), a negative errno (the kernel's answer) or a
    * fallback code (nsReason).
    */
-  nsAttach(path: string | Buffer, want: number, offset: number, length: number, ro: MapHandle, mount: number,
-    maxLength: number, out: Float64Array): ArrayBuffer | number;
+  nsAttach(path: string | Buffer, ro: MapHandle, io: Float64Array): ArrayBuffer | number;
   /**
    * The runs of blocks [first, end) of inode ino (generation gen), read from
    * the pool view's page table without a lock (native-shim/core/table.c)
