@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { DaxvmError, mmap, MAP_DAXVM } from '../src/lib/index.js';
 import { heldWriter } from './helpers/child.js';
+import { setKnob } from './helpers/control.js';
 import { alignedFile, MiB, tablesMount } from './helpers/lib.js';
 import { cli, freshMount, fsck, isMounted, mountPool, NODE, run, within } from './helpers/mount.js';
 
@@ -99,6 +100,14 @@ t.test('a live library mapping makes umount refuse; -l keeps the pool open until
   const back = fs.readFileSync(join(again.mnt, 'f'));
   t.equal(back.subarray(4096, 4096 + 16).toString(), 'after the detach', 'the store made after the detach is in the file');
   t.ok(back.subarray(8192).equals(f.data.subarray(8192)), 'the rest unchanged');
+  // This process took its lease table under the first mount, which removed it at its clean exit: a mapping
+  // now leases in the new daemon's table, so that daemon sees it (it refuses umount; it would keep the blocks).
+  setKnob(again.mnt, 'page_tables_on', 1);
+  const late = mmap(g.path.replace(m.mnt, again.mnt), { flags: MAP_DAXVM });
+  t.equal(late.mode, 'attached', late.fallbackReason ?? '');
+  u = cli(['umount', again.mnt]);
+  t.equal(u.status, 32, 'a mapping made under the second mount by a process of the first: the new daemon sees its lease\n' + u.summary);
+  late.unmap();
   await again.stop();
 });
 

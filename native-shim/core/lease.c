@@ -25,8 +25,10 @@ struct dvm_lease_table {
   uint32_t slots;
   uint32_t owned[MAX_OWNED]; /* slot + 1; 0 = an entry being filled */
   unsigned nowned;           /* atomic */
-  dev_t dev;
+  dev_t dev; /* the pool's */
   ino_t ino;
+  dev_t file_dev; /* the table file's: a retired table is replaced only by another file */
+  ino_t file_ino;
 };
 
 #define MAX_TABLES 16
@@ -88,16 +90,25 @@ const char *dvm_shm_dir(void)
   return d && *d ? d : "/dev/shm";
 }
 
+bool dvm_lease_table_retired(const dvm_lease_table *t)
+{
+  return __atomic_load_n((const uint32_t *)(t->base + DAXVM_LEASES_HEADER_RETIRED_OFF), __ATOMIC_SEQ_CST) != 0;
+}
+
 int dvm_lease_table_open(int pool_fd, dvm_lease_table **out)
 {
   struct stat pool, st;
   if (fstat(pool_fd, &pool) != 0) return -errno;
+  int have = -1;
   for (unsigned i = 0; i < ntables; i++)
     if (tables[i]->dev == pool.st_dev && tables[i]->ino == pool.st_ino) {
-      *out = tables[i];
-      return 0;
+      if (!dvm_lease_table_retired(tables[i])) {
+        *out = tables[i];
+        return 0;
+      }
+      have = (int)i; /* let go at an unmount: open the table at the path again */
     }
-  if (ntables == MAX_TABLES) return -EMFILE;
+  if (have < 0 && ntables == MAX_TABLES) return -EMFILE;
   unsigned char uuid[16];
   if (pread(pool_fd, uuid, sizeof uuid, DAXVM_SUPERBLOCK_UUID_OFF) != (ssize_t)sizeof uuid) return -EIO;
   char path[512];
@@ -138,6 +149,12 @@ int dvm_lease_table_open(int pool_fd, dvm_lease_table **out)
       rc = -EPROTO;
   }
   close(fd);
+  if (rc == 0 && have >= 0 && tables[have]->file_dev == st.st_dev && tables[have]->file_ino == st.st_ino) {
+    /* The same file, still retired (no daemon adopted it yet): ours already; take_one will refuse it. */
+    munmap(base, (size_t)st.st_size);
+    *out = tables[have];
+    return 0;
+  }
   dvm_lease_table *t = rc == 0 ? calloc(1, sizeof *t) : NULL;
   if (rc == 0 && !t) rc = -ENOMEM;
   if (rc < 0) {
@@ -148,8 +165,15 @@ int dvm_lease_table_open(int pool_fd, dvm_lease_table **out)
   t->slots = slots;
   t->dev = pool.st_dev;
   t->ino = pool.st_ino;
-  tables[ntables] = t;
-  __atomic_store_n(&ntables, ntables + 1, __ATOMIC_RELEASE);
+  t->file_dev = st.st_dev;
+  t->file_ino = st.st_ino;
+  if (have >= 0) {
+    /* The retired table stays mapped (leases taken in it before may still be dropped there); it is not used again. */
+    __atomic_store_n(&tables[have], t, __ATOMIC_RELEASE);
+  } else {
+    tables[ntables] = t;
+    __atomic_store_n(&ntables, ntables + 1, __ATOMIC_RELEASE);
+  }
   dvm_lease_owner(); /* read once now, not on a hot path */
   *out = t;
   return 0;
@@ -302,6 +326,11 @@ int dvm_lease_take(dvm_lease_table *t, const dvm_block_run *runs, unsigned count
   }
   /* The compare-and-swaps were full fences already; the caller now reads again where the blocks are. */
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  /* A daemon letting the table go stores `retired`, then scans: either it saw these slots, or we see it. */
+  if (dvm_lease_table_retired(t)) {
+    dvm_lease_drop(out);
+    return -ESTALE;
+  }
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #ifndef DAXVM_LEASE_H
 #define DAXVM_LEASE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -48,6 +49,14 @@ typedef struct {
  * another pid namespace. Callers serialize opens (process.c's lock).
  */
 int dvm_lease_table_open(int pool_fd, dvm_lease_table **out);
+
+/*
+ * Whether a daemon let this table go at an unmount (the header's `retired`).
+ * A process keeps its table for life; a retired one is opened again at the
+ * path (dvm_lease_table_open), which gives the table a later daemon made or
+ * adopted. dvm_lease_take refuses a retired table (-ESTALE).
+ */
+bool dvm_lease_table_retired(const dvm_lease_table *t);
 
 /*
  * Take a lease on the runs (in any order, merged into at most

@@ -128,12 +128,12 @@ int dvm_pool_view(const char *path, enum dvm_view kind, dvm_pool **pool_out,
 
 int dvm_pool_leases(dvm_pool *p, dvm_lease_table **out)
 {
-  /* Once opened the table stays for the life of the process: after that, no lock (a hot path of every map). */
+  /* Once opened the table stays until a daemon retires it at an unmount: no lock on this hot path of every map. */
   *out = __atomic_load_n(&p->leases, __ATOMIC_ACQUIRE);
-  if (*out) return 0;
+  if (*out && !dvm_lease_table_retired(*out)) return 0;
   dvm_lock();
   int rc = p->leases_err;
-  if (!p->leases && !rc) {
+  if ((!p->leases || dvm_lease_table_retired(p->leases)) && !rc) {
     int fd = p->fd_rw >= 0 ? p->fd_rw : p->fd_ro;
     dvm_lease_table *t = NULL;
     rc = fd < 0 ? -EBADF : dvm_lease_table_open(fd, &t);

@@ -216,6 +216,7 @@ _Static_assert(offsetof(struct daxvm_journal_descriptor, count) == DAXVM_JOURNAL
 #define DAXVM_LEASES_HEADER_POOL_INO_OFF 32 /* u64: pool `st_ino` */
 #define DAXVM_LEASES_HEADER_POOL_UUID_OFF 40 /* bytes[16]: pool UUID (superblock offset 160) */
 #define DAXVM_LEASES_HEADER_PIDNS_OFF 56 /* u64: the pid namespace the holders' pids belong to (inode of `/proc/self/ns/pid`); a client in another one does not use the table */
+#define DAXVM_LEASES_HEADER_RETIRED_OFF 64 /* u32: retired: 1 once a daemon let the table go at unmount (a later daemon that adopts it sets 0); a client takes no lease in a retired table: it opens the table at the path again */
 struct daxvm_leases_header {
 	uint8_t magic[8];
 	uint32_t version;
@@ -226,7 +227,8 @@ struct daxvm_leases_header {
 	uint64_t pool_ino;
 	uint8_t pool_uuid[16];
 	uint64_t pidns;
-	uint8_t _pad64[4032];
+	uint32_t retired;
+	uint8_t _pad68[4028];
 };
 _Static_assert(sizeof(struct daxvm_leases_header) == DAXVM_LEASES_HEADER_BYTES, "leases_header: size");
 _Static_assert(offsetof(struct daxvm_leases_header, magic) == DAXVM_LEASES_HEADER_MAGIC_OFF, "leases_header.magic");
@@ -238,6 +240,7 @@ _Static_assert(offsetof(struct daxvm_leases_header, pool_dev) == DAXVM_LEASES_HE
 _Static_assert(offsetof(struct daxvm_leases_header, pool_ino) == DAXVM_LEASES_HEADER_POOL_INO_OFF, "leases_header.pool_ino");
 _Static_assert(offsetof(struct daxvm_leases_header, pool_uuid) == DAXVM_LEASES_HEADER_POOL_UUID_OFF, "leases_header.pool_uuid");
 _Static_assert(offsetof(struct daxvm_leases_header, pidns) == DAXVM_LEASES_HEADER_PIDNS_OFF, "leases_header.pidns");
+_Static_assert(offsetof(struct daxvm_leases_header, retired) == DAXVM_LEASES_HEADER_RETIRED_OFF, "leases_header.retired");
 
 /* lease_slot (32 bytes): a slot, indexed from the end of the header */
 #define DAXVM_LEASE_SLOT_BYTES 32

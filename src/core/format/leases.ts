@@ -18,6 +18,7 @@ export const LEASES_HEADER = layout('leases_header', 4096, 'the lease table head
   pool_ino: u64(32, 'pool `st_ino`'),
   pool_uuid: bytes(40, 16, 'pool UUID (superblock offset 160)'),
   pidns: u64(56, 'the pid namespace the holders\' pids belong to (inode of `/proc/self/ns/pid`); a client in another one does not use the table'),
+  retired: u32(64, 'retired: 1 once a daemon let the table go at unmount (a later daemon that adopts it sets 0); a client takes no lease in a retired table: it opens the table at the path again'),
 });
 
 export const LEASE_SLOT = layout('lease_slot', 32, 'a slot, indexed from the end of the header', {

@@ -107,6 +107,8 @@ export class LeaseTable implements BlockLeases {
   private readonly header: DataView;
   private readonly words: BigUint64Array;
   private readonly high: Uint32Array;
+  /** The header's `retired` word: set at a clean unmount, cleared by the daemon that adopts the table. */
+  private readonly retired: Uint32Array;
   readonly slots: number;
   /** Called before each scan: orders it after the publication of what was freed (set by the publisher). */
   beforeScan: (() => void) | undefined;
@@ -122,6 +124,8 @@ export class LeaseTable implements BlockLeases {
     this.slots = this.header.getUint32(H.slots, true);
     this.words = new BigUint64Array(ab, LEASES_HEADER_SIZE, (this.slots * LEASE_SLOT_SIZE) / 8);
     this.high = new Uint32Array(ab, H.high, 1);
+    this.retired = new Uint32Array(ab, H.retired, 1);
+    Atomics.store(this.retired, 0, 0); // adopted (or new): clients may lease here again
   }
 
   /**
@@ -220,8 +224,15 @@ export class LeaseTable implements BlockLeases {
     return { claimed, leases };
   }
 
-  /** Unmount: let the table go; remove its file when no live lease is left (a later daemon adopts the rest). */
+  /**
+   * Unmount: let the table go; remove its file when no live lease is left (a
+   * later daemon adopts the rest). `retired` first, then the scan: a client
+   * process keeps its table for life, and one taking a lease now either is
+   * seen by this scan or sees `retired` and gives the lease up (both sides
+   * sequentially consistent), then opens whatever table is at the path next.
+   */
   close(): void {
+    Atomics.store(this.retired, 0, 1);
     const left = this.live().length;
     try {
       const st = fs.fstatSync(this.fd);
