@@ -217,6 +217,8 @@ export async function runDaemon(cfg: DaemonConfig): Promise<number> {
   shared.publish(fs, { allowOther: options.allowOther, readOnly: options.readOnly, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
   const state = new MountState(fs, { readOnly: options.readOnly, noOpen: options.noOpen });
   state.sharedDramKB = () => shared.dramKB();
+  const leases = shared.leases;
+  state.libraryMayStore = leases ? () => leases.everClaimed() : () => true;
   state.sharedStats = () => shared.stats();
   const stopper = new Stopper(cfg, opened, state, exitReport);
 

@@ -10,7 +10,7 @@
 import { constants } from 'node:fs';
 import { FsError } from '../fs/api.js';
 import { Control } from './control.js';
-import { N, OPEN_DIRECT_IO, type LowLevelOps } from './lowlevel.js';
+import { N, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type LowLevelOps } from './lowlevel.js';
 import { run } from './reply.js';
 import type { MountState } from './state.js';
 
@@ -42,9 +42,11 @@ export function dataOps(state: MountState, control: Control): DataOps {
           if (state.killSuidgid(ino)) state.io.invalInode(ino);
         }
         fs.open(ino);
-        // No keep_cache: an open drops the kernel's cached pages, so stores the
-        // library made straight into the pool show through the mount.
-        setOpen(state.addHandle(ino, flags), 0);
+        // No keep_cache once a library mapping may have stored straight into the pool: the open drops the
+        // kernel's cached pages, so those stores show through the mount. Before any client took a lease
+        // (every mapping of the pool needs one) the pages can only hold what the pool holds, and an open for
+        // reading keeps them: a re-read asks no READ. An open for writing still drops them (O_TRUNC).
+        setOpen(state.addHandle(ino, flags), !writing && !state.libraryMayStore() ? OPEN_KEEP_CACHE : 0);
       });
     },
 

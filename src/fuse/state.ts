@@ -52,6 +52,11 @@ export class MountState {
   readonly noOpen: boolean;
   /** Shared with the C side (or a test's fakeIo); set before the first request. */
   io!: Io;
+  /**
+   * May a library mapping have stored into the pool behind the kernel's page cache (a client ever took a
+   * lease; the daemon sets it from the lease table)? Until then an open for reading keeps the cached pages.
+   */
+  libraryMayStore: () => boolean = () => true;
   /** The per-opcode request counters (the session's), for .daxvm/stats. */
   requestCounts: () => Record<string, number> = () => ({ total: 0 });
   /** The shared namespace's DRAM copies of page tables (KiB) and its counters (src/fuse/publish). */

@@ -115,6 +115,15 @@ export class LeaseTable implements BlockLeases {
   reaped = 0;
   scans = 0;
 
+  /**
+   * Has any client ever claimed a slot of this table? Clients raise the high-water mark before they use a
+   * slot, and every mapping of the pool takes a lease first: while it is 0, nothing stored into the pool
+   * behind the kernel (the mount's keep_cache, src/fuse/ops-data.ts).
+   */
+  everClaimed(): boolean {
+    return Atomics.load(this.high, 0) > 0;
+  }
+
   private constructor(path: string, fd: number, size: number) {
     this.path = path;
     this.fd = fd;
