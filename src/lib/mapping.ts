@@ -164,6 +164,8 @@ export class Mapping {
   private readonly pool: { served(): boolean } | undefined;
   private readonly ino: number | undefined;
   private readonly zombieMaxPages: number;
+  /** A writable shared mapping of the pool's blocks, of a known inode: its stores move that file's mtime (touch). */
+  private readonly touchesMtime: boolean;
   private leafCounts: Leaves | undefined;
 
   constructor(p: MappingParts) {
@@ -193,9 +195,10 @@ export class Mapping {
     this.ino = p.ino;
     this.zombieMaxPages = p.zombieMaxPages;
     this.leafCounts = p.leaves;
+    this.touchesMtime = p.usedTables && p.prot === 'rw' && !p.private && !!p.ino;
     // A writable pool mapping pins its inode (O_PATH, no request): its stores move the mtime of the mapped
     // file at msync and unmap even after a rename. Vanilla mappings keep their open file instead.
-    const fd = p.fd ?? (this.usedTables && p.prot === 'rw' && !p.private && p.ino ? native.pinInode(p.path, p.ino) : -1);
+    const fd = p.fd ?? (this.touchesMtime ? native.pinInode(p.path, p.ino!) : -1);
     if (fd >= 0) {
       this.handle = { fd, open: true, pinned: p.fd === undefined };
       handles.register(p.buffer.buffer, this.handle, this);
@@ -276,8 +279,8 @@ export class Mapping {
    * another file's) when the pin could not be taken.
    */
   private touch(): void {
-    if (this.usedTables && this.prot === 'rw' && !this.private && this.ino) {
-      native.touchMtime(this.path, this.ino, this.handle?.open ? this.handle.fd : -1);
+    if (this.touchesMtime) {
+      native.touchMtime(this.path, this.ino!, this.handle?.open ? this.handle.fd : -1);
     }
   }
 
@@ -326,7 +329,7 @@ export class Mapping {
     this.done = true;
     try {
       // Stores not msync'ed: the mtime moves at unmap (POSIX: some time after the write reference).
-      if (this.usedTables && this.prot === 'rw' && !this.private && (this.tracking === 'whole-range' ||
+      if (this.touchesMtime && (this.tracking === 'whole-range' ||
         (this.tracking === 'pages' && native.countWritten(this.mapHandle!, this.base, this.length) > 0))) this.touch();
       if (this.mode === 'attached') {
         native.release(this.buffer, this.leaseId!); // detached, then nothing reaches the blocks: the lease goes
