@@ -20,6 +20,12 @@ class FakeLeases implements BlockLeases {
     this.scans++;
     return [...this.ranges].sort((a, b) => a.start - b.start);
   }
+
+  vouch(runs: BlockRun[]): boolean {
+    return !runs.some((v) => this.ranges.some((r) => r.start < v.start + v.count && v.start < r.start + r.count));
+  }
+
+  unvouch(): void {}
 }
 
 function physical(fsys: FileSystem, ino: number): BlockRun[] {

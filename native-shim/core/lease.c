@@ -215,7 +215,7 @@ static unsigned next_thread; /* atomic */
 static __thread unsigned thread_base = UINT32_MAX;
 
 /* One slot of ours holding `range`: a free one of those we own, else claimed anew. */
-static int take_one(dvm_lease_table *t, uint64_t range, uint32_t ino, uint32_t gen, uint64_t me)
+static int take_one(dvm_lease_table *t, uint64_t range, uint32_t ino, uint32_t gen, uint32_t flags, uint64_t me)
 {
   if (thread_base == UINT32_MAX) thread_base = __atomic_fetch_add(&next_thread, 1, __ATOMIC_RELAXED) * 4;
   for (int round = 0; round < 2; round++) {
@@ -227,6 +227,8 @@ static int take_one(dvm_lease_table *t, uint64_t range, uint32_t ino, uint32_t g
       if (e == 0) continue;
       uint64_t *word = slot_word(t, e - 1, DAXVM_LEASE_SLOT_RANGE_OFF), zero = 0;
       if (__atomic_load_n(word, __ATOMIC_RELAXED) != 0) continue;
+      /* Before the range: a daemon that sees the range sees the flags (the compare-and-swap releases them). */
+      __atomic_store_n(slot_u32(t, e - 1, DAXVM_LEASE_SLOT_FLAGS_OFF), flags, __ATOMIC_RELAXED);
       if (!__atomic_compare_exchange_n(word, &zero, range, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) continue;
       *slot_u32(t, e - 1, DAXVM_LEASE_SLOT_INO_OFF) = ino; /* for tools only */
       *slot_u32(t, e - 1, DAXVM_LEASE_SLOT_GEN_OFF) = gen;
@@ -305,8 +307,36 @@ static int plan(const dvm_block_run *runs, unsigned count, dvm_block_run *out, u
   return 0;
 }
 
+/*
+ * Does a range the lease holds meet a run the newest durable journal commit
+ * vouches for (the header's vouch_runs)? Read between two equal even loads
+ * of vouch_gen; a daemon that stays mid-rewrite (it died there) answers yes
+ * after a while, and the caller's confirm then fails and it falls back.
+ */
+static bool meets_vouched(dvm_lease_table *t, const dvm_block_run *ranges, unsigned n)
+{
+  const uint32_t *gen = (const uint32_t *)(t->base + DAXVM_LEASES_HEADER_VOUCH_GEN_OFF);
+  const uint32_t *count = (const uint32_t *)(t->base + DAXVM_LEASES_HEADER_VOUCHED_OFF);
+  const uint64_t *words = (const uint64_t *)(t->base + DAXVM_LEASES_HEADER_VOUCH_RUNS_OFF);
+  for (int tries = 0; tries < 10000; tries++) {
+    uint32_t g = __atomic_load_n(gen, __ATOMIC_SEQ_CST);
+    if (g & 1) continue;
+    uint32_t c = __atomic_load_n(count, __ATOMIC_SEQ_CST);
+    if (c > DAXVM_LEASE_VOUCH_RUNS_MAX) c = DAXVM_LEASE_VOUCH_RUNS_MAX;
+    bool meets = false;
+    for (uint32_t i = 0; i < c && !meets; i++) {
+      uint64_t w = __atomic_load_n(&words[i], __ATOMIC_SEQ_CST);
+      uint64_t start = w >> DAXVM_LEASE_COUNT_BITS, end = start + (w & COUNT_MAX);
+      for (unsigned k = 0; k < n && !meets; k++)
+        meets = ranges[k].start < end && start < ranges[k].start + ranges[k].count;
+    }
+    if (__atomic_load_n(gen, __ATOMIC_SEQ_CST) == g) return meets;
+  }
+  return true;
+}
+
 int dvm_lease_take(dvm_lease_table *t, const dvm_block_run *runs, unsigned count, uint32_t ino,
-                   uint32_t gen, dvm_lease *out)
+                   uint32_t gen, bool writable, dvm_lease *out)
 {
   dvm_block_run ranges[DVM_LEASE_SLOTS];
   unsigned n = 0;
@@ -317,7 +347,7 @@ int dvm_lease_take(dvm_lease_table *t, const dvm_block_run *runs, unsigned count
   out->table = t;
   for (unsigned i = 0; i < n; i++) {
     uint64_t range = (ranges[i].start << DAXVM_LEASE_COUNT_BITS) | ranges[i].count;
-    int slot = take_one(t, range, ino, gen, me);
+    int slot = take_one(t, range, ino, gen, writable ? DAXVM_LEASE_WRITABLE : 0, me);
     if (slot < 0) {
       dvm_lease_drop(out);
       return slot;
@@ -330,6 +360,15 @@ int dvm_lease_take(dvm_lease_table *t, const dvm_block_run *runs, unsigned count
   if (dvm_lease_table_retired(t)) {
     dvm_lease_drop(out);
     return -ESTALE;
+  }
+  /*
+   * A daemon vouching for blocks by checksum publishes them, then scans the
+   * writable leases: either it saw ours (and did not vouch), or we see its
+   * runs and store nothing there before it confirmed that commit.
+   */
+  if (writable && meets_vouched(t, ranges, n)) {
+    dvm_lease_drop(out);
+    return -EAGAIN;
   }
   return 0;
 }

@@ -61,10 +61,15 @@ bool dvm_lease_table_retired(const dvm_lease_table *t);
 /*
  * Take a lease on the runs (in any order, merged into at most
  * DVM_LEASE_SLOTS ranges when there are more). ino and gen say which file
- * it protects (for tools). -ENOSPC when the table has no free slot.
+ * it protects (for tools); writable: the mapping may store into them.
+ * -ENOSPC when the table has no free slot; -ESTALE in a retired table;
+ * -EAGAIN (writable only) when a run meets blocks the daemon's newest
+ * durable commit vouches for by checksum: an fsync of the file through the
+ * mount confirms that commit, then take it again (docs/format.md, "The
+ * lease table").
  */
 int dvm_lease_take(dvm_lease_table *t, const dvm_block_run *runs, unsigned count, uint32_t ino,
-                   uint32_t gen, dvm_lease *out);
+                   uint32_t gen, bool writable, dvm_lease *out);
 
 /* Let the lease go (idempotent). One store per slot: lock-free, async-signal-safe. */
 void dvm_lease_drop(dvm_lease *l);

@@ -201,9 +201,11 @@ _Static_assert(offsetof(struct daxvm_journal_descriptor, count) == DAXVM_JOURNAL
 
 /* leases: the lease table */
 #define DAXVM_LEASES_MAGIC "DAXVMLS1"
-#define DAXVM_LEASES_VERSION 1
+#define DAXVM_LEASES_VERSION 2
 #define DAXVM_LEASE_COUNT_BITS 24
 #define DAXVM_LEASE_START_BITS 40
+#define DAXVM_LEASE_WRITABLE 1
+#define DAXVM_LEASE_VOUCH_RUNS_MAX 128
 
 /* leases_header (4096 bytes): the lease table header (offset 0); the slots follow it */
 #define DAXVM_LEASES_HEADER_BYTES 4096
@@ -217,6 +219,9 @@ _Static_assert(offsetof(struct daxvm_journal_descriptor, count) == DAXVM_JOURNAL
 #define DAXVM_LEASES_HEADER_POOL_UUID_OFF 40 /* bytes[16]: pool UUID (superblock offset 160) */
 #define DAXVM_LEASES_HEADER_PIDNS_OFF 56 /* u64: the pid namespace the holders' pids belong to (inode of `/proc/self/ns/pid`); a client in another one does not use the table */
 #define DAXVM_LEASES_HEADER_RETIRED_OFF 64 /* u32: retired: 1 once a daemon let the table go at unmount (a later daemon that adopts it sets 0); a client takes no lease in a retired table: it opens the table at the path again */
+#define DAXVM_LEASES_HEADER_VOUCH_GEN_OFF 68 /* u32: vouch generation: odd while the daemon rewrites the vouched runs, even when they hold still (a client reads them between two equal even loads) */
+#define DAXVM_LEASES_HEADER_VOUCHED_OFF 72 /* u32: vouched runs: how many of `vouch_runs` hold pool blocks the newest durable journal commit vouches for by checksum (0 = none) */
+#define DAXVM_LEASES_HEADER_VOUCH_RUNS_OFF 128 /* bytes[1024]: the vouched runs, up to 128 range words as a slot's `range`: a client does not store into them before the daemon confirmed that commit (a writable lease reaching one is given up: EAGAIN, and the client asks the daemon for an fsync) */
 struct daxvm_leases_header {
 	uint8_t magic[8];
 	uint32_t version;
@@ -228,7 +233,11 @@ struct daxvm_leases_header {
 	uint8_t pool_uuid[16];
 	uint64_t pidns;
 	uint32_t retired;
-	uint8_t _pad68[4028];
+	uint32_t vouch_gen;
+	uint32_t vouched;
+	uint8_t _pad76[52];
+	uint8_t vouch_runs[1024];
+	uint8_t _pad1152[2944];
 };
 _Static_assert(sizeof(struct daxvm_leases_header) == DAXVM_LEASES_HEADER_BYTES, "leases_header: size");
 _Static_assert(offsetof(struct daxvm_leases_header, magic) == DAXVM_LEASES_HEADER_MAGIC_OFF, "leases_header.magic");
@@ -241,6 +250,9 @@ _Static_assert(offsetof(struct daxvm_leases_header, pool_ino) == DAXVM_LEASES_HE
 _Static_assert(offsetof(struct daxvm_leases_header, pool_uuid) == DAXVM_LEASES_HEADER_POOL_UUID_OFF, "leases_header.pool_uuid");
 _Static_assert(offsetof(struct daxvm_leases_header, pidns) == DAXVM_LEASES_HEADER_PIDNS_OFF, "leases_header.pidns");
 _Static_assert(offsetof(struct daxvm_leases_header, retired) == DAXVM_LEASES_HEADER_RETIRED_OFF, "leases_header.retired");
+_Static_assert(offsetof(struct daxvm_leases_header, vouch_gen) == DAXVM_LEASES_HEADER_VOUCH_GEN_OFF, "leases_header.vouch_gen");
+_Static_assert(offsetof(struct daxvm_leases_header, vouched) == DAXVM_LEASES_HEADER_VOUCHED_OFF, "leases_header.vouched");
+_Static_assert(offsetof(struct daxvm_leases_header, vouch_runs) == DAXVM_LEASES_HEADER_VOUCH_RUNS_OFF, "leases_header.vouch_runs");
 
 /* lease_slot (32 bytes): a slot, indexed from the end of the header */
 #define DAXVM_LEASE_SLOT_BYTES 32
@@ -248,18 +260,21 @@ _Static_assert(offsetof(struct daxvm_leases_header, retired) == DAXVM_LEASES_HEA
 #define DAXVM_LEASE_SLOT_RANGE_OFF 8 /* u64: range: `first block << 24` or'ed with the block count (1 to 2^24 - 1; first block below 2^40); 0 = no lease */
 #define DAXVM_LEASE_SLOT_INO_OFF 16 /* u32: inode of the file it protects (for tools only) */
 #define DAXVM_LEASE_SLOT_GEN_OFF 20 /* u32: generation of that inode (for tools only) */
+#define DAXVM_LEASE_SLOT_FLAGS_OFF 24 /* u32: flags: bit 0 (`LEASE_WRITABLE`) = the mapping may store into the blocks; written before the range word */
 struct daxvm_lease_slot {
 	uint64_t owner;
 	uint64_t range;
 	uint32_t ino;
 	uint32_t gen;
-	uint8_t _pad24[8];
+	uint32_t flags;
+	uint8_t _pad28[4];
 };
 _Static_assert(sizeof(struct daxvm_lease_slot) == DAXVM_LEASE_SLOT_BYTES, "lease_slot: size");
 _Static_assert(offsetof(struct daxvm_lease_slot, owner) == DAXVM_LEASE_SLOT_OWNER_OFF, "lease_slot.owner");
 _Static_assert(offsetof(struct daxvm_lease_slot, range) == DAXVM_LEASE_SLOT_RANGE_OFF, "lease_slot.range");
 _Static_assert(offsetof(struct daxvm_lease_slot, ino) == DAXVM_LEASE_SLOT_INO_OFF, "lease_slot.ino");
 _Static_assert(offsetof(struct daxvm_lease_slot, gen) == DAXVM_LEASE_SLOT_GEN_OFF, "lease_slot.gen");
+_Static_assert(offsetof(struct daxvm_lease_slot, flags) == DAXVM_LEASE_SLOT_FLAGS_OFF, "lease_slot.flags");
 
 /* ---- src/core/format/mode.ts ---- */
 

@@ -195,7 +195,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
     }
     dvm_block_run blocks = {run.offset / 4096, run.length / 4096};
     dvm_lease lease;
-    rc = dvm_lease_take(leases, &blocks, 1, (uint32_t)a.ino, (uint32_t)a.gen, &lease);
+    rc = dvm_lease_take(leases, &blocks, 1, (uint32_t)a.ino, (uint32_t)a.gen, view->addr != a.ro->addr, &lease);
     if (rc < 0) {
       out[OUT_ERRNO] = -rc;
       return number(env, ATTACH_NO_LEASE);

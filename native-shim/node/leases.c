@@ -47,19 +47,22 @@ bool get_optional_lease(napi_env env, napi_value v, dvm_lease **out)
 }
 
 /*
- * lease(poolHandle, runs: Float64Array [poolOffset, length, ...], ino, gen)
- * -> lease handle. The blocks are leased when this returns (and the CPU has
+ * lease(poolHandle, runs: Float64Array [poolOffset, length, ...], ino, gen,
+ * writable) -> lease handle. The blocks are leased when this returns (and the CPU has
  * fenced): the caller then checks that they are still the file's. Throws
  * ENOENT (no table: no daemon made one), EACCES, EPERM, EPROTO (not this
- * pool's table), ENOSPC (the table is full), E2BIG (a range too far).
+ * pool's table), ENOSPC (the table is full), E2BIG (a range too far),
+ * EAGAIN (writable: blocks an unconfirmed commit vouches for; fsync the file
+ * through the mount, then lease again).
  * The lease is dropped by dropLease, by stitch's span, or when the handle is
  * collected.
  */
 static napi_value js_lease(napi_env env, napi_callback_info info)
 {
-  napi_value argv[4], out;
+  napi_value argv[5], out;
   uint64_t ino, gen;
-  if (!get_args(env, info, 4, argv)) return NULL;
+  bool writable = false;
+  if (!get_args(env, info, 5, argv) || !get_bool(env, argv[4], "writable", &writable)) return NULL;
   dvm_span *pm = get_live(env, argv[0]);
   if (!pm) return NULL;
   if (pm->kind != DVM_SPAN_POOL) return type_error(env, "daxvm_shim: lease needs a pool view handle");
@@ -87,7 +90,7 @@ static napi_value js_lease(napi_env env, napi_callback_info info)
   const char *sys = "open(lease table)";
   if (rc == 0) {
     sys = "lease";
-    rc = dvm_lease_take(t, runs, (unsigned)(count / 2), (uint32_t)ino, (uint32_t)gen, l);
+    rc = dvm_lease_take(t, runs, (unsigned)(count / 2), (uint32_t)ino, (uint32_t)gen, writable, l);
   }
   free(runs);
   if (rc < 0) {

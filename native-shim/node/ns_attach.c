@@ -146,7 +146,7 @@ static napi_value js_ns_attach(napi_env env, napi_callback_info info)
     }
     dvm_block_run blocks = {r->physical, r->count};
     dvm_lease lease;
-    if ((rc = dvm_lease_take(leases, &blocks, 1, f.ino, f.generation, &lease)) < 0) {
+    if ((rc = dvm_lease_take(leases, &blocks, 1, f.ino, f.generation, false, &lease)) < 0) {
       out[O_LEASE] = -rc;
       return num(env, NSA_NO_LEASE);
     }

@@ -135,13 +135,19 @@ void *dvmp_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, c
   uint64_t maplen = ((uint64_t)len + PAGE - 1) & ~(PAGE - 1);
   dvmp_leased l = {0};
   const char *no = NULL;
-  int retry = !ns;
-  if (ns) no = dvmp_lease_ns(m, &nf, (uint64_t)off / PAGE, ((uint64_t)off + maplen) / PAGE, &l, &retry);
-  if (retry) {
-    if (ns && dvmp_read_ppt(fd, ppt) < 0) return *why = "no user.daxvm.ppt on the file", DVMP_KERNEL;
-    ns = 0;
-    no = dvmp_lease_table(m, ro, &info, (uint32_t)ppt[0], (uint32_t)ppt[1], (uint64_t)off / PAGE,
-                          ((uint64_t)off + maplen) / PAGE, &l);
+  for (int round = 0; round < 2; round++) {
+    int retry = !ns;
+    if (ns) no = dvmp_lease_ns(m, &nf, (uint64_t)off / PAGE, ((uint64_t)off + maplen) / PAGE, writable, &l, &retry);
+    if (retry) {
+      if (ns && dvmp_read_ppt(fd, ppt) < 0) return *why = "no user.daxvm.ppt on the file", DVMP_KERNEL;
+      ns = 0;
+      no = dvmp_lease_table(m, ro, &info, (uint32_t)ppt[0], (uint32_t)ppt[1], (uint64_t)off / PAGE,
+                            ((uint64_t)off + maplen) / PAGE, writable, &l);
+    }
+    /* Blocks the daemon's newest commit vouches for by checksum: its FSYNC confirms that commit (one request). */
+    if (!no || !l.vouched || round == 1 || fsync(fd) != 0) break;
+    if (l.heap) dvm_real_munmap(l.heap, l.heap_len);
+    l = (dvmp_leased){0};
   }
   if (no) {
     if (l.heap) dvm_real_munmap(l.heap, l.heap_len);

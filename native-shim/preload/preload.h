@@ -53,12 +53,13 @@ typedef struct {
   dvm_run stack[DVMP_STACK_RUNS];
   void *heap; /* from the kernel (not malloc): dvm_real_munmap(heap, heap_len) when done */
   uint64_t heap_len;
+  int vouched; /* the lease met blocks an unconfirmed commit vouches for (EAGAIN): fsync the file, then try again */
 } dvmp_leased;
 /* The fd's user.daxvm.ppt (one request to the daemon): ino gen seq root level nodes size. */
 int dvmp_read_ppt(int fd, unsigned long long v[7]);
 /* The runs of file blocks [first, end) of inode ino, leased and checked; NULL, or why not. */
 const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info *info, uint32_t ino, uint32_t gen,
-                             uint64_t first, uint64_t end, dvmp_leased *out);
+                             uint64_t first, uint64_t end, int writable, dvmp_leased *out);
 
 /*
  * The fd's file in the shared namespace. Once a walk has found the mount's
@@ -70,7 +71,8 @@ const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info 
  */
 int dvmp_ns_of_fd(int fd, const dvm_quick_stat *q, int writable, dvmp_mount *m, dvm_ns_file *f);
 /* dvmp_lease_table's twin over the namespace's copy of the table; *retry set: use the pool's table instead. */
-const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_t end, dvmp_leased *out, int *retry);
+const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_t end, int writable, dvmp_leased *out,
+                          int *retry);
 
 /* mapping.c: the DaxVM path. DVMP_KERNEL (with *why) when the kernel's mmap must serve the call. */
 #define DVMP_KERNEL ((void *)-2)

@@ -47,7 +47,7 @@ static void *scratch(uint64_t bytes) { return dvm_real_mmap(NULL, bytes, PROT_RE
 
 /* Read the table of [first, end), lease its blocks, check it did not change. NULL or why not. */
 const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info *info, uint32_t ino, uint32_t gen,
-                               uint64_t first, uint64_t end, dvmp_leased *out)
+                               uint64_t first, uint64_t end, int writable, dvmp_leased *out)
 {
   static __thread char why[160];
   out->runs = out->stack;
@@ -80,7 +80,8 @@ const char *dvmp_lease_table(dvmp_mount *m, const void *ro, const dvm_pool_info 
     out->n = t.runs;
     dvm_block_run bstack[DVMP_STACK_RUNS], *b = out->heap ? (dvm_block_run *)(out->runs + room) : bstack;
     for (unsigned i = 0; i < t.runs; i++) b[i] = (dvm_block_run){out->runs[i].offset / PAGE, out->runs[i].length / PAGE};
-    rc = dvm_lease_take(lt, b, t.runs, ino, gen, &out->lease);
+    rc = dvm_lease_take(lt, b, t.runs, ino, gen, writable, &out->lease);
+    out->vouched = rc == -EAGAIN;
     if (rc < 0) return because(why, "no lease on the pool's blocks", rc);
     if (dvm_table_unchanged(ro, info, ino, t.seq)) return NULL;
     dvm_lease_drop(&out->lease);
@@ -108,7 +109,8 @@ int dvmp_ns_of_fd(int fd, const dvm_quick_stat *q, int writable, dvmp_mount *m, 
   return 1;
 }
 
-const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_t end, dvmp_leased *out, int *retry)
+const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_t end, int writable, dvmp_leased *out,
+                          int *retry)
 {
   static __thread char why[160];
   dvm_lease_table *lt;
@@ -135,7 +137,8 @@ const char *dvmp_lease_ns(dvmp_mount *m, dvm_ns_file *f, uint64_t first, uint64_
     }
     out->runs = out->stack;
     out->n = n;
-    rc = dvm_lease_take(lt, b, n, f->ino, f->generation, &out->lease);
+    rc = dvm_lease_take(lt, b, n, f->ino, f->generation, writable, &out->lease);
+    out->vouched = rc == -EAGAIN;
     if (rc < 0) return because(why, "no lease on the pool's blocks", rc);
     if (dvm_ns_unchanged(f)) return NULL;
     dvm_lease_drop(&out->lease);

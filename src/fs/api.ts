@@ -110,6 +110,18 @@ export interface BlockLeases {
    * does not cover can be reused.
    */
   live(): BlockRun[];
+  /**
+   * Publish `runs` (replacing what was published) as blocks the newest
+   * durable journal commit vouches for by checksum, then look for a live
+   * writable lease reaching any of them. true: none does, and a client that
+   * leases one later sees the runs and asks for an FSYNC first (so nothing
+   * is stored there until `unvouch`). false: one does (or there are too
+   * many runs to publish): do not vouch; what was published stays.
+   * Sequentially consistent on both sides (docs/format.md, "The lease table").
+   */
+  vouch(runs: BlockRun[]): boolean;
+  /** The commit that vouched is confirmed (a later one is durable): clients may store there again. */
+  unvouch(): void;
 }
 
 /**

@@ -226,7 +226,8 @@ export function planDirect(f: string | Buffer, offset: number, wanted: number | 
     }
     let lease: LeaseHandle;
     try {
-      lease = native.lease(pool.ro.handle, byteRuns, ino, gen);
+      // Writable, and the blocks are vouched for (EAGAIN): the mount path confirms that commit with the file's fd.
+      lease = native.lease(pool.ro.handle, byteRuns, ino, gen, writable);
     } catch (err) {
       return `no lease on the pool's blocks: ${(err as Error).message}`;
     }

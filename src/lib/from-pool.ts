@@ -6,6 +6,7 @@
  * 2 MiB and 1 GiB entries taken whole). Returns the Mapping, or why the
  * pool cannot serve the range (a string: the caller falls back).
  */
+import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { native, ATTACH, OUT, type LeaseHandle, type PoolView } from './native.js';
 import { MAP_DAXVM_BATCHING, MAP_DAXVM_EPHEMERAL, MAP_DAXVM_NOSYNC } from './flags.js';
@@ -16,6 +17,7 @@ const PAGE = 4096;
 
 /** Attempts at leasing a table that keeps changing under us before giving up on it. */
 const LEASE_TRIES = 8;
+const { EAGAIN } = osConstants.errno;
 
 /** What the caller asks for (checked already). */
 export interface PoolRequest {
@@ -97,8 +99,25 @@ const out = new Float64Array(OUT.HEAD + 2);
 
 const holesReason = (holes: number): string => `${holes} page(s) of the range have no block (holes, or past the end of the file)`;
 
-/** Map [offset, +length) of inode `ino` (generation `gen`) from the pool, or say why not. */
-export function mapFromPool(q: PoolRequest, pool: PoolAccess, ino: number, gen: number): Mapping | string {
+/**
+ * Map [offset, +length) of inode `ino` (generation `gen`) from the pool, or
+ * say why not. `confirm`: an fsync of the file through the mount, asked once
+ * when a writable lease meets blocks the daemon's newest commit vouches for
+ * by checksum (EAGAIN: docs/format.md, "The lease table"); its FSYNC
+ * confirms that commit, and the lease is taken again.
+ */
+export function mapFromPool(q: PoolRequest, pool: PoolAccess, ino: number, gen: number, confirm?: () => void): Mapping | string {
+  let confirmed = confirm === undefined;
+  const again = (errno: number): boolean => {
+    if (confirmed || errno !== EAGAIN) return false;
+    confirmed = true;
+    try {
+      confirm!();
+      return true;
+    } catch {
+      return false; // the reason stays EAGAIN: the mount path serves the mapping
+    }
+  };
   q.ino ??= ino;
   let s: Setup;
   try {
@@ -111,7 +130,8 @@ export function mapFromPool(q: PoolRequest, pool: PoolAccess, ino: number, gen: 
     throw err;
   }
   if (!q.priv) {
-    const got = native.attach(pool.ro.handle, ino, gen, s.first, s.end, s.view.handle, q.length, out);
+    let got = native.attach(pool.ro.handle, ino, gen, s.first, s.end, s.view.handle, q.length, out);
+    if (got === ATTACH.NO_LEASE && again(out[OUT.ERRNO]!)) got = native.attach(pool.ro.handle, ino, gen, s.first, s.end, s.view.handle, q.length, out);
     if (typeof got !== 'number') {
       const leaves = { pte: out[OUT.PTE]!, pmd: out[OUT.PMD]!, pud: out[OUT.PUD]! };
       return attached(q, pool, s, got, out[OUT.HEAD]! * PAGE, leaves);
@@ -129,8 +149,12 @@ export function mapFromPool(q: PoolRequest, pool: PoolAccess, ino: number, gen: 
     if (t.holes > 0) return holesReason(t.holes);
     let lease: LeaseHandle;
     try {
-      lease = native.lease(pool.ro.handle, runBytes(t), ino, gen);
+      lease = native.lease(pool.ro.handle, runBytes(t), ino, gen, s.writable && !q.priv);
     } catch (err) {
+      if (again(-((err as NodeJS.ErrnoException).errno ?? 0))) {
+        attempt--;
+        continue;
+      }
       return `no lease on the pool's blocks: ${(err as Error).message}`;
     }
     if (!pool.unchanged(ino, t.seq)) {

@@ -144,7 +144,7 @@ export function mmap(file: string | Buffer, options: MmapOptions = {}): Mapping 
     if (length > bufferConstants.MAX_LENGTH) throw invalid(`length ${length} exceeds a Buffer's ${bufferConstants.MAX_LENGTH} bytes`, opened.path);
     const pool = poolOf(r);
     const q = { path: opened.path, offset: c.offset, length, prot: c.prot, flags: c.flags, priv: c.priv, resolved: 'mount' as const, ...(resolveReason ? { resolveReason } : {}) };
-    const m = typeof pool === 'string' ? pool : mapFromPool(q, pool, r.ppt!.ino, r.ppt!.gen);
+    const m = typeof pool === 'string' ? pool : mapFromPool(q, pool, r.ppt!.ino, r.ppt!.gen, () => fs.fsyncSync(opened.fd));
     if (typeof m === 'string') {
       const v = mapVanilla(opened.fd, c.offset, length, writable, c.priv, opened.path, c.populate);
       const tracking: Tracking = writable && !c.priv ? 'whole-range' : 'none';

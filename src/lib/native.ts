@@ -81,9 +81,11 @@ export interface LibShim extends MappingShim {
    * shared lease table for file ino (generation gen): the daemon reuses none
    * of those blocks until the lease is dropped (dropLease, the span that
    * took it over in stitch, or the handle's collection). Throws ENOENT (no
-   * table), EACCES, EPERM, EPROTO, EXDEV (unusable table), ENOSPC (full).
+   * table), EACCES, EPERM, EPROTO, EXDEV (unusable table), ENOSPC (full),
+   * EAGAIN (writable only: blocks the daemon's newest commit vouches for by
+   * checksum; an fsync of the file through the mount confirms it).
    */
-  lease(pool: MapHandle, runs: Float64Array, ino: number, gen: number): LeaseHandle;
+  lease(pool: MapHandle, runs: Float64Array, ino: number, gen: number, writable: boolean): LeaseHandle;
   dropLease(lease: LeaseHandle): void;
   /**
    * Is the file's flock held through another open file (a daemon serving

@@ -13,7 +13,8 @@ import type { MapHandle } from '../../core/native.js';
 import { allocateHost, hostShortfall } from '../../fs/index.js';
 import { native } from './native.js';
 import {
-  LEASE_COUNT_BITS, LEASE_SLOT, LEASE_SLOT_SIZE, LEASES_HEADER, LEASES_HEADER_SIZE, LEASES_MAGIC, LEASES_VERSION,
+  LEASE_COUNT_BITS, LEASE_SLOT, LEASE_SLOT_SIZE, LEASE_VOUCH_RUNS_MAX, LEASE_WRITABLE, LEASES_HEADER, LEASES_HEADER_SIZE,
+  LEASES_MAGIC, LEASES_VERSION,
 } from '../../core/format/leases.js';
 import { sharedPath } from '../../core/format/shared.js';
 
@@ -24,6 +25,11 @@ const H = LEASES_HEADER.off;
 const SLOT_WORDS = LEASE_SLOT_SIZE / 8;
 const OWNER_WORD = LEASE_SLOT.off.owner / 8;
 const RANGE_WORD = LEASE_SLOT.off.range / 8;
+/** A slot's flags word, as an index into the slots seen as 32-bit words. */
+const FLAGS_U32 = LEASE_SLOT.off.flags / 4;
+const SLOT_U32S = LEASE_SLOT_SIZE / 4;
+/** The most blocks a range word holds. */
+const COUNT_MAX = 2 ** LEASE_COUNT_BITS - 1;
 /** Slots a daemon makes (2 MiB): its choice, not the format's (clients read the header). */
 const DEFAULT_SLOTS = 65536;
 
@@ -109,7 +115,15 @@ export class LeaseTable implements BlockLeases {
   private readonly high: Uint32Array;
   /** The header's `retired` word: set at a clean unmount, cleared by the daemon that adopts the table. */
   private readonly retired: Uint32Array;
+  /** The vouched runs (docs/format.md): vouch_gen, vouched and vouch_runs of the header. */
+  private readonly vouchGen: Uint32Array;
+  private readonly vouchCount: Uint32Array;
+  private readonly vouchRuns: BigUint64Array;
+  /** The slots' flags words (LEASE_WRITABLE), by slot * SLOT_U32S + FLAGS_U32. */
+  private readonly slotU32: Uint32Array;
   readonly slots: number;
+  /** Vouches refused because a writable lease reached the blocks (or there were too many runs), for stats. */
+  vouchesRefused = 0;
   /** Called before each scan: orders it after the publication of what was freed (set by the publisher). */
   beforeScan: (() => void) | undefined;
   reaped = 0;
@@ -134,7 +148,53 @@ export class LeaseTable implements BlockLeases {
     this.words = new BigUint64Array(ab, LEASES_HEADER_SIZE, (this.slots * LEASE_SLOT_SIZE) / 8);
     this.high = new Uint32Array(ab, H.high, 1);
     this.retired = new Uint32Array(ab, H.retired, 1);
+    this.vouchGen = new Uint32Array(ab, H.vouch_gen, 1);
+    this.vouchCount = new Uint32Array(ab, H.vouched, 1);
+    this.vouchRuns = new BigUint64Array(ab, H.vouch_runs, LEASE_VOUCH_RUNS_MAX);
+    this.slotU32 = new Uint32Array(ab, LEASES_HEADER_SIZE, (this.slots * LEASE_SLOT_SIZE) / 4);
+    // Vouches a daemon before us published stay until our recovery made them history (fs/open.ts unvouches).
     Atomics.store(this.retired, 0, 0); // adopted (or new): clients may lease here again
+  }
+
+  /** See BlockLeases.vouch: publish, then scan (the clients take, then read: lease.c's meets_vouched). */
+  vouch(runs: BlockRun[]): boolean {
+    const words: bigint[] = [];
+    for (const r of runs) {
+      for (let at = r.start, left = r.count; left > 0; ) {
+        const c = Math.min(left, COUNT_MAX);
+        words.push((BigInt(at) << BigInt(LEASE_COUNT_BITS)) | BigInt(c));
+        at += c;
+        left -= c;
+      }
+    }
+    if (words.length > LEASE_VOUCH_RUNS_MAX) {
+      this.vouchesRefused++;
+      return false;
+    }
+    // Odd while the runs change: a client reading them then reads again.
+    const odd = Atomics.load(this.vouchGen, 0) | 1;
+    Atomics.store(this.vouchGen, 0, odd);
+    Atomics.store(this.vouchCount, 0, 0);
+    words.forEach((w, i) => Atomics.store(this.vouchRuns, i, w));
+    Atomics.store(this.vouchCount, 0, words.length);
+    Atomics.store(this.vouchGen, 0, (odd + 1) >>> 0);
+    // Then the scan: every load below comes after those stores (all sequentially consistent).
+    const high = Math.min(Atomics.load(this.high, 0), this.slots);
+    for (let s = 0; s < high; s++) {
+      const range = Atomics.load(this.words, s * SLOT_WORDS + RANGE_WORD);
+      if (range === 0n || !(Atomics.load(this.slotU32, s * SLOT_U32S + FLAGS_U32) & LEASE_WRITABLE)) continue;
+      const leased = rangeBlocks(range);
+      if (runs.some((r) => r.start < leased.start + leased.count && leased.start < r.start + r.count)) {
+        this.vouchesRefused++;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** See BlockLeases.unvouch: one store (a client that read the count before it re-reads nothing it needs). */
+  unvouch(): void {
+    Atomics.store(this.vouchCount, 0, 0);
   }
 
   /**
