@@ -76,6 +76,17 @@ t.test('HANDLE_KILLPRIV_V2: no GETXATTR security.capability before every WRITE o
   const delta = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);
   t.equal(delta('WRITE'), 50, '50 WRITEs');
   t.ok(delta('GETXATTR') <= 1, `at most one GETXATTR for 50 writes (the first write of an inode): ${delta('GETXATTR')}`);
+  // A write-only handle is direct_io: tar's two writes of a file, the second starting mid-page, are two WRITEs (the
+  // page cache sent the partial page of the second as a WRITE of its own) and no GETXATTR at the first write.
+  const mid = requests();
+  const wo = fs.openSync(join(m.mnt, 'tar-like'), 'w');
+  fs.writeSync(wo, Buffer.alloc(5000, 1));
+  fs.writeSync(wo, Buffer.alloc(5000, 2));
+  fs.closeSync(wo);
+  const end = requests();
+  t.equal((end.WRITE ?? 0) - (mid.WRITE ?? 0), 2, 'a write-only handle: one WRITE per write(2)');
+  t.equal((end.GETXATTR ?? 0) - (mid.GETXATTR ?? 0), 0, 'a write-only handle: no GETXATTR security.capability');
+  t.same(fs.readFileSync(join(m.mnt, 'tar-like')), Buffer.concat([Buffer.alloc(5000, 1), Buffer.alloc(5000, 2)]), 'and its bytes');
   // A setuid file is checked at every write (the kernel never marks it S_NOSEC); root's writes keep the bit.
   fs.chmodSync(file, 0o4755);
   fs.appendFileSync(file, 'x');

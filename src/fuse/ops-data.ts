@@ -14,13 +14,23 @@ import { N, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type LowLevelOps } from './lowlevel
 import { run } from './reply.js';
 import type { MountState } from './state.js';
 
-const { O_RDONLY, O_APPEND, O_TRUNC } = constants;
+const { O_RDONLY, O_WRONLY, O_APPEND, O_TRUNC } = constants;
 const ACCMODE = 3; // O_ACCMODE (not in fs.constants)
 
 type DataOps = Pick<LowLevelOps,
   'open' | 'create' | 'read' | 'write' | 'release' | 'fsync' | 'fsyncdir' | 'fallocate' | 'lseek'>;
 
 const SEEK_DATA = 3;
+
+/**
+ * A write-only handle is direct_io: each write(2) is one WRITE of its own bytes. Through the page cache a write
+ * that starts inside a page the cache does not hold sends that partial page as a WRITE of its own (tar x: 2.9
+ * WRITEs per file for 2.1 write(2)s), and the first write of an inode asks GETXATTR security.capability (the
+ * cached path's file_remove_privs; the direct path leaves clearing to us: KILL_SUIDGID, every write without
+ * CAP_FSETID). Nothing is lost: such a handle cannot read or be mapped (mmap needs read access), and the kernel
+ * drops the cached pages a direct write covers, so other readers and mappings see its bytes (src/fuse/README.md).
+ */
+const writeOnly = (flags: number): number => ((flags & ACCMODE) === O_WRONLY ? OPEN_DIRECT_IO : 0);
 const SEEK_HOLE = 4;
 
 export function dataOps(state: MountState, control: Control): DataOps {
@@ -46,7 +56,7 @@ export function dataOps(state: MountState, control: Control): DataOps {
         // kernel's cached pages, so those stores show through the mount. Before any client took a lease
         // (every mapping of the pool needs one) the pages can only hold what the pool holds, and an open for
         // reading keeps them: a re-read asks no READ. An open for writing still drops them (O_TRUNC).
-        setOpen(state.addHandle(ino, flags), !writing && !state.libraryMayStore() ? OPEN_KEEP_CACHE : 0);
+        setOpen(state.addHandle(ino, flags), !writing && !state.libraryMayStore() ? OPEN_KEEP_CACHE : writeOnly(flags));
       });
     },
 
@@ -59,7 +69,7 @@ export function dataOps(state: MountState, control: Control): DataOps {
         // no_open: no handle (older kernels send no RELEASE of it); the lookup count keeps the inode.
         if (state.noOpen) return setOpen(0, 0);
         fs.open(attr.ino);
-        setOpen(state.addHandle(attr.ino, flags), 0);
+        setOpen(state.addHandle(attr.ino, flags), writeOnly(flags));
       });
     },
 
