@@ -340,6 +340,10 @@ static void reply_xattr(session *s, fuse_req_t req, double r, size_t size) {
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   session *s = sess(req); ENV;
+  /* The file system stores user.* and trusted.* only (STORED_XATTR, src/fuse/ops-attrs.ts, which says the same
+   * to callers of the ops without this layer): any other name cannot exist, so no JS call. The kernel asks
+   * security.capability at every chown of a file (tar x, cp -a: once per file). */
+  if (strncmp(name, "user.", 5) != 0 && strncmp(name, "trusted.", 8) != 0) { fuse_reply_err(req, ENODATA); return; }
   napi_value a[3] = {jnum(env, ino), jstr(env, name), jnum(env, (double)size)};
   reply_xattr(s, req, call_op(s, req, OP_GETXATTR, 3, a), size);
 }
