@@ -197,6 +197,7 @@ t.test('xattrs: sizes and values, names that cannot exist', async (t) => {
   t.equal(ops.getxattr(ino, 'user.x', 32), 10);
   t.equal(io.data.subarray(0, 10).toString(), '0123456789');
   t.equal(ops.getxattr(ino, 'security.selinux', 0), E('ENODATA'), 'other namespaces: ENODATA at once');
+  t.equal(ops.setxattr(ino, 'security.foo', at, 10, 0), E('EOPNOTSUPP'), 'and refused when set: never stored unseen');
   ops.setxattr(ino, 'user.bb', at, 0, 0);
   t.equal(ops.listxattr(ino, 0), 15, 'list size query');
   t.equal(ops.listxattr(ino, 64), 15);

@@ -294,6 +294,8 @@ t.test('xattrs: setfattr/getfattr user.* round trip', async (t) => {
   t.match(r.stderr, /No such attribute/, 'removing a missing one: ENODATA');
   r = run('setfattr', ['-n', 'bogus.name', '-v', '1', f]);
   t.not(r.status, 0, 'an unknown namespace is refused');
+  r = run('setfattr', ['-n', 'security.foo', '-v', '1', f]);
+  t.match(r.stderr, /Operation not supported/, 'security.* is refused (getxattr could never show it)');
   // on a directory too
   r = sh(`setfattr -n user.d -v dv ${M} && getfattr --only-values -n user.d ${M}`);
   t.equal(r.stdout, 'dv', 'xattr on the root dir');

@@ -322,8 +322,20 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_statfs(req, &v);
 }
 
+/*
+ * The mount stores user.* and trusted.* attributes only (STORED_XATTR in src/fuse/ops-attrs.ts, which says the
+ * same to callers of the ops without this layer): any other name is refused when set (EOPNOTSUPP) and cannot exist
+ * when asked for (ENODATA), answered here without a call into JS. No security.* attribute, so never a file
+ * capability for a write or chown to remove (HANDLE_KILLPRIV_V2, session.c); no system.posix_acl_* (cp -a sets
+ * one per file, then falls back to chmod).
+ */
+static bool stored_xattr(const char *name) {
+  return strncmp(name, "user.", 5) == 0 || strncmp(name, "trusted.", 8) == 0;
+}
+
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
   session *s = sess(req); ENV;
+  if (!stored_xattr(name)) { fuse_reply_err(req, EOPNOTSUPP); return; }
   double at = size ? recv_offset(s, value) : 0;
   if (at < 0) { fuse_reply_err(req, EIO); return; }
   napi_value a[5] = {jnum(env, ino), jstr(env, name), jnum(env, at), jnum(env, (double)size), jnum(env, flags)};
@@ -340,10 +352,8 @@ static void reply_xattr(session *s, fuse_req_t req, double r, size_t size) {
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   session *s = sess(req); ENV;
-  /* The file system stores user.* and trusted.* only (STORED_XATTR, src/fuse/ops-attrs.ts, which says the same
-   * to callers of the ops without this layer): any other name cannot exist, so no JS call. The kernel asks
-   * security.capability at every chown of a file (tar x, cp -a: once per file). */
-  if (strncmp(name, "user.", 5) != 0 && strncmp(name, "trusted.", 8) != 0) { fuse_reply_err(req, ENODATA); return; }
+  /* The kernel asks security.capability at every chown of a file (tar x, cp -a: once per file). */
+  if (!stored_xattr(name)) { fuse_reply_err(req, ENODATA); return; }
   napi_value a[3] = {jnum(env, ino), jstr(env, name), jnum(env, (double)size)};
   reply_xattr(s, req, call_op(s, req, OP_GETXATTR, 3, a), size);
 }

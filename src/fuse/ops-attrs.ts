@@ -24,7 +24,10 @@ const KEEP_ID = 0xffffffff;
 /** FileSystemApi.utimens's "leave this time as is". */
 const KEEP_TIME = -1;
 
-/** Namespaces the file system stores; any other name cannot exist (answered without touching the inode). */
+/**
+ * Namespaces the mount stores: any other name is refused when set and cannot exist when asked for (answered
+ * without touching the inode). ops.c (stored_xattr) answers those itself, without calling these ops.
+ */
 const STORED_XATTR = /^(user|trusted)\./;
 
 export function attrOps(state: MountState, control: Control): AttrOps {
@@ -92,6 +95,8 @@ export function attrOps(state: MountState, control: Control): AttrOps {
       return run('setxattr', name, () => {
         if (Control.owns(ino)) Control.refuse(ino);
         if (name === PPT_XATTR) throw new FsError('EPERM', `${PPT_XATTR} is computed, read-only`);
+        // security.* too: getxattr answers ENODATA for it, and we never hold a file capability.
+        if (!STORED_XATTR.test(name)) throw new FsError('EOPNOTSUPP', `only user.* and trusted.* attributes are stored: ${name}`);
         // The value lies in the receive buffer; the file system copies what it keeps.
         state.live.setxattr(ino, name, state.io.recv.subarray(at, at + size), flags);
       });
