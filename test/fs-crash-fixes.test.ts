@@ -8,12 +8,13 @@ import t from 'tap';
 import { fsck, openFileSystem, ROOT_INO } from '../src/fs/index.js';
 import { crc32c } from '../src/core/format/checksum.js';
 import { Journal, readJournal } from '../src/fs/journal.js';
+import { JC_MAGIC, JC_VOUCHES, JOURNAL_COMMIT, JOURNAL_COMMIT_MAGIC, JOURNAL_VOUCH, JV_LENGTH, JV_OFFSET } from '../src/core/format/journal.js';
 import { BLOCK_SIZE, computeGeometry, INODE_SIZE } from '../src/core/format/pool.js';
 import { Pool } from '../src/media/pool.js';
 import { MemoryRecorder } from '../src/media/recorder.js';
 import { crashCopy, openPool, pattern, ROOT, tempPool } from './helpers/pool.js';
 
-t.test('file data is durable before the commit block that points at it can be', async (t) => {
+t.test('file data is durable before the commit block that points at it can be, or the commit vouches for it', async (t) => {
   const pool = tempPool(t, 56);
   const fsys = openPool(t, pool);
   const g = fsys.core.sb.geometry;
@@ -24,27 +25,44 @@ t.test('file data is durable before the commit block that points at it can be', 
   fsys.fsync(f.ino, false);
   fsys.write(f.ino, 10000, pattern(5000, 2)); // appends into a new block
   fsys.fsync(f.ino, false);
+  const big = fsys.create(ROOT_INO, 'big', 0o644, ROOT);
+  fsys.write(big.ino, 0, pattern(1536 * 1024, 3)); // more than a commit vouches for: ordered
+  fsys.fsync(big.ino, false);
   fsys.core.pool.setRecorder(null);
   const fileBlocks = new Set<number>();
-  for (const e of fsys.core.inode(f.ino).extents.items) for (let b = 0; b < e.count; b++) fileBlocks.add(e.physical + b);
+  for (const ino of [f.ino, big.ino]) {
+    for (const e of fsys.core.inode(ino).extents.items) for (let b = 0; b < e.count; b++) fileBlocks.add(e.physical + b);
+  }
   const journalStart = g.journalStart * BLOCK_SIZE;
   const journalEnd = (g.journalStart + g.journalBlocks) * BLOCK_SIZE;
-  let dataNotDurable = false;
+  /** File data stored since the last barrier: [offset, end). */
+  let inFlight: Array<[number, number]> = [];
   let commits = 0;
+  let vouching = 0;
   let violations = 0;
   for (const e of rec.events) {
     if (e.kind === 'persist') {
-      if (e.offset === 0 && e.length === fsys.core.pool.size) dataNotDurable = false;
+      if (e.offset === 0 && e.length === fsys.core.pool.size) inFlight = [];
       continue;
     }
-    if (fileBlocks.has(Math.floor(e.offset / BLOCK_SIZE))) dataNotDurable = true;
-    if (e.offset >= journalStart && e.offset < journalEnd) {
-      commits++;
-      if (dataNotDurable) violations++;
+    if (fileBlocks.has(Math.floor(e.offset / BLOCK_SIZE))) inFlight.push([e.offset, e.offset + e.bytes.length]);
+    const commit = e.offset >= journalStart && e.offset < journalEnd && e.bytes.length === BLOCK_SIZE &&
+      e.bytes.readUInt32LE(JC_MAGIC) === JOURNAL_COMMIT_MAGIC;
+    if (!commit || inFlight.length === 0) continue;
+    commits++;
+    const vouches: Array<[number, number]> = [];
+    for (let i = 0; i < e.bytes.readUInt32LE(JC_VOUCHES); i++) {
+      const at = JOURNAL_COMMIT.size + i * JOURNAL_VOUCH.size;
+      const off = Number(e.bytes.readBigUInt64LE(at + JV_OFFSET));
+      vouches.push([off, off + e.bytes.readUInt32LE(at + JV_LENGTH)]);
     }
+    if (vouches.length) vouching++;
+    if (!inFlight.every(([a, b]) => vouches.some(([va, vb]) => va <= a && b <= vb))) violations++;
   }
-  t.ok(commits > 0, 'the fsyncs committed transactions');
-  t.equal(violations, 0, 'no journal store while file data stored before it is not yet behind a barrier');
+  t.ok(commits > 0, 'the fsyncs committed transactions with data in flight');
+  t.equal(vouching, 2, 'the two appends + fsync vouch for it; the 1.5 MiB write is ordered (a barrier first)');
+  t.match(fsys.stats(), { vouchingCommits: 2, orderedCommits: 1 });
+  t.equal(violations, 0, 'no commit block while file data stored before it is neither behind a barrier nor vouched for');
 });
 
 /** An inode-table image: 16 records, each sealed with its own CRC32C, as the inode table holds them. */

@@ -53,6 +53,57 @@ t.test('a crash recovers exactly the state of the last fsync (no later commit ha
   }
 });
 
+t.test('an append + fsync is one barrier: its commit vouches for the bytes; replay drops it when the pool lacks them, fsck agrees', async (t) => {
+  const pool = tempPool(t, 64);
+  const fsys = openPool(t, pool);
+  const f = fsys.create(ROOT_INO, 'log', 0o644, ROOT);
+  fsys.fsync(f.ino, false);
+  const barriers = (): number => fsys.stats().vouchingCommits! + 2 * fsys.stats().orderedCommits! + fsys.stats().confirmBarriers!;
+  const data = pattern(4096, 7);
+  fsys.write(f.ino, 0, data);
+  const beforeCommit = crashCopy(t, pool);
+  fsys.fsync(f.ino, false);
+  t.match(fsys.stats(), { vouchingCommits: 1, orderedCommits: 0, confirmBarriers: 0 }, 'the append + fsync: one vouching commit, one barrier');
+  const at = fsys.core.inode(f.ino).extents.items[0]!.physical * BLOCK_SIZE;
+  const incompat = (p: string): number => fs.readFileSync(p).readUInt32LE(16);
+  const crashed = (): string => crashCopy(t, pool);
+  // A crash inside the fsync's barrier: the journal reached the media, one vouched byte did not (nor any home write).
+  const g = fsys.core.sb.geometry;
+  const torn = crashCopy(t, beforeCommit);
+  {
+    const fd = fs.openSync(torn, 'r+');
+    const journal = fs.readFileSync(pool).subarray(g.journalStart * BLOCK_SIZE, (g.journalStart + g.journalBlocks) * BLOCK_SIZE);
+    fs.writeSync(fd, journal, 0, journal.length, g.journalStart * BLOCK_SIZE);
+    fs.writeSync(fd, Buffer.from([data[100]! ^ 0xff]), 0, 1, at + 100);
+    fs.closeSync(fd);
+  }
+  t.equal(incompat(crashed()), 1, 'a crashed pool carries the vouching-journal flag (an older daxvm refuses it)');
+  const check = fsck(torn);
+  t.equal(check.exitCode, 0, 'fsck: a last transaction that did not reach the media is no error (as e2fsck)');
+  t.equal(check.summary.journalTransactionsDiscarded, 1, 'fsck says it was not replayed');
+  let rec = openFileSystem(torn, { commitIntervalMs: 0 });
+  t.equal(rec.getattr(rec.resolve('/log')).size, 0, 'the torn append is not applied: the file as its last proven commit left it');
+  rec.close();
+  t.equal(fsck(torn).exitCode, 0, 'fsck clean after recovery');
+  rec = openFileSystem(crashed(), { commitIntervalMs: 0 });
+  t.ok(readAll(rec, rec.resolve('/log')).equals(data), 'whole: the append is there');
+  rec.close();
+  // A store over the vouched bytes confirms the commit first (an empty transaction and a barrier), then the bytes may change.
+  fsys.write(f.ino, 100, Buffer.from([data[100]! ^ 0xff]));
+  t.equal(fsys.stats().confirmBarriers, 1, 'an overwrite of vouched bytes confirms first');
+  rec = openFileSystem(crashed(), { commitIntervalMs: 0 });
+  t.equal(rec.getattr(rec.resolve('/log')).size, 4096, 'after the confirm the append stays whatever the bytes hold');
+  rec.close();
+  const before = barriers();
+  fsys.write(f.ino, 4096, pattern(4096, 8));
+  fsys.fsync(f.ino, false);
+  fsys.write(f.ino, 8192, pattern(4096, 9));
+  fsys.fsync(f.ino, false);
+  t.equal(barriers() - before, 2, 'back-to-back appends + fsync: one barrier each (the next commit proves the last)');
+  fsys.close();
+  t.equal(incompat(pool), 0, 'a clean unmount clears the flag');
+});
+
 t.test('fsync makes exactly what it promises durable: synced files survive, by name', async (t) => {
   const pool = tempPool(t, 64);
   const fsys = openPool(t, pool);

@@ -155,30 +155,36 @@ _Static_assert(offsetof(struct daxvm_inode, crc) == DAXVM_INODE_CRC_OFF, "inode.
 
 /* ---- src/core/format/journal.ts ---- */
 
-/* journal_commit (24 bytes): a journal commit block */
-#define DAXVM_JOURNAL_COMMIT_BYTES 24
+/* journal_commit (32 bytes): a journal commit block; `vouches` journal_vouch records follow from byte 32 */
+#define DAXVM_JOURNAL_COMMIT_BYTES 32
 #define DAXVM_JOURNAL_COMMIT_MAGIC_OFF 0 /* u32: magic 'DXJC' (0x434a5844) */
 #define DAXVM_JOURNAL_COMMIT_SEQ_OFF 8 /* u64: sequence */
 #define DAXVM_JOURNAL_COMMIT_BLOCKS_OFF 16 /* u32: blocks of the transaction before the commit */
 #define DAXVM_JOURNAL_COMMIT_CHAIN_CRC_OFF 20 /* u32: CRC-32 (IEEE 802.3) chained over every descriptor and image block of the transaction */
+#define DAXVM_JOURNAL_COMMIT_VOUCHES_OFF 24 /* u32: vouched data ranges that follow (0: an ordered commit, its data made durable by a barrier before it) */
 struct daxvm_journal_commit {
 	uint32_t magic;
 	uint8_t _pad4[4];
 	uint64_t seq;
 	uint32_t blocks;
 	uint32_t chain_crc;
+	uint32_t vouches;
+	uint8_t _pad28[4];
 };
 _Static_assert(sizeof(struct daxvm_journal_commit) == DAXVM_JOURNAL_COMMIT_BYTES, "journal_commit: size");
 _Static_assert(offsetof(struct daxvm_journal_commit, magic) == DAXVM_JOURNAL_COMMIT_MAGIC_OFF, "journal_commit.magic");
 _Static_assert(offsetof(struct daxvm_journal_commit, seq) == DAXVM_JOURNAL_COMMIT_SEQ_OFF, "journal_commit.seq");
 _Static_assert(offsetof(struct daxvm_journal_commit, blocks) == DAXVM_JOURNAL_COMMIT_BLOCKS_OFF, "journal_commit.blocks");
 _Static_assert(offsetof(struct daxvm_journal_commit, chain_crc) == DAXVM_JOURNAL_COMMIT_CHAIN_CRC_OFF, "journal_commit.chain_crc");
+_Static_assert(offsetof(struct daxvm_journal_commit, vouches) == DAXVM_JOURNAL_COMMIT_VOUCHES_OFF, "journal_commit.vouches");
 
 /* journal: journal block kinds */
 #define DAXVM_JOURNAL_DESCRIPTOR_MAGIC 0x444a5844
 #define DAXVM_JOURNAL_COMMIT_MAGIC 0x434a5844
 #define DAXVM_JOURNAL_DESCRIPTOR_HEADER 24
 #define DAXVM_JOURNAL_TARGETS_PER_DESCRIPTOR 508
+#define DAXVM_JOURNAL_VOUCHES_MAX 64
+#define DAXVM_JOURNAL_VOUCH_BYTES_MAX 0x100000
 
 /* journal_descriptor (24 bytes): the header of a journal descriptor block; target block numbers (u64) follow from byte 24 */
 #define DAXVM_JOURNAL_DESCRIPTOR_BYTES 24
@@ -196,6 +202,21 @@ _Static_assert(sizeof(struct daxvm_journal_descriptor) == DAXVM_JOURNAL_DESCRIPT
 _Static_assert(offsetof(struct daxvm_journal_descriptor, magic) == DAXVM_JOURNAL_DESCRIPTOR_MAGIC_OFF, "journal_descriptor.magic");
 _Static_assert(offsetof(struct daxvm_journal_descriptor, seq) == DAXVM_JOURNAL_DESCRIPTOR_SEQ_OFF, "journal_descriptor.seq");
 _Static_assert(offsetof(struct daxvm_journal_descriptor, count) == DAXVM_JOURNAL_DESCRIPTOR_COUNT_OFF, "journal_descriptor.count");
+
+/* journal_vouch (16 bytes): a data range a commit vouches for */
+#define DAXVM_JOURNAL_VOUCH_BYTES 16
+#define DAXVM_JOURNAL_VOUCH_OFFSET_OFF 0 /* u64: pool byte offset */
+#define DAXVM_JOURNAL_VOUCH_LENGTH_OFF 8 /* u32: bytes */
+#define DAXVM_JOURNAL_VOUCH_CRC_OFF 12 /* u32: CRC32C of the pool bytes [offset, offset+length) */
+struct daxvm_journal_vouch {
+	uint64_t offset;
+	uint32_t length;
+	uint32_t crc;
+};
+_Static_assert(sizeof(struct daxvm_journal_vouch) == DAXVM_JOURNAL_VOUCH_BYTES, "journal_vouch: size");
+_Static_assert(offsetof(struct daxvm_journal_vouch, offset) == DAXVM_JOURNAL_VOUCH_OFFSET_OFF, "journal_vouch.offset");
+_Static_assert(offsetof(struct daxvm_journal_vouch, length) == DAXVM_JOURNAL_VOUCH_LENGTH_OFF, "journal_vouch.length");
+_Static_assert(offsetof(struct daxvm_journal_vouch, crc) == DAXVM_JOURNAL_VOUCH_CRC_OFF, "journal_vouch.crc");
 
 /* ---- src/core/format/leases.ts ---- */
 
@@ -507,6 +528,9 @@ _Static_assert(offsetof(struct daxvm_ns_name, next) == DAXVM_NS_NAME_NEXT_OFF, "
 #define DAXVM_PPT_TEXT_FORMAT "ino=%llu gen=%llu seq=%llu root=%llu level=%llu nodes=%llu size=%llu"
 
 /* ---- src/core/format/superblock.ts ---- */
+
+/* sb_feature: superblock feature flags */
+#define DAXVM_INCOMPAT_VOUCHING_JOURNAL 1
 
 /* superblock (512 bytes): the superblock: block 0, a backup in block 1 (the rest of the block is zero) */
 #define DAXVM_SUPERBLOCK_BYTES 512

@@ -20,6 +20,10 @@ export function formatFsckReport(pool: string, r: FsckReport, repair: boolean): 
     lines.push(`  ${tag.padEnd(9)} ${p.kind}: ${p.message}`);
   }
   const s = r.summary;
+  if (s.journalTransactionsDiscarded) {
+    // As e2fsck's "journal transaction was corrupt, replay was aborted": a note, not a problem.
+    lines.push(`${pool}: the journal's last transaction is not replayed: the file data it vouches for never reached the media (a crash inside its fsync)`);
+  }
   lines.push(
     `${pool}: ${s.inodes} inodes (${s.dirs} directories, ${s.files} files), ` +
     `${s.blocksUsed} blocks used, ${s.blocksFree} free`,

@@ -7,7 +7,8 @@
  * quarter of the journal, when the commit interval expires, at sync and at
  * unmount. Each commit is a persist barrier for the file data stored since
  * the last one (data first, as ext4's data=ordered), one for the journal,
- * then the home locations are written.
+ * then the home locations are written. A commit whose new data is small
+ * vouches for it instead (vouch.ts): one barrier for data and journal.
  */
 import createDebug from 'debug';
 import type { Pool } from '../media/pool.js';
@@ -21,11 +22,12 @@ import type { InodeTable } from './inodes.js';
 import type { Journal } from './journal.js';
 import { transactionBlocks } from './journal.js';
 import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, PoolState } from '../core/format/pool.js';
-import { encodeSuperblock, type Superblock } from '../core/format/superblock.js';
+import { encodeSuperblock, INCOMPAT_VOUCHING_JOURNAL, type Superblock } from '../core/format/superblock.js';
 import type { MetaStore } from './metastore.js';
 import { Zeroer } from './zeroer.js';
 import { writeHome } from './home.js';
 import { Prewriter } from './prewrite.js';
+import { Voucher } from './vouch.js';
 import { freeTable, NO_TABLE, syncTable, type NodeStore, type TableRef } from '../ppt/tables.js';
 
 const log = createDebug('daxvm:fs');
@@ -80,6 +82,8 @@ export class FsCore {
   readonly zeroer: Zeroer;
   /** Host extents written ahead of use, after fsyncs (prewrite.ts); enabled by the opener. */
   readonly prewriter: Prewriter;
+  /** Commits that vouch for their data, and the guard that keeps vouched bytes until proven. */
+  readonly vouch: Voucher;
   /** Page-table nodes live in the metadata store, journaled like every other metadata block. */
   readonly nodeStore: NodeStore;
 
@@ -95,6 +99,7 @@ export class FsCore {
     this.leases = parts.leases;
     this.zeroer = new Zeroer(this);
     this.prewriter = new Prewriter(this);
+    this.vouch = new Voucher(this);
     this.nodeStore = {
       node: (block) => {
         const g = this.sb.geometry;
@@ -275,7 +280,10 @@ export class FsCore {
       this.timer = null;
     }
     if (this.store.dirtyCount === 0) {
-      if (this.dataDirty) this.pool.persistAll();
+      // A vouching commit not yet proven: an fsync (the library's too, see BlockLeases.vouch) confirms it.
+      if (this.vouch.pending) this.vouch.confirm();
+      else if (this.dataDirty) this.pool.persistAll();
+      this.vouch.forget();
       this.dataDirty = false;
       this.dataOrdered = false;
       return;
@@ -289,11 +297,15 @@ export class FsCore {
     this.sb.lastWriteMs = Date.now();
     // Stores reach the media in any order until a barrier: data in new
     // blocks, and their zeroing, must be durable before a commit block that
-    // points at them can be (as ext4's data=ordered). Overwrites need not:
-    // an fsync after them is one fdatasync of the pool.
-    if (this.dataOrdered) this.pool.persistAll();
-    this.journal.append(images);
+    // points at them can be (as ext4's data=ordered), or the commit vouches
+    // for them (vouch.ts). Overwrites need neither: an fsync after them is
+    // one fdatasync of the pool.
+    const vouches = this.dataOrdered ? this.vouch.prepare(transactionBlocks(images.length)) : [];
+    if (vouches === null) this.pool.persistAll();
+    this.journal.append(images, vouches ?? []);
     this.pool.persistAll();
+    this.vouch.committed(vouches);
+    this.vouch.forget();
     writeHome(this.pool, this.sb.geometry, images);
     for (const [block] of images) this.journaled.add(block);
     this.alloc.committed((b) => this.journaled.has(b));
@@ -331,6 +343,7 @@ export class FsCore {
     this.journal.pos = 0;
     this.journaled.clear();
     this.alloc.journalReset();
+    this.vouch.proven();
     this.watchLeases();
     this.zeroer.kick();
     this.stats.checkpoints++;
@@ -362,6 +375,7 @@ export class FsCore {
       this.commit();
       this.checkpoint();
       if (this.sb.state !== PoolState.Errors) this.sb.state = PoolState.Clean;
+      this.sb.incompatFeatures &= ~INCOMPAT_VOUCHING_JOURNAL; // the journal is empty: an older daxvm may open it
       this.writeSuperblock(true);
     }
     if (this.timer) clearTimeout(this.timer);
@@ -370,6 +384,7 @@ export class FsCore {
     this.leaseTimer = null;
     this.zeroer.stop();
     this.prewriter.stop();
+    this.vouch.stop();
     this.pool.close();
   }
 }

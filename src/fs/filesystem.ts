@@ -116,6 +116,7 @@ export class FileSystem implements FileSystemApi {
     const t = this.tableTotals();
     return {
       ...this.core.stats,
+      ...this.core.vouch.stats,
       tableFiles: t.files, tableNodes: t.nodes, hugePmdEntries: t.hugePmd, hugePudEntries: t.hugePud, pteEntries: t.pte,
       freeBlocks: this.core.alloc.freeSoon,
       blocksZeroedBackground: this.core.zeroer.blocksZeroed,

@@ -30,6 +30,7 @@ import { salvageDirBlock } from './dir.js';
 import { BlockCheck } from './fsck-blocks.js';
 import { FsckContext } from './fsck-context.js';
 import { checkSuperblock, openTolerant } from './fsck-superblock.js';
+import { INCOMPAT_VOUCHING_JOURNAL } from '../core/format/superblock.js';
 import { TableCheck } from './fsck-tables.js';
 import type { Inode } from './inode.js';
 import { applyReplay } from './open.js';
@@ -46,7 +47,7 @@ export interface FsckProblem {
 export interface FsckReport {
   exitCode: 0 | 1 | 4 | 8;
   problems: FsckProblem[];
-  summary: { inodes: number; dirs: number; files: number; blocksUsed: number; blocksFree: number; journalTransactionsReplayed: number };
+  summary: { inodes: number; dirs: number; files: number; blocksUsed: number; blocksFree: number; journalTransactionsReplayed: number; journalTransactionsDiscarded: number };
   error?: string;
 }
 
@@ -63,7 +64,7 @@ export function fsck(poolPath: string, opts: FsckOptions = {}): FsckReport {
   const report = (kind: string, message: string, fixed: boolean): void => {
     problems.push({ kind, message, fixed });
   };
-  const summary = { inodes: 0, dirs: 0, files: 0, blocksUsed: 0, blocksFree: 0, journalTransactionsReplayed: 0 };
+  const summary = { inodes: 0, dirs: 0, files: 0, blocksUsed: 0, blocksFree: 0, journalTransactionsReplayed: 0, journalTransactionsDiscarded: 0 };
   try {
     if (!checkSuperblock(poolPath, repair, report)) {
       // The rest cannot be checked until the primary superblock is restored.
@@ -73,12 +74,15 @@ export function fsck(poolPath: string, opts: FsckOptions = {}): FsckReport {
     const { core } = opened;
     try {
       summary.journalTransactionsReplayed = opened.replayed;
-      if (opened.replayed > 0 && repair) applyReplay(core, opened.replayImages, opened.replayNextSeq);
+      // As e2fsck: a last transaction whose data never reached the media (its barrier did not return) is not replayed, and is no error.
+      if (opened.replayDiscarded) summary.journalTransactionsDiscarded = 1;
+      if ((opened.replayed > 0 || opened.replayDiscarded) && repair) applyReplay(core, opened.replayImages, opened.replayNextSeq);
       new Walker(new FsckContext(core, repair, report), opts.onProgress).run(summary);
       if (repair && !core.readOnly) {
         core.commit();
         core.checkpoint();
         core.sb.state = PoolState.Clean;
+        core.sb.incompatFeatures &= ~INCOMPAT_VOUCHING_JOURNAL;
         core.writeSuperblock(true);
       }
       summary.blocksFree = core.alloc.freeSoon;

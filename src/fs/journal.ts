@@ -8,16 +8,32 @@
  * locations are written only after that barrier. Replay starts at the
  * journal's first block with the superblock's journalSeq and applies
  * transactions while their sequence numbers follow on and their CRCs match.
+ *
+ * A commit may vouch for file data (vouch.ts): byte ranges of the pool with
+ * their CRC32C, stored in the same epoch as the commit, with no barrier
+ * between them. Every commit ends with a barrier, so a transaction that a
+ * valid later one follows is proven (the later one was written after the
+ * earlier barrier returned); only the last valid transaction's vouches are
+ * checked, and when the pool does not hold those bytes it is not applied
+ * (its barrier never returned: the fsync that asked for it did not either).
  */
 import type { Pool } from '../media/pool.js';
-import { crc32ieee } from '../core/format/checksum.js';
+import { crc32c, crc32ieee } from '../core/format/checksum.js';
 import { BLOCK_SIZE, type Geometry } from '../core/format/pool.js';
 import { crcMatches, sealCrc } from './metastore.js';
 import { readU64, writeU64 } from '../core/format/u64.js';
 import {
-  JC_BLOCKS, JC_CHAIN_CRC, JC_MAGIC, JC_SEQ, JD_COUNT, JD_MAGIC, JD_SEQ, JOURNAL_COMMIT_MAGIC, JOURNAL_DESCRIPTOR_HEADER,
-  JOURNAL_DESCRIPTOR_MAGIC, JOURNAL_TARGETS_PER_DESCRIPTOR,
+  JC_BLOCKS, JC_CHAIN_CRC, JC_MAGIC, JC_SEQ, JC_VOUCHES, JD_COUNT, JD_MAGIC, JD_SEQ, JOURNAL_COMMIT, JOURNAL_COMMIT_MAGIC,
+  JOURNAL_DESCRIPTOR_HEADER, JOURNAL_DESCRIPTOR_MAGIC, JOURNAL_TARGETS_PER_DESCRIPTOR, JOURNAL_VOUCH, JOURNAL_VOUCHES_MAX,
+  JV_CRC, JV_LENGTH, JV_OFFSET,
 } from '../core/format/journal.js';
+
+/** A pool byte range a commit vouches for, with the CRC32C of its bytes. */
+export interface Vouch {
+  offset: number;
+  length: number;
+  crc: number;
+}
 
 const DESCRIPTOR_MAGIC = JOURNAL_DESCRIPTOR_MAGIC;
 const COMMIT_MAGIC = JOURNAL_COMMIT_MAGIC;
@@ -70,8 +86,9 @@ export class Journal {
     return this.pos + transactionBlocks(images) <= this.capacity;
   }
 
-  /** Write one transaction at `pos` (no barrier: the caller persists). */
-  append(images: Array<[number, Buffer]>): void {
+  /** Write one transaction at `pos` (no barrier: the caller persists), vouching for `vouches`. */
+  append(images: Array<[number, Buffer]>, vouches: readonly Vouch[] = []): void {
+    if (vouches.length > JOURNAL_VOUCHES_MAX) throw new RangeError(`${vouches.length} vouches: at most ${JOURNAL_VOUCHES_MAX}`);
     const seq = this.nextSeq;
     const crc = new TransactionCrc();
     // The transaction's blocks are adjacent in the journal: one pwritev for all of them.
@@ -96,6 +113,13 @@ export class Journal {
     writeU64(c, JC_SEQ, seq);
     c.writeUInt32LE(transactionBlocks(images.length) - 1, JC_BLOCKS);
     c.writeUInt32LE(crc.value(), JC_CHAIN_CRC);
+    c.writeUInt32LE(vouches.length, JC_VOUCHES);
+    vouches.forEach((v, i) => {
+      const at = JOURNAL_COMMIT.size + i * JOURNAL_VOUCH.size;
+      writeU64(c, at + JV_OFFSET, v.offset);
+      c.writeUInt32LE(v.length, at + JV_LENGTH);
+      c.writeUInt32LE(v.crc, at + JV_CRC);
+    });
     sealCrc(c);
     parts.push(c);
     this.pool.writev((this.geometry.journalStart + this.pos) * BLOCK_SIZE, parts);
@@ -110,26 +134,68 @@ export interface ReplayResult {
   transactions: number;
   /** Sequence number after the last replayed transaction. */
   nextSeq: number;
+  /**
+   * The last transaction, whole and committed, was not applied: the pool
+   * does not hold the data it vouches for (a crash inside its barrier).
+   */
+  discarded?: { seq: number; why: string };
+}
+
+/** The vouches of a commit block (null: the count is out of range). */
+function readVouches(c: Buffer): Vouch[] | null {
+  const n = c.readUInt32LE(JC_VOUCHES);
+  if (n > JOURNAL_VOUCHES_MAX) return null;
+  const out: Vouch[] = [];
+  for (let i = 0; i < n; i++) {
+    const at = JOURNAL_COMMIT.size + i * JOURNAL_VOUCH.size;
+    out.push({ offset: readU64(c, at + JV_OFFSET), length: c.readUInt32LE(at + JV_LENGTH), crc: c.readUInt32LE(at + JV_CRC) });
+  }
+  return out;
+}
+
+/** Why the pool does not hold what `vouches` vouch for (null: it does). Only file data in the data area is vouched for. */
+export function vouchMismatch(pool: Pool, geometry: Geometry, vouches: readonly Vouch[]): string | null {
+  for (const v of vouches) {
+    const end = v.offset + v.length;
+    if (v.offset < geometry.dataStart * BLOCK_SIZE || end > geometry.totalBlocks * BLOCK_SIZE || v.length === 0) {
+      return `a vouch for ${v.offset}+${v.length} outside the data area`;
+    }
+    if (crc32c(pool.read(v.offset, v.length)) !== v.crc) return `the pool does not hold the ${v.length} bytes it vouches for at ${v.offset}`;
+  }
+  return null;
 }
 
 /** Read the committed transactions from the journal (writes nothing). */
 export function readJournal(pool: Pool, geometry: Geometry, firstSeq: number): ReplayResult {
   const images = new Map<number, Buffer>();
+  /** The sequence the next transaction read must carry (one past the held one). */
   let seq = firstSeq;
   let pos = 0;
   let transactions = 0;
   const readAt = (p: number): Buffer => pool.read((geometry.journalStart + p) * BLOCK_SIZE, BLOCK_SIZE);
+  // A transaction is applied once the next one proves it, or its vouches check out at the end.
+  let held: { pending: Array<[number, Buffer]>; vouches: Vouch[] } | null = null;
+  const apply = (pending: Array<[number, Buffer]>): void => {
+    for (const [target, image] of pending) {
+      // A target outside the metadata and data areas is never journaled: ignore it.
+      if (target >= geometry.inodeBitmapStart && target < geometry.totalBlocks) images.set(target, image);
+    }
+    transactions++;
+  };
+  let discarded: ReplayResult['discarded'];
   for (;;) {
     const pending: Array<[number, Buffer]> = [];
     let p = pos;
     const crc = new TransactionCrc();
     let committed = false;
+    let vouches: Vouch[] | null = [];
     while (p < geometry.journalBlocks) {
       const block = readAt(p);
       const magic = block.readUInt32LE(JD_MAGIC);
       if (!crcMatches(block) || readU64(block, JD_SEQ) !== seq) break;
       if (magic === COMMIT_MAGIC) {
-        committed = block.readUInt32LE(JC_BLOCKS) === p - pos && block.readUInt32LE(JC_CHAIN_CRC) === crc.value();
+        vouches = readVouches(block);
+        committed = vouches !== null && block.readUInt32LE(JC_BLOCKS) === p - pos && block.readUInt32LE(JC_CHAIN_CRC) === crc.value();
         p++;
         break;
       }
@@ -145,14 +211,17 @@ export function readJournal(pool: Pool, geometry: Geometry, firstSeq: number): R
         pending.push([target, image]);
       }
     }
-    if (!committed) break;
-    for (const [target, image] of pending) {
-      // A target outside the metadata and data areas is never journaled: ignore it.
-      if (target >= geometry.inodeBitmapStart && target < geometry.totalBlocks) images.set(target, image);
-    }
-    transactions++;
+    if (!committed || vouches === null) break;
+    if (held) apply(held.pending);
+    held = { pending, vouches };
     seq++;
     pos = p;
   }
-  return { images, transactions, nextSeq: seq };
+  if (held) {
+    const why = vouchMismatch(pool, geometry, held.vouches);
+    if (why === null) apply(held.pending);
+    else discarded = { seq: seq - 1, why };
+  }
+  // Past a discarded transaction: new ones start at block 0 with a sequence it does not carry.
+  return { images, transactions, nextSeq: firstSeq + transactions + (discarded ? 1 : 0), ...(discarded ? { discarded } : {}) };
 }

@@ -20,7 +20,7 @@ import { FileSystem } from './filesystem.js';
 import { InodeTable } from './inodes.js';
 import { Journal, readJournal } from './journal.js';
 import { BACKUP_SUPERBLOCK_BLOCK, BLOCK_SIZE, INODE_SIZE, INODES_PER_BLOCK, PoolState, type Geometry } from '../core/format/pool.js';
-import { decodeSuperblock, type Superblock } from '../core/format/superblock.js';
+import { decodeSuperblock, INCOMPAT_VOUCHING_JOURNAL, type Superblock } from '../core/format/superblock.js';
 import { MetaStore } from './metastore.js';
 
 const log = createDebug('daxvm:fs');
@@ -127,7 +127,17 @@ function goodBackup(fd: number, size: number): boolean {
 }
 
 /** Open the pool's structures (no mount-state changes): used by mount, fsck and info. */
-export function openCore(poolPath: string, opts: OpenOptions = {}): { core: FsCore; replayed: number; replayNextSeq: number; replayImages: Map<number, Buffer> } {
+export interface OpenedCore {
+  core: FsCore;
+  /** Transactions to replay (their images: replayImages; the journal goes on at replayNextSeq). */
+  replayed: number;
+  replayNextSeq: number;
+  replayImages: Map<number, Buffer>;
+  /** The last transaction was not applied: the pool does not hold the data it vouches for. */
+  replayDiscarded?: { seq: number; why: string };
+}
+
+export function openCore(poolPath: string, opts: OpenOptions = {}): OpenedCore {
   const sb = readSuperblock(poolPath);
   const readOnly = opts.readOnly ?? false;
   let pool: Pool;
@@ -165,7 +175,11 @@ export function openCore(poolPath: string, opts: OpenOptions = {}): { core: FsCo
     });
     const root = opts.anyRoot ? null : asPoolError(poolPath, () => core!.inode(sb.rootIno));
     if (root && root.type !== S_IFDIR) throw new PoolError('ECORRUPT', `${poolPath}: the root inode is not a directory`, { hint: `run: daxvm fsck --repair ${poolPath}`, path: poolPath });
-    return { core, replayed: replay.transactions, replayNextSeq: replay.nextSeq, replayImages: replay.images };
+    if (replay.discarded) log('journal transaction %d not applied: %s', replay.discarded.seq, replay.discarded.why);
+    return {
+      core, replayed: replay.transactions, replayNextSeq: replay.nextSeq, replayImages: replay.images,
+      ...(replay.discarded ? { replayDiscarded: replay.discarded } : {}),
+    };
   } catch (err) {
     pool.close();
     throw err;
@@ -204,16 +218,18 @@ export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSy
   if (sb.state === PoolState.Errors) {
     throw new PoolError('ENEEDSFSCK', `${poolPath} has recorded errors (corruption was found while it was in use)`, { hint: `run: daxvm fsck --repair ${poolPath}`, path: poolPath });
   }
-  const { core, replayed, replayNextSeq, replayImages } = openCore(poolPath, opts);
+  const { core, replayed, replayNextSeq, replayImages, replayDiscarded } = openCore(poolPath, opts);
   try {
     if (core.readOnly) return new FileSystem(core);
     const crashed = core.sb.state !== PoolState.Clean;
-    if (replayed > 0) {
+    if (replayed > 0 || replayDiscarded) {
       log('replaying %d journal transaction(s) of %s', replayed, poolPath);
       applyReplay(core, replayImages, replayNextSeq);
     }
     if (crashed) reclaimOrphans(core);
     core.sb.state = PoolState.Mounted;
+    // From now on the journal may hold commits that vouch for their data (vouch.ts): an older daxvm must not replay it.
+    core.sb.incompatFeatures |= INCOMPAT_VOUCHING_JOURNAL;
     core.sb.mountCount = (core.sb.mountCount + 1) >>> 0; // a u32 on media: it wraps
     core.sb.lastMountMs = Date.now();
     core.commit();

@@ -71,6 +71,7 @@ export function zeroMapped(core: FsCore, inode: Inode, from: number, to: number)
     const b = Math.min(to, (seg.logical + seg.count) * BLOCK_SIZE);
     core.pool.fill(seg.physical * BLOCK_SIZE + (a - seg.logical * BLOCK_SIZE), b - a, 0);
   }
+  core.vouch.note(inode, from, to);
   core.dataDirty = true;
   core.dataOrdered = true;
 }
@@ -129,6 +130,7 @@ export function alignForHuge(core: FsCore, inode: Inode): boolean {
   inode.blocks += HUGE_BLOCKS;
   // The old blocks' contents now live in the new region: free them after the commit.
   core.dropBlocks(inode, old);
+  core.vouch.noteUntracked(); // 2 MiB moved: more than a commit vouches for
   core.dataDirty = true;
   core.dataOrdered = true;
   return true;
@@ -233,6 +235,11 @@ export function write(core: FsCore, ino: number, position: number, src: Buffer):
   const now = Date.now();
   // Bytes past the old end (in a block already mapped or not) become reachable with the new size: ordered too.
   const grows = position + length > inode.size;
+  // For a commit that vouches (vouch.ts): the bytes stored (in place too: when the commit is durable, so
+  // are they), [old size, new size) (a later append stores past it), new blocks whole (their zeros too).
+  core.vouch.note(inode, position, position + length);
+  if (grows) core.vouch.note(inode, inode.size, position + length);
+  for (const f of fresh) core.vouch.note(inode, f.logical * BLOCK_SIZE, (f.logical + f.count) * BLOCK_SIZE);
   inode.size = Math.max(inode.size, position + length);
   inode.mtimeMs = inode.ctimeMs = now;
   if (moved) core.syncTables(inode, 0, Math.max(HUGE_BLOCKS, limit));

@@ -97,7 +97,10 @@ function allocate(core: FsCore, inode: Inode, start: number, end: number, keepSi
     core.stats.blocksZeroedSync += f.count;
   }
   if (fresh.length || moved || zeroRange) core.dataDirty = true;
-  if (fresh.length || moved) core.dataOrdered = true;
+  if (fresh.length || moved) {
+    core.dataOrdered = true;
+    core.vouch.noteUntracked(); // fallocate's blocks: an ordered commit (a big range's barrier is amortised)
+  }
 
   const now = Date.now();
   if (grows) inode.size = end;

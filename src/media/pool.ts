@@ -72,6 +72,7 @@ export class Pool {
   private readonly lock: PoolLock;
   private readonly windows: (Buffer | undefined)[];
   private recorder: MediaRecorder | null = defaultRecorder;
+  private storeGuard: ((offset: number, length: number) => void) | null = null;
 
   private constructor(poolPath: string, fd: number, size: number, handle: MapHandle | null,
     readOnly: boolean, lock: PoolLock, sparse: boolean) {
@@ -190,6 +191,7 @@ export class Pool {
   write(offset: number, src: Buffer | Uint8Array): void {
     this.checkWritable();
     this.checkRange(offset, src.length);
+    this.storeGuard?.(offset, src.length);
     this.copyIn(offset, src, src.length);
     this.recorder?.onWrite(offset, Buffer.from(src));
   }
@@ -204,6 +206,7 @@ export class Pool {
     for (const p of parts) length += p.length;
     this.checkWritable();
     this.checkRange(offset, length);
+    this.storeGuard?.(offset, length);
     this.storeParts(offset, parts, length);
     if (this.recorder) {
       let at = offset;
@@ -235,6 +238,7 @@ export class Pool {
     if (!Number.isInteger(value) || value < 0 || value > 255) {
       throw new RangeError(`fill: value ${value} is not a byte`);
     }
+    this.storeGuard?.(offset, length);
     this.storeFill(offset, length, value);
     this.recorder?.onWrite(offset, Buffer.alloc(length, value));
   }
@@ -251,6 +255,7 @@ export class Pool {
     if (offset % POOL_SIZE_ALIGN !== 0 || length % POOL_SIZE_ALIGN !== 0) {
       throw new RangeError(`zeroRange: ${offset}+${length} is not 4 KiB-aligned`);
     }
+    this.storeGuard?.(offset, length);
     this.host.zero(offset, length, () => this.storeZeros(offset, length));
     this.recorder?.onWrite(offset, Buffer.alloc(length));
   }
@@ -320,6 +325,7 @@ export class Pool {
     this.checkWritable();
     this.checkRange(dstOffset, length);
     this.checkRange(srcOffset, length);
+    if (length > 0 && dstOffset !== srcOffset) this.storeGuard?.(dstOffset, length);
     if (length === 0 || dstOffset === srcOffset) {
       this.recorder?.onWrite(dstOffset, this.read(dstOffset, length));
       return;
@@ -352,6 +358,15 @@ export class Pool {
     this.checkWritable();
     fs.fdatasyncSync(this.fd);
     this.recorder?.onPersist(0, this.size);
+  }
+
+  /**
+   * Called with the range of every store before it is made (write, writev,
+   * fill, zeroRange, copyWithin); null: none. The file system confirms a
+   * commit that vouches for bytes there before they change (vouch.ts).
+   */
+  setStoreGuard(guard: ((offset: number, length: number) => void) | null): void {
+    this.storeGuard = guard;
   }
 
   /** Observes every later store and barrier (test hook); null to stop. */

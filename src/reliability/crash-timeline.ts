@@ -6,6 +6,16 @@
  */
 import { PAGE, type WorkImage } from './image.js';
 import { pagesWritten, type Recording } from './crash-record.js';
+import { JC_BLOCKS, JC_MAGIC, JOURNAL_COMMIT_MAGIC } from '../core/format/journal.js';
+
+/**
+ * A commit block alone, closing no block (an empty transaction): the
+ * confirm of a vouching commit (src/fs/vouch.ts), which commits nothing of
+ * the running transaction, so the barrier after it is no commit point.
+ */
+function emptyCommit(bytes: Buffer): boolean {
+  return bytes.length === PAGE && bytes.readUInt32LE(JC_MAGIC) === JOURNAL_COMMIT_MAGIC && bytes.readUInt32LE(JC_BLOCKS) === 0;
+}
 
 interface Piece {
   page: number;
@@ -61,7 +71,7 @@ export class Timeline {
 
   private addWrite(offset: number, bytes: Buffer): void {
     const [js, je] = this.rec.journal;
-    if (offset < je && offset + bytes.length > js) this.journalSinceFull = true;
+    if (offset < je && offset + bytes.length > js && !emptyCommit(bytes)) this.journalSinceFull = true;
     let done = 0;
     while (done < bytes.length) {
       const at = offset + done;

@@ -124,3 +124,33 @@ export const prezero: Workload = {
     d.append('/r', 3000);
   },
 };
+
+export const vouch: Workload = {
+  name: 'vouch',
+  about: 'appends + fsync, each one barrier (the commit vouches for the appended bytes); then stores over vouched bytes before a later commit (an overwrite, a small append into the zeros of a new block, zeros past a shrunk end), which must confirm the commit first',
+  poolMiB: 56,
+  run(d) {
+    d.create('/log');
+    d.append('/log', 4 * KiB);
+    d.fsync('/log'); // vouches for [0, 4 KiB)
+    d.append('/log', 4 * KiB);
+    d.fsync('/log'); // proves the one before
+    d.write('/log', 5 * KiB, 1000); // over vouched bytes, no fsync: confirms first
+    d.append('/log', 100);
+    d.fsync('/log'); // a new block vouched whole (its zeros past the end)
+    d.append('/log', 100); // into those zeros: confirms first
+    d.fsync('/log');
+    d.append('/log', 300); // past the vouched range: no confirm
+    d.fsync('/log');
+    d.write('/log', 8 * KiB + 150, 100); // over the last vouched bytes
+    d.append('/log', 3000);
+    d.create('/t');
+    d.write('/t', 0, 10000);
+    d.fsync('/t');
+    d.truncate('/t', 5000); // shrink: the next growth commits first
+    d.truncate('/t', 9000); // zeros past the old end, vouched
+    d.fsync('/t');
+    d.append('/t', 2000); // over the zeros vouched for
+    d.append('/log', 5000);
+  },
+};

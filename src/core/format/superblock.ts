@@ -4,7 +4,7 @@
  * write atomically.
  */
 import { crc32c } from './checksum.js';
-import { bytes, f64, layout, u32, u64 } from './describe.js';
+import { bytes, constants, f64, layout, u32, u64 } from './describe.js';
 import {
   BLOCK_SIZE, computeGeometry, FORMAT_VERSION, INODE_SIZE, MAGIC, MIN_POOL_BYTES, PoolState, type Geometry,
 } from './pool.js';
@@ -58,6 +58,23 @@ export const {
   last_commit: SB_LAST_COMMIT, page_tables_on: SB_PAGE_TABLES_ON, msync: SB_MSYNC,
   zeroout_blocks: SB_ZEROOUT_BLOCKS, zombie_max_pages: SB_ZOMBIE_MAX_PAGES, crc: SUPERBLOCK_CRC_OFFSET,
 } = SUPERBLOCK.off;
+
+/**
+ * Feature flags. VOUCHING_JOURNAL (incompatible): the journal may hold a
+ * commit that vouches for its data (journal_vouch records) instead of
+ * following a barrier that made the data durable; replay must check the
+ * last transaction's vouches, which a daxvm that does not know them would
+ * skip, trusting bytes that may never have reached the media. Set while the
+ * pool is mounted writable, cleared at a clean unmount (the journal is then
+ * empty), so a cleanly unmounted pool stays readable by an older daxvm and
+ * a crashed one is refused by it as a newer format (as ext4's needs_recovery).
+ */
+export const SB_FEATURES = constants('sb_feature', 'superblock feature flags', {
+  INCOMPAT_VOUCHING_JOURNAL: 0x1,
+});
+export const { INCOMPAT_VOUCHING_JOURNAL } = SB_FEATURES.values;
+/** The incompatible flags this version knows. */
+const KNOWN_INCOMPAT = INCOMPAT_VOUCHING_JOURNAL;
 
 /** Byte offset of the superblock's version field (tests patch it to fake a newer format). */
 export const SUPERBLOCK_VERSION_OFFSET = SB_VERSION;
@@ -208,7 +225,7 @@ export function decodeSuperblock(b: Buffer): DecodedSuperblock {
   }
   const incompat = b.readUInt32LE(SB_INCOMPAT);
   const roCompat = b.readUInt32LE(SB_RO_COMPAT);
-  if (incompat !== 0 || roCompat !== 0) {
+  if ((incompat & ~KNOWN_INCOMPAT) !== 0 || roCompat !== 0) {
     // Features this version does not know change how the pool must be read (or written): as a newer format.
     return { ok: false, problem: 'newer-format', detail: `feature flags this daxvm does not know (incompatible 0x${incompat.toString(16)}, read-only compatible 0x${roCompat.toString(16)})` };
   }
