@@ -34,6 +34,29 @@ t.test('stores through a mapping: cat sees them at once', async (t) => {
   await m.stop();
 });
 
+t.test('a writable mapping right after an append + fsync: the commit vouched for those bytes; the library maps from the pool, and its store lasts', async (t) => {
+  const m = await tablesMount(t);
+  const stats = (): Record<string, number> => JSON.parse(fs.readFileSync(`${m.mnt}/.daxvm/stats`, 'utf8')) as Record<string, number>;
+  const path = `${m.mnt}/log`;
+  const fd = fs.openSync(path, 'a');
+  fs.writeSync(fd, Buffer.alloc(2 * PAGE, 0x61));
+  fs.fsyncSync(fd);
+  const s0 = stats();
+  t.ok(s0.vouchingCommits! >= 1, `the append + fsync vouched (${s0.vouchingCommits} vouching commits, ${s0.orderedCommits} ordered)`);
+  // The lease meets the vouched blocks (until a later commit proves them): the library fsyncs, then leases again.
+  const map = mmap(path, { prot: 'rw', flags: MAP_DAXVM });
+  t.match(map.mode, /^(attached|stitched)$/, `mapped from the pool (${map.mode}${map.fallbackReason ? `: ${map.fallbackReason}` : ''})`);
+  const s1 = stats();
+  t.ok(s1.confirmBarriers! + s1.commits! > s0.confirmBarriers! + s0.commits!, 'the vouching commit was proven before the lease');
+  t.comment(`confirms ${s1.confirmBarriers! - s0.confirmBarriers!}, commits ${s1.commits! - s0.commits!} between the fsync and the mapping`);
+  map.buffer.write('stored', PAGE + 7);
+  map.msync();
+  map.unmap();
+  fs.closeSync(fd);
+  t.equal(catBytes(path).subarray(PAGE + 7, PAGE + 13).toString(), 'stored');
+  await m.stop();
+});
+
 t.test('writes through the mount: a live mapping sees them at once', async (t) => {
   const m = await tablesMount(t);
   const a = alignedFile(m.mnt, 'a', 4 * MiB);
