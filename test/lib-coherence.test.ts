@@ -57,6 +57,35 @@ t.test('a writable mapping right after an append + fsync: the commit vouched for
   await m.stop();
 });
 
+t.test('a live writable mapping over a file\'s last block: an append into that block + fsync is ordered, not vouched', async (t) => {
+  const m = await tablesMount(t);
+  const stats = (): Record<string, number> => JSON.parse(fs.readFileSync(`${m.mnt}/.daxvm/stats`, 'utf8')) as Record<string, number>;
+  const path = `${m.mnt}/tail`;
+  fs.writeFileSync(path, Buffer.alloc(PAGE + 100, 0x62));
+  const map = mmap(path, { prot: 'rw', flags: MAP_DAXVM });
+  t.match(map.mode, /^(attached|stitched)$/, `mapped from the pool (${map.mode}${map.fallbackReason ? `: ${map.fallbackReason}` : ''})`);
+  const fd = fs.openSync(path, 'a');
+  const s0 = stats();
+  // The new bytes land in the block the mapping reaches: it could store there after the commit read their CRC.
+  fs.writeSync(fd, 'more');
+  fs.fsyncSync(fd);
+  const s1 = stats();
+  t.equal(s1.orderedCommits! - s0.orderedCommits!, 1, 'the commit ordered its data with a barrier of its own');
+  t.equal(s1.vouchingCommits! - s0.vouchingCommits!, 0, 'and vouched for nothing');
+  map.buffer.write('mapped', 10);
+  map.msync();
+  map.unmap();
+  fs.writeSync(fd, 'again');
+  fs.fsyncSync(fd);
+  t.equal(stats().vouchingCommits! - s1.vouchingCommits!, 1, 'with the mapping gone, the next append vouches');
+  fs.closeSync(fd);
+  const bytes = catBytes(path);
+  t.equal(bytes.length, PAGE + 109);
+  t.equal(bytes.subarray(PAGE + 100).toString(), 'moreagain', 'the appends');
+  t.equal(bytes.subarray(10, 16).toString(), 'mapped', 'the store');
+  await m.stop();
+});
+
 t.test('writes through the mount: a live mapping sees them at once', async (t) => {
   const m = await tablesMount(t);
   const a = alignedFile(m.mnt, 'a', 4 * MiB);
