@@ -79,6 +79,18 @@ t.test('stores: in the mount at once; msync writes back exactly the pages writte
   t.match(n.stderr, /msync .*nosync mode.*0 page\(s\) written back/);
   frag.fill(8, 9000, 9010);
   t.ok(readFileSync(f('frag')).equals(frag), 'the stores are in the pool all the same');
+  // Right after an append + fsync, the commit vouches for the new bytes: the preload's writable lease meets them, it
+  // fsyncs the file (the daemon confirms that commit with a barrier), then maps from the pool all the same.
+  const fd = openSync(f('vouched'), 'a');
+  writeSync(fd, Buffer.alloc(8192, 1));
+  fsyncSync(fd);
+  closeSync(fd);
+  const c0 = stats(m.mnt).confirmBarriers!;
+  const v = pre(['write', f('vouched'), '100', '9', '10']);
+  t.equal(v.status, 0, v.stderr);
+  t.match(v.stderr, /rw -> attached/, 'a writable mapping right after an append + fsync: from the pool');
+  t.equal(stats(m.mnt).confirmBarriers! - c0, 1, 'the vouching commit was confirmed once');
+  t.ok(readFileSync(f('vouched')).equals(Buffer.alloc(8192, 1).fill(9, 100, 110)), 'the store');
 });
 
 t.test('a store into a read-only DaxVM mapping dies of SIGSEGV and changes nothing', async (t) => {
