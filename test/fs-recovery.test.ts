@@ -9,6 +9,7 @@ import t from 'tap';
 import { fsck, openFileSystem, PoolError, ROOT_INO, SUPERBLOCK_VERSION_OFFSET } from '../src/fs/index.js';
 import { crc32c as crc32cOf } from '../src/core/format/checksum.js';
 import { BLOCK_SIZE, computeGeometry } from '../src/core/format/pool.js';
+import { formatFsckReport } from '../src/cli/cmd-fsck.js';
 import { crashCopy, openPool, pattern, readAll, ROOT, tempPool } from './helpers/pool.js';
 
 const sha = (p: string): string => crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
@@ -81,6 +82,7 @@ t.test('an append + fsync is one barrier: its commit vouches for the bytes; repl
   const check = fsck(torn);
   t.equal(check.exitCode, 0, 'fsck: a last transaction that did not reach the media is no error (as e2fsck)');
   t.equal(check.summary.journalTransactionsDiscarded, 1, 'fsck says it was not replayed');
+  t.match(formatFsckReport(torn, check, false), /last transaction is not replayed.*\n.*\n.*: clean\n$/, 'daxvm fsck prints it as a note, then "clean"');
   let rec = openFileSystem(torn, { commitIntervalMs: 0 });
   t.equal(rec.getattr(rec.resolve('/log')).size, 0, 'the torn append is not applied: the file as its last proven commit left it');
   rec.close();
