@@ -296,6 +296,13 @@ t.test('xattrs: setfattr/getfattr user.* round trip', async (t) => {
   t.not(r.status, 0, 'an unknown namespace is refused');
   r = run('setfattr', ['-n', 'security.foo', '-v', '1', f]);
   t.match(r.stderr, /Operation not supported/, 'security.* is refused (getxattr could never show it)');
+  // cp -a sets its source's access ACL on each file: root's minimal one (owner rwx, group r-x, others none) is a mode.
+  const acl = (entries: string) => `0x02000000${entries}`;
+  const minimal = acl('01000700ffffffff' + '04000500ffffffff' + '20000000ffffffff');
+  r = sh(`setfattr -n system.posix_acl_access -v ${minimal} ${f} && stat -c %a ${f}`);
+  t.equal(r.stdout.trim(), '750', "root's minimal ACL applied as the mode, seen at once");
+  r = run('setfattr', ['-n', 'system.posix_acl_access', '-v', acl('01000700ffffffff' + '02000400fe000000' + '04000500ffffffff' + '10000500ffffffff' + '20000000ffffffff'), f]);
+  t.match(r.stderr, /Operation not supported/, 'an ACL with a named user is refused');
   // on a directory too
   r = sh(`setfattr -n user.d -v dv ${M} && getfattr --only-values -n user.d ${M}`);
   t.equal(r.stdout, 'dv', 'xattr on the root dir');

@@ -326,8 +326,8 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
  * The mount stores user.* and trusted.* attributes only (STORED_XATTR in src/fuse/ops-attrs.ts, which says the
  * same to callers of the ops without this layer): any other name is refused when set (EOPNOTSUPP) and cannot exist
  * when asked for (ENODATA), answered here without a call into JS. No security.* attribute, so never a file
- * capability for a write or chown to remove (HANDLE_KILLPRIV_V2, session.c); no system.posix_acl_* (cp -a sets
- * one per file, then falls back to chmod).
+ * capability for a write or chown to remove (HANDLE_KILLPRIV_V2, session.c); no POSIX ACL (but root's minimal
+ * access ACL is a mode, set by JS).
  */
 static bool stored_xattr(const char *name) {
   return strncmp(name, "user.", 5) == 0 || strncmp(name, "trusted.", 8) == 0;
@@ -335,7 +335,8 @@ static bool stored_xattr(const char *name) {
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
   session *s = sess(req); ENV;
-  if (!stored_xattr(name)) { fuse_reply_err(req, EOPNOTSUPP); return; }
+  /* system.posix_acl_access goes to JS: root's minimal ACL is applied as a mode (ops-attrs.ts). */
+  if (!stored_xattr(name) && strcmp(name, "system.posix_acl_access") != 0) { fuse_reply_err(req, EOPNOTSUPP); return; }
   double at = size ? recv_offset(s, value) : 0;
   if (at < 0) { fuse_reply_err(req, EIO); return; }
   napi_value a[5] = {jnum(env, ino), jstr(env, name), jnum(env, at), jnum(env, (double)size), jnum(env, flags)};

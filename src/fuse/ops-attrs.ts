@@ -30,6 +30,22 @@ const KEEP_TIME = -1;
  */
 const STORED_XATTR = /^(user|trusted)\./;
 
+/** The access ACL's name; its value: version 2, then 8-byte entries (tag u16, perm u16, id u32), little endian. */
+const ACL_ACCESS = 'system.posix_acl_access';
+const ACL_TAGS = [0x01, 0x04, 0x20]; // ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_OTHER (linux/posix_acl.h), in the kernel's order
+
+/** The permission bits a minimal access ACL (owner, group and others, nothing else) stands for, or -1. */
+function minimalAclMode(v: Buffer): number {
+  if (v.length !== 4 + 8 * ACL_TAGS.length || v.readUInt32LE(0) !== 2) return -1;
+  let mode = 0;
+  for (let i = 0; i < ACL_TAGS.length; i++) {
+    const perm = v.readUInt16LE(4 + 8 * i + 2);
+    if (v.readUInt16LE(4 + 8 * i) !== ACL_TAGS[i] || perm > 7) return -1;
+    mode |= perm << (6 - 3 * i);
+  }
+  return mode;
+}
+
 export function attrOps(state: MountState, control: Control): AttrOps {
   /** The root shows the control directory as one more subdirectory (find's leaf optimization counts them). */
   const attrOf = (ino: number): Attr => {
@@ -95,10 +111,25 @@ export function attrOps(state: MountState, control: Control): AttrOps {
       return run('setxattr', name, () => {
         if (Control.owns(ino)) Control.refuse(ino);
         if (name === PPT_XATTR) throw new FsError('EPERM', `${PPT_XATTR} is computed, read-only`);
+        const value = state.io.recv.subarray(at, at + size);
+        if (name === ACL_ACCESS) {
+          // cp -a sets its source's access ACL on every file it makes, and after a refusal chmods instead (one
+          // request more). A minimal ACL is only a mode: root's is applied as one, as ext4 does (which stores
+          // none: getxattr answers ENODATA after it there too; root keeps setgid, CAP_FSETID). Anyone else's, and
+          // richer ACLs, are refused: the caller's chmod fallback then goes through the kernel's own checks.
+          const bits = state.callerUid() === 0 ? minimalAclMode(value) : -1;
+          if (bits < 0) throw new FsError('EOPNOTSUPP', 'POSIX ACLs are not stored (root may set a minimal one: a mode)');
+          const mode = state.live.getattr(ino).mode & 0o7777;
+          const next = (mode & 0o7000) | bits;
+          if (next === mode) return;
+          state.live.chmod(ino, next);
+          state.io.invalInode(ino); // the kernel keeps the old mode otherwise (no reply attributes, no ACL support)
+          return;
+        }
         // security.* too: getxattr answers ENODATA for it, and we never hold a file capability.
         if (!STORED_XATTR.test(name)) throw new FsError('EOPNOTSUPP', `only user.* and trusted.* attributes are stored: ${name}`);
         // The value lies in the receive buffer; the file system copies what it keeps.
-        state.live.setxattr(ino, name, state.io.recv.subarray(at, at + size), flags);
+        state.live.setxattr(ino, name, value, flags);
       });
     },
 
