@@ -59,6 +59,9 @@ t.test('mkfs: pool of the size asked, allocated on the host (--sparse: not); ref
   // write something, then mkfs --force gives an empty file system
   const m = await mountPool(t, pool);
   fs.writeFileSync(join(m.mnt, 'old'), 'old');
+  // Mounted writable, the journal may hold commits an older daxvm could not check: info names the flag.
+  r = cli(['info', m.mnt]);
+  t.match(r.stdout, /incompatible features\s+VOUCHING_JOURNAL/, `info of a mounted pool names its incompatible feature\n${r.summary}`);
   await m.stop();
   r = cli(['mkfs', pool, '--size', '128M', '--force']);
   t.equal(r.status, 0, r.summary);
@@ -83,6 +86,7 @@ t.test('fsck and info on a fresh pool', async (t) => {
   let info: unknown;
   t.doesNotThrow(() => (info = JSON.parse(r.stdout)), 'info --json prints JSON');
   t.ok(info && typeof info === 'object', 'an object');
+  t.same((info as { incompatFeatures?: unknown }).incompatFeatures, [], 'a clean pool: no incompatible feature set');
   r = cli(['fsck', join(tempDir(t), 'missing.pool')]);
   t.equal(r.status, 8, `fsck of a missing file: 8 (operational error)\n${r.summary}`);
 });

@@ -48,6 +48,7 @@ export function formatInfo(i: PoolInfo, mountpoint?: string, mode?: { mode: stri
     ['mounted on', mountpoint ?? '(not mounted)'],
     ...(mode ? [['file mode', `${mode.mode}, uid ${mode.uid} gid ${mode.gid}${mode.loose ? ': OTHER USERS CAN ACCESS IT' : ''}`] as [string, string]] : []),
     ['format', `version ${i.formatVersion}, ${i.clean ? 'clean' : 'not clean (in use, or not unmounted cleanly)'}`],
+    ['incompatible features', i.incompatFeatures.length ? i.incompatFeatures.join(', ') : 'none'],
     ['size', `${formatBytes(i.size)}: ${i.blocks} blocks of ${formatBytes(i.blockSize)}`],
     ['used', `${formatBytes(used * i.blockSize)} (${used} blocks, ${percent(used, i.blocks)})`],
     ['free', `${formatBytes(i.freeBlocks * i.blockSize)} (${i.freeBlocks} blocks)`],

@@ -3,6 +3,7 @@ import { openCore } from './open.js';
 import { S_IFMT, S_IFREG } from './api.js';
 import type { FsCore } from './core.js';
 import { BLOCK_SIZE, FORMAT_VERSION, PoolState } from '../core/format/pool.js';
+import { incompatFeatureNames } from '../core/format/superblock.js';
 
 /** How the regular files that hold data are laid out: extents are runs of contiguous blocks. */
 export interface FileExtents {
@@ -29,6 +30,11 @@ export interface PoolInfo {
   clean: boolean;
   state: 'clean' | 'mounted or not cleanly unmounted' | 'has errors';
   mountCount: number;
+  /**
+   * The superblock's incompatible feature flags by name: VOUCHING_JOURNAL while the pool is mounted
+   * writable or was not unmounted cleanly (an older daxvm refuses it then).
+   */
+  incompatFeatures: string[];
   uuid: string;
   knobs: Record<string, number>;
   fragmentation: { freeExtents: number; largestFreeExtentBlocks: number; freeHugeRegions: number };
@@ -71,6 +77,7 @@ export function poolInfo(poolPath: string): PoolInfo {
       clean: sb.state === PoolState.Clean,
       state: sb.state === PoolState.Clean ? 'clean' : sb.state === PoolState.Errors ? 'has errors' : 'mounted or not cleanly unmounted',
       mountCount: sb.mountCount,
+      incompatFeatures: incompatFeatureNames(sb.incompatFeatures),
       uuid: sb.uuid.toString('hex'),
       knobs: { ...sb.knobs },
       fragmentation: core.alloc.fragmentation(),

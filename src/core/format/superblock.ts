@@ -76,6 +76,17 @@ export const { INCOMPAT_VOUCHING_JOURNAL } = SB_FEATURES.values;
 /** The incompatible flags this version knows. */
 const KNOWN_INCOMPAT = INCOMPAT_VOUCHING_JOURNAL;
 
+/** The incompatible feature flags set in `flags` by name (VOUCHING_JOURNAL), an unknown bit as 0x...: for `daxvm info`. */
+export function incompatFeatureNames(flags: number): string[] {
+  const out: string[] = [];
+  for (let bit = 1; bit !== 0 && bit <= flags; bit = (bit << 1) >>> 0) {
+    if (!(flags & bit)) continue;
+    const name = Object.entries(SB_FEATURES.values).find(([k, v]) => v === bit && k.startsWith('INCOMPAT_'))?.[0];
+    out.push(name ? name.slice('INCOMPAT_'.length) : `0x${bit.toString(16)}`);
+  }
+  return out;
+}
+
 /** Byte offset of the superblock's version field (tests patch it to fake a newer format). */
 export const SUPERBLOCK_VERSION_OFFSET = SB_VERSION;
 
