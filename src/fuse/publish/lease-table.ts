@@ -12,6 +12,7 @@ import type { BlockLeases, BlockRun } from '../../fs/api.js';
 import type { MapHandle } from '../../core/native.js';
 import { allocateHost, hostShortfall } from '../../fs/index.js';
 import { native } from './native.js';
+import { ForeignLeases } from './lease-foreign.js';
 import {
   LEASE_COUNT_BITS, LEASE_SLOT, LEASE_SLOT_SIZE, LEASE_VOUCH_RUNS_MAX, LEASE_WRITABLE, LEASES_HEADER, LEASES_HEADER_SIZE,
   LEASES_MAGIC, LEASES_VERSION,
@@ -138,7 +139,7 @@ export class LeaseTable implements BlockLeases {
     return Atomics.load(this.high, 0) > 0;
   }
 
-  private constructor(path: string, fd: number, size: number) {
+  private constructor(path: string, fd: number, size: number, private foreign?: ForeignLeases) {
     this.path = path;
     this.fd = fd;
     this.handle = native.map(fd, size, true);
@@ -167,7 +168,8 @@ export class LeaseTable implements BlockLeases {
         left -= c;
       }
     }
-    if (words.length > LEASE_VOUCH_RUNS_MAX) {
+    // A replaced table's leases count as writable (lease-foreign.ts): publishing changes nothing for its clients.
+    if (words.length > LEASE_VOUCH_RUNS_MAX || (this.foreign && overlaps(runs, this.foreignLive()))) {
       this.vouchesRefused++;
       return false;
     }
@@ -218,7 +220,11 @@ export class LeaseTable implements BlockLeases {
       }
       return new LeaseTable(path, existing, have);
     }
-    if (existing !== 'absent') log('replacing the lease table %s: %s', path, existing);
+    let foreign: ForeignLeases | undefined;
+    if (existing !== 'absent') {
+      log('replacing the lease table %s: %s', path, existing);
+      foreign = ForeignLeases.retire(path, pool, pidns); // its clients stop leasing there; its live leases still count
+    }
     const tmp = `${path}.${process.pid}.tmp`;
     const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
     const fd = fs.openSync(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
@@ -241,9 +247,10 @@ export class LeaseTable implements BlockLeases {
     } catch (err) {
       fs.closeSync(fd);
       fs.rmSync(tmp, { force: true });
+      foreign?.close();
       throw new Error(`cannot make the lease table ${path}: ${(err as Error).message}`);
     }
-    return new LeaseTable(path, fd, size);
+    return new LeaseTable(path, fd, size, foreign);
   }
 
   /**
@@ -278,7 +285,20 @@ export class LeaseTable implements BlockLeases {
       if (range === 0n) continue;
       out.push(rangeBlocks(range));
     }
+    if (this.foreign) out.push(...this.foreignLive());
     return merge(out);
+  }
+
+  /** The live leases of the table this one replaced; once none is left, it is let go. */
+  private foreignLive(): BlockRun[] {
+    const f = this.foreign;
+    if (!f) return [];
+    const runs = f.live(holderAlive);
+    if (runs.length === 0) {
+      f.close();
+      this.foreign = undefined;
+    }
+    return runs;
   }
 
   /** Slots claimed and leases held now (for stats). */
@@ -311,7 +331,12 @@ export class LeaseTable implements BlockLeases {
     } catch { /* already gone */ }
     native.unmap(this.handle);
     fs.closeSync(this.fd);
+    this.foreign?.close();
   }
+}
+
+function overlaps(a: BlockRun[], b: BlockRun[]): boolean {
+  return a.some((r) => b.some((l) => r.start < l.start + l.count && l.start < r.start + r.count));
 }
 
 /**
