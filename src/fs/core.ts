@@ -320,8 +320,8 @@ export class FsCore {
     log('commit %d blocks, journal at %d/%d', images.length, this.journal.pos, this.journal.capacity);
   }
 
-  /** While blocks are held for leases, look again every second (a mapping's end is not a request). */
-  private watchLeases(): void {
+  /** While blocks are held for leases, look again every second (a mapping's end is not a request); at mount too. */
+  watchLeases(): void {
     if (this.leaseTimer || this.alloc.leaseHeld === 0) return;
     this.leaseTimer = setTimeout(() => {
       this.leaseTimer = null;

@@ -237,6 +237,7 @@ export function openFileSystem(poolPath: string, opts: OpenOptions = {}): FileSy
     // Replay wrote home and moved the superblock past what it applied: no commit of a daemon before us is
     // still vouched for, and clients may store into the blocks it published (docs/format.md, "The lease table").
     core.leases?.unvouch();
+    core.watchLeases(); // blocks held for adopted leases come back once those go, with no commit needed first
     core.zeroer.configure(core.sb.knobs.zerooutBlocks);
     core.prewriter.enabled = opts.prewrite ?? false;
     return new FileSystem(core);
