@@ -180,7 +180,9 @@ export class LeaseTable implements BlockLeases {
     words.forEach((w, i) => Atomics.store(this.vouchRuns, i, w));
     Atomics.store(this.vouchCount, 0, words.length);
     Atomics.store(this.vouchGen, 0, (odd + 1) >>> 0);
-    // Then the scan: every load below comes after those stores (all sequentially consistent).
+    // Then the scan. The table is a mapping, not a SharedArrayBuffer: a full fence, as live() does, so that the
+    // stores above are visible to clients before any load below (lease.c pairs it with its compare-and-swap).
+    native.fence();
     const high = Math.min(Atomics.load(this.high, 0), this.slots);
     for (let s = 0; s < high; s++) {
       const range = Atomics.load(this.words, s * SLOT_WORDS + RANGE_WORD);
