@@ -2,6 +2,7 @@
 export * from './api.js';
 export { utf8Name, showName } from './bytestr.js';
 export { FileSystem } from './filesystem.js';
+export { mergeRuns } from './lease-hold.js';
 export { PoolError, type PoolErrorCode } from '../core/errors.js';
 // For the daemon's shared files (fuse/publish): fuse reaches the media layer only through fs.
 export { allocateHost, hostShortfall, HOST_CHUNK } from '../media/host.js';

@@ -91,3 +91,15 @@ function split(run: BlockRun, live: BlockRun[], part: (r: BlockRun, covered: boo
   }
   if (at < end) part({ start: at, count: end - at }, false);
 }
+
+/** Runs sorted by start, the ones that touch or overlap merged (a new array; the input is left as it was). */
+export function mergeRuns(runs: readonly BlockRun[]): BlockRun[] {
+  const sorted = [...runs].sort((a, b) => a.start - b.start);
+  const out: BlockRun[] = [];
+  for (const r of sorted) {
+    const prev = out[out.length - 1];
+    if (prev && r.start <= prev.start + prev.count) prev.count = Math.max(prev.count, r.start + r.count - prev.start);
+    else out.push({ ...r });
+  }
+  return out;
+}

@@ -39,6 +39,7 @@ import { JOURNAL_VOUCH_BYTES_MAX, JOURNAL_VOUCHES_MAX } from '../core/format/jou
 import { BLOCK_SIZE } from '../core/format/pool.js';
 import { INCOMPAT_VOUCHING_JOURNAL, type Superblock } from '../core/format/superblock.js';
 import type { BlockLeases, BlockRun } from './api.js';
+import { mergeRuns } from './lease-hold.js';
 import type { Inode } from './inode.js';
 import type { Journal, Vouch } from './journal.js';
 
@@ -234,15 +235,4 @@ function blockRuns(ranges: Array<[number, number]>): BlockRun[] {
     const start = Math.floor(offset / BLOCK_SIZE);
     return { start, count: Math.ceil((offset + length) / BLOCK_SIZE) - start };
   }));
-}
-
-function mergeRuns(runs: BlockRun[]): BlockRun[] {
-  const sorted = [...runs].sort((a, b) => a.start - b.start);
-  const out: BlockRun[] = [];
-  for (const r of sorted) {
-    const prev = out[out.length - 1];
-    if (prev && r.start <= prev.start + prev.count) prev.count = Math.max(prev.count, r.start + r.count - prev.start);
-    else out.push({ ...r });
-  }
-  return out;
 }

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import createDebug from 'debug';
 import type { BlockLeases, BlockRun } from '../../fs/api.js';
 import type { MapHandle } from '../../core/native.js';
-import { allocateHost, hostShortfall } from '../../fs/index.js';
+import { allocateHost, hostShortfall, mergeRuns } from '../../fs/index.js';
 import { native } from './native.js';
 import { ForeignLeases } from './lease-foreign.js';
 import {
@@ -288,7 +288,7 @@ export class LeaseTable implements BlockLeases {
       out.push(rangeBlocks(range));
     }
     if (this.foreign) out.push(...this.foreignLive());
-    return merge(out);
+    return mergeRuns(out);
   }
 
   /** The live leases of the table this one replaced; once none is left, it is let go. */
@@ -386,15 +386,4 @@ function openExisting(path: string, pool: PoolIdentity, pidns: bigint): number |
   }
   fs.closeSync(fd);
   return problem;
-}
-
-function merge(runs: BlockRun[]): BlockRun[] {
-  runs.sort((a, b) => a.start - b.start);
-  const out: BlockRun[] = [];
-  for (const r of runs) {
-    const last = out[out.length - 1];
-    if (last && r.start <= last.start + last.count) last.count = Math.max(last.count, r.start + r.count - last.start);
-    else out.push({ ...r });
-  }
-  return out;
 }
