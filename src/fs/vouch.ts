@@ -48,6 +48,9 @@ const log = createDebug('daxvm:fs');
 /** After a vouching commit, confirm it this long after, off the request path, if nothing else has. */
 const CONFIRM_MS = 1000;
 
+/** Distinct ranges noted in one transaction past which it cannot vouch anyway (their merge is over JOURNAL_VOUCHES_MAX). */
+const NOTES_MAX = 4 * JOURNAL_VOUCHES_MAX;
+
 /** What the voucher works with (the file system's core is one). */
 export interface VouchTarget {
   readonly pool: Pool;
@@ -76,6 +79,8 @@ export class Voucher {
   private readonly reach = new Map<Inode, Array<[number, number]>>();
   /** The running transaction stored ordered data that is not in `reach`. */
   private untracked = false;
+  /** Ranges in `reach` beyond each inode's first. */
+  private noted = 0;
   /** The newest durable commit's vouches while no later commit proves it. */
   private unconfirmed: Vouch[] | null = null;
   /** Blocks published to the lease table (BlockLeases.vouch) and not yet withdrawn. */
@@ -88,15 +93,28 @@ export class Voucher {
 
   /** The running transaction makes file bytes [from, to) of `inode` reachable (new blocks, a grown size, zeros past the old end). */
   note(inode: Inode, from: number, to: number): void {
-    if (to <= from) return;
+    if (to <= from || this.untracked) return;
     const list = this.reach.get(inode);
-    if (list) list.push([from, to]);
-    else this.reach.set(inode, [[from, to]]);
+    if (!list) {
+      this.reach.set(inode, [[from, to]]);
+      return;
+    }
+    // Called at every WRITE: a write that meets the last range noted (a stream of appends, a rewrite) extends it.
+    const last = list[list.length - 1]!;
+    if (from <= last[1] && last[0] <= to) {
+      last[0] = Math.min(last[0], from);
+      last[1] = Math.max(last[1], to);
+      return;
+    }
+    list.push([from, to]);
+    // Far more than a commit vouches for (JOURNAL_VOUCHES_MAX ranges): stop keeping them, the commit is ordered.
+    if (++this.noted > NOTES_MAX) this.noteUntracked();
   }
 
   /** Ordered data this module does not follow (a move, fallocate's blocks): the next commit is ordered. */
   noteUntracked(): void {
     this.untracked = true;
+    this.reach.clear();
   }
 
   /** A vouching commit is not yet proven. */
@@ -184,6 +202,7 @@ export class Voucher {
   forget(): void {
     this.reach.clear();
     this.untracked = false;
+    this.noted = 0;
   }
 
   stop(): void {

@@ -123,8 +123,6 @@ export class LeaseTable implements BlockLeases {
   /** The slots' flags words (LEASE_WRITABLE), by slot * SLOT_U32S + FLAGS_U32. */
   private readonly slotU32: Uint32Array;
   readonly slots: number;
-  /** Vouches refused because a writable lease reached the blocks (or there were too many runs), for stats. */
-  vouchesRefused = 0;
   /** Called before each scan: orders it after the publication of what was freed (set by the publisher). */
   beforeScan: (() => void) | undefined;
   reaped = 0;
@@ -169,10 +167,7 @@ export class LeaseTable implements BlockLeases {
       }
     }
     // A replaced table's leases count as writable (lease-foreign.ts): publishing changes nothing for its clients.
-    if (words.length > LEASE_VOUCH_RUNS_MAX || (this.foreign && overlaps(runs, this.foreignLive()))) {
-      this.vouchesRefused++;
-      return false;
-    }
+    if (words.length > LEASE_VOUCH_RUNS_MAX || (this.foreign && overlaps(runs, this.foreignLive()))) return false;
     // Odd while the runs change: a client reading them then reads again.
     const odd = Atomics.load(this.vouchGen, 0) | 1;
     Atomics.store(this.vouchGen, 0, odd);
@@ -187,11 +182,7 @@ export class LeaseTable implements BlockLeases {
     for (let s = 0; s < high; s++) {
       const range = Atomics.load(this.words, s * SLOT_WORDS + RANGE_WORD);
       if (range === 0n || !(Atomics.load(this.slotU32, s * SLOT_U32S + FLAGS_U32) & LEASE_WRITABLE)) continue;
-      const leased = rangeBlocks(range);
-      if (runs.some((r) => r.start < leased.start + leased.count && leased.start < r.start + r.count)) {
-        this.vouchesRefused++;
-        return false;
-      }
+      if (overlaps(runs, [rangeBlocks(range)])) return false;
     }
     return true;
   }
