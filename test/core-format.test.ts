@@ -4,7 +4,7 @@
 // have, no more and no fewer.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { formatPpt, parsePpt, PPT_CONSTANTS } from '../src/core/format/ppt.js';
 import { computeGeometry } from '../src/core/format/pool.js';
 import { decodeSuperblock, DEFAULT_KNOBS, encodeSuperblock, SUPERBLOCK } from '../src/core/format/superblock.js';
 // @ts-expect-error: a plain .mjs script, no declarations
-import { HEADER_PATH, loadFormatModules, renderHeader } from '../scripts/gen-format-header.mjs';
+import { HEADER_PATH, loadFormatModules, renderHeaders } from '../scripts/gen-format-header.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const formatDir = join(root, 'src', 'core', 'format');
@@ -70,15 +70,18 @@ function docProblems(tables: DocTable[], known: Map<string, Layout>): string[] {
 
 t.test('the committed C header is the one the format modules generate', async (t) => {
   t.ok(modules.length >= 5, `format modules found (${modules.map((m) => m.file).join(', ')})`);
-  const want = renderHeader(modules) as string;
-  const have = readFileSync(HEADER_PATH, 'utf8');
-  t.ok(have === want, 'native-shim/include/daxvm_format.h is current (else: npm run build && node scripts/gen-format-header.mjs)');
-  for (const l of layouts.values()) t.match(want, `#define DAXVM_${l.name.toUpperCase()}_BYTES ${l.size}\n`, `${l.name} is in the header`);
-  // A layout added to a module reaches the header with no change to the generator.
+  const headers = renderHeaders(modules) as Map<string, string>;
+  const stale = [...headers].filter(([rel, text]) => !existsSync(join(dirname(HEADER_PATH), rel)) || readFileSync(join(dirname(HEADER_PATH), rel), 'utf8') !== text);
+  t.same(stale.map(([rel]) => rel), [], 'native-shim/include/daxvm_format.h and format/*.h are current (else: npm run build && node scripts/gen-format-header.mjs)');
+  t.same(readdirSync(join(dirname(HEADER_PATH), 'format')).sort(), [...headers.keys()].filter((k) => k.startsWith('format/')).map((k) => k.slice(7)).sort(), 'no header of a module that is gone');
+  const want = [...headers.values()].join('\n');
+  for (const l of layouts.values()) t.match(want, `#define DAXVM_${l.name.toUpperCase()}_BYTES ${l.size}\n`, `${l.name} is in the headers`);
+  // A layout added to a module reaches the headers with no change to the generator: its own, included by the umbrella.
   const extra = layout('probe_record', 8, 'probe', { a: u32(0, 'a'), b: u32(4, 'b') });
-  const more = renderHeader([...modules, { file: 'zz-probe.ts', exports: { extra } }]) as string;
-  t.match(more, '#define DAXVM_PROBE_RECORD_B_OFF 4', 'an exported layout of a new module is emitted');
-  t.throws(() => renderHeader([...modules, { file: 'zz-dup.ts', exports: { again: { ...SUPERBLOCK } } }]), /defined twice/, 'a name clash is refused');
+  const more = renderHeaders([...modules, { file: 'zz-probe.ts', exports: { extra } }]) as Map<string, string>;
+  t.match(more.get('format/zz-probe.h') ?? '', '#define DAXVM_PROBE_RECORD_B_OFF 4', 'an exported layout of a new module is emitted');
+  t.match(more.get('daxvm_format.h') ?? '', '#include "format/zz-probe.h"', 'and included by daxvm_format.h');
+  t.throws(() => renderHeaders([...modules, { file: 'zz-dup.ts', exports: { again: { ...SUPERBLOCK } } }]), /defined twice/, 'a name clash is refused');
 });
 
 t.test('the header compiles: its _Static_asserts hold', async (t) => {
